@@ -1,0 +1,1 @@
+"""Model Workbench window (PySide6). Imports workbench; never the other way round."""

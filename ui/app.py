@@ -1,0 +1,29 @@
+"""The ``workbench`` console script.
+
+No arguments, or a project file: open the window. A subcommand (summary, train, ...): hand
+over to ``workbench.cli`` before anything imports Qt, so headless commands never load it.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def _is_headless(argv: list[str]) -> bool:
+    from workbench.cli import COMMANDS
+
+    return bool(argv) and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _is_headless(argv):
+        from workbench.cli import main as cli_main
+
+        return cli_main(argv)
+    from .window_main import run_window
+
+    return run_window(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
