@@ -184,11 +184,10 @@ def _leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
     if layer.type in catalog.BACKBONES:
         return _backbone_leaf(layer, args, shape)
     rule = shapes.RULES.get(layer.type)
+    out = rule(args, shape) if rule is not None else None  # friendlier words than torch's checks
     with torch.device("meta"):
         module = kind.factory(args)
-        if rule is not None:
-            out = rule(args, shape)
-        else:
+        if out is None:
             out = _meta_forward(module, shape, dtype)
     params = sum(p.numel() for p in module.parameters())
     buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())

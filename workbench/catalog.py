@@ -73,7 +73,7 @@ class Recurrent(nn.Module):
 def _recurrent(cls_name: str) -> Callable[[dict], nn.Module]:
     def make(args: dict) -> nn.Module:
         args = dict(args)
-        output = args.pop("output")
+        output = args.pop("output", "last")
         return Recurrent(getattr(nn, cls_name)(batch_first=True, **args), output)
     return make
 
