@@ -16,6 +16,7 @@ from torch import nn
 from . import catalog, shapes
 from .backbones import Backbone, build_backbone, stage_names
 from .errors import LayerError
+from .params import REQUIRED
 from .spec import LayerSpec, ModelSpec
 
 Shape = tuple[int, ...]
@@ -251,7 +252,8 @@ def _rank_fix(kind: catalog.LayerKind, shape: Shape) -> str:
 
 def _resolve_args(kind: catalog.LayerKind, layer: LayerSpec, shape: Shape) -> dict:
     """Fill inferred input sizes; a given one that disagrees with the input is an error."""
-    args = dict(layer.args)
+    args = {p.name: p.default for p in kind.params if p.default is not REQUIRED and p.infer is None}
+    args.update(layer.args)  # catalog defaults are torch's, except where torch's warns (Softmax dim)
     for p in kind.params:
         if p.infer is None:
             continue
