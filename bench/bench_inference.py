@@ -1,0 +1,91 @@
+"""Shape inference vs building the real module: a 200-layer stack and a resnet18 block.
+
+Prints cold (first call in the process), warm (cache hit), edit (one row changed) inference
+times next to the time to build the real nn.Module and run one real forward. Last line:
+RESULT name=value ...
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from workbench import build
+from workbench.spec import LayerSpec, ModelSpec
+
+torch.set_num_threads(2)
+
+
+def timed(fn, repeat=1):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def linear_stack(n_pairs=100, width=64):
+    layers = []
+    for i in range(n_pairs):
+        layers += [LayerSpec(f"fc{i}", "Linear", {"out_features": width}), LayerSpec(f"act{i}", "ReLU")]
+    return ModelSpec((width,), layers)
+
+
+def conv_stack(n=200):
+    layers = []
+    for i in range(n // 2):
+        layers += [LayerSpec(f"c{i}", "Conv2d", {"out_channels": 16, "kernel_size": 3, "padding": 1}),
+                   LayerSpec(f"a{i}", "ReLU")]
+    return ModelSpec((16, 16, 16), layers)
+
+
+def measure(name, spec, edit_row):
+    build._CACHE.clear()
+    cold = timed(lambda: build.infer(spec))
+    warm = timed(lambda: build.infer(spec), repeat=20)
+
+    real_build = timed(lambda: build.build_model(spec), repeat=3)
+    model = build.build_model(spec).eval()
+    x = build.example_input(spec, batch=2)
+    with torch.no_grad():
+        forward = timed(lambda: model(x), repeat=5)
+    sizes = iter(range(100, 10_000))
+
+    def edit():  # a size never seen before: the edited row and the next one miss the cache
+        layer = spec.layers[edit_row]
+        layer.args["out_features" if layer.type == "Linear" else "out_channels"] = next(sizes)
+        build.infer(spec)
+    edited = timed(edit, repeat=20)
+    print(f"{name:22s} cold {cold:8.1f} ms  warm {warm:7.2f} ms  edit {edited:7.2f} ms  "
+          f"| real build {real_build:8.1f} ms  real forward {forward:7.1f} ms  "
+          f"| edit/build {edited / real_build:.3f}")
+    return cold, warm, edited, real_build
+
+
+def main():
+    build.warm_up()
+    lin = measure("200 Linear+ReLU", linear_stack(), edit_row=100)
+    conv = measure("200 Conv2d+ReLU", conv_stack(), edit_row=100)
+    r18 = ModelSpec((3, 224, 224), [LayerSpec("backbone", "resnet18", {}),
+                                    LayerSpec("head", "Linear", {"out_features": 10})])
+    t = time.perf_counter()
+    import torchvision.models  # noqa: F401  (first backbone in a process pays this once)
+    tv_import = (time.perf_counter() - t) * 1e3
+    build._CACHE.clear()
+    cold = timed(lambda: build.infer(r18))
+    warm = timed(lambda: build.infer(r18), repeat=20)
+    real = timed(lambda: build.build_model(r18), repeat=3)
+    heads = iter(range(11, 10_000))
+    r18_head = timed(lambda: (r18.layers[1].args.__setitem__("out_features", next(heads)), build.infer(r18)),
+                     repeat=20)
+    print(f"{'resnet18 (3,224,224)':22s} cold {cold:8.1f} ms  warm {warm:7.2f} ms  edit head {r18_head:5.2f} ms "
+          f"| real build {real:8.1f} ms | cold/build {cold / real:.2f} (torchvision import once: {tv_import:.0f} ms)")
+    print(f"RESULT linear200_cold_ms={lin[0]:.1f} linear200_edit_ms={lin[2]:.2f} linear200_edit_vs_build={lin[2] / lin[3]:.3f} "
+          f"conv200_cold_ms={conv[0]:.1f} conv200_edit_ms={conv[2]:.2f} conv200_edit_vs_build={conv[2] / conv[3]:.3f} "
+          f"resnet18_cold_ms={cold:.1f} resnet18_warm_ms={warm:.2f} resnet18_cold_vs_build={cold / real:.2f}")
+
+
+if __name__ == "__main__":
+    main()
