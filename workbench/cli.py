@@ -115,6 +115,9 @@ def cmd_summary(args) -> int:
             shape = fmt(r.out_shape) if r.out_shape else ("ERROR" if r.error else "?")
             table.append((r.position, ("  " * r.position.count(".")) + r.id, r.type, shape,
                           _num(r.params), _num(r.trainable)))
+            for stage in r.stages:  # backbone stages, freezable one by one
+                table.append(("", f"  {r.id}.{stage.name}", "stage" + (" (frozen)" if stage.frozen else ""),
+                              "", _num(stage.params), _num(0 if stage.frozen else stage.params)))
         widths = [max(len(row[i]) for row in table) for i in range(6)]
         for j, row in enumerate(table):
             print("  ".join(c.rjust(w) if i in (0, 4, 5) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
