@@ -184,3 +184,13 @@ def test_edit_reinfers_only_from_the_edited_row(monkeypatch):
     assert info.ok
     # fc45 changed; act45 and fc46 see a new input; below fc46 the shape is back to (32,): cache hits
     assert computed == ["fc45", "act45", "fc46"]
+
+
+def test_settings_that_do_nothing_get_advice_not_a_torch_warning(recwarn):
+    spec = _spec((7, 5), L("rnn", "LSTM", {"hidden_size": 4, "dropout": 0.5}))
+    info = build.infer(spec)
+    assert info.ok and "does nothing with num_layers=1" in info.layers[0].advice[0]
+    build.build_model(spec)
+    assert not [w for w in recwarn if "dropout" in str(w.message)]
+    deeper = _spec((7, 5), L("rnn", "LSTM", {"hidden_size": 4, "dropout": 0.5, "num_layers": 2}))
+    assert build.infer(deeper).layers[0].advice == []

@@ -7,6 +7,7 @@ cache hit. Nothing here allocates real weights until ``build_model``.
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,7 @@ class LayerInfo:
     trainable: int | None = None
     args: dict = field(default_factory=dict)
     error: LayerError | None = None
+    advice: list[str] = field(default_factory=list)  # works, but probably not what was meant
     children: list["LayerInfo"] = field(default_factory=list)
     stages: list[StageInfo] = field(default_factory=list)
 
@@ -98,6 +100,7 @@ class _Leaf:
     params: int
     buffers: int
     stages: tuple[StageInfo, ...] = ()
+    advice: tuple[str, ...] = ()
     problem: str = ""
     fix: str = ""
 
@@ -159,6 +162,7 @@ def _infer_leaf(layer, shape, dtype, pos, path, frozen, acc):
         return info, None, dtype
     stages = [replace(s, frozen=s.frozen or frozen) for s in leaf.stages]
     info.stages = stages
+    info.advice = list(leaf.advice)
     info.trainable = 0 if frozen else leaf.params - sum(s.params for s in stages if s.frozen)
     acc["buffers"] += leaf.buffers
     return info, leaf.out_shape, leaf.out_dtype
@@ -186,14 +190,16 @@ def _leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
         return _backbone_leaf(layer, args, shape)
     rule = shapes.RULES.get(layer.type)
     out = rule(args, shape) if rule is not None else None  # friendlier words than torch's checks
-    with torch.device("meta"):
+    notes = tuple(shapes.advice(layer.type, args))
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's construction warnings are in `notes`
         module = kind.factory(args)
         if out is None:
             out = _meta_forward(module, shape, dtype)
     params = sum(p.numel() for p in module.parameters())
     buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())
     out_dtype = "float32" if layer.type == "Embedding" else dtype
-    return _Leaf(args, tuple(out), out_dtype, params, buffers)
+    return _Leaf(args, tuple(out), out_dtype, params, buffers, advice=notes)
 
 
 def _backbone_leaf(layer: LayerSpec, args: dict, shape: Shape) -> _Leaf:
@@ -341,7 +347,9 @@ def _make(layer: LayerSpec, info: LayerInfo) -> nn.Module:
         return Residual(body, proj)
     if layer.type in catalog.BACKBONES:
         return build_backbone(layer.type, info.args.get("weights", "none"), info.args.get("pool", True))
-    return catalog.kind(layer.type).factory(info.args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # already shown as the row's advice
+        return catalog.kind(layer.type).factory(info.args)
 
 
 def frozen_paths(spec: ModelSpec) -> list[str]:

@@ -125,6 +125,9 @@ def cmd_summary(args) -> int:
                 print("  ".join("-" * w for w in widths))
         print(f"total {info.total_params:,} params, {info.trainable_params:,} trainable, "
               f"{info.frozen_params:,} frozen, {info.size_mb:.2f} MB; output {fmt(info.output_shape)}")
+    for r in info.rows():
+        for note in r.advice:
+            print(f"note: layer '{r.id}': {note}", file=sys.stderr)
     if info.error:
         print(f"error: {info.error}", file=sys.stderr)
         return 2

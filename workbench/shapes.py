@@ -184,6 +184,17 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, min(n, 64) + 1) if n % d == 0][:8]
 
 
+def advice(kind: str, args: dict) -> list[str]:
+    """Settings that work but are probably not what the user meant."""
+    notes = []
+    if kind in ("LSTM", "GRU") and args.get("dropout", 0) > 0 and args.get("num_layers", 1) == 1:
+        notes.append("dropout only acts between stacked layers, so it does nothing with num_layers=1; "
+                     "raise num_layers or add a Dropout layer after it")
+    if kind in ("Dropout", "Dropout2d") and args.get("p", 0.5) >= 1.0:
+        notes.append("p=1 zeroes every value while training; use a p below 1")
+    return notes
+
+
 RULES = {
     "Linear": linear, "Identity": same,
     "Conv1d": conv(1), "Conv2d": conv(2), "ConvTranspose2d": conv_transpose2d,
