@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -36,6 +37,7 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
         raise WorkbenchError(describe_os_error(exc, path)) from None
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600; the file should look like any other
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -47,6 +49,23 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
+
+def _mode_for(path: Path) -> int:
+    """An overwritten file keeps its permissions; a new one gets the umask's default."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return _NEW_FILE_MODE
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:
