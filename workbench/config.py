@@ -15,11 +15,14 @@ DATA_SOURCES = ("digits", "iris", "wine", "breast_cancer", "fake", "image_folder
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 LOSSES = ("auto", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
+TASKS = ("auto", "classification", "regression")
 
 DATA_FIELDS = (
     Param("source", "choice", "digits", "where the examples come from", choices=DATA_SOURCES),
     Param("path", "str", None, "folder or file for image_folder, csv, mnist, fashion_mnist", nullable=True),
     Param("target", "str", None, "CSV column to predict (default: the last one)", nullable=True),
+    Param("task", "choice", "auto", "classification or regression; 'auto' decides from the target values",
+          choices=TASKS),
     Param("val_fraction", "float", 0.2, "share of examples held out for validation", min=0.0, max=0.9),
     Param("batch_size", "int", 64, "examples per step (per process under torchrun)", min=1, max=1 << 16),
     Param("num_workers", "int", 0, "DataLoader worker processes", min=0, max=64),
@@ -56,7 +59,8 @@ TRAINING_FIELDS = (
     Param("seed", "int", 0, "seed for weights, shuffling and dropout", min=0),
     Param("grad_clip", "float", None, "clip the gradient norm to this value", nullable=True, min=0.0),
     Param("amp", "bool", False, "mixed precision (CUDA only)"),
-    Param("log_every", "int", 10, "steps between logged losses", min=1),
+    Param("log_every", "int", 10, "steps between loss read-outs (each step is still logged)", min=1),
+    Param("tensorboard", "bool", True, "also write TensorBoard event files when tensorboard is installed"),
 )
 
 
