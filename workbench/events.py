@@ -1,0 +1,140 @@
+"""What the training engine reports: small dataclasses holding plain values only.
+
+No tensors and no Qt objects, so an event can cross threads, go into ``metrics.jsonl`` as
+one JSON line (``to_dict``) and feed the window's plots. Epochs and steps count from 1:
+``StepEvent(step=5)`` is the fifth optimiser step, ``EpochEvent(epoch=1)`` ends the first pass.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass
+class StartedEvent(Event):
+    kind: ClassVar[str] = "started"
+    run_dir: str
+    device: str
+    epochs: int
+    steps_per_epoch: int
+    start_epoch: int  # 1 unless resumed
+    start_step: int  # optimiser steps already done (resumed runs)
+    batch_size: int
+    params: int
+    trainable: int
+    task: dict
+    notes: list[str] = field(default_factory=list)
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class StepEvent(Event):
+    kind: ClassVar[str] = "step"
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    samples_per_s: float
+
+
+@dataclass
+class Mistake:
+    index: int  # position in the validation set
+    true: int
+    predicted: int
+    confidence: float  # probability the model gave its (wrong) prediction
+
+
+@dataclass
+class EpochEvent(Event):
+    kind: ClassVar[str] = "epoch"
+    epoch: int
+    step: int
+    train_loss: float
+    val_loss: float | None
+    val_acc: float | None
+    per_class_acc: list[float | None] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)  # rows: true class, columns: predicted
+    mistakes: list[Mistake] = field(default_factory=list)  # most confident wrong predictions
+    lr: float = 0.0
+    seconds: float = 0.0
+    best: bool = False
+
+
+@dataclass
+class MemoryEvent(Event):
+    kind: ClassVar[str] = "memory"
+    step: int
+    reading: dict  # workbench.memory.MemoryReading.to_dict()
+
+
+@dataclass
+class FreezeEvent(Event):
+    kind: ClassVar[str] = "freeze"
+    step: int
+    path: str
+    frozen: bool
+    trainable: int  # trainable parameters after the change
+
+
+@dataclass
+class LrEvent(Event):
+    kind: ClassVar[str] = "lr"
+    step: int
+    lr: float
+
+
+@dataclass
+class PausedEvent(Event):
+    kind: ClassVar[str] = "paused"
+    step: int
+
+
+@dataclass
+class ResumedEvent(Event):
+    kind: ClassVar[str] = "resumed"
+    step: int
+
+
+@dataclass
+class FinishedEvent(Event):
+    kind: ClassVar[str] = "finished"
+    step: int
+    epochs: int
+    best_val_acc: float | None
+    best_val_loss: float | None
+    best_epoch: int | None
+    seconds: float
+    run_dir: str
+    checkpoint: str | None
+
+
+@dataclass
+class StoppedEvent(Event):
+    kind: ClassVar[str] = "stopped"
+    step: int
+    epoch: int
+    seconds: float
+    run_dir: str
+    checkpoint: str | None  # resume from here
+
+
+@dataclass
+class FailedEvent(Event):
+    kind: ClassVar[str] = "failed"
+    message: str  # for a person: what happened and what to do
+    phase: str  # "setup" (bad input, nothing trained) or "training"
+    step: int = 0
+    detail: str = ""  # traceback of an unexpected error, for a bug report
+
+
+END_EVENTS = (FinishedEvent, StoppedEvent, FailedEvent)

@@ -1,0 +1,150 @@
+"""Memory probes with one reading type: CUDA devices, Apple MPS, and process / system RAM.
+
+``read()`` never creates a CUDA context: CUDA counters are read only when CUDA is already
+initialised in this process (the engine uses it) or when the caller passes the devices it
+trains on. Without CUDA, NVML (nvidia-ml-py) reports device totals and usage when installed,
+which needs no context either. Process and system RAM come from psutil everywhere.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import psutil
+import torch
+
+_PROCESS = psutil.Process()
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """One accelerator, in bytes. ``None`` where the backend cannot tell."""
+
+    device: str  # "cuda:0", "mps"
+    allocated: int | None  # held by tensors
+    reserved: int | None  # held by the caching allocator (>= allocated)
+    peak: int | None  # max allocated since the last reset
+    total: int | None  # the device's memory
+    used: int | None = None  # in use by every process on the device (NVML / cudaMemGetInfo)
+    source: str = "torch"
+
+    @property
+    def fraction(self) -> float | None:
+        """Reserved (else used) share of the device, 0..1."""
+        held = self.reserved if self.reserved is not None else self.used
+        if held is None or not self.total:
+            return None
+        return held / self.total
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    time: float
+    process_rss: int  # resident memory of this process, bytes
+    process_peak: int | None  # peak resident memory of this process, bytes
+    system_total: int
+    system_available: int
+    devices: tuple[DeviceMemory, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["devices"] = [asdict(d) for d in self.devices]
+        return out
+
+    def device(self, name: str) -> DeviceMemory | None:
+        return next((d for d in self.devices if d.device == name), None)
+
+
+def read(devices: list[torch.device | str] | None = None) -> MemoryReading:
+    """One reading now. ``devices`` adds those accelerators even if CUDA is not yet initialised
+    (only pass a device the caller is about to use: reading it creates its context)."""
+    vm = psutil.virtual_memory()
+    found: list[DeviceMemory] = []
+    wanted = [torch.device(d) for d in (devices or [])]
+    found.extend(_cuda(wanted))
+    if any(d.type == "mps" for d in wanted):
+        mps = _mps()
+        if mps is not None:
+            found.append(mps)
+    rss = _PROCESS.memory_info().rss
+    peak = process_peak_rss()
+    return MemoryReading(time.time(), rss, None if peak is None else max(peak, rss), vm.total, vm.available,
+                         tuple(found))
+
+
+def process_peak_rss() -> int | None:
+    """Peak resident set size of this process in bytes."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        info = _PROCESS.memory_info()
+        return getattr(info, "peak_wset", None)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
+
+
+def _cuda(wanted: list[torch.device]) -> list[DeviceMemory]:
+    asked = sorted({d.index or 0 for d in wanted if d.type == "cuda"})
+    if not (torch.cuda.is_initialized() or asked):
+        return _nvml()
+    indices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else asked
+    out = []
+    for i in indices:
+        free, total = torch.cuda.mem_get_info(i)
+        out.append(DeviceMemory(f"cuda:{i}", torch.cuda.memory_allocated(i), torch.cuda.memory_reserved(i),
+                                torch.cuda.max_memory_allocated(i), total, used=total - free))
+    return out
+
+
+def _nvml() -> list[DeviceMemory]:
+    """Device totals without a CUDA context, when nvidia-ml-py is installed."""
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # no driver: no devices
+        return []
+    try:
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i))
+            out.append(DeviceMemory(f"cuda:{i}", None, None, None, int(info.total), used=int(info.used),
+                                    source="nvml"))
+        return out
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _mps() -> DeviceMemory | None:
+    backend = getattr(torch.backends, "mps", None)
+    if backend is None or not backend.is_available():
+        return None
+    try:
+        total = int(torch.mps.recommended_max_memory())
+    except (AttributeError, RuntimeError):
+        total = None
+    return DeviceMemory("mps", int(torch.mps.current_allocated_memory()), int(torch.mps.driver_allocated_memory()),
+                        None, total, source="torch.mps")
+
+
+def reset_peak(device: torch.device | str) -> None:
+    """Start a new peak window on a device the caller uses."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    if abs(n) < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+    return f"{value:.1f} TiB"

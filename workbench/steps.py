@@ -1,0 +1,211 @@
+"""The inner loop, free of engine bookkeeping: one training step and one evaluation pass.
+
+``StepRunner`` is what the engine calls per batch and what a torchrun/DDP launcher will
+call too: hand it a DDP-wrapped model and a sharded loader (``Parallel``) and nothing else
+changes. ``evaluate`` returns plain numbers and small tensors for the epoch event.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import WorkbenchError
+from .optim import predict
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Where this process sits in a multi-process job. The hook for torchrun: rank and
+    world size shard the training batches (data.EpochBatches); only the main process
+    writes files. Wrapping the model and reducing metrics are left to the DDP feature."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        if self.world_size > 1:
+            raise NotImplementedError("multi-process training (DDP) is not available yet")
+        return model
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum a metric tensor over processes (identity in a single process)."""
+        if self.world_size > 1:
+            raise NotImplementedError("multi-process training (DDP) is not available yet")
+        return t
+
+
+class StepRunner:
+    """One optimiser step on a batch: returns the loss as a detached tensor (no host sync)."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+                 device: torch.device, grad_clip: float | None = None, amp_dtype: torch.dtype | None = None,
+                 scaler: torch.amp.GradScaler | None = None, non_blocking: bool = False):
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.device, self.grad_clip, self.amp_dtype, self.scaler = device, grad_clip, amp_dtype, scaler
+        self.non_blocking = non_blocking
+        self.move = device.type != "cpu"
+        self.updating = False  # True while optimizer.step runs: a failure there may leave weights half-updated
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.move:
+            x = x.to(self.device, non_blocking=self.non_blocking)
+            y = y.to(self.device, non_blocking=self.non_blocking)
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = self.loss_fn(self.model(x), y)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if self.grad_clip is not None:
+                self.scaler.unscale_(opt)
+                self._clip()
+            self.updating = True
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if self.grad_clip is not None:
+                self._clip()
+            self.updating = True
+            opt.step()
+        self.updating = False
+        return loss.detach()
+
+    def _clip(self) -> None:
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+
+
+class GoodWeights:
+    """The weights to fall back on when a step goes wrong, kept on the model's device.
+
+    ``confirm(step)`` is called when every loss up to ``step`` was finite. Two copies are
+    kept: a candidate (the weights after the last confirmed step) and the last known good
+    (weights whose next loss was finite). Weights after step k are good only once step k+1's
+    loss is known to be finite, so a NaN right after a confirmation falls back one further.
+    """
+
+    def __init__(self, model: nn.Module, step: int):
+        self.live = list(model.state_dict().values())
+        self.good = [t.detach().clone() for t in self.live]
+        self.cand = [t.detach().clone() for t in self.live]
+        self.good_step = self.cand_step = step
+
+    def confirm(self, step: int) -> None:
+        self.good, self.cand = self.cand, self.good
+        self.good_step = self.cand_step
+        floats = [t for t in self.live if t.is_floating_point()]
+        finite = not floats or bool(torch.stack(torch._foreach_norm(floats, math.inf)).isfinite().all())
+        with torch.no_grad():
+            torch._foreach_copy_(self.cand, self.live if finite else self.good)
+        self.cand_step = step if finite else self.good_step
+
+    def restore_before(self, bad_step: int) -> int:
+        """Put back the newest weights known to give a finite loss before ``bad_step``."""
+        src, step = (self.cand, self.cand_step) if bad_step > self.cand_step + 1 else (self.good, self.good_step)
+        with torch.no_grad():
+            torch._foreach_copy_(self.live, src)
+        return step
+
+    def restore_latest(self) -> int:
+        """Put back the weights of the last confirmed step (after a failure inside a step)."""
+        with torch.no_grad():
+            torch._foreach_copy_(self.live, self.cand)
+        return self.cand_step
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    acc: float | None
+    per_class: list[float | None]
+    confusion: list[list[int]]
+    mistakes: list[tuple[int, int, int, float]]  # (index, true, predicted, confidence)
+
+
+def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str,
+             parallel: Parallel = Parallel(), worst: int = 5) -> Evaluation:
+    """Loss over the whole loader (example-weighted) and, for classes, accuracy, the confusion
+    matrix and the ``worst`` most confident mistakes. Leaves the model in eval mode."""
+    model = runner.model
+    model.eval()
+    device = runner.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    classes = num_classes or 0
+    confusion = torch.zeros(classes * classes, dtype=torch.long, device=device)
+    wrong_conf, wrong_rows = [], []
+    offset = 0
+    with torch.no_grad():
+        for x, y in loader:
+            if runner.move:
+                x, y = x.to(device, non_blocking=runner.non_blocking), y.to(device, non_blocking=runner.non_blocking)
+            with runner.autocast():
+                out = model(x)
+                loss = runner.loss_fn(out, y)
+            n = len(y)
+            loss_sum += loss.double() * n
+            count += n
+            if classes:
+                pred, conf = predict(out, loss_name)
+                confusion += torch.bincount(y * classes + pred, minlength=classes * classes)
+                bad = torch.nonzero(pred != y).flatten()
+                if len(bad):
+                    wrong_conf.append(conf[bad])
+                    wrong_rows.append(torch.stack([bad + offset, y[bad], pred[bad]], dim=1))
+            offset += n
+    total = parallel.sum(torch.tensor([float(count)], device=device))
+    loss_value = float(parallel.sum(loss_sum) / total.clamp(min=1))
+    if not classes:
+        return Evaluation(loss_value, None, [], [], [])
+    matrix = parallel.sum(confusion).view(classes, classes).cpu()
+    correct = matrix.diag()
+    per_row = matrix.sum(dim=1)
+    acc = float(correct.sum()) / max(1, int(per_row.sum()))
+    per_class = [float(c) / int(r) if int(r) else None for c, r in zip(correct, per_row)]
+    mistakes = []
+    if wrong_conf:
+        conf_all, rows = torch.cat(wrong_conf), torch.cat(wrong_rows)
+        top = torch.topk(conf_all, min(worst, len(conf_all))).indices
+        mistakes = [(int(i), int(t), int(p), float(c)) for (i, t, p), c in
+                    zip(rows[top].tolist(), conf_all[top].tolist())]
+    return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes)
+
+
+def resolve_device(name: str | None) -> torch.device:
+    name = name or "auto"
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise WorkbenchError(f"device {name!r} was asked for but PyTorch sees no CUDA GPU here; set "
+                                 "training.device to auto or cpu (or use --device cpu)")
+        index = int(name[5:]) if name.startswith("cuda:") else 0
+        if index >= torch.cuda.device_count():
+            raise WorkbenchError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA GPU(s); "
+                                 "choose cuda:0 .. cuda:" + str(torch.cuda.device_count() - 1))
+        return torch.device("cuda", index)
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise WorkbenchError("device 'mps' was asked for but Apple's Metal backend is not available; "
+                                 "set training.device to auto or cpu")
+    if name not in ("cpu", "mps"):
+        raise WorkbenchError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    return torch.device(name)

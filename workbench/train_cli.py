@@ -1,0 +1,169 @@
+"""``workbench train FILE [--epochs N] [--device D] [--out DIR] [--resume CKPT]``.
+
+Runs the same Engine the window runs, in the main thread, with a progress line on stderr
+and a summary on stdout. Ctrl-C asks the engine to stop after the current step; it saves
+``last.ckpt`` and the command prints how to resume (exit 130). A second Ctrl-C aborts.
+Exit 0 when training finished, 1 when it failed while training, 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import events as ev
+from .errors import WorkbenchError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="a .wbproj project or a template name")
+    parser.add_argument("--epochs", type=int, help="train to this many epochs in total (overrides the project)")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (overrides the project)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="run folder for metrics.jsonl and checkpoints (default: <project>.runs/<time>)")
+    parser.add_argument("--resume", type=Path, metavar="CKPT",
+                        help="continue from a checkpoint (last.ckpt, or the run folder holding it)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary")
+
+
+def run(args) -> int:
+    from .cli import load_project
+    from .training import Engine, resolve_device
+
+    proj = load_project(args.file)
+    if args.epochs is not None and args.epochs < 1:
+        raise WorkbenchError(f"--epochs must be 1 or more, got {args.epochs}")
+    if args.device is not None:
+        resolve_device(args.device)
+    if args.resume is not None:
+        from .checkpoint import resolve
+
+        if not resolve(args.resume).is_file():
+            raise WorkbenchError(f"--resume {args.resume}: no checkpoint there; pass a last.ckpt or its run folder")
+    progress = Progress(sys.stderr, quiet=args.quiet)
+    engine = Engine(proj, run_dir=args.out, on_event=progress, resume_from=args.resume, device=args.device,
+                    epochs=args.epochs)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts at once
+        progress.message("stopping after this step (Ctrl-C again to abort)")
+        engine.stop()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        end = engine.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    progress.close()
+    _save_record(proj, engine.record)
+    if isinstance(end, ev.FinishedEvent):
+        print(summary(end))
+        return 0
+    if isinstance(end, ev.StoppedEvent):
+        print(f"stopped at step {end.step} (epoch {end.epoch}) after {_clock(end.seconds)}; resume with: "
+              f"workbench train {args.file} --resume {end.checkpoint}")
+        return 130
+    print(f"error: {' | '.join(line.strip() for line in end.message.splitlines() if line.strip())}", file=sys.stderr)
+    return 2 if end.phase == "setup" else 1
+
+
+def summary(end: ev.FinishedEvent) -> str:
+    if end.best_val_acc is not None:
+        best = f"best val acc {end.best_val_acc:.4f} (epoch {end.best_epoch}, val loss {end.best_val_loss:.4f})"
+    elif end.best_val_loss is not None:
+        best = f"best val loss {end.best_val_loss:.4f} (epoch {end.best_epoch})"
+    else:
+        best = "no validation data"
+    return f"finished {end.epochs} epochs ({end.step} steps) in {_clock(end.seconds)}: {best}; run folder {end.run_dir}"
+
+
+def _save_record(proj, record: dict | None) -> None:
+    """Add the run to the project file's history, re-reading it so edits made meanwhile stay."""
+    if record is None or proj.path is None:
+        return
+    from . import project
+
+    try:
+        current = project.load(proj.path)
+        current.runs.append(record)
+        project.save(current)
+    except WorkbenchError as exc:
+        print(f"warning: the run was not added to {proj.path}: {exc}", file=sys.stderr)
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """Turns engine events into a progress line (a terminal) or one line per epoch (a log)."""
+
+    BAR = 20
+
+    def __init__(self, stream, quiet: bool = False):
+        self.stream, self.quiet = stream, quiet
+        self.live = hasattr(stream, "isatty") and stream.isatty()
+        self.total = self.per_epoch = self.epochs = self.first_step = 0
+        self.t_start = self.t_drawn = 0.0
+        self.drawn = False
+
+    def __call__(self, event: ev.Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, ev.StartedEvent):
+            self.epochs, self.per_epoch = event.epochs, event.steps_per_epoch
+            self.total, self.first_step = event.epochs * event.steps_per_epoch, event.start_step
+            self.t_start = time.perf_counter()
+            self.line(f"training on {event.device}: {event.epochs} epochs x {event.steps_per_epoch} steps, batch "
+                      f"{event.batch_size}, {event.params:,} parameters ({event.trainable:,} trainable); "
+                      f"{event.task['description']}; run folder {event.run_dir}")
+            for note in event.notes:
+                self.line(f"note: {note}")
+        elif isinstance(event, ev.StepEvent) and self.live:
+            now = time.perf_counter()
+            if now - self.t_drawn >= 0.1 or event.step == self.total:
+                self.t_drawn = now
+                self.draw(event, now)
+        elif isinstance(event, ev.EpochEvent):
+            parts = [f"epoch {event.epoch}/{self.epochs}", f"train loss {event.train_loss:.4f}"]
+            if event.val_loss is not None:
+                parts.append(f"val loss {event.val_loss:.4f}")
+            if event.val_acc is not None:
+                parts.append(f"val acc {event.val_acc:.4f}")
+            self.line(", ".join(parts) + f" ({event.seconds:.1f} s)" + (" *best" if event.best else ""))
+        elif isinstance(event, (ev.FreezeEvent, ev.LrEvent, ev.PausedEvent, ev.ResumedEvent)):
+            self.line(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in event.to_dict().items() if k != "event"))
+
+    def draw(self, e: ev.StepEvent, now: float) -> None:
+        done = e.step - self.first_step
+        rate = done / max(now - self.t_start, 1e-9)
+        eta = (self.total - e.step) / rate if rate > 0 else 0.0
+        filled = int(self.BAR * e.step / max(1, self.total))
+        bar = "#" * filled + "." * (self.BAR - filled)
+        text = (f"\repoch {e.epoch}/{self.epochs} [{bar}] step {e.step}/{self.total} loss {e.loss:.4f} "
+                f"{e.samples_per_s:,.0f} samples/s ETA {_clock(eta)}")
+        self.stream.write(text + "\x1b[K")
+        self.stream.flush()
+        self.drawn = True
+
+    def line(self, text: str) -> None:
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.drawn = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        self.line(text)
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.drawn = False
+        self.stream.flush()
