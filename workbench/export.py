@@ -15,6 +15,7 @@ import copy
 import itertools
 import keyword
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ from torch import nn
 from . import build, fileio
 from .errors import WorkbenchError
 from .export_capture import Log
+from .export_locate import first_line
 from .export_verify import FreshProcess, Verification, compare
 from .spec import ModelSpec
 
@@ -68,6 +70,7 @@ FORMATS: dict[str, Format] = {f.key: f for f in (
            "imported in a fresh Python process (without Model Workbench) with the weights loaded"),
 )}
 TORCHSCRIPT_MODES = ("auto", "trace", "script")
+OPSET_RANGE = (13, 25)  # the dynamo exporter writes 18 natively and converts to the others
 # (rtol, atol): ONNX Runtime computes in its own kernels; torch files reproduce closely;
 # reloading a state_dict into the same code in this process must give equal outputs.
 TOLERANCE = {"onnx": (1e-3, 1e-5), "state_dict": (0.0, 0.0), "safetensors": (0.0, 0.0)}
@@ -239,7 +242,7 @@ def export(model: nn.Module, spec: ModelSpec, fmt: str, path: Path | str, option
                 progress(f"Writing {f.title}")
                 say(f"writing {f.title} to {target}")
                 start = time.perf_counter()
-                writer(job, tmp)
+                _write(writer, job, tmp, target)
                 result.seconds = time.perf_counter() - start
                 result.size_bytes = tmp.stat().st_size + sum(t.stat().st_size for t, _ in job.extra)
                 if options.verify:
@@ -277,6 +280,35 @@ def _writer(fmt: str):
         "onnx": (export_onnx.write_onnx, export_onnx.verify_onnx),
         "python": (export_source.write_python, export_source.verify_python),
     }[fmt]
+
+
+def _write(writer, job: Job, tmp: Path, target: Path) -> None:
+    """Run a writer; whatever goes wrong ends as a WorkbenchError that names the path or layer."""
+    try:
+        writer(job, tmp)
+    except (WorkbenchError, OSError):
+        raise  # atomic_path turns an OSError into "cannot write <path>: the disk is full" etc.
+    except Exception as exc:
+        os_error = _os_error_in(exc)
+        if os_error is not None:
+            raise os_error from None
+        text = str(exc)
+        job.log("error: " + "".join(traceback.format_exception(exc, limit=6)).strip())
+        if "write" in text.lower() and "fail" in text.lower():
+            raise ExportError(f"cannot write {target}: writing failed ({first_line(exc)}); the disk may be "
+                              "full: free some space or choose another folder") from None
+        raise ExportError(f"{job.fmt.title} export failed: {first_line(exc)}") from None
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """An OSError that a library wrapped in its own exception, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @contextlib.contextmanager

@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import WorkbenchError
-from .export import FORMATS, TORCHSCRIPT_MODES
-
-OPSET_RANGE = (13, 25)
+from .export import FORMATS, OPSET_RANGE, TORCHSCRIPT_MODES
 
 
 def add_arguments(p) -> None:
@@ -40,7 +38,8 @@ def run(args) -> int:
     from .export_torch import buildable
 
     if not OPSET_RANGE[0] <= args.opset <= OPSET_RANGE[1]:
-        raise WorkbenchError(f"--opset must be between {OPSET_RANGE[0]} and {OPSET_RANGE[1]}, got {args.opset}")
+        raise WorkbenchError(f"the ONNX opset (--opset) must be between {OPSET_RANGE[0]} and {OPSET_RANGE[1]}, "
+                             f"got {args.opset}")
     if args.format != "all":
         export.target_path(args.output, args.format)  # a wrong extension is bad input: say so first
     proj = load_project(args.file)
@@ -80,7 +79,8 @@ def _print(result) -> None:
         print(f"{result.format}: FAILED: {result.error}")
         return
     extra = "".join(f" + {p.name}" for p in result.files[1:])
-    print(f"{result.format}: wrote {result.path}{extra} ({human_size(result.size_bytes)}) in {human_time(result.seconds)}")
+    size, took = human_size(result.size_bytes), human_time(result.seconds)
+    print(f"{result.format}: wrote {result.path}{extra} ({size}) in {took}")
     v = result.verification
     if v is None:
         print("  verification: skipped")

@@ -60,7 +60,8 @@ def buildable(spec: ModelSpec) -> ModelSpec:
 def verify_weights(job: Job, tmp: Path) -> Verification:
     """Reload with weights_only=True into a model built afresh from the file's own description."""
     loaded = weights.read(tmp)
-    notes = [f"{len(loaded.state_dict)} tensors reloaded ({'weights_only=True' if tmp.suffix == '.pth' else 'safetensors'})"]
+    how = "torch.load(weights_only=True)" if tmp.suffix == ".pth" else "safetensors"
+    notes = [f"{len(loaded.state_dict)} tensors reloaded with {how}"]
     spec = job.spec
     if job.options.include_spec:
         if loaded.spec is None:

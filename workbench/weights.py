@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import SpecError, WorkbenchError
+from .shapes import fmt
 from .spec import ModelSpec, model_from_json
 
 FORMAT = "model-workbench/weights"
@@ -78,7 +80,7 @@ def _cut(items: list[str], limit: int) -> str:
 
 
 def _shape(shape: tuple) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+    return fmt(tuple(shape)) if shape else "() (a scalar)"
 
 
 # ---------------------------------------------------------------- reading
@@ -114,9 +116,13 @@ def _read_torch(path: Path) -> Weights:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise WorkbenchError(f"{path}: holds Python objects other than tensors and plain data, which are "
-                             f"never loaded (weights_only=True): {_first(exc)}; save a plain state_dict "
-                             "instead (torch.save(model.state_dict(), path))") from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise WorkbenchError(f"{path}: not a PyTorch weights file or it is damaged") from None
+        raise WorkbenchError(f"{path}: holds a Python object ({found.group(1)}), not only tensors and plain "
+                             "data; such objects are never loaded (weights_only=True) because loading them "
+                             "could run code. Save a plain state_dict instead: "
+                             "torch.save(model.state_dict(), path)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
         raise WorkbenchError(f"{path}: not a PyTorch weights file or it is damaged ({_first(exc)})") from None
     except OSError as exc:
