@@ -1,21 +1,256 @@
-"""Main window (placeholder until the layer-stack window lands): shows a project's summary."""
+"""The main window: palette, stack, inspector and history around one project document.
+
+The window owns one ``ProjectDocument`` (``self.doc``); panels talk to it, never to each
+other. Later panels (the training dock) join with ``add_dock`` and listen to
+``doc.changed`` / ``doc.frozenChanged``; they can veto closing through ``close_checks`` and
+hand a trained model to File > Export through ``model_provider``.
+"""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QMainWindow, QPlainTextEdit
+from pathlib import Path
+from typing import Callable
 
-from workbench import build, project, templates
-from workbench.shapes import fmt
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QUndoView, QVBoxLayout, QWidget
+
+from workbench import build, project as projects, templates
+from workbench.errors import WorkbenchError
+from workbench.resources import resource_path
+
+from . import icons, project_io
+from .document import ProjectDocument
+from .inspector import Inspector
+from .palette import Palette
+from .stack import StackView
+from .stack_model import ID, StackModel
+from .summary import SummaryBar
+from .window_actions import build_actions
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, project: projects.Project | None = None):
         super().__init__()
-        proj = project.load(path) if path else templates.load("digits_cnn")
-        info = build.infer(proj.model)
-        lines = [f"{r.position:>4} {r.id:12} {r.type:18} {fmt(r.out_shape):16} {r.params or 0:>10,}"
-                 for r in info.rows()]
-        view = QPlainTextEdit("\n".join(lines))
-        view.setReadOnly(True)
-        self.setCentralWidget(view)
-        self.setWindowTitle(f"{proj.name} - Model Workbench")
-        self.resize(900, 600)
+        problem = None
+        if project is None:
+            project, problem = project_io.startup_project(path)
+        self.doc = ProjectDocument(project, self)
+        self.close_checks: list[Callable[[], bool]] = []  # each may refuse to close (False)
+        self.model_provider: Callable[[], object] | None = None  # a trained model for export
+        self.setWindowIcon(icons.app_icon())
+        self.setDockNestingEnabled(True)
+        style = resource_path("styles", "workbench.qss")
+        if style.is_file():
+            self.setStyleSheet(style.read_text(encoding="utf-8"))
+
+        self.stack_model = StackModel(self.doc, self)
+        self.stack = StackView(self.stack_model)
+        self.summary = SummaryBar(self.doc)
+        central = QWidget()
+        box = QVBoxLayout(central)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(self.stack)
+        box.addWidget(self.summary)
+        self.setCentralWidget(central)
+
+        self.palette = Palette()
+        self.inspector = Inspector(self.doc)
+        self.history = QUndoView(self.doc.undo_stack)
+        self.history.setEmptyLabel("<opened>")
+        self.docks: dict[str, QDockWidget] = {}
+        self.actions_ = build_actions(self)  # menus, toolbar, shortcuts (window_actions.py)
+        self.add_dock("Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.add_dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_dock("History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.docks["Layers"], self.docks["Inspector"]], [220, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Inspector"], self.docks["History"]], [520, 160], Qt.Orientation.Vertical)
+
+        self.palette.layerRequested.connect(self.add_layer)
+        self.stack.currentLayerChanged.connect(self.inspector.show_layer)
+        self.stack_model.message.connect(self.say)
+        self.summary.problemClicked.connect(lambda layer_id: self.stack.select_ids([layer_id]))
+        self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
+        self.doc.pathChanged.connect(self._update_title)
+        self.doc.reset.connect(lambda: self.inspector.show_layer(None))
+        self._update_title()
+        self._restore_settings()
+        if problem is not None:
+            QTimer.singleShot(0, lambda: project_io.show_error(self, "Could not open the project", problem))
+
+    # ------------------------------------------------------------ panels
+    def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Add a panel as a dock (named for saved layouts) with a View menu toggle."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        self.docks[title] = dock
+        return dock
+
+    def say(self, text: str, ms: int = 8000) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    def _update_title(self) -> None:
+        path = self.doc.path
+        name = path.name if path else f"{self.doc.project.name} (not saved)"
+        self.setWindowFilePath(str(path) if path else "")
+        self.setWindowTitle(f"{name}[*] - Model Workbench")
+        self.setWindowModified(self.doc.modified)
+
+    # ------------------------------------------------------------ stack edits
+    def _edit(self, fn) -> object:
+        try:
+            return fn()
+        except WorkbenchError as exc:
+            self.say(str(exc))
+            return None
+
+    def add_layer(self, type_name: str) -> None:
+        """Add after the selected row (in its block), or at the end."""
+        current = self.stack.current_id()
+        parent, row = self.doc.locate(current) if current else (None, None)
+        new_id = self._edit(lambda: self.doc.insert_kind(type_name, parent, None if row is None else row + 1))
+        if new_id:
+            self.stack.select_ids([new_id])
+
+    def delete_selected(self) -> None:
+        ids = self.stack.selected_ids()
+        if not ids:
+            return
+        parent, row = self.doc.locate(ids[0])
+        self._edit(lambda: self.doc.remove(ids))
+        siblings = self.doc.children(parent) if parent is None or self.doc.spec.find(parent) else []
+        if siblings:
+            self.stack.select_ids([siblings[min(row, len(siblings) - 1)].id])
+        elif parent is not None:
+            self.stack.select_ids([parent])
+
+    def duplicate_selected(self) -> None:
+        ids = self.stack.selected_ids()
+        new = self._edit(lambda: self.doc.duplicate(ids)) if ids else None
+        if new:
+            self.stack.select_ids(new)
+
+    def toggle_frozen(self) -> None:
+        ids = self.stack.selected_ids()
+        if not ids:
+            return
+        freeze = not all(self.doc.spec.find(i).frozen for i in ids)
+        stack = self.doc.undo_stack
+        stack.beginMacro(f"{'Freeze' if freeze else 'Unfreeze'} {len(ids)} layer{'s' if len(ids) > 1 else ''}")
+        for layer_id in ids:
+            self.doc.set_frozen(layer_id, freeze)
+        stack.endMacro()
+
+    def rename_current(self) -> None:
+        current = self.stack.current_id()
+        if current:
+            self.stack.edit(self.stack_model.index_of(current, ID))
+
+    # ------------------------------------------------------------ files
+    def maybe_save(self) -> bool:
+        """True when it is fine to drop the open project (saved, discarded or unchanged)."""
+        if not self.doc.modified:
+            return True
+        name = self.doc.path.name if self.doc.path else self.doc.project.name
+        answer = project_io.ask_unsaved(self, name)
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    def _show(self, proj: projects.Project) -> None:
+        self.doc.replace_project(proj)
+        self._update_title()
+
+    def new_project(self) -> None:
+        if not self.maybe_save():
+            return
+        name = project_io.choose_template(self)
+        if name:
+            self._show(templates.load(name))
+            self.say(f"New project from the {name} template")
+
+    def open_file(self, path: str | None = None) -> bool:
+        if not self.maybe_save():
+            return False
+        if path is None:
+            folder = str(self.doc.path.parent) if self.doc.path else str(Path.home())
+            path = project_io.choose_open_path(self, folder)
+            if not path:
+                return False
+        try:
+            proj = projects.load(path)
+        except WorkbenchError as exc:  # the open project stays as it was
+            project_io.show_error(self, "Could not open the project", exc)
+            return False
+        self._show(proj)
+        project_io.add_recent(path)
+        self.say(f"Opened {path}")
+        return True
+
+    def save(self) -> bool:
+        if self.doc.path is None:
+            return self.save_as()
+        return self._save_to(self.doc.path)
+
+    def save_as(self) -> bool:
+        folder = self.doc.path.parent if self.doc.path else Path.home()
+        stem = self.doc.path.stem if self.doc.path else self.doc.project.name.lower().replace(" ", "_")
+        path = project_io.choose_save_path(self, str(folder / f"{stem}{projects.SUFFIX}"))
+        return self._save_to(Path(path)) if path else False
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            target = self.doc.save(path)
+        except WorkbenchError as exc:
+            project_io.show_error(self, "Could not save the project", exc)
+            return False
+        project_io.add_recent(target)
+        self._update_title()
+        self.say(f"Saved {target}")
+        return True
+
+    def export_model(self) -> None:
+        try:
+            from .export_dialog import ExportDialog
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.export_dialog":
+                raise
+            QMessageBox.information(self, "Export", "Export is not part of this build yet "
+                                    "(ui/export_dialog.py is missing). Use `workbench export FILE` instead.")
+            return
+        error = self.doc.info.error
+        if error is not None:
+            QMessageBox.warning(self, "Export", f"The model cannot be built yet:\n{error}\n\n"
+                                "Fix the marked row, then export.")
+            return
+        try:
+            model = self.model_provider() if self.model_provider else None
+            model = model if model is not None else build.build_model(self.doc.spec)
+        except WorkbenchError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return
+        ExportDialog(self.doc.project, model, self).exec()
+
+    # ------------------------------------------------------------ settings and closing
+    def _restore_settings(self) -> None:
+        store = project_io.settings()
+        geometry = store.value("window/geometry")
+        if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
+            state = store.value("window/state")
+            if isinstance(state, QByteArray):
+                self.restoreState(state)
+        else:
+            self.resize(1280, 800)
+
+    def closeEvent(self, event) -> None:
+        if not all(check() for check in self.close_checks) or not self.maybe_save():
+            event.ignore()
+            return
+        store = project_io.settings()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.sync()
+        event.accept()

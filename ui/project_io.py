@@ -1,0 +1,157 @@
+"""Project files in the window: settings, recent files, and the dialogs New / Open / Save
+and the unsaved-changes prompt use.
+
+Every question the window asks goes through a function here (``ask_unsaved``,
+``choose_open_path``, ...), so tests replace one function instead of clicking a modal box.
+Settings live in ``QSettings``; ``WORKBENCH_SETTINGS`` (an .ini path) redirects them, which
+tests and the screenshot script use so that they never touch a user's settings.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, QListWidget, QListWidgetItem,
+                               QMessageBox, QVBoxLayout, QWidget)
+
+from workbench import project as projects
+from workbench import templates
+from workbench.errors import SpecError, WorkbenchError
+
+MAX_RECENT = 8
+FILE_FILTER = "Model Workbench projects (*.wbproj);;All files (*)"
+DEFAULT_TEMPLATE = "digits_cnn"
+
+
+def settings() -> QSettings:
+    path = os.environ.get("WORKBENCH_SETTINGS")
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings("Model Workbench", "Model Workbench")
+
+
+def recent_files(store: QSettings | None = None) -> list[str]:
+    store = store or settings()
+    value = store.value("recent_files", [])
+    if isinstance(value, str):  # QSettings returns a lone entry as a string
+        value = [value]
+    return [str(v) for v in value or []]
+
+
+def add_recent(path: Path | str, store: QSettings | None = None) -> list[str]:
+    store = store or settings()
+    path = str(Path(path).resolve())
+    files = [path] + [f for f in recent_files(store) if f != path]
+    store.setValue("recent_files", files[:MAX_RECENT])
+    store.sync()
+    return files[:MAX_RECENT]
+
+
+def forget_recent(path: str, store: QSettings | None = None) -> None:
+    store = store or settings()
+    store.setValue("recent_files", [f for f in recent_files(store) if f != path])
+    store.sync()
+
+
+def startup_project(argv_path: str | None) -> tuple[projects.Project, WorkbenchError | None]:
+    """The project the window opens with: the given file, else the last one, else the
+    digits_cnn template. Returns it and the error to show when the given file failed."""
+    if argv_path:
+        try:
+            project = projects.load(argv_path)
+        except WorkbenchError as exc:
+            return templates.load(DEFAULT_TEMPLATE), exc
+        add_recent(argv_path)
+        return project, None
+    for path in recent_files()[:1]:
+        try:
+            return projects.load(path), None
+        except WorkbenchError:
+            forget_recent(path)
+    return templates.load(DEFAULT_TEMPLATE), None
+
+
+# ---------------------------------------------------------------- questions (tests replace these)
+
+def ask_unsaved(parent: QWidget, name: str) -> str:
+    """'save', 'discard' or 'cancel'."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
+                      f"{name} has changes that are not saved.", parent=parent)
+    box.setInformativeText("Save them before continuing?")
+    box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                           | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    answer = box.exec()
+    return {QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+
+def choose_open_path(parent: QWidget, folder: str) -> str | None:
+    path, _ = QFileDialog.getOpenFileName(parent, "Open project", folder, FILE_FILTER)
+    return path or None
+
+
+def choose_save_path(parent: QWidget, suggestion: str) -> str | None:
+    path, _ = QFileDialog.getSaveFileName(parent, "Save project as", suggestion, FILE_FILTER)
+    if path and not path.endswith(projects.SUFFIX) and "." not in Path(path).name:
+        path += projects.SUFFIX
+    return path or None
+
+
+def choose_template(parent: QWidget) -> str | None:
+    return TemplateDialog.pick(parent)
+
+
+def show_error(parent: QWidget, title: str, exc: Exception) -> None:
+    """A failed load or save: the loader's messages, every problem listed."""
+    box = QMessageBox(QMessageBox.Icon.Critical, title, "", parent=parent)
+    if isinstance(exc, SpecError):
+        where = f"{exc.source}\n" if exc.source else ""
+        lines = [str(p) for p in exc.problems]
+        shown = lines[:12] + ([f"... and {len(lines) - 12} more (see details)"] if len(lines) > 12 else [])
+        box.setText(f"{where}has {len(lines)} problem{'s' if len(lines) != 1 else ''}:")
+        box.setInformativeText("\n".join(shown) + "\n\nThe open project was left as it was.")
+        box.setDetailedText("\n".join(lines))
+    else:
+        box.setText(str(exc))
+        box.setInformativeText("The open project was left as it was.")
+    box.exec()
+
+
+class TemplateDialog(QDialog):
+    """Pick a starter project for File > New."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("New project")
+        self.list = QListWidget()
+        for name in templates.names():
+            try:
+                proj = templates.load(name)
+            except WorkbenchError:
+                continue
+            item = QListWidgetItem(f"{proj.name}\n{proj.description}")
+            item.setData(256, name)
+            item.setToolTip(proj.description)
+            self.list.addItem(item)
+        self.list.setWordWrap(True)
+        self.list.setCurrentRow(0)
+        self.list.itemDoubleClicked.connect(self.accept)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Start from a template:"))
+        layout.addWidget(self.list)
+        layout.addWidget(buttons)
+        self.resize(520, 340)
+
+    def chosen(self) -> str | None:
+        item = self.list.currentItem()
+        return item.data(256) if item else None
+
+    @classmethod
+    def pick(cls, parent) -> str | None:
+        dialog = cls(parent)
+        return dialog.chosen() if dialog.exec() == QDialog.DialogCode.Accepted else None

@@ -1,0 +1,94 @@
+"""The stack view: the layer table in the centre of the window.
+
+A ``QTreeView`` over ``StackModel``. It takes drops from the palette and its own rows
+(the model turns them into undoable document edits), keeps the dropped rows selected, and
+offers Delete / Duplicate / Freeze / Rename through actions the window gives it.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
+
+from .stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel
+
+_WIDTHS = {POS: 44, ID: 140, TYPE: 150, SHAPE: 118, PARAMS: 92, FROZEN: 58}
+
+
+class StackView(QTreeView):
+    currentLayerChanged = Signal(object)  # layer id or None
+
+    def __init__(self, model: StackModel, parent=None):
+        super().__init__(parent)
+        self.setObjectName("stack")
+        self.setModel(model)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setDragEnabled(True)
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+        self.setAlternatingRowColors(True)
+        self.setUniformRowHeights(True)
+        self.setAllColumnsShowFocus(True)
+        self.setExpandsOnDoubleClick(False)
+        self.setIndentation(14)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed
+                             | QAbstractItemView.EditTrigger.SelectedClicked)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(40)
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+            if col in _WIDTHS:
+                self.setColumnWidth(col, _WIDTHS[col])
+        header.setSectionResizeMode(ARGS, QHeaderView.ResizeMode.Stretch)
+        header.moveSection(header.visualIndex(POS), 0)  # position first, then the (tree) id column
+        model.dropped.connect(self.select_ids)
+        model.rowsInserted.connect(lambda parent, *_: self.expand(parent) if parent.isValid() else None)
+        model.modelReset.connect(self.expandAll)
+        self.selectionModel().currentRowChanged.connect(lambda *_: self._emit_current())
+        self.expandAll()
+
+    @property
+    def stack_model(self) -> StackModel:
+        return self.model()
+
+    def _emit_current(self) -> None:
+        self.currentLayerChanged.emit(self.current_id())
+
+    def current_id(self) -> str | None:
+        """The layer the inspector shows (a stage row counts as its backbone)."""
+        index = self.currentIndex()
+        node = self.stack_model.node(index)
+        if node is None:
+            return None
+        return node.layer.id if hasattr(node, "layer") else node.id
+
+    def selected_ids(self) -> list[str]:
+        rows = self.selectionModel().selectedRows()
+        ordered = sorted(rows, key=self.stack_model._order)
+        ids = [self.stack_model.layer_id(i) for i in ordered]
+        return [i for i in ids if i]
+
+    def select_ids(self, ids: list[str]) -> None:
+        model = self.stack_model
+        selection = QItemSelection()
+        last = None
+        for layer_id in ids:
+            if model.doc.spec.find(layer_id) is None:
+                continue
+            last = model.index_of(layer_id)
+            selection.select(last, model.index_of(layer_id, len(COLUMNS) - 1))
+        if last is None:
+            return
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.selectionModel().setCurrentIndex(last, QItemSelectionModel.SelectionFlag.NoUpdate)
+        self.selectionModel().select(selection, flags)
+        self.scrollTo(last)
+        self._emit_current()
+
+    def first_error_row(self) -> str | None:
+        error = self.stack_model.doc.info.error
+        return error.layer_id if error else None
