@@ -91,3 +91,12 @@ def shown_rows(model, parent=None) -> list[tuple]:
 
 def ids_of(spec) -> list[str]:
     return [layer.id for layer in spec.layers]
+
+
+def text_of(label) -> str:
+    """What a rich-text label reads as on screen (tags and entities resolved)."""
+    from PySide6.QtGui import QTextDocument
+
+    doc = QTextDocument()
+    doc.setHtml(label.text())
+    return doc.toPlainText().replace("\xa0", " ")

@@ -41,6 +41,9 @@ class ProjectDocument(QObject):
     def __init__(self, project: projects.Project, parent: QObject | None = None):
         super().__init__(parent)
         self.undo_stack = QUndoStack(self)
+        # QUndoStack's destructor clears itself and signals; nobody may hear that mid-teardown
+        stack = self.undo_stack
+        self.destroyed.connect(lambda *_: stack.blockSignals(True))
         self.project = project
         self.info: build.ModelInfo = build.infer(project.model)
         self._by_id: dict[str, build.LayerInfo] = {}

@@ -48,6 +48,7 @@ class Inspector(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumWidth(280)
         self._build_page()
+        self.refresh()
         doc.changed.connect(self.refresh)
 
     # ------------------------------------------------------------ selection
@@ -107,8 +108,8 @@ class Inspector(QScrollArea):
 
     def _input_form(self, form: QFormLayout) -> None:
         self.shape_edit = QLineEdit(objectName="inputShape")
-        self.shape_edit.setToolTip(_INPUT_SHAPE.help)
-        self.shape_edit.textEdited.connect(self._set_input)
+        self.shape_edit.setToolTip(_INPUT_SHAPE.help + "; press Enter to apply")
+        self.shape_edit.editingFinished.connect(lambda: self._set_input(self.shape_edit.text()))
         self.dtype = QComboBox(objectName="inputDtype")
         self.dtype.addItems(list(INPUT_DTYPES))
         self.dtype.setToolTip("float32 for images and tables; int64 for token ids (before an Embedding)")

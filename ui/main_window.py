@@ -12,7 +12,7 @@ from typing import Callable
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QUndoView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QUndoView, QWidget
 
 from workbench import build, project as projects, templates
 from workbench.errors import WorkbenchError
@@ -45,14 +45,11 @@ class MainWindow(QMainWindow):
 
         self.stack_model = StackModel(self.doc, self)
         self.stack = StackView(self.stack_model)
+        self.setCentralWidget(self.stack)
         self.summary = SummaryBar(self.doc)
-        central = QWidget()
-        box = QVBoxLayout(central)
-        box.setContentsMargins(0, 0, 0, 0)
-        box.setSpacing(0)
-        box.addWidget(self.stack)
-        box.addWidget(self.summary)
-        self.setCentralWidget(central)
+        self.statusBar().addPermanentWidget(self.summary, 1)  # full width: the summary never clips
+        self.statusBar().messageChanged.connect(self.summary.show_message)
+        self.statusBar().setSizeGripEnabled(False)
 
         self.palette = Palette()
         self.inspector = Inspector(self.doc)

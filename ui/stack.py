@@ -7,11 +7,12 @@ offers Delete / Duplicate / Freeze / Rename through actions the window gives it.
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
 from .stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel
 
-_WIDTHS = {POS: 44, ID: 140, TYPE: 150, SHAPE: 118, PARAMS: 92, FROZEN: 58}
+_WIDTHS = {POS: 36, ID: 118, TYPE: 136, SHAPE: 104, PARAMS: 84, FROZEN: 54}
 
 
 class StackView(QTreeView):
@@ -48,8 +49,25 @@ class StackView(QTreeView):
         model.dropped.connect(self.select_ids)
         model.rowsInserted.connect(lambda parent, *_: self.expand(parent) if parent.isValid() else None)
         model.modelReset.connect(self.expandAll)
+        for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.modelReset):
+            signal.connect(self._decorate_root)
         self.selectionModel().currentRowChanged.connect(lambda *_: self._emit_current())
         self.expandAll()
+        self._decorate_root()
+
+    def _decorate_root(self, *_) -> None:
+        """Room for expand arrows only while some row has children (a block or a backbone)."""
+        model = self.stack_model
+        self.setRootIsDecorated(any(model.rowCount(model.index(r, 0)) for r in range(model.rowCount())))
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.stack_model.rowCount() == 0:  # say what to do instead of showing a blank table
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+                             "Drag layers here from the Layers palette\n(or double-click one there)")
+            painter.end()
 
     @property
     def stack_model(self) -> StackModel:

@@ -1,0 +1,109 @@
+"""Render the main window on a real project to a PNG (the README image), on Qt's xcb platform.
+
+    .venv/bin/python packaging/screenshot.py                      # resources/screenshots/window.png
+    .venv/bin/python packaging/screenshot.py --broken -o /tmp/broken.png --size 1024x700
+
+Without a DISPLAY it starts its own Xvfb (apt-get install xvfb libxcb-icccm4 libxcb-keysyms1).
+The window is the real one: the digits CNN template (or --project FILE) with the first conv
+frozen and the second selected, so the inspector, the history and the frozen marks show.
+``--broken`` drops a Linear before Flatten to show how a row that cannot work looks.
+Settings go to a temporary file, never the user's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def start_xvfb(width: int, height: int) -> subprocess.Popen:
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        raise SystemExit("error: no DISPLAY and no Xvfb; install it (apt-get install xvfb libxcb-icccm4 "
+                         "libxcb-keysyms1) or run under xvfb-run")
+    read, write = os.pipe()
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write), "-screen", "0", f"{width + 200}x{height + 200}x24",
+                             "-nolisten", "tcp"], pass_fds=(write,), stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        raise SystemExit("error: Xvfb did not start")
+    os.environ["DISPLAY"] = f":{number}"
+    return proc
+
+
+def render(args: argparse.Namespace, width: int, height: int) -> Path:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from ui.main_window import MainWindow
+    from ui.window_main import configure_app
+    from workbench import fileio, project as projects, templates
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    configure_app(app)
+    source = Path(args.project)
+    proj = projects.load(source) if source.suffix == projects.SUFFIX else templates.load(args.project)
+    window = MainWindow(project=proj)
+    window.resize(width, height)
+    window.move(QPoint(0, 0))
+    window.show()
+    QTest.qWaitForWindowExposed(window)
+    doc = window.doc
+    layer_ids = [layer.id for layer in doc.spec.layers]
+    if args.freeze and args.freeze in layer_ids:
+        doc.set_frozen(args.freeze, True)
+    if args.broken and "flat" in layer_ids:
+        doc.insert_kind("Linear", None, layer_ids.index("flat"))
+    if args.select in doc.spec.ids():
+        window.stack.select_ids([args.select])
+    QTest.qWait(400)  # let layouts settle and the palette paint
+    pixmap = window.grab()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fileio.write_with(out, lambda tmp: pixmap.save(str(tmp), "PNG") or _fail(out))
+    window.doc.undo_stack.setClean()
+    window.close()
+    return out
+
+
+def _fail(path: Path) -> None:
+    raise SystemExit(f"error: could not write {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", default=str(ROOT / "resources" / "screenshots" / "window.png"))
+    parser.add_argument("--project", default="digits_cnn", help="a .wbproj file or a template name")
+    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--select", default="conv2", help="the layer shown in the inspector")
+    parser.add_argument("--freeze", default="conv1", help="a layer to show frozen ('' for none)")
+    parser.add_argument("--broken", action="store_true", help="add a Linear before Flatten (an error row)")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    xvfb = start_xvfb(width, height) if not os.environ.get("DISPLAY") else None
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["WORKBENCH_SETTINGS"] = str(Path(tmp) / "settings.ini")
+        try:
+            out = render(args, width, height)
+        finally:
+            if xvfb is not None:
+                xvfb.terminate()
+                xvfb.wait(10)
+    print(f"RESULT screenshot={out} size={width}x{height}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

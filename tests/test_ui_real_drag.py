@@ -1,0 +1,103 @@
+"""A real ``QDrag`` from the palette into the stack, on Qt's xcb platform under Xvfb.
+
+The offscreen platform's ``QDrag.exec()`` returns at once without dragging, so the other
+tests deliver drag events by hand. This one runs the real path in a child process: press on
+a palette item, move more than the drag distance (Qt starts a ``QDrag`` and its nested event
+loop), then, from a ``QTimer.singleShot`` inside that loop, move over the stack and release.
+Skipped only when Xvfb is not installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.xvfb
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r'''
+import json, sys, time
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from workbench import templates
+from ui.main_window import MainWindow
+from ui.window_main import configure_app
+
+app = QApplication([])
+configure_app(app)
+w = MainWindow(project=templates.load("digits_cnn"))
+w.resize(1200, 800)
+w.move(0, 0)
+w.show()
+w.activateWindow()
+QTest.qWaitForWindowExposed(w)
+QTest.qWait(300)
+tree, view = w.palette.tree, w.stack
+item = w.palette.item(sys.argv[1])
+tree.scrollToItem(item)
+start = tree.visualItemRect(item).center()
+target = view.visualRect(view.stack_model.index_of("flat")).topLeft() + QPoint(60, 2)  # above 'flat'
+left = Qt.MouseButton.LeftButton
+log = {"platform": app.platformName()}
+
+def finish():
+    QTest.mouseMove(view.viewport(), target + QPoint(0, 1))
+    QTest.qWait(100)
+    QTest.mouseMove(view.viewport(), target)
+    QTest.qWait(100)
+    log["in_drag"] = True
+    QTest.mouseRelease(view.viewport(), left, Qt.KeyboardModifier.NoModifier, target)
+
+QTimer.singleShot(400, finish)
+QTimer.singleShot(8000, app.quit)  # never hang
+QTest.mousePress(tree.viewport(), left, Qt.KeyboardModifier.NoModifier, start)
+clock = time.monotonic()
+for step in range(1, 6):  # more than startDragDistance: the QDrag starts (and blocks) here
+    QTest.mouseMove(tree.viewport(), start + QPoint(6 * step, 3 * step))
+log["blocked_s"] = time.monotonic() - clock  # a real drag runs its own loop until the drop
+log["ids"] = [layer.id for layer in w.doc.spec.layers]  # read before any later event is processed
+log["undo"] = w.doc.undo_stack.undoText()
+print("RESULT " + json.dumps(log), flush=True)
+'''
+
+
+@pytest.fixture(scope="module")
+def xvfb_display():
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb libxcb-icccm4 libxcb-keysyms1)")
+    read, write = os.pipe()
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not start")
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_real_drag_from_the_palette_inserts_where_it_is_dropped(xvfb_display, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
+    env.update(DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb", WORKBENCH_SETTINGS=str(tmp_path / "s.ini"),
+               PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", CHILD, "Dropout"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"child failed (exit {run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}"
+    result = json.loads(lines[0][len("RESULT "):])
+    assert result["platform"] == "xcb" and result.get("in_drag")
+    assert result["blocked_s"] >= 0.3  # the moves returned only after the drop: a real QDrag ran
+    ids = result["ids"]
+    assert "dropout_1" in ids, result
+    assert ids.index("dropout_1") == ids.index("flat") - 1  # dropped just above 'flat'
+    assert result["undo"] == "Add Dropout 'dropout_1'"
