@@ -65,7 +65,7 @@ FORMATS: dict[str, Format] = {f.key: f for f in (
            "torch.export.load in PyTorch 2.x without the model's code; input to AOTInductor and ExecuTorch",
            "torch.export.load in a fresh Python process"),
     Format("python", ".py", "Python source (.py)",
-           "anyone with PyTorch: a readable nn.Module class to read, edit and retrain; pair it with "
+           "Anyone with PyTorch: a readable nn.Module class to read, edit and retrain; pair it with "
            "the .pth or .safetensors weights",
            "imported in a fresh Python process (without Model Workbench) with the weights loaded"),
 )}

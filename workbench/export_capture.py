@@ -21,7 +21,8 @@ LOGGERS = ("torch", "onnxscript", "onnx_ir", "onnx")
 
 
 def clean(text: str) -> str:
-    return _ANSI.sub("", text).rstrip()
+    """Without colour codes, and with the exporter's emoji marks in words (not every font has them)."""
+    return _ANSI.sub("", text).replace("\u2705", "done").replace("\u274c", "failed").rstrip()
 
 
 class _LineStream(io.TextIOBase):
