@@ -5,6 +5,7 @@ them back; files are written to a temporary path and renamed into place.
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -25,7 +26,7 @@ def rng_state() -> dict:
     if torch.cuda.is_initialized():
         out["cuda"] = torch.cuda.get_rng_state_all()
     version, internal, gauss = random.getstate()
-    out["python"] = {"version": version, "state": list(internal), "gauss": gauss}
+    out["python"] = {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
     try:
         import numpy as np
 
@@ -44,7 +45,7 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(cuda)
     if "python" in state:
         py = state["python"]
-        random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+        random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
     if "numpy" in state:
         import numpy as np
 
@@ -58,7 +59,17 @@ def save(path: Path, state: dict) -> None:
 
 
 def copy(src: Path, dst: Path) -> None:
-    fileio.write_with(dst, lambda tmp: shutil.copyfile(src, tmp))
+    """Atomically make ``dst`` hold what ``src`` holds: a hard link where the file system
+    allows (no bytes copied; ``src`` is later replaced by rename, never rewritten), else a copy."""
+    fileio.write_with(dst, lambda tmp: _link_or_copy(src, tmp))
+
+
+def _link_or_copy(src: Path, tmp: Path) -> None:
+    try:
+        tmp.unlink()
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
 
 
 def load(path: Path | str) -> dict:
@@ -86,3 +97,50 @@ def load(path: Path | str) -> dict:
 def resolve(path: Path | str) -> Path:
     path = Path(path)
     return path / LAST if path.is_dir() else path
+
+
+# ---------------------------------------------------------------- an engine's state
+
+def capture(engine) -> dict:
+    """Everything a training.Engine needs to continue exactly from here."""
+    e = engine
+    return {"model": e.model.state_dict(), "optimizer": e.optimizer.state_dict(),
+            "scheduler": e.scheduler.state_dict() if e.scheduler is not None else None,
+            "scaler": e.runner.scaler.state_dict() if e.runner.scaler is not None else None,
+            "rng": rng_state(), "position": vars(e.pos).copy(), "best": dict(e.best),
+            "trainable": {n: p.requires_grad for n, p in e.model.named_parameters()},
+            "epochs": e.cfg["epochs"], "batch_size": e.data_cfg["batch_size"],
+            "spec": e.spec.to_json(), "task": e.task.to_dict()}
+
+
+def restore(engine, state: dict, notes: list[str]) -> None:
+    """Put a captured state back into a set-up engine; the RNG state is left in
+    ``engine._resume_rng`` for the engine to apply last."""
+    from .training import Position
+
+    e = engine
+    try:
+        e.model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+        raise WorkbenchError(f"checkpoint {e.resume_from} was made for a different model ({detail}); "
+                             "resume with the project that made it") from None
+    for name, p in e.model.named_parameters():
+        p.requires_grad_(state["trainable"].get(name, p.requires_grad))
+    e.optimizer.load_state_dict(state["optimizer"])
+    if e.scheduler is not None and state["scheduler"] is not None:
+        if e.sched_per_step and state["epochs"] != e.cfg["epochs"]:
+            raise WorkbenchError(f"the one-cycle schedule of this checkpoint was planned for {state['epochs']} "
+                                 f"epochs; resume with --epochs {state['epochs']}")
+        e.scheduler.load_state_dict(state["scheduler"])
+    if e.runner.scaler is not None and state.get("scaler"):
+        e.runner.scaler.load_state_dict(state["scaler"])
+    e.pos = Position(**state["position"])
+    e.best = dict(state["best"])
+    e._resume_rng = state["rng"]
+    notes.append(f"resumed from {e.resume_from} at epoch {e.pos.epoch + 1}, step {e.pos.step}")
+    then, batch = state["task"], e.data_cfg["batch_size"]
+    if (then["train_size"], state.get("batch_size")) != (e.task.train_size, batch):
+        notes.append(f"the data or batch size changed since the checkpoint ({then['train_size']} examples in "
+                     f"batches of {state.get('batch_size')}, now {e.task.train_size} in batches of {batch}): "
+                     "the run goes on, but not exactly as it would have")

@@ -265,7 +265,8 @@ def check_fit(spec: ModelSpec, task: Task, loss: str | None = None) -> build.Mod
     _check_loss(spec, task, loss)
     want = (task.output_size(loss),)
     out = info.output_shape
-    if out != want:
+    binary_pair = loss == "BCEWithLogitsLoss" and task.num_classes == 2 and out == (2,)  # one logit per class
+    if out != want and not binary_pair:
         last = info.layers[-1]
         what = (f"{task.num_classes} classes" if task.is_classification else "one number to predict")
         if out is not None and len(out) == 1:

@@ -16,7 +16,8 @@ class Event:
     kind: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.kind, **asdict(self)}
+        # flat events: a shallow copy is enough (asdict's deep copy costs ~50 us per step)
+        return {"event": self.kind, **self.__dict__}
 
 
 @dataclass
@@ -68,6 +69,9 @@ class EpochEvent(Event):
     lr: float = 0.0
     seconds: float = 0.0
     best: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **asdict(self)}
 
 
 @dataclass

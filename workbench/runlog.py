@@ -28,15 +28,24 @@ class RunLog:
             else:
                 self._tb = SummaryWriter(str(run_dir / "tensorboard"))
 
+    def write_steps(self, steps: list[ev.StepEvent]) -> None:
+        """A batch of step events: every one to metrics.jsonl, their mean loss to TensorBoard
+        (one point per read-out keeps TensorBoard's cost off the step time)."""
+        self._fh.write("".join(json.dumps(e.to_dict(), separators=(",", ":")) + "\n" for e in steps))
+        if self._tb is not None and steps:
+            last = steps[-1]
+            self._tb.add_scalar("train/loss", sum(e.loss for e in steps) / len(steps), last.step)
+            self._tb.add_scalar("train/lr", last.lr, last.step)
+
     def write(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StepEvent):
+            self.write_steps([event])
+            return
         self._fh.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
         tb = self._tb
         if tb is None:
             return
-        if isinstance(event, ev.StepEvent):
-            tb.add_scalar("train/loss", event.loss, event.step)
-            tb.add_scalar("train/lr", event.lr, event.step)
-        elif isinstance(event, ev.EpochEvent):
+        if isinstance(event, ev.EpochEvent):
             tb.add_scalar("epoch/train_loss", event.train_loss, event.epoch)
             if event.val_loss is not None:
                 tb.add_scalar("epoch/val_loss", event.val_loss, event.epoch)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .errors import WorkbenchError
-from .optim import predict
+from .optim import confidence, predict
 
 
 @dataclass(frozen=True)
@@ -160,11 +160,11 @@ def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str
             loss_sum += loss.double() * n
             count += n
             if classes:
-                pred, conf = predict(out, loss_name)
+                pred = predict(out, loss_name)
                 confusion += torch.bincount(y * classes + pred, minlength=classes * classes)
                 bad = torch.nonzero(pred != y).flatten()
-                if len(bad):
-                    wrong_conf.append(conf[bad])
+                if len(bad):  # confidences only for the mistakes: most rows are right
+                    wrong_conf.append(confidence(out[bad], pred[bad], loss_name))
                     wrong_rows.append(torch.stack([bad + offset, y[bad], pred[bad]], dim=1))
             offset += n
     total = parallel.sum(torch.tensor([float(count)], device=device))

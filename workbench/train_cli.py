@@ -34,14 +34,14 @@ def run(args) -> int:
 
     proj = load_project(args.file)
     if args.epochs is not None and args.epochs < 1:
-        raise WorkbenchError(f"--epochs must be 1 or more, got {args.epochs}")
+        raise WorkbenchError(f"the number of epochs (--epochs) must be 1 or more, got {args.epochs}")
     if args.device is not None:
         resolve_device(args.device)
     if args.resume is not None:
         from .checkpoint import resolve
 
         if not resolve(args.resume).is_file():
-            raise WorkbenchError(f"--resume {args.resume}: no checkpoint there; pass a last.ckpt or its run folder")
+            raise WorkbenchError(f"no checkpoint at {args.resume} (--resume); pass a last.ckpt or its run folder")
     progress = Progress(sys.stderr, quiet=args.quiet)
     engine = Engine(proj, run_dir=args.out, on_event=progress, resume_from=args.resume, device=args.device,
                     epochs=args.epochs)

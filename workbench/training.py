@@ -30,7 +30,7 @@ from .errors import WorkbenchError
 from .runlog import RunLog
 from .steps import GoodWeights, Parallel, StepRunner, evaluate, resolve_device
 
-log = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 MEMORY_EVERY_S = 2.0
 
 
@@ -91,6 +91,7 @@ class Engine(Controls):
         finally:
             if self._log is not None:
                 self._log.close()
+            self._stop_workers()
         self._record(end)
         return end
 
@@ -128,7 +129,7 @@ class Engine(Controls):
         self.pos = Position()
         self.best: dict = {"val_acc": None, "val_loss": None, "train_loss": None, "epoch": None}
         if self.resume_from is not None:
-            self._restore(checkpoint.load(self.resume_from), notes)
+            checkpoint.restore(self, checkpoint.load(self.resume_from), notes)
         self._apply_bn_modes()
         if not any(p.requires_grad for p in model.parameters()):
             notes.append("every layer is frozen: nothing will learn until one is unfrozen")
@@ -230,12 +231,19 @@ class Engine(Controls):
         first = self.pos.step - len(values) + 1
         epoch = self.pos.epoch + 1
         pos = self.pos
-        for i, (value, (lr, n)) in enumerate(zip(values, meta)):
-            if not math.isfinite(value):
-                raise NonFiniteLoss(first + i, value)
-            pos.loss_sum += value * n
-            pos.loss_count += n
-            self._emit(ev.StepEvent(first + i, epoch, value, lr, rate))
+        steps = []
+        try:
+            for i, (value, (lr, n)) in enumerate(zip(values, meta)):
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(first + i, value)
+                pos.loss_sum += value * n
+                pos.loss_count += n
+                steps.append(ev.StepEvent(first + i, epoch, value, lr, rate))
+        finally:
+            if self._log is not None:
+                self._log.write_steps(steps)
+            for step in steps:
+                self._emit(step, log=False)
         self._pending.clear()
         meta.clear()
         self.keeper.confirm(pos.step)
@@ -250,8 +258,10 @@ class Engine(Controls):
         train_loss = pos.loss_sum / max(1, pos.loss_count)
         result = None
         if self.val_loader is not None:
+            self._validating = True
             result = evaluate(self.runner, self.val_loader, task.num_classes if task.is_classification else None,
                               self.loss_name, self.parallel)
+            self._validating = False
         better = self._is_better(train_loss, result)
         if better:
             self.best = {"val_acc": result.acc if result else None, "val_loss": result.loss if result else None,
@@ -281,46 +291,16 @@ class Engine(Controls):
 
     # ------------------------------------------------------------ checkpoints
 
-    def _state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "scaler": self.runner.scaler.state_dict() if self.runner.scaler is not None else None,
-                "rng": checkpoint.rng_state(), "position": vars(self.pos).copy(), "best": dict(self.best),
-                "trainable": {n: p.requires_grad for n, p in self.model.named_parameters()},
-                "epochs": self.cfg["epochs"], "spec": self.spec.to_json(), "task": self.task.to_dict()}
-
     def _save(self, best: bool = False) -> Path | None:
         if not self.parallel.is_main:
             return None
         last = self.run_dir / checkpoint.LAST
-        checkpoint.save(last, self._state())
+        checkpoint.save(last, checkpoint.capture(self))
         if best:
             checkpoint.copy(last, self.run_dir / checkpoint.BEST)
         if self._log is not None:
             self._log.flush()
         return last
-
-    def _restore(self, state: dict, notes: list[str]) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
-            raise WorkbenchError(f"checkpoint {self.resume_from} was made for a different model ({detail}); "
-                                 "resume with the project that made it") from None
-        for name, p in self.model.named_parameters():
-            p.requires_grad_(state["trainable"].get(name, p.requires_grad))
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            if self.sched_per_step and state["epochs"] != self.cfg["epochs"]:
-                raise WorkbenchError(f"the one-cycle schedule of this checkpoint was planned for {state['epochs']} "
-                                     f"epochs; resume with --epochs {state['epochs']}")
-            self.scheduler.load_state_dict(state["scheduler"])
-        if self.runner.scaler is not None and state.get("scaler"):
-            self.runner.scaler.load_state_dict(state["scaler"])
-        self.pos = Position(**state["position"])
-        self.best = dict(state["best"])
-        self._resume_rng = state["rng"]
-        notes.append(f"resumed from {self.resume_from} at epoch {self.pos.epoch + 1}, step {self.pos.step}")
 
     # ------------------------------------------------------------ endings
 
@@ -359,6 +339,8 @@ class Engine(Controls):
     def _oom_message(self, step: int, phase: str) -> str:
         bs = self.data_cfg["batch_size"]
         where = f"at step {step + 1}" if phase == "training" else "while setting up"
+        if getattr(self, "_validating", False):
+            where = f"validating after epoch {self.pos.epoch + 1}"
         fix = f"lower data.batch_size (try {max(1, bs // 2)})"
         if self.device is not None and self.device.type == "cuda":
             reading = memory.read([self.device]).device(f"cuda:{self.device.index or 0}")
@@ -369,17 +351,23 @@ class Engine(Controls):
         return (f"out of memory {where} on {self.device} with batch size {bs}: {fix}, use smaller images or a "
                 "smaller model")
 
+    def _stop_workers(self) -> None:
+        """End DataLoader worker processes now rather than whenever the engine is collected."""
+        for loader in (getattr(self, "loader", None), getattr(self, "val_loader", None)):
+            if loader is not None and getattr(loader, "_iterator", None) is not None:
+                loader._iterator = None
+
     def _elapsed(self) -> float:
         return time.perf_counter() - self._t0
 
-    def _emit(self, event: ev.Event) -> ev.Event:
-        if self._log is not None:
+    def _emit(self, event: ev.Event, log: bool = True) -> ev.Event:
+        if log and self._log is not None:
             self._log.write(event)
         if self.on_event is not None:
             try:
                 self.on_event(event)
             except Exception:  # a broken listener must not break the run
-                log.exception("event listener failed on %s", event.kind)
+                _logger.exception("event listener failed on %s", event.kind)
         return event
 
     def _emit_memory(self) -> None:
