@@ -175,3 +175,17 @@ def test_export_hands_the_project_and_a_built_model_to_the_dialog(window, monkey
     project, model, parent = seen[0]
     assert project is window.doc.project and parent is window
     assert [name for name, _ in model.named_children()] == ids_of(window.doc.spec)
+
+
+def test_open_recent_menu_reopens_a_saved_project(window, tmp_path):
+    path = saved_copy(tmp_path, template="digits_mlp")
+    project_io.add_recent(path)
+    window.recent_menu.aboutToShow.emit()
+    first = window.recent_menu.actions()[0]
+    assert first.text() == "&1 digits.wbproj" and first.isEnabled()
+    first.trigger()
+    assert window.doc.path == path.resolve() or window.doc.path == path
+    path.unlink()
+    window.recent_menu.aboutToShow.emit()
+    assert window.recent_menu.actions()[0].text().endswith("(missing)")
+    assert not window.recent_menu.actions()[0].isEnabled()

@@ -189,3 +189,53 @@ def test_a_200_layer_stack_updates_every_row_after_an_edit(window):
     assert model.index_of("fc100", SHAPE).data() == "(16,)"
     assert doc.layer_info("fc101").in_shape == (16,)
     assert model.index_of("fc199", SHAPE).data() == "(8,)"
+
+
+def test_edit_menu_says_what_undo_and_redo_will_do(window):
+    actions = window.actions_
+    assert not actions["undo"].isEnabled()
+    window.doc.insert_kind("ReLU")
+    assert actions["undo"].text() == "&Undo Add ReLU 'relu_1'" and actions["undo"].isEnabled()
+    actions["undo"].trigger()
+    assert actions["redo"].text() == "&Redo Add ReLU 'relu_1'" and "relu_1" not in window.doc.spec.ids()
+
+
+def test_freeze_action_toggles_the_selection_as_one_step(window):
+    window.stack.select_ids(["conv1", "conv2"])
+    window.actions_["freeze"].trigger()
+    assert window.doc.spec.find("conv1").frozen and window.doc.spec.find("conv2").frozen
+    assert window.doc.undo_stack.undoText() == "Freeze 2 layers"
+    window.actions_["freeze"].trigger()
+    assert not window.doc.spec.find("conv1").frozen
+
+
+def test_rename_action_opens_the_id_editor(window, qtbot):
+    window.stack.select_ids(["fc"])
+    from PySide6.QtWidgets import QAbstractItemView, QLineEdit
+
+    window.actions_["rename"].trigger()
+    assert window.stack.state() == QAbstractItemView.State.EditingState
+    (editor,) = window.stack.viewport().findChildren(QLineEdit)
+    assert editor.text() == "fc"
+    editor.selectAll()
+    qtbot.keyClicks(editor, "head")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
+    qtbot.waitUntil(lambda: "head" in window.doc.spec.ids())
+
+
+def test_a_locked_model_refuses_drops_and_undo_but_takes_freezing(window):
+    from PySide6.QtWidgets import QAbstractItemView
+
+    doc = window.doc
+    doc.insert_kind("ReLU")
+    doc.set_edit_lock("training runs")
+    assert not window.actions_["undo"].isEnabled() and not window.actions_["delete"].isEnabled()
+    assert window.stack.dragDropMode() == QAbstractItemView.DragDropMode.NoDragDrop
+    window.stack.select_ids(["conv1"])
+    window.actions_["freeze"].trigger()
+    assert doc.spec.find("conv1").frozen
+    window.add_layer("GELU")
+    assert "gelu_1" not in doc.spec.ids() and "stop it first" in window.statusBar().currentMessage()
+    doc.set_edit_lock("")
+    assert window.actions_["undo"].isEnabled()
+    assert window.stack.dragDropMode() == QAbstractItemView.DragDropMode.DragDrop

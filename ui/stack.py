@@ -6,7 +6,7 @@ offers Delete / Duplicate / Freeze / Rename through actions the window gives it.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt, Signal
 from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
@@ -68,6 +68,24 @@ class StackView(QTreeView):
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
                              "Drag layers here from the Layers palette\n(or double-click one there)")
             painter.end()
+
+    def dataChanged(self, top_left, bottom_right, roles=()) -> None:
+        """Refresh only the rows on screen: QTreeView walks every row of a changed range, and
+        after each edit the model reports the whole stack (shapes below the edit move)."""
+        if top_left.row() == bottom_right.row() or top_left.parent() != bottom_right.parent():
+            super().dataChanged(top_left, bottom_right, list(roles))
+            return
+        parent, first, last = top_left.parent(), top_left.row(), bottom_right.row()
+        rows = [i.row() for i in self._visible_indexes() if i.parent() == parent and first <= i.row() <= last]
+        if rows:
+            super().dataChanged(top_left.siblingAtRow(min(rows)), bottom_right.siblingAtRow(max(rows)), list(roles))
+
+    def _visible_indexes(self):
+        index = self.indexAt(QPoint(1, 1))
+        height = self.viewport().height()
+        while index.isValid() and self.visualRect(index).top() < height:
+            yield index
+            index = self.indexBelow(index)
 
     @property
     def stack_model(self) -> StackModel:

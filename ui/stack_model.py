@@ -38,6 +38,22 @@ _HEADER_TIPS = {
 }
 
 
+_R = Qt.ItemDataRole
+_DISPLAY, _EDIT, _DECORATION, _CHECK = int(_R.DisplayRole), int(_R.EditRole), int(_R.DecorationRole), \
+    int(_R.CheckStateRole)
+_BACKGROUND, _FOREGROUND, _ALIGN, _TIP = int(_R.BackgroundRole), int(_R.ForegroundRole), \
+    int(_R.TextAlignmentRole), int(_R.ToolTipRole)
+_CHANGED_ROLES = [_DISPLAY, _EDIT, _DECORATION, _CHECK, _BACKGROUND, _FOREGROUND, _TIP]  # never the size
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_BRUSHES: dict[str, QBrush] = {}
+
+
+def _brush(color: str) -> QBrush:
+    if color not in _BRUSHES:
+        _BRUSHES[color] = QBrush(QColor(color))
+    return _BRUSHES[color]
+
+
 @dataclass(frozen=True)
 class Stage:
     """A backbone stage shown as a child row."""
@@ -78,6 +94,7 @@ class StackModel(QAbstractItemModel):
         self._keys: dict[int, int] = {}  # id(layer) -> key
         self._parents: dict[int, tuple[LayerSpec | None, int]] | None = None
         self._move_is_reset = False
+        self._cells: dict[tuple[int, int], list[dict]] = {}  # (parent key, row) -> per column role -> value
         doc.layersAboutToBeInserted.connect(lambda p, a, b: self.beginInsertRows(self.index_of(p), a, b))
         doc.layersInserted.connect(lambda *_: self._end(self.endInsertRows))
         doc.layersAboutToBeRemoved.connect(lambda p, a, b: self.beginRemoveRows(self.index_of(p), a, b))
@@ -91,6 +108,7 @@ class StackModel(QAbstractItemModel):
     # ------------------------------------------------------------ mirroring the document
     def _end(self, end) -> None:
         self._parents = None
+        self._cells.clear()
         end()
 
     def _begin_move(self, src, row, dst, dst_row) -> None:
@@ -108,13 +126,18 @@ class StackModel(QAbstractItemModel):
         self._end(self.endResetModel)
 
     def _refresh(self, parent: QModelIndex = QModelIndex()) -> None:
+        if not parent.isValid():
+            self._cells.clear()
         rows = self.rowCount(parent)
         if rows:
-            self.dataChanged.emit(self.index(0, 0, parent), self.index(rows - 1, len(COLUMNS) - 1, parent))
-        for row in range(rows):
-            child = self.index(row, 0, parent)
-            if self.rowCount(child):
-                self._refresh(child)
+            self.dataChanged.emit(self.index(0, 0, parent), self.index(rows - 1, len(COLUMNS) - 1, parent),
+                                  _CHANGED_ROLES)
+        node = self.node(parent)
+        if isinstance(node, Stage):
+            return
+        for row, layer in enumerate(self.doc.spec.layers if node is None else node.layers):
+            if layer.layers or layer.type in catalog.BACKBONES:
+                self._refresh(self.index(row, 0, parent))
 
     # ------------------------------------------------------------ tree structure
     def _key(self, layer: LayerSpec | None) -> int:
@@ -196,45 +219,54 @@ class StackModel(QAbstractItemModel):
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        node = self.node(index)
-        if node is None:
+        """Cells are computed once per row after each change (a repaint asks ~1500 times)."""
+        if not index.isValid():
             return None
-        if isinstance(node, Stage):
-            return self._stage_data(node, index.column(), role)
-        return self._layer_data(node, self.doc.layer_info(node.id), index.column(), role)
+        return self._row(index)[index.column()].get(int(role))
 
-    def _layer_data(self, layer: LayerSpec, info, col: int, role):
-        role_ = Qt.ItemDataRole
+    def _row(self, index: QModelIndex) -> list[dict]:
+        key = (index.internalId(), index.row())
+        row = self._cells.get(key)
+        if row is None:
+            row = self._cells[key] = self._row_cells(self.node(index))
+        return row
+
+    def _row_cells(self, node) -> list[dict]:
+        """Every column's {role: value} for one row, plus its item flags."""
+        if isinstance(node, Stage):
+            cells = self._stage_cells(node)
+        else:
+            cells = self._layer_cells(node, self.doc.layer_info(node.id))
+        for col, cell in enumerate(cells):
+            cell["flags"] = self._flags(node, col)
+        return cells
+
+    def _layer_cells(self, layer: LayerSpec, info) -> list[dict]:
         error = info.error if info else None
         known = info is not None and info.out_shape is not None
         frozen = bool(info and info.params and not info.trainable)
-        if role == role_.DisplayRole or (role == role_.EditRole and col == ID):
-            return {POS: info.position if info else "", ID: layer.id, TYPE: layer.type,
-                    ARGS: key_args_text(layer),
-                    SHAPE: "error" if error else fmt(info.out_shape) if known else "unknown",
-                    PARAMS: f"{info.params:,}" if info and info.params is not None else "",
-                    }.get(col)
-        if role == role_.DecorationRole:
-            if col == ID and error:
-                return icons.error_icon()
-            if col == TYPE:
-                return icons.type_badge(layer.type)
-            if col == PARAMS and frozen:
-                return icons.frozen_icon()
-        elif role == role_.CheckStateRole and col == FROZEN:
-            return Qt.CheckState.Checked if layer.frozen else Qt.CheckState.Unchecked
-        elif role == role_.BackgroundRole and error:
-            return QBrush(QColor(icons.ERROR_BACKGROUND))
-        elif role == role_.ForegroundRole:
-            if col == SHAPE and error:
-                return QBrush(QColor(icons.ERROR_COLOR))
-            if (col == SHAPE and not known) or (col == PARAMS and frozen) or col == POS:
-                return QBrush(QColor(icons.MUTED_COLOR))
-        elif role == role_.TextAlignmentRole and col == PARAMS:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        elif role == role_.ToolTipRole:
-            return self._tooltip(layer, info) if col != FROZEN else _HEADER_TIPS[FROZEN]
-        return None
+        text = {POS: info.position if info else "", ID: layer.id, TYPE: layer.type, ARGS: key_args_text(layer),
+                SHAPE: "error" if error else fmt(info.out_shape) if known else "unknown",
+                PARAMS: f"{info.params:,}" if info and info.params is not None else "", FROZEN: None}
+        tip = self._tooltip(layer, info)
+        cells = [{_DISPLAY: text[col], _TIP: tip} for col in range(len(COLUMNS))]
+        if error:
+            for cell in cells:
+                cell[_BACKGROUND] = _brush(icons.ERROR_BACKGROUND)
+            cells[ID][_DECORATION] = icons.error_icon()
+            cells[SHAPE][_FOREGROUND] = _brush(icons.ERROR_COLOR)
+        elif not known:
+            cells[SHAPE][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+        cells[ID][_EDIT] = layer.id
+        cells[POS][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+        cells[TYPE][_DECORATION] = icons.type_badge(layer.type)
+        cells[PARAMS][_ALIGN] = _RIGHT
+        if frozen:
+            cells[PARAMS][_DECORATION] = icons.frozen_icon()
+            cells[PARAMS][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+        cells[FROZEN] = {_TIP: _HEADER_TIPS[FROZEN],
+                         _CHECK: Qt.CheckState.Checked if layer.frozen else Qt.CheckState.Unchecked}
+        return cells
 
     def _tooltip(self, layer: LayerSpec, info) -> str:
         head = f"<b>{escape(layer.id)}</b> ({escape(layer.type)})"
@@ -256,38 +288,34 @@ class StackModel(QAbstractItemModel):
             lines.append(f"arguments: {escape(args)}")
         return "<br>".join(lines)
 
-    def _stage_data(self, stage: Stage, col: int, role):
+    def _stage_cells(self, stage: Stage) -> list[dict]:
         info = self.doc.layer_info(stage.layer.id)
         stage_info = next((s for s in (info.stages if info else []) if s.name == stage.name), None)
         frozen = stage.name in stage.layer.frozen_stages
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == ID:
-                return stage.name
-            if col == TYPE:
-                return "stage"
-            if col == PARAMS and stage_info is not None:
-                return f"{stage_info.params:,}"
-        if role == Qt.ItemDataRole.CheckStateRole and col == FROZEN:
-            return Qt.CheckState.Checked if frozen else Qt.CheckState.Unchecked
-        if role == Qt.ItemDataRole.ForegroundRole and (col == TYPE or (col == PARAMS and frozen)):
-            return QBrush(QColor(icons.MUTED_COLOR))
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == PARAMS:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Stage {stage.name} of {stage.layer.id}: freeze it to keep its pretrained weights"
-        return None
+        tip = f"Stage {stage.name} of {stage.layer.id}: freeze it to keep its pretrained weights"
+        cells = [{_TIP: tip} for _ in COLUMNS]
+        cells[ID][_DISPLAY] = stage.name
+        cells[TYPE].update({_DISPLAY: "stage", _FOREGROUND: _brush(icons.MUTED_COLOR)})
+        if stage_info is not None:
+            cells[PARAMS].update({_DISPLAY: f"{stage_info.params:,}", _ALIGN: _RIGHT})
+        if frozen:
+            cells[PARAMS].update({_DECORATION: icons.frozen_icon(), _FOREGROUND: _brush(icons.MUTED_COLOR)})
+        cells[FROZEN][_CHECK] = Qt.CheckState.Checked if frozen else Qt.CheckState.Unchecked
+        return cells
 
     def flags(self, index):
         if not index.isValid():
             return Qt.ItemFlag.ItemIsDropEnabled
-        node = self.node(index)
+        return self._row(index)[index.column()]["flags"]
+
+    def _flags(self, node, column: int):
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == FROZEN:
+        if column == FROZEN:
             flags |= Qt.ItemFlag.ItemIsUserCheckable
         if isinstance(node, Stage):
             return flags
         flags |= Qt.ItemFlag.ItemIsDragEnabled
-        if index.column() == ID:
+        if column == ID:
             flags |= Qt.ItemFlag.ItemIsEditable
         if node.type == "Residual":
             flags |= Qt.ItemFlag.ItemIsDropEnabled

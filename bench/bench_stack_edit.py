@@ -1,0 +1,94 @@
+"""What one edit costs in the window on a 200-layer stack, against the core's inference alone.
+
+Three ways to change one argument in the middle of a 200-row Linear stack, in one run:
+  core    build.infer(spec) after changing the spec directly (what the core benchmark times)
+  doc     ProjectDocument.set_arg: an undo command, inference, the document's signals
+  window  the same through the real window (offscreen): the stack model repaints its rows,
+          the inspector and the summary follow, and the stack's viewport is repainted
+  paint   the stack's viewport repainted with no edit (what drawing ~30 rows costs by itself)
+Each edit alternates between two values so every one re-infers half the stack. Prints the
+median and 95th percentile per edit and the ratios to `core`. Last line: RESULT name=value ...
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["WORKBENCH_SETTINGS"] = os.path.join(tempfile.mkdtemp(), "settings.ini")
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from workbench import build, project as projects  # noqa: E402
+from workbench.spec import LayerSpec, ModelSpec  # noqa: E402
+
+N_LAYERS, EDITS = 200, 60
+
+
+def stack() -> ModelSpec:
+    layers = [LayerSpec("flat", "Flatten")]
+    layers += [LayerSpec(f"fc{i}", "Linear", {"out_features": 32}) for i in range(N_LAYERS)]
+    return ModelSpec((1, 8, 8), layers)
+
+
+def timed(edit) -> list[float]:
+    out = []
+    for i in range(EDITS):
+        start = time.perf_counter()
+        edit(16 if i % 2 == 0 else 32)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def main() -> None:
+    app = QApplication.instance() or QApplication([])
+    build.warm_up()
+    spec = stack()
+    middle = spec.find(f"fc{N_LAYERS // 2}")
+
+    def core(value):
+        middle.args["out_features"] = value
+        build.infer(spec)
+
+    from ui.document import ProjectDocument
+    from ui.main_window import MainWindow
+
+    doc = ProjectDocument(projects.new("bench", stack()))
+    window = MainWindow(project=projects.new("bench", stack()))
+    window.resize(1280, 800)
+    window.show()
+    window.stack.select_ids([f"fc{N_LAYERS // 2}"])
+    app.processEvents()
+    layer_id = f"fc{N_LAYERS // 2}"
+
+    def in_window(value):
+        window.doc.set_arg(layer_id, "out_features", value)
+        window.stack.viewport().repaint()
+
+    results = {
+        "core": timed(core),
+        "doc": timed(lambda v: doc.set_arg(layer_id, "out_features", v)),
+        "window": timed(in_window),
+        "paint": timed(lambda v: window.stack.viewport().repaint()),
+    }
+    base = statistics.median(results["core"])
+    print(f"one argument edit in the middle of a {N_LAYERS}-layer stack, {EDITS} edits each (ms)")
+    print(f"{'path':8} {'median':>8} {'p95':>8} {'x core':>8}")
+    summary = {}
+    for name, values in results.items():
+        med = statistics.median(values)
+        p95 = sorted(values)[int(0.95 * len(values)) - 1]
+        summary[name] = (med, p95)
+        print(f"{name:8} {med:8.2f} {p95:8.2f} {med / base:8.1f}")
+    assert window.doc.layer_info(f"fc{N_LAYERS - 1}").out_shape == (32,)
+    window.doc.undo_stack.setClean()
+    window.close()
+    print(f"RESULT layers={N_LAYERS} core_ms={summary['core'][0]:.2f} doc_ms={summary['doc'][0]:.2f} "
+          f"window_ms={summary['window'][0]:.2f} window_p95_ms={summary['window'][1]:.2f} "
+          f"paint_ms={summary['paint'][0]:.2f} window_x_core={summary['window'][0] / base:.1f}")
+
+
+if __name__ == "__main__":
+    main()
