@@ -25,7 +25,12 @@ _SIZE = 18
 _SCALE = 2  # drawn at 2x so badges stay sharp on high-DPI screens
 
 
+_BADGES = {"Residual": "+", "resnet18": "RN", "mobilenet_v3_small": "MN", "efficientnet_b0": "EN"}
+
+
 def abbreviation(type_name: str) -> str:
+    if type_name in _BADGES:
+        return _BADGES[type_name]
     marks = [c for c in type_name if c.isupper() or c.isdigit()]
     if len(marks) >= 2 and not type_name[:1].islower():
         return "".join(marks[:2])

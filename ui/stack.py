@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
 from .stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel
 
-_WIDTHS = {POS: 36, ID: 118, TYPE: 136, SHAPE: 104, PARAMS: 84, FROZEN: 54}
+_WIDTHS = {POS: 36, ID: 112, TYPE: 132, SHAPE: 104, PARAMS: 112, FROZEN: 54}
 
 
 class StackView(QTreeView):
