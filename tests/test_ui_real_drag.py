@@ -1,9 +1,10 @@
-"""A real ``QDrag`` from the palette into the stack, on Qt's xcb platform under Xvfb.
+"""Real ``QDrag``s (palette -> stack, and a row within the stack), on xcb under Xvfb.
 
 The offscreen platform's ``QDrag.exec()`` returns at once without dragging, so the other
 tests deliver drag events by hand. This one runs the real path in a child process: press on
 a palette item, move more than the drag distance (Qt starts a ``QDrag`` and its nested event
-loop), then, from a ``QTimer.singleShot`` inside that loop, move over the stack and release.
+loop), then, from a ``QTimer.singleShot`` inside that loop, move over the stack and release;
+then the same with a row of the stack (a move must not delete or duplicate anything).
 Skipped only when Xvfb is not installed.
 """
 from __future__ import annotations
@@ -39,30 +40,42 @@ w.activateWindow()
 QTest.qWaitForWindowExposed(w)
 QTest.qWait(300)
 tree, view = w.palette.tree, w.stack
-item = w.palette.item(sys.argv[1])
-tree.scrollToItem(item)
-start = tree.visualItemRect(item).center()
-target = view.visualRect(view.stack_model.index_of("flat")).topLeft() + QPoint(60, 2)  # above 'flat'
-left = Qt.MouseButton.LeftButton
+left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
 log = {"platform": app.platformName()}
 
-def finish():
-    QTest.mouseMove(view.viewport(), target + QPoint(0, 1))
-    QTest.qWait(100)
-    QTest.mouseMove(view.viewport(), target)
-    QTest.qWait(100)
-    log["in_drag"] = True
-    QTest.mouseRelease(view.viewport(), left, Qt.KeyboardModifier.NoModifier, target)
 
-QTimer.singleShot(400, finish)
-QTimer.singleShot(8000, app.quit)  # never hang
-QTest.mousePress(tree.viewport(), left, Qt.KeyboardModifier.NoModifier, start)
-clock = time.monotonic()
-for step in range(1, 6):  # more than startDragDistance: the QDrag starts (and blocks) here
-    QTest.mouseMove(tree.viewport(), start + QPoint(6 * step, 3 * step))
-log["blocked_s"] = time.monotonic() - clock  # a real drag runs its own loop until the drop
-log["ids"] = [layer.id for layer in w.doc.spec.layers]  # read before any later event is processed
-log["undo"] = w.doc.undo_stack.undoText()
+def real_drag(source, start, target):
+    """Press at start, move past the drag distance (QDrag.exec blocks here), then drop at
+    target from a timer inside the drag's own loop. Returns how long the moves blocked."""
+    def finish():
+        QTest.mouseMove(view.viewport(), target + QPoint(0, 1))
+        QTest.qWait(100)
+        QTest.mouseMove(view.viewport(), target)
+        QTest.qWait(100)
+        QTest.mouseRelease(view.viewport(), left, none, target)
+    QTimer.singleShot(400, finish)
+    QTest.mousePress(source, left, none, start)
+    clock = time.monotonic()
+    for step in range(1, 6):
+        QTest.mouseMove(source, start + QPoint(6 * step, 3 * step))
+    return time.monotonic() - clock
+
+
+def row_top(layer_id):
+    return view.visualRect(view.stack_model.index_of(layer_id)).topLeft() + QPoint(60, 2)
+
+
+QTimer.singleShot(15000, app.quit)  # never hang
+item = w.palette.item(sys.argv[1])
+tree.scrollToItem(item)
+log["palette_blocked_s"] = real_drag(tree.viewport(), tree.visualItemRect(item).center(), row_top("flat"))
+log["after_palette"] = [layer.id for layer in w.doc.spec.layers]  # read before later events run
+log["palette_undo"] = w.doc.undo_stack.undoText()
+QTest.qWait(200)
+log["row_blocked_s"] = real_drag(view.viewport(), view.visualRect(view.stack_model.index_of("fc")).center(),
+                                 row_top("conv1"))
+log["after_row"] = [layer.id for layer in w.doc.spec.layers]
+log["row_undo"] = w.doc.undo_stack.undoText()
 print("RESULT " + json.dumps(log), flush=True)
 '''
 
@@ -86,7 +99,7 @@ def xvfb_display():
     proc.wait(10)
 
 
-def test_a_real_drag_from_the_palette_inserts_where_it_is_dropped(xvfb_display, tmp_path):
+def test_real_drags_add_from_the_palette_and_reorder_rows_where_dropped(xvfb_display, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
     env.update(DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb", WORKBENCH_SETTINGS=str(tmp_path / "s.ini"),
                PYTHONPATH=str(ROOT))
@@ -95,9 +108,12 @@ def test_a_real_drag_from_the_palette_inserts_where_it_is_dropped(xvfb_display, 
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, f"child failed (exit {run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}"
     result = json.loads(lines[0][len("RESULT "):])
-    assert result["platform"] == "xcb" and result.get("in_drag")
-    assert result["blocked_s"] >= 0.3  # the moves returned only after the drop: a real QDrag ran
-    ids = result["ids"]
-    assert "dropout_1" in ids, result
-    assert ids.index("dropout_1") == ids.index("flat") - 1  # dropped just above 'flat'
-    assert result["undo"] == "Add Dropout 'dropout_1'"
+    assert result["platform"] == "xcb"
+    # the moves returned only after the drop: a real QDrag ran its loop
+    assert result["palette_blocked_s"] >= 0.3 and result["row_blocked_s"] >= 0.3, result
+    ids = result["after_palette"]
+    assert "dropout_1" in ids and ids.index("dropout_1") == ids.index("flat") - 1, result  # above 'flat'
+    assert result["palette_undo"] == "Add Dropout 'dropout_1'"
+    moved = result["after_row"]
+    assert moved[0] == "fc" and sorted(moved) == sorted(ids), result  # moved to the top, nothing lost
+    assert result["row_undo"] == "Move 'fc'"
