@@ -78,7 +78,7 @@ def test_progress_line_on_a_terminal():
     p.close()
     text = out.getvalue()
     assert "\repoch 1/2 [##########..........] step 10/20 loss 0.5000 1,000 samples/s ETA" in text
-    assert "epoch 1/2, train loss 0.5000, val loss 0.4000, val acc 0.9000" in text
+    assert "epoch 1/2, train loss 0.5000, val loss 0.4000, val acc 0.9000 (0.0 s, 1,000 samples/s, ETA" in text
 
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):

@@ -61,7 +61,13 @@ def test_trains_the_digits_template_and_writes_its_run(tmp_path):
     folder = tmp_path / "run"
     lines = runlog.read_metrics(folder)
     assert [d["event"] for d in lines].count("step") == 69 and lines[-1]["event"] == "finished"
-    assert any(p.name.startswith("events.out.tfevents") for p in (folder / "tensorboard").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(folder / "tensorboard"))
+    tb.Reload()  # TensorBoard itself reads the run
+    assert [s.step for s in tb.Scalars("epoch/val_acc")] == [1, 2, 3]
+    assert tb.Scalars("epoch/val_acc")[-1].value == pytest.approx(epochs[-1].val_acc)
+    assert tb.Scalars("train/loss")[-1].step == 69
     state = torch.load(folder / "last.ckpt", weights_only=True)
     assert state["position"]["epoch"] == 3 and state["position"]["step"] == 69
     assert torch.load(folder / "best.ckpt", weights_only=True)["best"]["epoch"] == end.best_epoch

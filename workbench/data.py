@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import signal
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -312,7 +312,3 @@ def _check_loss(spec: ModelSpec, task: Task, loss: str) -> None:
                          "model must output raw scores", f"remove '{last.id}' (or use NLLLoss after "
                          "LogSoftmax)")
 
-
-def describe(bundle: DataBundle) -> dict[str, Any]:
-    """Plain summary of a bundle, for events and the window."""
-    return bundle.task.to_dict()

@@ -110,7 +110,7 @@ class Progress:
         self.stream, self.quiet = stream, quiet
         self.live = hasattr(stream, "isatty") and stream.isatty()
         self.total = self.per_epoch = self.epochs = self.first_step = 0
-        self.t_start = self.t_drawn = 0.0
+        self.t_start = self.t_drawn = self.rate = 0.0
         self.drawn = False
 
     def __call__(self, event: ev.Event) -> None:
@@ -125,9 +125,10 @@ class Progress:
                       f"{event.task['description']}; run folder {event.run_dir}")
             for note in event.notes:
                 self.line(f"note: {note}")
-        elif isinstance(event, ev.StepEvent) and self.live:
+        elif isinstance(event, ev.StepEvent):
+            self.rate = event.samples_per_s
             now = time.perf_counter()
-            if now - self.t_drawn >= 0.1 or event.step == self.total:
+            if self.live and (now - self.t_drawn >= 0.1 or event.step == self.total):
                 self.t_drawn = now
                 self.draw(event, now)
         elif isinstance(event, ev.EpochEvent):
@@ -136,14 +137,20 @@ class Progress:
                 parts.append(f"val loss {event.val_loss:.4f}")
             if event.val_acc is not None:
                 parts.append(f"val acc {event.val_acc:.4f}")
-            self.line(", ".join(parts) + f" ({event.seconds:.1f} s)" + (" *best" if event.best else ""))
+            eta = self.eta(event.step, time.perf_counter())
+            self.line(", ".join(parts) + f" ({event.seconds:.1f} s, {self.rate:,.0f} samples/s, ETA {_clock(eta)})"
+                      + (" *best" if event.best else ""))
         elif isinstance(event, (ev.FreezeEvent, ev.LrEvent, ev.PausedEvent, ev.ResumedEvent)):
             self.line(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in event.to_dict().items() if k != "event"))
 
+    def eta(self, step: int, now: float) -> float:
+        """Seconds left at the pace of the steps done since the start."""
+        done = step - self.first_step
+        pace = done / max(now - self.t_start, 1e-9)
+        return (self.total - step) / pace if pace > 0 else 0.0
+
     def draw(self, e: ev.StepEvent, now: float) -> None:
-        done = e.step - self.first_step
-        rate = done / max(now - self.t_start, 1e-9)
-        eta = (self.total - e.step) / rate if rate > 0 else 0.0
+        eta = self.eta(e.step, now)
         filled = int(self.BAR * e.step / max(1, self.total))
         bar = "#" * filled + "." * (self.BAR - filled)
         text = (f"\repoch {e.epoch}/{self.epochs} [{bar}] step {e.step}/{self.total} loss {e.loss:.4f} "
