@@ -166,6 +166,14 @@ def test_palette_double_click_adds_after_the_selection(window, qtbot):
     assert window.stack.current_id() == "gelu_1"
 
 
+def test_palette_enter_on_an_item_adds_it(window, qtbot):
+    tree = window.palette.tree
+    tree.setFocus()
+    tree.setCurrentItem(window.palette.item("Softmax"))
+    qtbot.keyClick(tree, Qt.Key.Key_Return)
+    assert ids_of(window.doc.spec)[-1] == "softmax_1"
+
+
 def test_palette_drag_carries_the_layer_type(window):
     mime = window.palette.tree.mimeData([window.palette.item("Conv2d")])
     assert json.loads(bytes(mime.data("application/x-workbench-layer")).decode()) == {"type": "Conv2d"}

@@ -145,7 +145,10 @@ class TextField(Field):
 
     def __init__(self, param):
         super().__init__(param, QLineEdit())
-        self.widget.textEdited.connect(self._edited)
+        if param.kind == "str":  # free text (a weights path): apply when done, not per letter
+            self.widget.editingFinished.connect(lambda: self._edited(self.widget.text()))
+        else:
+            self.widget.textEdited.connect(self._edited)
 
     def _edited(self, text: str) -> None:
         value, err = parse_text(self.param, text)

@@ -105,9 +105,9 @@ class MainWindow(QMainWindow):
             return None
 
     def add_layer(self, type_name: str) -> None:
-        """Add after the selected row (in its block), or at the end."""
-        current = self.stack.current_id()
-        parent, row = self.doc.locate(current) if current else (None, None)
+        """Add after the (last) selected row, in its block, or at the end with no selection."""
+        selected = self.stack.selected_ids()
+        parent, row = self.doc.locate(selected[-1]) if selected else (None, None)
         new_id = self._edit(lambda: self.doc.insert_kind(type_name, parent, None if row is None else row + 1))
         if new_id:
             self.stack.select_ids([new_id])
