@@ -247,3 +247,13 @@ def test_a_locked_model_refuses_drops_and_undo_but_takes_freezing(window):
     doc.set_edit_lock("")
     assert window.actions_["undo"].isEnabled()
     assert window.stack.dragDropMode() == QAbstractItemView.DragDropMode.DragDrop
+
+
+def test_f8_goes_to_the_first_problem_and_ctrl_l_freezes(window, qtbot):
+    window.doc.set_arg("fc", "in_features", 3)
+    window.activateWindow()
+    window.stack.setFocus()
+    qtbot.keyClick(window.stack, Qt.Key.Key_F8)
+    assert window.stack.current_id() == "fc" and window.stack.selected_ids() == ["fc"]
+    qtbot.keyClick(window.stack, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert window.doc.spec.find("fc").frozen
