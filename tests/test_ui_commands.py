@@ -179,3 +179,11 @@ def test_backbone_stage_freeze_is_undoable_and_reported_by_module_path(qapp):
                                                          if s.name == "layer1")
     doc.undo_stack.undo()
     assert doc.spec.find("net").frozen_stages == [] and doc.info.trainable_params == trainable
+
+
+def test_a_selected_block_carries_its_selected_children(doc):
+    assert doc.duplicate(["rconv", "res"]) == ["res_1"]
+    doc.move(["rconv", "res"], None, 0)
+    assert doc.spec.layers[0].id == "res" and [c.id for c in doc.spec.layers[0].layers] == ["rconv", "rrelu"]
+    doc.remove(["rrelu", "res"])
+    assert doc.spec.find("rrelu") is None and doc.undo_stack.undoText() == "Delete 'res'"

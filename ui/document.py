@@ -99,6 +99,10 @@ class ProjectDocument(QObject):
             parent = self.locate(parent)[0]
         return False
 
+    def outermost(self, layer_ids: list[str]) -> list[str]:
+        """The ids that are not inside another of them (a block carries its nested layers)."""
+        return [i for i in layer_ids if not any(o != i and self.is_inside(i, o) for o in layer_ids)]
+
     def fresh_id(self, base: str, taken: set[str] | None = None) -> str:
         """An unused id from a layer id or type: 'conv2d_1' -> 'conv2d_2', 'fc' -> 'fc_1'."""
         taken = self.spec.ids() | (taken or set())
@@ -140,7 +144,7 @@ class ProjectDocument(QObject):
 
     def remove(self, layer_ids: list[str]) -> None:
         self._unlocked()
-        ids = [i for i in layer_ids if not any(o != i and self.is_inside(i, o) for o in layer_ids)]
+        ids = self.outermost(layer_ids)
         if not ids:
             return
         text = f"Delete '{ids[0]}'" if len(ids) == 1 else f"Delete {len(ids)} layers"
@@ -149,6 +153,7 @@ class ProjectDocument(QObject):
     def duplicate(self, layer_ids: list[str]) -> list[str]:
         """Copy layers (nested ones too, with fresh ids) right after themselves."""
         self._unlocked()
+        layer_ids = self.outermost(layer_ids)
         new_ids: list[str] = []
         self.undo_stack.beginMacro(f"Duplicate '{layer_ids[0]}'" if len(layer_ids) == 1
                                    else f"Duplicate {len(layer_ids)} layers")
@@ -174,6 +179,7 @@ class ProjectDocument(QObject):
         """Move layers (in order) to sit before row ``before_row`` of ``parent_id`` as it is now
         (None: at the end). Returns False when nothing moved."""
         self._unlocked()
+        layer_ids = self.outermost(layer_ids)
         if parent_id is not None and any(self.is_inside(parent_id, i) for i in layer_ids):
             raise WorkbenchError("a Residual block cannot be moved into itself")
         siblings = self.children(parent_id)
