@@ -3,12 +3,13 @@ downloads; and a guard that fails any test leaving a QThread running."""
 from __future__ import annotations
 
 import os
+import tempfile
 import weakref
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("WORKBENCH_OFFLINE", "1")  # nothing may download during tests
 # the window's QSettings (recent files, geometry) go to a throwaway file, never the user's
-os.environ["WORKBENCH_SETTINGS"] = os.path.join(__import__("tempfile").mkdtemp(prefix="wb-settings-"), "s.ini")
+os.environ["WORKBENCH_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="wb-settings-"), "s.ini")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
