@@ -121,3 +121,14 @@ def test_deleting_the_shown_layer_moves_the_form_on(window):
     assert window.inspector.layer.id == window.stack.current_id() == "drop"
     window.doc.remove([layer.id for layer in window.doc.spec.layers])
     assert window.inspector.layer is None and "Model input" in window.inspector.title.text()
+
+
+def test_small_floats_read_and_type_in_scientific_notation(window, qtbot):
+    window.doc.insert_kind("LayerNorm", None, 7)
+    window.stack.select_ids(["layernorm_1"])
+    eps = window.inspector.fields["eps"].widget
+    assert eps.text() == "1e-05"
+    eps.lineEdit().selectAll()
+    qtbot.keyClicks(eps.lineEdit(), "1e-3")
+    qtbot.keyClick(eps.lineEdit(), Qt.Key.Key_Return)
+    assert window.doc.spec.find("layernorm_1").args["eps"] == 0.001

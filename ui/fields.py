@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from workbench.params import REQUIRED, Param
@@ -116,8 +117,18 @@ class IntField(Field):
 
 
 class _FloatSpin(QDoubleSpinBox):
+    """Shows 1e-05 as 1e-05 (not 0.00001000) and accepts what Python's float() reads."""
+
     def textFromValue(self, value: float) -> str:
         return f"{value:.6g}"
+
+    def validate(self, text: str, pos: int):
+        try:
+            value = float(text)
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+        ok = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
 
     def valueFromText(self, text: str) -> float:
         try:
