@@ -257,3 +257,15 @@ def test_digits_template_outputs_match_after_state_dict_roundtrip(tmp_path):
     with torch.no_grad():
         np.testing.assert_array_equal(fresh(x).numpy(), model.eval()(x).numpy())
     assert os.stat(result.path).st_mode & 0o044  # readable by others, like any file the user saves
+
+
+def test_a_bundled_app_without_python_verifies_in_its_own_process(small, tmp_path, monkeypatch):
+    import sys
+
+    from workbench.export_verify import BUNDLED
+
+    model, spec = small
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.delenv("WORKBENCH_VERIFY_PYTHON", raising=False)
+    result = export.export(model, spec, "python", tmp_path / "m.py")
+    assert result.verification.passed and result.verification.where == BUNDLED

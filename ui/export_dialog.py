@@ -269,10 +269,10 @@ class ExportDialog(QDialog):
                                                 progress=task.progress.emit)])
 
     def export_all_to(self, folder: str) -> None:
-        options, spec, model = self.options(), self.spec.copy(), copy.deepcopy(self.model)
+        options, spec, model, stem = self.options(), self.spec.copy(), copy.deepcopy(self.model), self._stem
         options.include_spec = True
         self._start(f"Exporting every format into {folder}", len(export.FORMATS),
-                    lambda task: export.export_all(model, spec, folder, self._stem, options=options,
+                    lambda task: export.export_all(model, spec, folder, stem, options=options,
                                                    log=task.logged.emit, progress=task.progress.emit))
 
     def _start(self, what: str, steps: int, job) -> None:

@@ -92,27 +92,29 @@ def _run_onnx(job, arrays, notes):
 RUNNERS = {"torchscript": _run_torchscript, "pt2": _run_pt2, "python": _run_python, "onnx": _run_onnx}
 
 
+def run_job(job):
+    """Run one job; the reply as a dict (also used in-process where no separate Python exists)."""
+    notes = []
+    try:
+        import numpy as np
+
+        outputs = RUNNERS[job["format"]](job, _inputs(job["inputs"]), notes)
+        np.savez(job["outputs"], **{f"b{i}": o for i, o in enumerate(outputs)})
+        return {"ok": True, "notes": notes}
+    except BaseException as exc:  # report every failure; the parent decides
+        first = str(exc).strip().splitlines()
+        return {"ok": False, "error": f"{type(exc).__name__}: {first[0][:400] if first else ''}".strip(),
+                "trace": traceback.format_exc(limit=8)}
+
+
 def main():
     sys.meta_path.insert(0, _Blocker())
     warnings.simplefilter("ignore")
     reply_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # library chatter must not corrupt the replies
     for line in sys.stdin:
-        if not line.strip():
-            continue
-        job = json.loads(line)
-        notes = []
-        try:
-            import numpy as np
-
-            outputs = RUNNERS[job["format"]](job, _inputs(job["inputs"]), notes)
-            np.savez(job["outputs"], **{f"b{i}": o for i, o in enumerate(outputs)})
-            reply = {"ok": True, "notes": notes}
-        except BaseException as exc:  # report every failure; the parent decides
-            first = str(exc).strip().splitlines()
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {first[0][:400] if first else ''}".strip(),
-                     "trace": traceback.format_exc(limit=8)}
-        reply_out.write(json.dumps(reply) + "\n")
+        if line.strip():
+            reply_out.write(json.dumps(run_job(json.loads(line))) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from . import build, weights
 from .export import ExportError, Job
 from .export_capture import captured, warning_names
 from .export_locate import failing_layer, first_line
-from .export_verify import FRESH, HERE, Verification, VerifyLoadError
+from .export_verify import HERE, Verification, VerifyLoadError
 from .spec import ModelSpec
 
 
@@ -87,13 +87,14 @@ def verify_fresh(job: Job, tmp: Path) -> Verification:
 
 def run_fresh(job: Job, tmp: Path, weights_file: Path | None = None) -> Verification:
     arrays = [x.numpy() for x in job.inputs()]
+    process = job.fresh_process()
     try:
-        got, notes = job.fresh_process().run(job.fmt.key, tmp, arrays, weights_file)
+        got, notes = process.run(job.fmt.key, tmp, arrays, weights_file)
     except VerifyLoadError as exc:
         job.log(f"verify: {exc.trace.strip()}")
         raise ExportError(f"the exported {job.fmt.title} does not load in a plain Python process: {exc}; "
                           "it was not written") from None
-    return job.check(got, FRESH, notes)
+    return job.check(got, process.where, notes)
 
 
 # ---------------------------------------------------------------- TorchScript

@@ -19,6 +19,7 @@ from .errors import WorkbenchError
 
 FRESH = "a fresh Python process"
 HERE = "this process"
+BUNDLED = "this process (a bundled app has no separate Python to start)"
 START_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 600
 
@@ -90,6 +91,10 @@ class FreshProcess:
     """
 
     def __init__(self) -> None:
+        # A frozen (PyInstaller) app's sys.executable is the app itself: load the files here
+        # instead, unless WORKBENCH_VERIFY_PYTHON names an interpreter.
+        self.in_process = bool(getattr(sys, "frozen", False)) and not os.environ.get("WORKBENCH_VERIFY_PYTHON")
+        self.where = BUNDLED if self.in_process else FRESH
         self._dir = tempfile.TemporaryDirectory(prefix="workbench-verify-")
         self.folder = Path(self._dir.name)
         self._proc: subprocess.Popen | None = None
@@ -125,7 +130,7 @@ class FreshProcess:
     def run(self, fmt: str, path: Path, inputs: list[np.ndarray], weights: Path | None = None
             ) -> tuple[list[np.ndarray], list[str]]:
         """Load ``path`` as ``fmt`` there, run it on each input batch; (outputs, notes)."""
-        if self._proc is None:
+        if self._proc is None and not self.in_process:
             self._start()
         self._jobs += 1
         inp = self.folder / f"in{self._jobs}.npz"
@@ -133,6 +138,10 @@ class FreshProcess:
         np.savez(inp, **{f"b{i}": a for i, a in enumerate(inputs)})
         job = {"format": fmt, "path": str(Path(path).resolve()), "inputs": str(inp), "outputs": str(out),
                "weights": str(weights) if weights else None}
+        if self.in_process:
+            from .export_runner import run_job
+
+            return self._outputs(run_job(job), out, inp)
         try:
             self._proc.stdin.write(json.dumps(job) + "\n")
             self._proc.stdin.flush()
@@ -148,7 +157,10 @@ class FreshProcess:
         if line is None:
             raise WorkbenchError(f"the verification process died loading {Path(path).name}: "
                                  f"{self._stderr_tail()}")
-        reply = json.loads(line)
+        return self._outputs(json.loads(line), out, inp)
+
+    @staticmethod
+    def _outputs(reply: dict, out: Path, inp: Path) -> tuple[list[np.ndarray], list[str]]:
         if not reply["ok"]:
             raise VerifyLoadError(reply["error"], reply.get("trace", ""))
         with np.load(out, allow_pickle=False) as data:
