@@ -136,8 +136,10 @@ class ExportDialog(QDialog):
         self.include_spec = {k: QCheckBox("Store the model description in the file") for k in ("state_dict",
                                                                                               "safetensors")}
         self.dynamic = {k: QCheckBox("Any batch size (dynamic batch axis)") for k in ("onnx", "pt2")}
-        for a, b in ((self.dynamic["onnx"], self.dynamic["pt2"]), (self.dynamic["pt2"], self.dynamic["onnx"])):
-            a.toggled.connect(b.setChecked)
+        for pair in (self.dynamic, self.include_spec):  # one setting each, shown on two pages
+            first, second = pair.values()
+            first.toggled.connect(second.setChecked)
+            second.toggled.connect(first.setChecked)
         self.mode = QComboBox()
         for key, text in _MODES.items():
             self.mode.addItem(text, key)
@@ -233,8 +235,7 @@ class ExportDialog(QDialog):
         """The settings as plain data, copied before any thread starts."""
         return export.ExportOptions(
             opset=self.opset.value(), dynamic_batch=self.dynamic["onnx"].isChecked(),
-            torchscript_mode=self.mode.currentData(), include_spec=self.include_spec[
-                "safetensors" if self.format == "safetensors" else "state_dict"].isChecked(),
+            torchscript_mode=self.mode.currentData(), include_spec=self.include_spec["state_dict"].isChecked(),
             verify=self.verify.isChecked(), class_name=self.class_edit.text().strip(), name=self.project.name)
 
     def busy(self) -> bool:
@@ -270,7 +271,6 @@ class ExportDialog(QDialog):
 
     def export_all_to(self, folder: str) -> None:
         options, spec, model, stem = self.options(), self.spec.copy(), copy.deepcopy(self.model), self._stem
-        options.include_spec = True
         self._start(f"Exporting every format into {folder}", len(export.FORMATS),
                     lambda task: export.export_all(model, spec, folder, stem, options=options,
                                                    log=task.logged.emit, progress=task.progress.emit))
