@@ -187,7 +187,7 @@ class ExportDialog(QDialog):
 
     @staticmethod
     def _warning(text: str) -> QLabel:
-        label = QLabel(f"&#9888; {text}")
+        label = QLabel(f"\u26a0 {text}")
         label.setWordWrap(True)
         label.setStyleSheet("color: #b45309;")
         return label
