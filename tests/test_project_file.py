@@ -125,3 +125,12 @@ def test_saved_file_stays_compact_and_readable(tmp_path):
     assert saved["data"]["source"] == "digits"
     assert saved["training"]["optimizer"]["nesterov"] is True
     assert path.read_text().count("\n") > 10  # indented, one item per line
+
+
+@pytest.mark.parametrize("bad_id", ["eval", "training", "forward", "class", "lambda", "2fc", "a-b"])
+def test_ids_that_cannot_be_module_names_are_refused(bad_id):
+    doc = _doc()
+    doc["model"]["layers"][1]["id"] = bad_id
+    with pytest.raises(SpecError) as err:
+        project.from_json(doc)
+    assert [p.path for p in err.value.problems] == ["$.model.layers[1].id"]

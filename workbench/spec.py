@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import copy
 import json
+import keyword
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+
+from torch import nn
 
 from . import catalog
 from .errors import Problem, SpecError
 
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Ids become attribute names of nn.Module children and of generated/exported code.
+RESERVED_IDS = frozenset(keyword.kwlist) | {n for n in dir(nn.Module()) if not n.startswith("__")} | {"body", "proj"}
 INPUT_DTYPES = ("float32", "int64")
 _LAYER_KEYS = {"id", "type", "args", "frozen", "layers", "frozen_stages"}
 
@@ -80,6 +85,17 @@ class ModelSpec:
 
     def copy(self) -> "ModelSpec":
         return copy.deepcopy(self)
+
+
+def id_problem(layer_id: Any) -> str | None:
+    """Why a layer id cannot be used, or None when it can."""
+    if not isinstance(layer_id, str) or not ID_RE.match(layer_id):
+        return ("must be a name of letters, digits and _ that does not start with a digit (at most 64), "
+                f"got {layer_id!r}")
+    if layer_id in RESERVED_IDS:
+        return (f"{layer_id!r} is reserved (a Python keyword or an nn.Module attribute); "
+                f"try {layer_id + '_1'!r}")
+    return None
 
 
 def _walk(layers: list[LayerSpec], prefix: str) -> Iterator[tuple[str, LayerSpec]]:
@@ -157,9 +173,9 @@ def _parse_layer(item: Any, path: str, problems: list[Problem], seen: dict[str, 
     for key in sorted(item.keys() - _LAYER_KEYS):
         problems.append(Problem(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(_LAYER_KEYS))})"))
     layer_id = item.get("id")
-    if not isinstance(layer_id, str) or not ID_RE.match(layer_id):
-        problems.append(Problem(f"{path}.id", "must be a name of letters, digits and _ that does not start "
-                                f"with a digit, got {layer_id!r}"))
+    bad_id = id_problem(layer_id)
+    if bad_id:
+        problems.append(Problem(f"{path}.id", bad_id))
         layer_id = f"_invalid{len(seen)}"
     elif layer_id in seen:
         problems.append(Problem(f"{path}.id", f"duplicate id {layer_id!r} (first used at {seen[layer_id]})"))
