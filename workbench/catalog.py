@@ -83,7 +83,7 @@ def _p(name, kind, default=REQUIRED, help="", **kw) -> Param:
 
 
 _BIAS = _p("bias", "bool", True, "learn an additive bias")
-_EPS = _p("eps", "float", 1e-5, "added to the variance for numerical stability", min=0.0)
+_EPS = _p("eps", "float", 1e-5, "added to the variance for numerical stability (> 0)", min=1e-12)
 _DROP = _p("p", "float", 0.5, "probability of zeroing an element", min=0.0, max=1.0)
 
 

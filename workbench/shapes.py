@@ -56,13 +56,25 @@ def conv(dims: int):
         if pad == "same":
             if any(x != 1 for x in s):
                 raise Bad("padding='same' needs stride 1", "set stride to 1 or give padding as a number")
+            _check_pad_mode(args, tuple((d[i] * (k[i] - 1) + 1) // 2 for i in range(dims)), in_shape[1:])
             return (cout,) + tuple(in_shape[1:])
         p = (0,) * dims if pad == "valid" else as_tuple(pad, dims)
+        _check_pad_mode(args, p, in_shape[1:])
         out = tuple(_spatial_out(n, k[i], s[i], p[i], d[i]) for i, n in enumerate(in_shape[1:]))
         if min(out) < 1:
             raise _too_small("conv", in_shape, k, dims)
         return (cout,) + out
     return rule
+
+
+def _check_pad_mode(args: dict, pad: tuple, spatial: tuple) -> None:
+    """reflect padding must be smaller than the input side; circular at most as large."""
+    mode = args.get("padding_mode", "zeros")
+    limit = {"reflect": lambda p, n: p < n, "circular": lambda p, n: p <= n}.get(mode)
+    if limit and not all(limit(p, n) for p, n in zip(pad, spatial)):
+        size = "x".join(map(str, spatial))
+        raise Bad(f"{mode} padding of {max(pad)} needs a larger input than {size}",
+                  "lower padding, or use padding_mode 'zeros' or 'replicate'")
 
 
 def conv_transpose2d(args: dict, in_shape: Shape) -> Shape:
