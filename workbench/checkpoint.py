@@ -1,13 +1,17 @@
 """Training checkpoints: model, optimiser, schedule, scaler, RNG states and position.
 
 Only tensors and plain containers go in, so ``torch.load(..., weights_only=True)`` reads
-them back; files are written to a temporary path and renamed into place.
+them back; files are written to a temporary path and renamed into place. ``Writer`` does the
+writing off the training thread: the state is serialised at once, the disk work overlaps
+the next steps.
 """
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -53,9 +57,44 @@ def set_rng_state(state: dict) -> None:
         np.random.set_state(("MT19937", n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["cached"]))
 
 
-def save(path: Path, state: dict) -> None:
-    state = {"format": FORMAT, "version": VERSION, **state}
-    fileio.write_with(path, lambda tmp: torch.save(state, tmp))
+class Writer:
+    """Writes checkpoints in a background thread, one at a time.
+
+    ``submit`` serialises the state to memory right away (later steps cannot change what is
+    saved), then a thread writes it atomically (temp file, fsync, rename) and, for a new best,
+    links it as best.ckpt. ``wait`` blocks until the write is on disk and raises its error
+    (disk full, folder gone) as a WorkbenchError; ``submit`` waits for the previous write first.
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, path: Path, state: dict, best: Path | None = None) -> None:
+        self.wait()
+        buf = io.BytesIO()
+        torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
+        self._thread = threading.Thread(target=self._write, args=(path, buf, best), name="checkpoint-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _write(self, path: Path, buf: io.BytesIO, best: Path | None) -> None:
+        try:
+            fileio.write_with(path, lambda tmp: tmp.write_bytes(buf.getbuffer()))
+            if best is not None:
+                copy(path, best)
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            if isinstance(error, WorkbenchError):
+                raise error
+            raise WorkbenchError(f"cannot write a checkpoint: {error}") from error
 
 
 def copy(src: Path, dst: Path) -> None:

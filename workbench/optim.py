@@ -89,23 +89,18 @@ def make_loss(name: str, classification: bool) -> nn.Module:
         raise WorkbenchError(f"unknown loss {name!r}") from None
 
 
-def predict(out: torch.Tensor, loss_name: str) -> torch.Tensor:
-    """The predicted class of each output row."""
-    if loss_name == "BCEWithLogitsLoss" and out.shape[1] == 1:
-        return (out[:, 0] > 0).long()
-    return out.argmax(dim=1)
-
-
-def confidence(out: torch.Tensor, pred: torch.Tensor, loss_name: str) -> torch.Tensor:
-    """The probability the model gives its predicted class, for each output row."""
+def predict(out: torch.Tensor, loss_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted class, the probability the model gives it) for each output row."""
     out = out.float()
     if loss_name == "BCEWithLogitsLoss" and out.shape[1] == 1:
         p1 = torch.sigmoid(out[:, 0])
-        return torch.where(pred == 1, p1, 1 - p1)
+        pred = (p1 > 0.5).long()
+        return pred, torch.where(pred == 1, p1, 1 - p1)
     if loss_name == "NLLLoss":
-        probs = out.exp()
-    elif loss_name == "BCEWithLogitsLoss":
-        probs = torch.sigmoid(out)
-    else:
-        probs = torch.softmax(out, dim=1)
-    return probs.gather(1, pred[:, None])[:, 0]
+        conf, pred = out.max(dim=1)
+        return pred, conf.exp()
+    if loss_name == "BCEWithLogitsLoss":
+        conf, pred = out.max(dim=1)
+        return pred, torch.sigmoid(conf)
+    conf, pred = torch.softmax(out, dim=1).max(dim=1)
+    return pred, conf

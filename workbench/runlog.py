@@ -12,6 +12,7 @@ from pathlib import Path
 from . import events as ev
 
 METRICS = "metrics.jsonl"
+_STEP_LINE = '{"event":"step","step":%d,"epoch":%d,"loss":%r,"lr":%r,"samples_per_s":%r}\n'
 
 
 class RunLog:
@@ -19,6 +20,7 @@ class RunLog:
         self.path = run_dir / METRICS
         self._fh = open(self.path, "a", encoding="utf-8")
         self._tb = None
+        self._tb_pending: list = []
         self.notes: list[str] = []
         if tensorboard:
             try:
@@ -26,43 +28,56 @@ class RunLog:
             except ImportError:
                 self.notes.append("TensorBoard files skipped: the tensorboard package is not installed")
             else:
-                self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+                self._tb = SummaryWriter(str(run_dir / "tensorboard"), flush_secs=10)
 
     def write_steps(self, steps: list[ev.StepEvent]) -> None:
         """A batch of step events: every one to metrics.jsonl, their mean loss to TensorBoard
         (one point per read-out keeps TensorBoard's cost off the step time)."""
-        self._fh.write("".join(json.dumps(e.to_dict(), separators=(",", ":")) + "\n" for e in steps))
+        # printf instead of json.dumps: 1 us instead of 8 per step; the values are finite floats
+        self._fh.write("".join(_STEP_LINE % (e.step, e.epoch, e.loss, e.lr, e.samples_per_s) for e in steps))
         if self._tb is not None and steps:
             last = steps[-1]
-            self._tb.add_scalar("train/loss", sum(e.loss for e in steps) / len(steps), last.step)
-            self._tb.add_scalar("train/lr", last.lr, last.step)
+            self._scalars(last.step, {"train/loss": sum(e.loss for e in steps) / len(steps), "train/lr": last.lr})
 
     def write(self, event: ev.Event) -> None:
         if isinstance(event, ev.StepEvent):
             self.write_steps([event])
             return
         self._fh.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
-        tb = self._tb
-        if tb is None:
+        if self._tb is None:
             return
         if isinstance(event, ev.EpochEvent):
-            tb.add_scalar("epoch/train_loss", event.train_loss, event.epoch)
-            if event.val_loss is not None:
-                tb.add_scalar("epoch/val_loss", event.val_loss, event.epoch)
-            if event.val_acc is not None:
-                tb.add_scalar("epoch/val_acc", event.val_acc, event.epoch)
+            values = {"epoch/train_loss": event.train_loss, "epoch/val_loss": event.val_loss,
+                      "epoch/val_acc": event.val_acc}
+            self._scalars(event.epoch, {k: v for k, v in values.items() if v is not None})
         elif isinstance(event, ev.MemoryEvent):
-            tb.add_scalar("memory/process_rss_mib", event.reading["process_rss"] / 2**20, event.step)
+            values = {"memory/process_rss_mib": event.reading["process_rss"] / 2**20}
             for d in event.reading["devices"]:
                 if d["allocated"] is not None:
-                    tb.add_scalar(f"memory/{d['device']}_allocated_mib", d["allocated"] / 2**20, event.step)
+                    values[f"memory/{d['device']}_allocated_mib"] = d["allocated"] / 2**20
+            self._scalars(event.step, values)
+
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
+        """Several scalars as one TensorBoard event (add_scalar makes one event per value).
+        Events wait here until ``flush`` (once per epoch): each hand-over wakes TensorBoard's
+        writer thread, which then competes with the training step for the CPU."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()])
+        self._tb_pending.append((summary, step))
 
     def flush(self) -> None:
+        """metrics.jsonl to disk now; TensorBoard gets the waiting events and writes them to
+        disk itself within 10 s (its own flush waits on its thread: too slow for every epoch)."""
         self._fh.flush()
-        if self._tb is not None:
-            self._tb.flush()
+        if self._tb is not None and self._tb_pending:
+            writer = self._tb._get_file_writer()
+            for summary, step in self._tb_pending:
+                writer.add_summary(summary, step)
+            self._tb_pending.clear()
 
     def close(self) -> None:
+        self.flush()
         if not self._fh.closed:
             self._fh.close()
         if self._tb is not None:

@@ -89,6 +89,7 @@ class Engine(Controls):
         except Exception as exc:  # noqa: BLE001 - the contract: nothing escapes, everything is reported
             end = self._fail(exc, phase)
         finally:
+            self._settle_writes()
             if self._log is not None:
                 self._log.close()
             self._stop_workers()
@@ -136,6 +137,7 @@ class Engine(Controls):
         self._open_run_dir(notes)
         memory.reset_peak(device)
         self.keeper = GoodWeights(model, self.pos.step)
+        self._writer = checkpoint.Writer()
         total, trainable = build.param_count(model)
         self._emit(ev.StartedEvent(str(self.run_dir), str(device), cfg["epochs"], self.steps_per_epoch,
                                    self.pos.epoch + 1, self.pos.step, self.data_cfg["batch_size"], total,
@@ -270,14 +272,15 @@ class Engine(Controls):
             self.scheduler.step()
         pos.epoch += 1
         pos.batch, pos.loss_sum, pos.loss_count = 0, 0.0, 0
-        self._save(best=better)
         epoch_ev = ev.EpochEvent(pos.epoch, pos.step, train_loss, result.loss if result else None,
                                  result.acc if result else None, result.per_class if result else [],
                                  result.confusion if result else [],
                                  [ev.Mistake(*m) for m in result.mistakes] if result else [],
                                  optim.current_lr(self.optimizer), seconds, better)
         self._emit(epoch_ev)
-        self._emit_memory()
+        self._save(best=better)  # also flushes metrics.jsonl, epoch line included
+        if time.perf_counter() - self._mem_t >= MEMORY_EVERY_S:
+            self._emit_memory()
 
     def _is_better(self, train_loss: float, result) -> bool:
         b = self.best
@@ -291,26 +294,27 @@ class Engine(Controls):
 
     # ------------------------------------------------------------ checkpoints
 
-    def _save(self, best: bool = False) -> Path | None:
+    def _save(self, best: bool = False, wait: bool = False) -> Path | None:
         if not self.parallel.is_main:
             return None
         last = self.run_dir / checkpoint.LAST
-        checkpoint.save(last, checkpoint.capture(self))
-        if best:
-            checkpoint.copy(last, self.run_dir / checkpoint.BEST)
+        self._writer.submit(last, checkpoint.capture(self), self.run_dir / checkpoint.BEST if best else None)
         if self._log is not None:
             self._log.flush()
+        if wait:
+            self._writer.wait()
         return last
 
     # ------------------------------------------------------------ endings
 
     def _stopped(self) -> ev.Event:
         self._flush()
-        path = self._save()
+        path = self._save(wait=True)
         return self._emit(ev.StoppedEvent(self.pos.step, self.pos.epoch + 1, self._elapsed(), str(self.run_dir),
                                           str(path) if path else None))
 
     def _finished(self) -> ev.Event:
+        self._writer.wait()
         best = self.run_dir / checkpoint.BEST
         return self._emit(ev.FinishedEvent(self.pos.step, self.pos.epoch, self.best["val_acc"],
                                            self.best["val_loss"], self.best["epoch"], self._elapsed(),
@@ -350,6 +354,15 @@ class Engine(Controls):
                 fix += ", turn on training.amp"
         return (f"out of memory {where} on {self.device} with batch size {bs}: {fix}, use smaller images or a "
                 "smaller model")
+
+    def _settle_writes(self) -> None:
+        """A failed run still waits for its last checkpoint write (its error is secondary)."""
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            try:
+                writer.wait()
+            except WorkbenchError as exc:
+                _logger.warning("%s", exc)
 
     def _stop_workers(self) -> None:
         """End DataLoader worker processes now rather than whenever the engine is collected."""
