@@ -24,6 +24,7 @@ from .palette import Palette
 from .stack import StackView
 from .stack_model import ID, StackModel
 from .summary import SummaryBar
+from .training_dock import install as install_training
 from .window_actions import build_actions
 
 
@@ -36,6 +37,8 @@ class MainWindow(QMainWindow):
         self.doc = ProjectDocument(project, self)
         self.close_checks: list[Callable[[], bool]] = []  # each may refuse to close (False)
         self.model_provider: Callable[[], object] | None = None  # a trained model for export
+        self.weights_receiver: Callable[[object, str], None] | None = None  # (model, path) loaded in Export
+        self.on_close: list[Callable[[], None]] = []  # run once the window really closes
         self.setWindowIcon(icons.app_icon())
         self.setDockNestingEnabled(True)
         style = resource_path("styles", "workbench.qss")
@@ -69,6 +72,7 @@ class MainWindow(QMainWindow):
         self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
         self.doc.pathChanged.connect(self._update_title)
         self.doc.reset.connect(lambda: self.inspector.show_layer(None))
+        self.training = install_training(self)  # the Training dock, menu and hooks (training_dock.py)
         self._update_title()
         self._restore_settings()
         if problem is not None:
@@ -161,7 +165,7 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def new_project(self) -> None:
-        if not self.maybe_save():
+        if not all(check() for check in self.close_checks) or not self.maybe_save():
             return
         name = project_io.choose_template(self)
         if name:
@@ -169,7 +173,7 @@ class MainWindow(QMainWindow):
             self.say(f"New project from the {name} template")
 
     def open_file(self, path: str | None = None) -> bool:
-        if not self.maybe_save():
+        if not all(check() for check in self.close_checks) or not self.maybe_save():
             return False
         if path is None:
             folder = str(self.doc.path.parent) if self.doc.path else str(Path.home())
@@ -228,7 +232,11 @@ class MainWindow(QMainWindow):
         except WorkbenchError as exc:
             QMessageBox.warning(self, "Export", str(exc))
             return
-        ExportDialog(self.doc.project, model, self).exec()
+        dialog = ExportDialog(self.doc.project, model, self)
+        loaded = getattr(dialog, "weightsLoaded", None)  # weights opened there land in the live model
+        if loaded is not None and self.weights_receiver is not None:
+            loaded.connect(lambda path: self.weights_receiver(dialog.model, path))
+        dialog.exec()
 
     # ------------------------------------------------------------ settings and closing
     def _restore_settings(self) -> None:
@@ -249,4 +257,6 @@ class MainWindow(QMainWindow):
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
         store.sync()
+        for hook in self.on_close:
+            hook()
         event.accept()
