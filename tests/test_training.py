@@ -72,6 +72,19 @@ def test_trains_the_digits_template_and_writes_its_run(tmp_path):
     assert state["position"]["epoch"] == 3 and state["position"]["step"] == 69
     assert torch.load(folder / "best.ckpt", weights_only=True)["best"]["epoch"] == end.best_epoch
     assert proj.runs[-1]["status"] == "finished" and proj.runs[-1]["dir"] == str(folder)
+    assert not torch.cuda.is_initialized()  # memory readings on a CPU run never start CUDA
+
+
+def test_a_checkpoint_that_cannot_be_written_ends_in_a_clear_failure(tmp_path, monkeypatch):
+    from workbench import fileio
+    from workbench.errors import WorkbenchError
+
+    def disk_full(path, writer, suffix=""):
+        raise WorkbenchError(f"cannot write {path}: the disk is full; free some space or choose another folder")
+    monkeypatch.setattr(fileio, "write_with", disk_full)
+    end, rec = run(digits(epochs=2), tmp_path)
+    assert isinstance(end, ev.FailedEvent) and "the disk is full" in end.message and "last.ckpt" in end.message
+    assert rec[-1] is end
 
 
 def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):

@@ -148,14 +148,14 @@ def capture(engine) -> dict:
             "scaler": e.runner.scaler.state_dict() if e.runner.scaler is not None else None,
             "rng": rng_state(), "position": vars(e.pos).copy(), "best": dict(e.best),
             "trainable": {n: p.requires_grad for n, p in e.model.named_parameters()},
-            "epochs": e.cfg["epochs"], "batch_size": e.data_cfg["batch_size"],
+            "epochs": e.cfg["epochs"], "batch_size": e.data_cfg["batch_size"], "world_size": e.parallel.world_size,
             "spec": e.spec.to_json(), "task": e.task.to_dict()}
 
 
 def restore(engine, state: dict, notes: list[str]) -> None:
     """Put a captured state back into a set-up engine; the RNG state is left in
     ``engine._resume_rng`` for the engine to apply last."""
-    from .training import Position
+    from .steps import Position
 
     e = engine
     try:
@@ -174,12 +174,16 @@ def restore(engine, state: dict, notes: list[str]) -> None:
         e.scheduler.load_state_dict(state["scheduler"])
     if e.runner.scaler is not None and state.get("scaler"):
         e.runner.scaler.load_state_dict(state["scaler"])
-    e.pos = Position(**state["position"])
+    from .distributed import resume_position  # another world size or batch size: the same example
+
+    e.pos = Position(**resume_position(state, e.data_cfg["batch_size"], e.parallel.world_size, notes,
+                                       max(1, e.cfg["epochs"] * e.steps_per_epoch) if e.sched_per_step else None))
     e.best = dict(state["best"])
     e._resume_rng = state["rng"]
     notes.append(f"resumed from {e.resume_from} at epoch {e.pos.epoch + 1}, step {e.pos.step}")
-    then, batch = state["task"], e.data_cfg["batch_size"]
-    if (then["train_size"], state.get("batch_size")) != (e.task.train_size, batch):
+    then, batch = state["task"], e.data_cfg["batch_size"] * e.parallel.world_size  # global batches
+    then_batch = (state.get("batch_size") or 0) * state.get("world_size", 1)
+    if (then["train_size"], then_batch) != (e.task.train_size, batch):
         notes.append(f"the data or batch size changed since the checkpoint ({then['train_size']} examples in "
-                     f"batches of {state.get('batch_size')}, now {e.task.train_size} in batches of {batch}): "
+                     f"batches of {then_batch}, now {e.task.train_size} in batches of {batch}): "
                      "the run goes on, but not exactly as it would have")

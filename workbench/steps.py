@@ -19,8 +19,8 @@ from .optim import predict
 @dataclass(frozen=True)
 class Parallel:
     """Where this process sits in a multi-process job. The hook for torchrun: rank and
-    world size shard the training batches (data.EpochBatches); only the main process
-    writes files. Wrapping the model and reducing metrics are left to the DDP feature."""
+    world size shard the batches (data.EpochBatches); only the main process writes files.
+    This base is the single process; workbench.distributed.DistributedParallel does DDP."""
 
     rank: int = 0
     world_size: int = 1
@@ -39,6 +39,34 @@ class Parallel:
         if self.world_size > 1:
             raise NotImplementedError("multi-process training (DDP) is not available yet")
         return t
+
+    def reduce_steps(self, losses: torch.Tensor, meta: list[tuple[float, int]]):
+        """The losses of the steps since the last read-out as floats, their (lr, examples) made
+        global, and whether any process asked to stop (an agreed stop under DDP)."""
+        return losses.tolist(), meta, False
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The module to validate with (DDP: the unwrapped one, with rank 0's buffers)."""
+        return model
+
+    def gather(self, obj) -> list:
+        """Every process's ``obj``, in rank order."""
+        return [obj]
+
+
+class NonFiniteLoss(Exception):
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss {value} at step {step}")
+        self.step, self.value = step, value
+
+
+@dataclass
+class Position:
+    epoch: int = 0  # 0-based epoch of the next step
+    batch: int = 0  # batches of that epoch already done
+    step: int = 0  # optimiser steps done in the whole run
+    loss_sum: float = 0.0  # example-weighted training loss so far this epoch
+    loss_count: int = 0
 
 
 class StepRunner:
@@ -142,7 +170,7 @@ def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str
 
     Per batch only the forward pass, the loss and one max over the class scores run; the
     rest is done once over the whole split (a handful of ops instead of ~20 per batch)."""
-    model = runner.model
+    model = parallel.eval_model(runner.model)
     model.eval()
     device = runner.device
     classes = num_classes or 0
@@ -160,13 +188,16 @@ def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str
                 preds.append(pred)
                 confs.append(conf)
                 targets.append(y)
-    if not sizes:
+    if not sizes and parallel.world_size == 1:  # under DDP an empty shard still joins the sums
         return Evaluation(float("nan"), None, [], [], [])
     weights = torch.tensor(sizes, dtype=torch.float64, device=device)
-    loss_sum = parallel.sum(torch.stack(losses).double() @ weights)
+    loss_sum = parallel.sum(torch.stack(losses).double() @ weights if sizes else weights.sum())
     loss_value = float(loss_sum / parallel.sum(weights.sum()).clamp(min=1))
     if not classes:
         return Evaluation(loss_value, None, [], [], [])
+    if not sizes:
+        preds, confs, targets = [torch.zeros(0, dtype=torch.long, device=device)], [torch.zeros(0, device=device)], \
+            [torch.zeros(0, dtype=torch.long, device=device)]
     pred, conf, y = torch.cat(preds), torch.cat(confs), torch.cat(targets)
     matrix = parallel.sum(torch.bincount(y * classes + pred, minlength=classes * classes)).view(classes, classes).cpu()
     correct, per_row = matrix.diag(), matrix.sum(dim=1)
@@ -174,8 +205,11 @@ def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str
     per_class = [float(c) / int(r) if int(r) else None for c, r in zip(correct, per_row)]
     wrong_conf = torch.where(pred != y, conf, -1.0)
     top = torch.topk(wrong_conf, min(worst, len(wrong_conf)))
-    mistakes = [(int(i), int(y[i]), int(pred[i]), float(c))
+    index = loader.batch_sampler.indices() if parallel.world_size > 1 else None  # this shard's examples
+    mistakes = [(int(i) if index is None else index[i], int(y[i]), int(pred[i]), float(c))
                 for c, i in zip(top.values.tolist(), top.indices.tolist()) if c >= 0]
+    if parallel.world_size > 1:
+        mistakes = sorted((m for part in parallel.gather(mistakes) for m in part), key=lambda m: -m[3])[:worst]
     return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes)
 
 

@@ -16,7 +16,6 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,25 +27,10 @@ from . import events as ev
 from .control import Controls
 from .errors import WorkbenchError
 from .runlog import RunLog
-from .steps import GoodWeights, Parallel, StepRunner, evaluate, resolve_device
+from .steps import GoodWeights, NonFiniteLoss, Parallel, Position, StepRunner, evaluate, resolve_device
 
 _logger = logging.getLogger(__name__)
 MEMORY_EVERY_S = 2.0
-
-
-class NonFiniteLoss(Exception):
-    def __init__(self, step: int, value: float):
-        super().__init__(f"loss {value} at step {step}")
-        self.step, self.value = step, value
-
-
-@dataclass
-class Position:
-    epoch: int = 0  # 0-based epoch of the next step
-    batch: int = 0  # batches of that epoch already done
-    step: int = 0  # optimiser steps done in the whole run
-    loss_sum: float = 0.0  # example-weighted training loss so far this epoch
-    loss_count: int = 0
 
 
 class Engine(Controls):
@@ -113,7 +97,8 @@ class Engine(Controls):
         self.optimizer = optim.make_optimizer(model.parameters(), cfg)
         self.loader = bundle.loader("train", seed=cfg["seed"], rank=self.parallel.rank,
                                     world_size=self.parallel.world_size, device=device)
-        self.val_loader = bundle.loader("val", device=device) if bundle.val is not None else None
+        self.val_loader = bundle.loader("val", rank=self.parallel.rank, world_size=self.parallel.world_size,
+                                        device=device) if bundle.val is not None else None
         self.steps_per_epoch = len(self.loader.batch_sampler)
         self.scheduler, self.sched_per_step = optim.make_scheduler(self.optimizer, cfg, cfg["epochs"],
                                                                    self.steps_per_epoch)
@@ -124,13 +109,14 @@ class Engine(Controls):
             scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         elif cfg["amp"]:
             notes.append(f"mixed precision is for CUDA only; training in float32 on {device}")
-        self.runner = StepRunner(self.parallel.wrap(model), self.optimizer,
+        self.runner = StepRunner(model, self.optimizer,
                                  optim.make_loss(self.loss_name, task.is_classification), device,
                                  cfg["grad_clip"], amp_dtype, scaler, non_blocking=self.loader.pin_memory)
         self.pos = Position()
         self.best: dict = {"val_acc": None, "val_loss": None, "train_loss": None, "epoch": None}
         if self.resume_from is not None:
             checkpoint.restore(self, checkpoint.load(self.resume_from), notes)
+        self.runner.model = self.parallel.wrap(model)  # DDP after the restore: it sees the final frozen set
         self._apply_bn_modes()
         if not any(p.requires_grad for p in model.parameters()):
             notes.append("every layer is frozen: nothing will learn until one is unfrozen")
@@ -225,8 +211,9 @@ class Engine(Controls):
         """Read the pending losses in one transfer; emit their step events; keep a good copy."""
         if not self._pending:
             return
-        values = torch.stack(self._pending).tolist()
-        meta = self._pending_meta
+        values, meta, stop = self.parallel.reduce_steps(torch.stack(self._pending), self._pending_meta)
+        if stop:  # a process was asked to stop (DDP): every process stops after this same step
+            self.stop()
         now = time.perf_counter()
         rate = sum(n for _, n in meta) / max(now - self._flush_t, 1e-9)
         self._flush_t = now
@@ -247,7 +234,7 @@ class Engine(Controls):
             for step in steps:
                 self._emit(step, log=False)
         self._pending.clear()
-        meta.clear()
+        self._pending_meta.clear()
         self.keeper.confirm(pos.step)
         if now - self._mem_t >= MEMORY_EVERY_S:
             self._emit_memory()
