@@ -248,8 +248,10 @@ def test_default_run_folder_and_run_record_beside_the_project(tmp_path):
     project.save(proj, path)
     proj = project.load(path)
     proj.training["tensorboard"] = False
-    end = Engine(proj).run()
+    engine = Engine(proj)
+    end = engine.run()
     assert isinstance(end, ev.FinishedEvent)
+    assert "already run" in engine.run().message  # an engine runs once
     assert (tmp_path / "my.runs").is_dir() and str(tmp_path / "my.runs") in end.run_dir
     assert proj.runs[-1]["status"] == "finished" and proj.runs[-1]["steps"] == 23
     json.dumps(proj.runs)  # plain data, ready for the project file

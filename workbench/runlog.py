@@ -22,6 +22,7 @@ class RunLog:
         self._tb = None
         self._tb_pending: list = []
         self.notes: list[str] = []
+        self.error: str | None = None  # set when a write failed (disk full...); later writes are skipped
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -33,15 +34,35 @@ class RunLog:
     def write_steps(self, steps: list[ev.StepEvent]) -> None:
         """A batch of step events: every one to metrics.jsonl, their mean loss to TensorBoard
         (one point per read-out keeps TensorBoard's cost off the step time)."""
+        self._guard(self._write_steps, steps)
+
+    def write(self, event: ev.Event) -> None:
+        self._guard(self._write, event)
+
+    def flush(self) -> None:
+        """metrics.jsonl to disk now; TensorBoard gets the waiting events and writes them to
+        disk itself within 10 s (its own flush waits on its thread: too slow for every epoch)."""
+        self._guard(self._flush)
+
+    def _guard(self, fn, *args) -> None:
+        """A failed log write must not take the run down with it: remember it, stop logging."""
+        if self.error is not None:
+            return
+        try:
+            fn(*args)
+        except (OSError, ValueError) as exc:
+            self.error = f"cannot write to {self.path.parent}: {getattr(exc, 'strerror', None) or exc}"
+
+    def _write_steps(self, steps: list[ev.StepEvent]) -> None:
         # printf instead of json.dumps: 1 us instead of 8 per step; the values are finite floats
         self._fh.write("".join(_STEP_LINE % (e.step, e.epoch, e.loss, e.lr, e.samples_per_s) for e in steps))
         if self._tb is not None and steps:
             last = steps[-1]
             self._scalars(last.step, {"train/loss": sum(e.loss for e in steps) / len(steps), "train/lr": last.lr})
 
-    def write(self, event: ev.Event) -> None:
+    def _write(self, event: ev.Event) -> None:
         if isinstance(event, ev.StepEvent):
-            self.write_steps([event])
+            self._write_steps([event])
             return
         self._fh.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
         if self._tb is None:
@@ -66,9 +87,7 @@ class RunLog:
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()])
         self._tb_pending.append((summary, step))
 
-    def flush(self) -> None:
-        """metrics.jsonl to disk now; TensorBoard gets the waiting events and writes them to
-        disk itself within 10 s (its own flush waits on its thread: too slow for every epoch)."""
+    def _flush(self) -> None:
         self._fh.flush()
         if self._tb is not None and self._tb_pending:
             writer = self._tb._get_file_writer()
@@ -78,11 +97,13 @@ class RunLog:
 
     def close(self) -> None:
         self.flush()
-        if not self._fh.closed:
+        try:
             self._fh.close()
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+            if self._tb is not None:
+                self._tb.close()
+        except (OSError, ValueError) as exc:
+            self.error = self.error or f"cannot write to {self.path.parent}: {exc}"
+        self._tb = None
 
 
 def read_metrics(run_dir: Path | str) -> list[dict]:

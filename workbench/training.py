@@ -63,6 +63,10 @@ class Engine(Controls):
 
     def run(self) -> ev.Event:
         """Set up and train to the end; returns the FinishedEvent, StoppedEvent or FailedEvent."""
+        if getattr(self, "_ran", False):
+            return ev.FailedEvent("this engine has already run; start a new Engine (resume_from=its last.ckpt "
+                                  "to continue)", "setup")
+        self._ran = True
         self._mark_start()
         phase = "setup"
         try:
@@ -288,6 +292,8 @@ class Engine(Controls):
         self._writer.submit(last, checkpoint.capture(self), self.run_dir / checkpoint.BEST if best else None)
         if self._log is not None:
             self._log.flush()
+            if self._log.error:
+                raise WorkbenchError(f"{self._log.error}; free some space or choose another run folder")
         if wait:
             self._writer.wait()
         return last
