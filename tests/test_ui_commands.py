@@ -129,7 +129,8 @@ def test_edits_of_other_fields_stay_separate(doc):
     assert doc.undo_stack.count() == 2
 
 
-@pytest.mark.parametrize("bad, words", [("1abc", "not a valid id"), ("relu1", "already used"), ("a b", "letters")])
+@pytest.mark.parametrize("bad, words", [("1abc", "letters, digits"), ("relu1", "already used"), ("a b", "letters"),
+                                        ("eval", "reserved"), ("class", "reserved")])
 def test_rename_refuses_bad_ids_with_a_reason(doc, bad, words):
     with pytest.raises(WorkbenchError, match=words):
         doc.rename("fc", bad)

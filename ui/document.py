@@ -18,7 +18,7 @@ from PySide6.QtGui import QUndoStack
 
 from workbench import build, catalog, project as projects
 from workbench.errors import WorkbenchError
-from workbench.spec import ID_RE, LayerSpec, ModelSpec
+from workbench.spec import LayerSpec, ModelSpec, id_problem
 
 from . import commands
 
@@ -225,9 +225,9 @@ class ProjectDocument(QObject):
         new_id = new_id.strip()
         if new_id == layer_id:
             return
-        if not ID_RE.match(new_id):
-            raise WorkbenchError(f"{new_id!r} is not a valid id: use letters, digits and _, "
-                                 "starting with a letter or _ (at most 64 characters)")
+        problem = id_problem(new_id)
+        if problem:
+            raise WorkbenchError(f"the id {problem}")
         if new_id in self.spec.ids():
             raise WorkbenchError(f"the id {new_id!r} is already used by another layer; choose another")
         self.undo_stack.push(commands.RenameLayer(self, layer_id, new_id))
