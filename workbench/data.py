@@ -94,15 +94,16 @@ class EpochBatches(Sampler[list[int]]):
 
     ``set_epoch(e, skip=k)`` makes the next iteration yield epoch ``e``'s batches from the
     ``k``-th on, without touching the skipped examples. With ``world_size > 1`` each rank
-    gets every ``world_size``-th index of the (padded) permutation, like DistributedSampler.
+    gets every ``world_size``-th index of the (padded) permutation, like DistributedSampler;
+    ``pad=False`` (validation) leaves the shards one example apart in size instead.
     A training epoch drops its last batch only when it would hold a single example
     (BatchNorm cannot train on one).
     """
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, drop_single: bool = True):
+                 rank: int = 0, world_size: int = 1, drop_single: bool = True, pad: bool = True):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world_size, self.drop_single = rank, world_size, drop_single
+        self.rank, self.world_size, self.drop_single, self.pad = rank, world_size, drop_single, pad
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -115,13 +116,14 @@ class EpochBatches(Sampler[list[int]]):
         else:
             order = list(range(self.n))
         if self.world_size > 1:
-            per_rank = math.ceil(self.n / self.world_size)
-            order = (order * 2)[:per_rank * self.world_size]  # pad by wrapping, as DistributedSampler does
+            if self.pad:  # every rank takes as many steps: pad by wrapping, as DistributedSampler does
+                order = (order * 2)[:math.ceil(self.n / self.world_size) * self.world_size]
             order = order[self.rank::self.world_size]
         return order
 
     def __len__(self) -> int:
-        m = math.ceil(self.n / self.world_size) if self.world_size > 1 else self.n
+        m = self.n if self.world_size == 1 else math.ceil(self.n / self.world_size) if self.pad \
+            else len(range(self.rank, self.n, self.world_size))
         full, rest = divmod(m, self.batch_size)
         return full + (1 if rest > 1 or (rest == 1 and not self.drop_single) else 0)
 
@@ -152,7 +154,7 @@ class DataBundle:
             raise WorkbenchError("there is no validation data (data.val_fraction is 0)")
         bs = self.cfg["batch_size"]
         batches = EpochBatches(len(ds), bs, shuffle=split == "train", seed=seed, rank=rank,
-                               world_size=world_size, drop_single=split == "train")
+                               world_size=world_size, drop_single=split == "train", pad=split == "train")
         workers = self.cfg["num_workers"]
         pin = bool(self.cfg["pin_memory"]) and device is not None and torch.device(device).type == "cuda"
         return DataLoader(ds, batch_sampler=batches, num_workers=workers, pin_memory=pin,

@@ -4,6 +4,10 @@ Runs the same Engine the window runs, in the main thread, with a progress line o
 and a summary on stdout. Ctrl-C asks the engine to stop after the current step; it saves
 ``last.ckpt`` and the command prints how to resume (exit 130). A second Ctrl-C aborts.
 Exit 0 when training finished, 1 when it failed while training, 2 on bad input.
+
+Under ``torchrun ... -m workbench train FILE`` every process runs this command and trains
+with DDP (workbench/distributed.py): only rank 0 prints and writes; Ctrl-C or the SIGTERM
+torchrun forwards stops all processes at the same step, with a checkpoint.
 """
 from __future__ import annotations
 
@@ -26,11 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", type=Path, metavar="CKPT",
                         help="continue from a checkpoint (last.ckpt, or the run folder holding it)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary")
+    parser.add_argument("--dist-timeout", type=float, metavar="SECONDS",
+                        help="under torchrun: how long a process waits for the others before it gives up with an "
+                        "error (default 600), so one failed or stuck process cannot hang the rest forever")
+    parser.epilog = ("Distributed: torchrun --nproc-per-node N -m workbench train FILE runs N processes with DDP "
+                     "(nccl on CUDA, one GPU each; gloo on CPU). data.batch_size is per process: the global batch "
+                     "is data.batch_size x N (x nodes). Only rank 0 prints progress and writes metrics.jsonl, "
+                     "checkpoints, TensorBoard and the project's run record. A checkpoint resumes under any number "
+                     "of processes.")
 
 
 def run(args) -> int:
+    from . import distributed
     from .cli import load_project
-    from .training import Engine, resolve_device
+    from .training import resolve_device
 
     proj = load_project(args.file)
     if args.epochs is not None and args.epochs < 1:
@@ -42,31 +55,66 @@ def run(args) -> int:
 
         if not resolve(args.resume).is_file():
             raise WorkbenchError(f"no checkpoint at {args.resume} (--resume); pass a last.ckpt or its run folder")
-    progress = Progress(sys.stderr, quiet=args.quiet)
-    engine = Engine(proj, run_dir=args.out, on_event=progress, resume_from=args.resume, device=args.device,
-                    epochs=args.epochs)
-    previous = signal.getsignal(signal.SIGINT)
+    with distributed.session(args.device or proj.training["device"], getattr(args, "dist_timeout", None)) as par:
+        return _train(args, proj, par)
+
+
+def _train(args, proj, par) -> int:
+    """Train in this process; ``par`` is this process's place under torchrun (None alone)."""
+    from . import distributed
+    from .training import Engine
+
+    main = par is None or par.is_main
+    progress = Progress(sys.stderr, quiet=args.quiet or not main)
+    engine = Engine(proj, run_dir=args.out, on_event=progress, resume_from=args.resume,
+                    device=args.device if par is None else par.device_name, epochs=args.epochs, parallel=par)
+    if par is not None and main and not args.quiet:
+        for line in [par.describe(engine.data_cfg["batch_size"]), *(f"note: {n}" for n in par.notes)]:
+            progress.line(line)
+    signals = (signal.SIGINT,) if par is None else (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signals}
 
     def on_sigint(signum, frame):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts at once
         progress.message("stopping after this step (Ctrl-C again to abort)")
         engine.stop()
 
-    signal.signal(signal.SIGINT, on_sigint)
+    def on_stop_signal(signum, frame):  # torchrun forwards Ctrl-C / SIGTERM to every process once
+        if main:
+            progress.message(f"stopping: every process stops at the next loss read-out "
+                             f"(within {engine.cfg['log_every']} steps) and rank 0 saves a checkpoint")
+        par.request_stop()
+
+    for s in signals:
+        signal.signal(s, on_sigint if par is None else on_stop_signal)
     try:
         end = engine.run()
+        if par is not None and isinstance(end, (ev.FinishedEvent, ev.StoppedEvent)):  # both agreed: all ranks here
+            prints = distributed.compare_weights(par, engine.model)
+            if engine.record is not None:
+                engine.record.update(processes=par.world_size, weights=prints)
+            if len(set(prints)) > 1:
+                progress.message(f"warning: the processes ended with different weights ({', '.join(prints)}); "
+                                 "rank 0's were saved")
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     progress.close()
-    _save_record(proj, engine.record)
+    if main:
+        _save_record(proj, engine.record)
     if isinstance(end, ev.FinishedEvent):
-        print(summary(end))
+        if main:
+            print(summary(end))
         return 0
     if isinstance(end, ev.StoppedEvent):
-        print(f"stopped at step {end.step} (epoch {end.epoch}) after {_clock(end.seconds)}; resume with: "
-              f"workbench train {args.file} --resume {end.checkpoint}")
+        if main:
+            print(f"stopped at step {end.step} (epoch {end.epoch}) after {_clock(end.seconds)}; resume with: "
+                  f"workbench train {args.file} --resume {end.checkpoint}")
         return 130
-    print(f"error: {' | '.join(line.strip() for line in end.message.splitlines() if line.strip())}", file=sys.stderr)
+    who, message = "", end.message
+    if par is not None:  # a failure may be one process's own: never silent on other ranks
+        who, message = ("" if main else f"rank {par.rank}: "), distributed.explain_failure(par, message)
+    print(f"{who}error: {' | '.join(line.strip() for line in message.splitlines() if line.strip())}", file=sys.stderr)
     return 2 if end.phase == "setup" else 1
 
 
