@@ -24,6 +24,7 @@ from .palette import Palette
 from .stack import StackView
 from .stack_model import ID, StackModel
 from .summary import SummaryBar
+from .distributed_dialog import install as install_distributed
 from .training_dock import install as install_training
 from .window_actions import build_actions
 
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
         self.doc.pathChanged.connect(self._update_title)
         self.doc.reset.connect(lambda: self.inspector.show_layer(None))
         self.training = install_training(self)  # the Training dock, menu and hooks (training_dock.py)
+        install_distributed(self)  # Training > Run Distributed... (torchrun; distributed_dialog.py)
         self._update_title()
         self._restore_settings()
         if problem is not None:
