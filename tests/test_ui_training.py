@@ -18,6 +18,12 @@ from workbench import events as ev, templates
 from workbench.errors import WorkbenchError
 
 
+@pytest.fixture(autouse=True)
+def never_block_on_close(monkeypatch):
+    """A failed test must not hang in a modal 'stop training?' box when its window closes."""
+    monkeypatch.setattr(training_dock, "ask_stop", lambda parent: True)
+
+
 @pytest.fixture
 def trainer(window, tmp_path):
     """The window on a saved digits CNN project (runs go under tmp_path), short runs."""
@@ -271,3 +277,37 @@ def test_export_gets_the_trained_model_and_loaded_weights(qtbot, window, trainer
     assert window.model_provider() is loaded
     doc.set_arg("fc", "bias", False)  # a different model: trained weights no longer fit
     assert window.model_provider() is None
+
+
+def test_freezing_a_backbone_stage_mid_run_also_freezes_its_batchnorm_statistics(qtbot, window, tmp_path):
+    from workbench import project as projects
+
+    proj = templates.load("resnet18_transfer")
+    proj.model.input_shape = [3, 32, 32]
+    proj.data.update(fake_shape=[3, 32, 32], fake_size=64, batch_size=8)
+    proj.training.update(epochs=500, log_every=1, tensorboard=False)
+    projects.save(proj, tmp_path / "resnet.wbproj")
+    assert window.open_file(str(tmp_path / "resnet.wbproj"))
+    dock = window.training
+    dock.panel.probe.wait()
+    assert dock.start()
+    qtbot.waitUntil(lambda: steps_seen(dock) >= 2, timeout=60_000)
+    dock.pause()
+    qtbot.waitUntil(lambda: dock.panel.state == "paused", timeout=20_000)
+    window.doc.set_stage_frozen("backbone", "layer3", True)
+    qtbot.waitUntil(lambda: bool(dock.series.marks) and dock.series.marks[-1].text == "freeze backbone.layer3",
+                    timeout=10_000)
+    layer3 = dock.run.engine.model.backbone.layer3
+    bn = layer3[0].bn1
+    stats = (bn.running_mean.clone(), bn.running_var.clone())
+    weight = layer3[0].conv1.weight.detach().clone()
+    held = steps_seen(dock)
+    dock.resume()
+    qtbot.waitUntil(lambda: steps_seen(dock) >= held + 3, timeout=60_000)
+    assert not bn.training  # a frozen stage's BatchNorm no longer updates its statistics
+    assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
+    assert torch.equal(layer3[0].conv1.weight, weight)
+    assert dock.run.engine.model.backbone.layer4[0].bn1.training  # the unfrozen stages still learn
+    dock.stop()
+    wait_end(qtbot, dock)
+    assert window.doc.project.runs[-1]["freezes"][-1]["path"] == "backbone.layer3"

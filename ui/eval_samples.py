@@ -68,21 +68,13 @@ def collect(engine, event: ev.EpochEvent, n: int = 12) -> SampleGrid | None:
     runner = engine.runner
     with torch.no_grad(), runner.autocast():
         out = runner.model(x.to(engine.device))
-    pred, conf = _predict(out, engine.loss_name)
+    pred, conf = optim.predict(out, engine.loss_name)
     conf, pred = conf.float().cpu().tolist(), pred.cpu().tolist()
     samples = []
     for i, (idx, (xi, yi)) in enumerate(zip(picks, examples)):
         image, text = (to_image(xi), "") if task.is_image else (None, describe(xi))
         samples.append(Sample(idx, int(yi), int(pred[i]), float(conf[i]), image, text))
     return SampleGrid(event.epoch, list(task.class_names), order(samples))
-
-
-def _predict(out: torch.Tensor, loss_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(class, probability of it) per row, as the engine's evaluation decides them."""
-    result = optim.predict(out, loss_name)
-    if isinstance(result, tuple):
-        return result
-    return result, optim.confidence(out, result, loss_name)  # older split API
 
 
 def to_image(x: torch.Tensor) -> np.ndarray | None:
