@@ -56,7 +56,10 @@ def run(args) -> int:
         if not resolve(args.resume).is_file():
             raise WorkbenchError(f"no checkpoint at {args.resume} (--resume); pass a last.ckpt or its run folder")
     with distributed.session(args.device or proj.training["device"], getattr(args, "dist_timeout", None)) as par:
-        return _train(args, proj, par)
+        code = _train(args, proj, par)
+    if par is not None:
+        distributed.leave(code)  # never returns: see there
+    return code
 
 
 def _train(args, proj, par) -> int:
