@@ -163,3 +163,20 @@ def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp
     assert dialog.status.text().startswith("Stopped at step")
     assert not workers_of(run_dir)
     dialog.close()
+
+
+def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch):  # noqa: F811
+    path = saved_project(tmp_path, epochs=1000)
+    window = open_window(qtbot, path)
+    dialog = open_dialog(window)
+    dialog.nproc.setValue(2)
+    dialog.launch_button.click()
+    run_dir = dialog.run_dir
+    qtbot.waitUntil(lambda: dialog.feed.series is not None and dialog.feed.series.n_steps > 0, timeout=120_000)
+    monkeypatch.setattr(dd, "ask_stop", lambda parent: False)
+    assert not window.close() and dialog.is_running()  # "Cancel": the window and the run stay
+    monkeypatch.setattr(dd, "ask_stop", lambda parent: True)
+    assert window.close()
+    assert not dialog.is_running() and dialog.exit_code is not None
+    assert dialog.feed.last["event"] == "stopped" and (run_dir / checkpoint.LAST).is_file()
+    assert not workers_of(run_dir)

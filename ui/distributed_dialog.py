@@ -276,7 +276,7 @@ class DistributedDialog(QDialog):
         self.status.setText("Stopping: every process stops at its next loss read-out, rank 0 saves a checkpoint")
         self.process.terminate()  # SIGTERM: torchrun forwards it to its workers
         proc = self.process
-        QTimer.singleShot(KILL_AFTER_MS, lambda: self._kill(proc))
+        QTimer.singleShot(KILL_AFTER_MS, self, lambda: self._kill(proc))  # dropped if the dialog is gone
 
     def _kill(self, proc: QProcess) -> None:
         if proc is self.process and self.is_running():
