@@ -7,7 +7,10 @@ Without a DISPLAY it starts its own Xvfb (apt-get install xvfb libxcb-icccm4 lib
 The window is the real one: the digits CNN template (or --project FILE) with the first conv
 frozen and the second selected, so the inspector, the history and the frozen marks show.
 ``--broken`` drops a Linear before Flatten to show how a row that cannot work looks.
-Settings go to a temporary file, never the user's.
+``--train N`` presses Train and takes the picture mid-run after N epochs (the --freeze layer
+is then frozen during the run, after the first epoch, so its mark shows in the plot);
+``--tab evaluation`` shows the confusion matrix and samples instead of the plots.
+Settings and runs go to a temporary folder, never the user's.
 """
 from __future__ import annotations
 
@@ -61,7 +64,9 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
     QTest.qWaitForWindowExposed(window)
     doc = window.doc
     layer_ids = [layer.id for layer in doc.spec.layers]
-    if args.freeze and args.freeze in layer_ids:
+    if args.train:
+        train_until(window, args)
+    elif args.freeze and args.freeze in layer_ids:
         doc.set_frozen(args.freeze, True)
     if args.broken and "flat" in layer_ids:
         doc.insert_kind("Linear", None, layer_ids.index("flat"))
@@ -69,12 +74,38 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
         window.stack.select_ids([args.select])
     QTest.qWait(400)  # let layouts settle and the palette paint
     pixmap = window.grab()
+    if args.train:
+        window.training.stop()
+        while window.training.run is not None:
+            QTest.qWait(20)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     fileio.write_with(out, lambda tmp: pixmap.save(str(tmp), "PNG") or _fail(out))
     window.doc.undo_stack.setClean()
     window.close()
     return out
+
+
+def train_until(window, args: argparse.Namespace) -> None:
+    """Train the project in the window until ``args.train`` epochs are done; freeze
+    ``args.freeze`` after the first one."""
+    from PySide6.QtTest import QTest
+
+    dock = window.training
+    window.doc.project.path = Path(os.environ["WORKBENCH_RUNS"]) / "digits.wbproj"
+    window.doc.project.training["epochs"] = max(args.train + 5, window.doc.project.training["epochs"])
+    dock.panel.probe.wait()
+    if not dock.start():
+        raise SystemExit("error: training did not start: " + dock.panel.status.text())
+    dock.tabs.setCurrentIndex(1 if args.tab == "evaluation" else 0)
+    frozen = False
+    while dock.run is not None and (dock.series is None or len(dock.series.epoch_no) < args.train):
+        QTest.qWait(20)
+        done = len(dock.series.epoch_no) if dock.series is not None else 0
+        if not frozen and done >= 1 and args.freeze in window.doc.spec.ids():
+            window.doc.set_frozen(args.freeze, True)
+            frozen = True
+    QTest.qWait(300)  # the next delivery and redraw
 
 
 def _fail(path: Path) -> None:
@@ -89,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", default="conv2", help="the layer shown in the inspector")
     parser.add_argument("--freeze", default="conv1", help="a layer to show frozen ('' for none)")
     parser.add_argument("--broken", action="store_true", help="add a Linear before Flatten (an error row)")
+    parser.add_argument("--train", type=int, default=0, metavar="N", help="picture mid-training after N epochs")
+    parser.add_argument("--tab", choices=("plots", "evaluation"), default="plots", help="training tab to show")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     xvfb = start_xvfb(width, height) if not os.environ.get("DISPLAY") else None
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["WORKBENCH_SETTINGS"] = str(Path(tmp) / "settings.ini")
+        os.environ["WORKBENCH_RUNS"] = tmp
         try:
             out = render(args, width, height)
         finally:

@@ -91,11 +91,11 @@ class ConfusionMatrix(QWidget):
         p.drawImage(area, self.image)  # smooth-free: one pixel per cell, scaled up
         n = len(self.matrix)
         small = QFont(self.font())
-        small.setPointSizeF(max(6.0, min(9.0, cell * 0.35)))
+        small.setPixelSize(max(7, min(12, int(cell * 0.6))))
         p.setFont(small)
         p.setPen(QColor("#d1d5db"))
         p.drawRect(area.adjusted(0, 0, -1, -1))
-        if cell >= 16:
+        if cell >= 12:
             rows = self.matrix.sum(axis=1)
             for t in range(n):
                 for q in range(n):
@@ -144,6 +144,7 @@ class SampleTiles(QWidget):
         self._layout = QGridLayout(self)
         self._layout.setContentsMargins(2, 2, 2, 2)
         self._layout.setSpacing(4)
+        self._layout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.tiles: list[QFrame] = []
 
     def set_grid(self, grid: SampleGrid | None) -> None:
@@ -179,6 +180,7 @@ class SampleTiles(QWidget):
             box.addWidget(caption)
             tile.setToolTip(f"validation example {s.index}: true {true}, predicted {pred} with "
                             f"{s.confidence:.1%} confidence")
+            tile.setFixedSize(tile.sizeHint())  # tiles keep their size; more of them fit a wide panel
             self.tiles.append(tile)
         self._place()
 
@@ -186,7 +188,7 @@ class SampleTiles(QWidget):
         """As many columns as fit the width (tiles wrap instead of scrolling sideways)."""
         if not self.tiles:
             return
-        tile_w = max(t.sizeHint().width() for t in self.tiles) + self._layout.horizontalSpacing()
+        tile_w = max(t.width() for t in self.tiles) + self._layout.horizontalSpacing()
         columns = max(1, (self.width() - 4) // max(1, tile_w))
         if columns == self.columns and self._layout.count() == len(self.tiles):
             return
@@ -218,12 +220,18 @@ class EvaluationPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         row = QHBoxLayout()
-        row.addWidget(self.matrix, 2)
-        row.addWidget(scroll, 3)
+        row.addWidget(self.matrix)
+        row.addWidget(scroll, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addLayout(row, 1)
+
+    def resizeEvent(self, event) -> None:
+        """The matrix stays square (as tall as the panel allows); the samples get the rest."""
+        super().resizeEvent(event)
+        side = self.height() - self.title.sizeHint().height() - 16
+        self.matrix.setFixedWidth(max(90, min(side, int(self.width() * 0.5))))
 
     def show_epoch(self, epoch: int, val_acc: float | None, confusion: list[list[int]], names: list[str],
                    grid: SampleGrid | None) -> None:
