@@ -40,6 +40,7 @@ def test_cuda_counters_are_read_per_device_once_cuda_is_initialised(monkeypatch)
     gib = 2**30
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch._C, "_cuda_hasPrimaryContext", lambda i: True, raising=False)  # uses both
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: ((10 - i) * gib, 16 * gib))
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda i: (i + 1) * gib)
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda i: (i + 2) * gib)
@@ -49,6 +50,26 @@ def test_cuda_counters_are_read_per_device_once_cuda_is_initialised(monkeypatch)
     d1 = r.device("cuda:1")
     assert (d1.allocated, d1.reserved, d1.peak, d1.total, d1.used) == (2 * gib, 3 * gib, 4 * gib, 16 * gib, 7 * gib)
     assert d1.fraction == pytest.approx(3 / 16)
+
+
+def test_polling_a_process_that_uses_one_gpu_of_several_leaves_the_others_alone(monkeypatch):
+    """Training on cuda:0 of a 4-GPU machine: the gauges must not create contexts (and
+    take ~0.5 GB each) on cuda:1..3 by asking them for their free memory."""
+    read = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch._C, "_cuda_hasPrimaryContext", lambda i: i == 0, raising=False)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: read.append(i) or (1, 2))
+    for name in ("memory_allocated", "memory_reserved", "max_memory_allocated"):
+        monkeypatch.setattr(torch.cuda, name, lambda i: 0)
+    monkeypatch.setattr(memory, "_nvml", lambda: [memory.DeviceMemory(f"cuda:{i}", None, None, None, 8, 1, "nvml")
+                                                   for i in range(4)])
+    r = memory.read()
+    assert read == [0]
+    assert [(d.device, d.source) for d in r.devices] == [("cuda:0", "torch"), ("cuda:1", "nvml"), ("cuda:2", "nvml"),
+                                                         ("cuda:3", "nvml")]
+    memory.read(["cuda:2"])  # a device the caller is about to use may be read
+    assert read == [0, 0, 2]
 
 
 @needs_cuda

@@ -90,11 +90,26 @@ def _cuda(wanted: list[torch.device]) -> list[DeviceMemory]:
         return _nvml()
     indices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else asked
     out = []
+    skipped = False
     for i in indices:
+        if i not in asked and not _has_context(i):  # reading it would create a context there (~0.5 GB)
+            skipped = True
+            continue
         free, total = torch.cuda.mem_get_info(i)
         out.append(DeviceMemory(f"cuda:{i}", torch.cuda.memory_allocated(i), torch.cuda.memory_reserved(i),
                                 torch.cuda.max_memory_allocated(i), total, used=total - free))
+    if skipped:  # the devices this process does not use: NVML can still tell their totals
+        read_here = {d.device for d in out}
+        out += [d for d in _nvml() if d.device not in read_here]
+        out.sort(key=lambda d: int(d.device.split(":")[1]))
     return out
+
+
+def _has_context(index: int) -> bool:
+    """Whether this process already has a CUDA context on the device (reading one without
+    creates it). torch keeps the check private; without it only the current device counts."""
+    check = getattr(torch._C, "_cuda_hasPrimaryContext", None)
+    return bool(check(index)) if check is not None else index == torch.cuda.current_device()
 
 
 def _nvml() -> list[DeviceMemory]:
