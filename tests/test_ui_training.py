@@ -114,6 +114,7 @@ def test_press_train_watch_loss_fall_and_accuracy_rise(qtbot, window, trainer):
     acc = s.val_acc.view()
     assert len(acc) == 2 and acc[-1] > 0.8
     assert trainer.plots.smooth.xData is not None and len(trainer.plots.smooth.xData) > 0
+    trainer.tabs.setCurrentWidget(trainer.evaluation)  # drawn when it shows (hidden, only kept)
     assert "Epoch 2" in text_of(trainer.evaluation.title)
     assert trainer.evaluation.matrix.matrix.sum() == 359  # every validation example, in the image
     assert trainer.evaluation.samples.tiles

@@ -235,6 +235,21 @@ class EvaluationPanel(QWidget):
 
     def show_epoch(self, epoch: int, val_acc: float | None, confusion: list[list[int]], names: list[str],
                    grid: SampleGrid | None) -> None:
+        """Show an epoch's evaluation; while the panel is hidden (another tab is up) only the
+        latest is kept and drawn when it shows: building it costs the training thread."""
+        self._pending = (epoch, val_acc, confusion, names, grid)
+        if self.isVisible():
+            self._draw_pending()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._draw_pending()
+
+    def _draw_pending(self) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is None:
+            return
+        epoch, val_acc, confusion, names, grid = pending
         if confusion:
             m = np.asarray(confusion)
             wrong = int(m.sum() - np.trace(m))
@@ -247,6 +262,7 @@ class EvaluationPanel(QWidget):
         self.samples.set_grid(grid)
 
     def clear(self) -> None:
+        self._pending = None
         self.title.setText("No evaluation yet: it appears after each epoch.")
         self.matrix.set_matrix([], [])
         self.samples.set_grid(None)

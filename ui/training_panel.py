@@ -176,7 +176,7 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stopRequested.emit)
         self.resume_from_button.clicked.connect(self.resumeFromRequested.emit)
         self.bar = QProgressBar(objectName="trainProgress")
-        self.bar.setRange(0, 1000)
+        self.bar.setRange(0, 200)  # a step of 0.5%: the bar repaints only when it visibly moves
         self.bar.setTextVisible(False)
         self.bar.setFixedWidth(160)
         self.status = QLabel("Ready.", objectName="trainStatus")
@@ -276,7 +276,7 @@ class TrainingPanel(QWidget):
     # ------------------------------------------------------------ progress
     def on_started(self, e: ev.StartedEvent) -> None:
         self.progress = Progress(e)
-        self.bar.setValue(int(1000 * self.progress.fraction()))
+        self.bar.setValue(int(200 * self.progress.fraction()))
         self.status.setText(f"Training on {e.device} · {self.progress.text()}")
         self.show_trainable(e.trainable, e.params)
 
@@ -285,7 +285,9 @@ class TrainingPanel(QWidget):
             return
         for e in steps[-3:]:
             self.progress.on_step(e)
-        self.bar.setValue(int(1000 * self.progress.fraction()))
+        value = int(200 * self.progress.fraction())
+        if value != self.bar.value():
+            self.bar.setValue(value)
         if self.state == "running":
             self.status.setText(f"{self.progress.text()} · lr {last.lr:.3g}")
 
