@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QMouseEvent
+from PySide6.QtWidgets import QApplication
 
 from ui.eval_samples import Sample, SampleGrid, collect, order, pick_indices, to_image
 from ui.evaluation import EvaluationPanel, matrix_image
@@ -45,7 +46,10 @@ def test_evaluation_panel_shows_the_epoch_and_explains_cells(qtbot):
     area, cell = matrix._geometry()
     inside = QPoint(int(area.left() + 1.5 * cell), int(area.top() + 0.5 * cell))  # row 0 (cat), column 1 (dog)
     assert matrix.cell_at(inside) == (0, 1)
-    qtbot.mouseMove(matrix, inside)
+    # A real move event (qtbot.mouseMove sends none when the offscreen cursor already sits there)
+    move = QMouseEvent(QEvent.Type.MouseMove, QPointF(inside), QPointF(matrix.mapToGlobal(inside)),
+                       Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(matrix, move)
     assert matrix.toolTip() == "true cat, predicted dog: 1 example (25.0% of class cat)"
     panel.grab()
     panel.clear()
