@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "digits_cnn"
 
 
-def engine_run(epochs: int, device: str) -> tuple[list[float], list[float]]:
-    """(per-epoch seconds, per-step losses) of one engine run."""
+def engine_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], list[float]]:
+    """(per-epoch (wall, CPU) seconds, per-step losses) of one engine run."""
     import torch
 
     from workbench import events as ev, templates
@@ -43,16 +43,16 @@ def engine_run(epochs: int, device: str) -> tuple[list[float], list[float]]:
             losses.append(e.loss)
         elif isinstance(e, ev.EpochEvent):
             _sync(torch.device(device))
-            marks.append(time.perf_counter())  # after validation and the checkpoint, like plain's mark
+            marks.append((time.perf_counter(), time.process_time()))  # after validation and the checkpoint
     engine = Engine(proj, run_dir=Path(tempfile.mkdtemp()) / "run", on_event=on_event)
     engine.setup()
-    t0 = time.perf_counter()
+    t0 = (time.perf_counter(), time.process_time())
     end = engine.run()
     assert isinstance(end, ev.FinishedEvent), end
-    return [b - a for a, b in zip([t0] + marks, marks)], losses
+    return _durations(t0, marks), losses
 
 
-def plain_run(epochs: int, device: str) -> tuple[list[float], list[float]]:
+def plain_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], list[float]]:
     """The loop a person writes by hand, on the same data loader (same batch order)."""
     import torch
     from torch import nn
@@ -69,7 +69,7 @@ def plain_run(epochs: int, device: str) -> tuple[list[float], list[float]]:
     loader, val_loader = bundle.loader("train", seed=seed), bundle.loader("val")
     tmp = Path(tempfile.mkdtemp())
     losses, marks = [], []
-    t0 = time.perf_counter()
+    t0 = (time.perf_counter(), time.process_time())
     for epoch in range(epochs):
         loader.batch_sampler.set_epoch(epoch)
         model.train()
@@ -92,8 +92,13 @@ def plain_run(epochs: int, device: str) -> tuple[list[float], list[float]]:
                 total += len(y)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, tmp / "last.pt")
         _sync(dev)
-        marks.append(time.perf_counter())
-    return [b - a for a, b in zip([t0] + marks, marks)], losses
+        marks.append((time.perf_counter(), time.process_time()))
+    return _durations(t0, marks), losses
+
+
+def _durations(t0: tuple, marks: list[tuple]) -> list[tuple[float, float]]:
+    """(wall seconds, process CPU seconds) of each epoch."""
+    return [(b[0] - a[0], b[1] - a[1]) for a, b in zip([t0] + marks, marks)]
 
 
 def _sync(dev) -> None:
@@ -112,7 +117,7 @@ def speed_worker(epochs: int, rounds: int, device: str) -> dict:
     torch.set_num_threads(2)
     for run in RUNS.values():  # warm-up: imports, kernels, the first optimizer's dynamo import
         run(2, device)
-    epochs_s: dict[str, list[float]] = {k: [] for k in RUNS}
+    epochs_s: dict[str, list[tuple[float, float]]] = {k: [] for k in RUNS}
     losses: dict[str, list[list[float]]] = {k: [] for k in RUNS}
     for r in range(rounds):
         for kind in (("engine", "plain") if r % 2 == 0 else ("plain", "engine")):
@@ -157,11 +162,15 @@ def main() -> None:
 
     speed = spawn("--worker", "speed", "--rounds", str(args.rounds), *common)
     steps_per_epoch = speed["steps"] / args.epochs
-    ms = {k: 1e3 * statistics.median(v) / steps_per_epoch for k, v in speed["epochs_s"].items()}
+    wall = {k: [w for w, _ in v] for k, v in speed["epochs_s"].items()}
+    cpu = {k: [c for _, c in v] for k, v in speed["epochs_s"].items()}
+    ms = {k: 1e3 * statistics.median(v) / steps_per_epoch for k, v in wall.items()}
+    cpu_ms = {k: 1e3 * statistics.median(v) / steps_per_epoch for k, v in cpu.items()}
     for kind in RUNS:
-        v = speed["epochs_s"][kind]
+        v = wall[kind]
         print(f"{kind:6s}: {len(v)} epochs timed over {args.rounds} runs: median {1e3 * statistics.median(v):.1f} ms "
-              f"per epoch, fastest {1e3 * min(v):.1f}, slowest {1e3 * max(v):.1f}")
+              f"per epoch, fastest {1e3 * min(v):.1f}, slowest {1e3 * max(v):.1f}; process CPU "
+              f"{1e3 * statistics.median(cpu[kind]):.1f} ms per epoch")
     mem = {kind: spawn("--worker", kind, *common) for kind in RUNS}
     key = "peak_device" if args.device.startswith("cuda") else "peak_rss"
     all_losses = [lst for v in speed["losses"].values() for lst in v] + [m["losses"] for m in mem.values()]
@@ -172,12 +181,15 @@ def main() -> None:
           f"{args.rounds} alternating runs per side:")
     print(f"  step time (epoch incl. validation + checkpoint / steps)  engine {ms['engine']:.3f} ms   "
           f"plain {ms['plain']:.3f} ms   ratio {step_ratio:.3f} (goal <= 1.03)")
+    print(f"  process CPU time per step (less sensitive to other load)  engine {cpu_ms['engine']:.3f} ms   "
+          f"plain {cpu_ms['plain']:.3f} ms   ratio {cpu_ms['engine'] / cpu_ms['plain']:.3f}")
     print(f"  {what} (fresh process each)  engine {mem['engine'][key] / 2**20:.1f} MiB   "
           f"plain {mem['plain'][key] / 2**20:.1f} MiB   ratio {mem_ratio:.3f} (goal <= 1.05)")
     print(f"  losses identical at every step of all {len(all_losses)} runs: {'yes' if same else 'no'}")
     print(f"RESULT step_time_ratio={step_ratio:.3f} peak_memory_ratio={mem_ratio:.3f} "
           f"losses_identical={'yes' if same else 'no'} engine_ms_per_step={ms['engine']:.3f} "
-          f"plain_ms_per_step={ms['plain']:.3f} device={args.device}")
+          f"plain_ms_per_step={ms['plain']:.3f} cpu_time_ratio={cpu_ms['engine'] / cpu_ms['plain']:.3f} "
+          f"device={args.device}")
 
 
 if __name__ == "__main__":
