@@ -3,6 +3,8 @@ UI, live learning rate, failures shown in the window, closing mid-run, the train
 handed to Export."""
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -11,7 +13,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from ui import training_dock
-from ui.engine_thread import DELIVERY_MS, TrainingRun
+from ui.engine_thread import DELIVERY_MS, ENGINE_NICE, TrainingRun
 from ui.stack_model import FROZEN
 from ui_support import isolated_settings, text_of, window  # noqa: F401
 from workbench import events as ev, templates
@@ -56,6 +58,10 @@ def test_bridge_delivers_events_in_batches_and_ends_after_its_thread(qtbot, tmp_
     main = threading.current_thread()
     seen_threads = []
     run.events.connect(lambda _: seen_threads.append(threading.current_thread()))
+    niceness = []
+    forward = run.engine.on_event
+    run.engine.on_event = lambda e: (niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+                                     if sys.platform.startswith("linux") else None, forward(e))
     order = []
     run.events.connect(lambda _: order.append("events"))
     run.ended.connect(lambda *_: order.append("ended"))
@@ -80,6 +86,8 @@ def test_bridge_delivers_events_in_batches_and_ends_after_its_thread(qtbot, tmp_
     assert all(g is not None and g.samples for g in grids)  # evaluated samples come with each epoch
     assert record["status"] == "finished" and record["settings"]["lr"] == project.training["optimizer"]["lr"]
     assert project.runs == [record]  # the record lands in the project the run started from
+    if sys.platform.startswith("linux"):  # the engine thread yields the CPU to the window
+        assert set(niceness) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + ENGINE_NICE)}
 
 
 def test_the_engine_works_on_a_copy_so_edits_during_a_run_cannot_reach_it(qtbot, tmp_path):
