@@ -25,7 +25,7 @@ from .stack import StackView
 from .stack_model import ID, StackModel
 from .summary import SummaryBar
 from .distributed_dialog import install as install_distributed
-from .training_dock import install as install_training
+from .training_window import install as install_training
 from .window_actions import build_actions
 
 
@@ -73,7 +73,7 @@ class MainWindow(QMainWindow):
         self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
         self.doc.pathChanged.connect(self._update_title)
         self.doc.reset.connect(lambda: self.inspector.show_layer(None))
-        self.training = install_training(self)  # the Training dock, menu and hooks (training_dock.py)
+        self.training = install_training(self)  # the Training dock, menu and hooks (training_window.py)
         install_distributed(self)  # Training > Run Distributed... (torchrun; distributed_dialog.py)
         self._update_title()
         self._restore_settings()
