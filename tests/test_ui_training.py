@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
@@ -320,3 +321,33 @@ def test_freezing_a_backbone_stage_mid_run_also_freezes_its_batchnorm_statistics
     dock.stop()
     wait_end(qtbot, dock)
     assert window.doc.project.runs[-1]["freezes"][-1]["path"] == "backbone.layer3"
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_table_data_trains_and_shows_what_fits_it(qtbot, window, tmp_path, task):
+    from workbench import project as projects
+
+    proj = templates.load("tabular_mlp")
+    proj.training.update(epochs=2, tensorboard=False, loss="auto")
+    if task == "regression":
+        proj.data["task"] = "regression"
+        proj.model.layers[-1].args["out_features"] = 1
+    projects.save(proj, tmp_path / "wine.wbproj")
+    assert window.open_file(str(tmp_path / "wine.wbproj"))
+    dock = window.training
+    dock.panel.probe.wait()
+    shown = text_of(dock.panel.task_label)
+    assert ("3 classes" in shown) if task == "classification" else ("regression (one number)" in shown)
+    assert "the model fits this data" in shown
+    dock.start()
+    assert isinstance(wait_end(qtbot, dock), ev.FinishedEvent)
+    dock.tabs.setCurrentWidget(dock.evaluation)
+    tiles = dock.evaluation.samples.tiles
+    if task == "classification":
+        assert dock.plots.acc_plot.titleLabel.text == "Validation accuracy"
+        assert tiles and all(t.findChild(type(dock.panel.status), "muted") for t in tiles)  # values, not images
+        assert text_of(tiles[0].findChild(type(dock.panel.status), "muted")).startswith("[")
+    else:
+        assert dock.plots.acc_plot.titleLabel.text == "Accuracy: classification only"
+        assert not tiles and "no confusion matrix" in text_of(dock.evaluation.title)
+        assert dock.series.val_loss.n == 2 and np.isfinite(dock.series.val_loss.view()).all()

@@ -163,9 +163,10 @@ class LivePlots(QWidget):
         root.addWidget(self.view, 1)
 
     # ------------------------------------------------------------ data in
-    def begin(self, series: RunSeries) -> None:
+    def begin(self, series: RunSeries, classification: bool = True) -> None:
         """A new live run: clear its curves and marks (overlays stay)."""
         self.series = series
+        self.acc_plot.setTitle("Validation accuracy" if classification else "Accuracy: classification only")
         self._peaks = {k: v for k, v in self._peaks.items() if k in self._overlay_buffers()}
         for _, line in self._mark_lines:
             self.loss_plot.removeItem(line)
@@ -248,7 +249,7 @@ class LivePlots(QWidget):
         if s is None:
             return
         self._set_steps(loss, s.step_x(self.axis), s.ema)
-        acc.setData(s.epoch_x(self.axis), s.val_acc.view())
+        _set_points(acc, s.epoch_x(self.axis), s.val_acc.view())
         label = self.overlay_legend.getLabel(acc)
         if label is not None:
             label.setVisible(overlay.visible)
@@ -314,7 +315,7 @@ class LivePlots(QWidget):
         for item, values in ((self.val_loss, s.val_loss), (self.acc, s.val_acc)):
             if item.opts["symbol"] != symbol:
                 item.setSymbol(symbol)
-            item.setData(ex, values.view())
+            _set_points(item, ex, values.view())
 
     def _set_steps(self, item: pg.PlotDataItem, x: np.ndarray, values: Buffer) -> None:
         """A per-step curve, reduced to ~2 points per pixel of its visible part."""
@@ -362,3 +363,11 @@ class LivePlots(QWidget):
         if self.series is None:
             raise WorkbenchError("no run to save yet: train first")
         fileio.write_text(path, self.series.to_csv())
+
+
+def _set_points(item: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
+    """Per-epoch points; none at all when every value is missing (regression has no accuracy)."""
+    if len(y) and np.isnan(y).all():
+        item.setData([], [])
+    else:
+        item.setData(x, y)

@@ -205,7 +205,7 @@ class TrainingDock(QWidget):
         e, t = item.event, item.time
         if isinstance(e, ev.StartedEvent):
             self.series = RunSeries(e.steps_per_epoch)
-            self.plots.begin(self.series)
+            self.plots.begin(self.series, classification=e.task.get("kind") == "classification")
             self.panel.set_state("running")
             self.panel.on_started(e)
             for note in e.notes:

@@ -87,6 +87,8 @@ class TaskProbe(QObject):
             self._timer.stop()
             self._run()
         self._worker.drain(timeout_s)
+        while self._worker.busy():  # a probe that was queued behind an older one
+            self._worker.drain(timeout_s)
 
     def shutdown(self) -> None:
         self._timer.stop()
