@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
+import unicodedata
 from pathlib import Path
 
 import torch
@@ -40,10 +41,28 @@ def class_name(name: str) -> str:
     return out
 
 
+def doc_text(text: str, limit: int = 120) -> str:
+    """``text`` made safe for a docstring or comment of generated code: one line of printable
+    characters without quotes or backslashes (so it can never end the string or start an
+    escape), at most ``limit`` characters. Whatever a project file holds, it stays text."""
+    kept = []
+    for ch in str(text):
+        if ch in "\\\"'`":  # backslash and quotes
+            continue
+        if ch.isspace():
+            ch = " "
+        elif unicodedata.category(ch)[0] == "C":  # control, format, surrogate, unassigned
+            continue
+        kept.append(ch)
+    line = " ".join("".join(kept).split())
+    return (line[: limit - 3] + "...") if len(line) > limit else line
+
+
 def _plain_attr(layer_id: str) -> bool:
-    """Whether ``self.<id>`` is safe: not a keyword and not something nn.Module already has."""
-    return not (keyword.iskeyword(layer_id) or layer_id.startswith("_") or hasattr(nn.Module, layer_id)
-                or layer_id == "training")
+    """Whether ``self.<id>`` is safe: a plain identifier, not a keyword and not something
+    nn.Module already has. Anything else is written through ``repr`` (add_module)."""
+    return (layer_id.isidentifier() and layer_id.isascii() and not keyword.iskeyword(layer_id)
+            and not layer_id.startswith("_") and not hasattr(nn.Module, layer_id) and layer_id != "training")
 
 
 def _value(v) -> str:
@@ -166,16 +185,17 @@ def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = 
     example = ("torch.randint(0, 2, (2, *INPUT_SHAPE))" if spec.input_dtype == "int64"
                else "torch.randn(2, *INPUT_SHAPE)")
     params = info.total_params
-    stem = module if module.isidentifier() and not keyword.iskeyword(module) else "model"
+    stem = module if module.isidentifier() and module.isascii() and not keyword.iskeyword(module) else "model"
+    title = doc_text(name) or "Model"
     types = {layer.type for _, layer in spec.walk()}
     needs = "PyTorch and torchvision" if types & set(catalog.BACKBONES) else "PyTorch"
     ordered = "from collections import OrderedDict\n\n" if types & {"Residual", *catalog.BACKBONES} else ""
-    text = HEADER.format(name=name, version=__version__, stem=stem, needs=needs, ordered=ordered, dtype=spec.input_dtype, params=f"{params:,}",
+    text = HEADER.format(name=title, version=__version__, stem=stem, needs=needs, ordered=ordered, dtype=spec.input_dtype, params=f"{params:,}",
                          shape_inner=", ".join(map(str, spec.input_shape)),
                          out_inner=", ".join(map(str, info.output_shape)),
                          input_shape=tuple(spec.input_shape), torch_dtype=dtype)
     text += "\n\n".join(_helpers(spec)) + ("\n\n" if _helpers(spec) else "")
-    text += CLASS.format(cls=cls, name=name, shape=fmt(spec.input_shape), out=fmt(info.output_shape),
+    text += CLASS.format(cls=cls, name=title, shape=fmt(spec.input_shape), out=fmt(info.output_shape),
                          init="\n".join(init), forward="\n".join(forward))
     text += FOOTER.format(cls=cls, example=example)
     return text
