@@ -31,8 +31,9 @@ def engine_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], lis
     """(per-epoch (wall, CPU) seconds, per-step losses) of one engine run."""
     import torch
 
-    from workbench import events as ev, templates
-    from workbench.training import Engine
+    from workbench.training import events as ev
+    from workbench.project import templates
+    from workbench.training.engine import Engine
 
     proj = templates.load(TEMPLATE)
     proj.training.update(epochs=epochs, device=device)
@@ -57,7 +58,9 @@ def plain_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], list
     import torch
     from torch import nn
 
-    from workbench import build, data, templates
+    from workbench.model import build
+    from workbench.data import bundle as data
+    from workbench.project import templates
 
     proj = templates.load(TEMPLATE)
     bundle = data.load_data(proj.data)
@@ -130,7 +133,7 @@ def speed_worker(epochs: int, rounds: int, device: str) -> dict:
 def memory_worker(kind: str, epochs: int, device: str) -> dict:
     import torch
 
-    from workbench import memory
+    from workbench.training import memory
 
     torch.set_num_threads(2)
     _, losses = RUNS[kind](epochs, device)

@@ -28,8 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from workbench import build, export, templates  # noqa: E402
-from workbench.export_verify import FreshProcess  # noqa: E402
+from workbench.model import build
+from workbench.export import base as export
+from workbench.project import templates  # noqa: E402
+from workbench.export.verify import FreshProcess  # noqa: E402
 
 MAX_ROUNDS = 30
 FORMATS = ("state_dict", "safetensors", "torchscript", "onnx", "pt2", "python")

@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from workbench import build
-from workbench.spec import LayerSpec, ModelSpec
+from workbench.model import build
+from workbench.model.spec import LayerSpec, ModelSpec
 
 torch.set_num_threads(2)
 

@@ -28,7 +28,7 @@ GOAL_P95_MS = 16.0
 
 
 def make_series(n: int):
-    from ui.plot_buffer import RunSeries
+    from ui.training.plots.series import RunSeries
 
     rng = np.random.default_rng(0)
     steps = np.arange(1, n + 1, dtype=np.float64)
@@ -70,7 +70,7 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from ui.plots import LivePlots
+    from ui.training.plots.live_plots import LivePlots
 
     plots = LivePlots()
     plots._timer.stop()  # frames are driven here, one at a time

@@ -21,8 +21,9 @@ os.environ["WORKBENCH_SETTINGS"] = os.path.join(tempfile.mkdtemp(), "settings.in
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from workbench import build, project as projects  # noqa: E402
-from workbench.spec import LayerSpec, ModelSpec  # noqa: E402
+from workbench.model import build
+from workbench.project import project_file as projects  # noqa: E402
+from workbench.model.spec import LayerSpec, ModelSpec  # noqa: E402
 
 N_LAYERS, EDITS = 200, 60
 
@@ -52,7 +53,7 @@ def main() -> None:
         middle.args["out_features"] = value
         build.infer(spec)
 
-    from ui.document import ProjectDocument
+    from ui.document.project_document import ProjectDocument
     from ui.main_window import MainWindow
 
     doc = ProjectDocument(projects.new("bench", stack()))

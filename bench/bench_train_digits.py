@@ -15,8 +15,9 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from workbench import events as ev, templates  # noqa: E402
-from workbench.training import Engine  # noqa: E402
+from workbench.training import events as ev
+from workbench.project import templates  # noqa: E402
+from workbench.training.engine import Engine  # noqa: E402
 
 GOAL_ACC, GOAL_S = 0.98, 20.0
 

@@ -33,8 +33,9 @@ import torch  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from workbench import events as ev, templates  # noqa: E402
-from workbench.training import Engine  # noqa: E402
+from workbench.training import events as ev
+from workbench.project import templates  # noqa: E402
+from workbench.training.engine import Engine  # noqa: E402
 
 HEARTBEAT_MS = 10
 GOALS = {"ratio": 1.10, "p99": 30.0, "max": 100.0}
@@ -118,7 +119,7 @@ def main() -> None:
         return
     torch.set_num_threads(2)
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from ui.window_main import configure_app
+    from ui.startup import configure_app
 
     configure_app(app)
     with tempfile.TemporaryDirectory() as tmp:

@@ -50,8 +50,9 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
     from PySide6.QtWidgets import QApplication
 
     from ui.main_window import MainWindow
-    from ui.window_main import configure_app
-    from workbench import fileio, project as projects, templates
+    from ui.startup import configure_app
+    from workbench import fileio
+    from workbench.project import project_file as projects, templates
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     configure_app(app)

@@ -9,7 +9,7 @@ import sys
 
 
 def _is_headless(argv: list[str]) -> bool:
-    from workbench.cli import COMMANDS
+    from workbench.cli.main import COMMANDS
 
     return bool(argv) and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"))
 
@@ -17,10 +17,10 @@ def _is_headless(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if _is_headless(argv):
-        from workbench.cli import main as cli_main
+        from workbench.cli.main import main as cli_main
 
         return cli_main(argv)
-    from .window_main import run_window
+    from ui.startup import run_window
 
     return run_window(argv)
 

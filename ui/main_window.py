@@ -13,20 +13,22 @@ from typing import Callable
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QUndoView, QWidget
 
-from workbench import build, project as projects, templates
+from workbench.model import build
+from workbench.project import project_file as projects, templates
 from workbench.errors import WorkbenchError
 from workbench.resources import resource_path
 
-from . import icons, project_io
-from .document import ProjectDocument
-from .inspector import Inspector
-from .palette import Palette
-from .stack import StackView
-from .stack_model import ID, StackModel
-from .summary import SummaryBar
-from .distributed_dialog import install as install_distributed
-from .training_window import install as install_training
-from .window_actions import build_actions
+from ui.common import icons
+from ui import project_io
+from ui.document.project_document import ProjectDocument
+from ui.editor.inspector import Inspector
+from ui.editor.palette import Palette
+from ui.editor.stack_view import StackView
+from ui.editor.stack_model import ID, StackModel
+from ui.editor.summary_bar import SummaryBar
+from ui.distributed.dialog import install as install_distributed
+from ui.training.menu import install as install_training
+from ui.menus import build_actions
 
 
 class MainWindow(QMainWindow):
@@ -216,7 +218,7 @@ class MainWindow(QMainWindow):
 
     def export_model(self) -> None:
         try:
-            from .export_dialog import ExportDialog
+            from ui.export.dialog import ExportDialog
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.export_dialog":
                 raise

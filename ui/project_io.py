@@ -15,8 +15,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, QListWidget, QListWidgetItem,
                                QMessageBox, QVBoxLayout, QWidget)
 
-from workbench import project as projects
-from workbench import templates
+from workbench.project import project_file as projects
+from workbench.project import templates
 from workbench.errors import SpecError, WorkbenchError
 
 MAX_RECENT = 8

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import WorkbenchError
+from workbench.errors import WorkbenchError
 
 
 def describe_os_error(exc: OSError, path: Path | str) -> str:

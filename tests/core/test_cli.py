@@ -1,0 +1,80 @@
+"""Headless commands as a user types them: output, exit codes, one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from workbench.cli import main as cli
+from workbench.project import project_file as project
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=180)
+
+
+def test_summary_json_has_the_documented_keys(tmp_path):
+    path = tmp_path / "d.wbproj"
+    assert cli.main(["new", "-t", "digits_cnn", "-o", str(path)]) == 0
+    result = run("summary", path, "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {"layers", "total_params", "trainable_params"} <= out.keys()
+    assert set(out["layers"][0]) == {"id", "type", "output_shape", "params", "trainable_params"}
+    assert out["layers"][-1]["output_shape"] == [10]
+    assert out["total_params"] == sum(layer["params"] for layer in out["layers"])
+
+
+def test_summary_table_and_templates(capsys):
+    assert cli.main(["summary", "digits_mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "fc2" in out and "(10,)" in out and "total 9,610 params" in out
+    assert cli.main(["templates"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert {"digits_mlp", "digits_cnn", "tabular_mlp", "resnet18_transfer"} <= set(names)
+
+
+def test_new_refuses_to_overwrite(tmp_path, capsys):
+    path = tmp_path / "p.wbproj"
+    path.write_text("mine")
+    assert cli.main(["new", "-o", str(path)]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert path.read_text() == "mine"
+    assert cli.main(["new", "-o", str(path), "--force"]) == 0
+    assert project.load(path).name == "Digits CNN"
+
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"format": "model-workbench/project", "version": 1, "model": {"input": {"shape": [4]}, '
+     '"layers": [{"id": "a", "type": "Linar"}]}}', "unknown layer type 'Linar'"),
+    ("not json", "not valid JSON"),
+])
+def test_bad_files_exit_2_with_one_line(tmp_path, content, needle):
+    path = tmp_path / "bad.wbproj"
+    path.write_text(content)
+    result = run("summary", path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_impossible_stack_exits_2_naming_the_layer(tmp_path):
+    doc = {"format": "model-workbench/project", "version": 1, "name": "x",
+           "model": {"input": {"shape": [1, 8, 8]},
+                     "layers": [{"id": "fc", "type": "Linear", "args": {"out_features": 3}}]}}
+    path = tmp_path / "x.wbproj"
+    path.write_text(json.dumps(doc))
+    result = run("summary", path)
+    assert result.returncode == 2
+    assert "layer 'fc' (Linear, #1)" in result.stderr and "insert Flatten" in result.stderr
+
+
+def test_usage_errors_exit_2():
+    result = run("summary")
+    assert result.returncode == 2 and "error:" in result.stderr
+    result = run("new", "-t", "nope", "-o", "x.wbproj")
+    assert result.returncode == 2 and "no template 'nope'" in result.stderr

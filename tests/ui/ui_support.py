@@ -1,0 +1,102 @@
+"""Shared helpers for the window tests: isolated settings, a window fixture, drag and drop
+delivered as real Qt events to the stack's viewport, and readers of what the stack shows."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from workbench.project import templates
+
+
+@pytest.fixture
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings in a temp .ini (never the user's), and no modal box can block a test."""
+    from PySide6.QtCore import QStandardPaths
+
+    from ui import project_io
+
+    QStandardPaths.setTestModeEnabled(True)
+    path = tmp_path / "settings.ini"
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(path))
+    errors: list[Exception] = []
+    monkeypatch.setattr(project_io, "ask_unsaved", lambda *a: "discard")
+    monkeypatch.setattr(project_io, "show_error", lambda parent, title, exc: errors.append(exc))
+    return errors
+
+
+@pytest.fixture
+def window(qtbot, isolated_settings):
+    from ui.main_window import MainWindow
+
+    w = MainWindow(project=templates.load("digits_cnn"))
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.load_errors = isolated_settings
+    return w
+
+
+def deliver_drop(view, mime, pos: QPoint, action=Qt.DropAction.CopyAction) -> QDropEvent:
+    """Drag-enter, drag-move and drop at ``pos`` (viewport coordinates), as Qt would."""
+    viewport = view.viewport()
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(pos, action, mime, buttons, mods)
+    QApplication.sendEvent(viewport, enter)
+    move = QDragMoveEvent(pos, action, mime, buttons, mods)
+    QApplication.sendEvent(viewport, move)
+    drop = QDropEvent(QPointF(pos), action, mime, buttons, mods)
+    QApplication.sendEvent(viewport, drop)
+    return drop
+
+
+def row_rect(view, layer_id: str):
+    return view.visualRect(view.stack_model.index_of(layer_id))
+
+
+def above(view, layer_id: str) -> QPoint:
+    rect = row_rect(view, layer_id)
+    return QPoint(rect.center().x(), rect.top() + 1)
+
+
+def below(view, layer_id: str) -> QPoint:
+    rect = row_rect(view, layer_id)
+    return QPoint(rect.center().x(), rect.bottom() - 1)
+
+
+def on_row(view, layer_id: str) -> QPoint:
+    return row_rect(view, layer_id).center()
+
+
+def empty_area(view) -> QPoint:
+    return QPoint(20, view.viewport().height() - 4)
+
+
+def shown_rows(model, parent=None) -> list[tuple]:
+    """What the stack displays: (position, id, type, shape text, params text) per row, nested."""
+    from PySide6.QtCore import QModelIndex
+
+    from ui.editor.stack_model import ID, PARAMS, POS, SHAPE, TYPE
+
+    parent = parent or QModelIndex()
+    out = []
+    for row in range(model.rowCount(parent)):
+        cells = tuple(model.index(row, c, parent).data() for c in (POS, ID, TYPE, SHAPE, PARAMS))
+        out.append(cells)
+        out.extend(shown_rows(model, model.index(row, 0, parent)))
+    return out
+
+
+def ids_of(spec) -> list[str]:
+    return [layer.id for layer in spec.layers]
+
+
+def text_of(label) -> str:
+    """What a rich-text label reads as on screen (tags and entities resolved)."""
+    from PySide6.QtGui import QTextDocument
+
+    doc = QTextDocument()
+    doc.setHtml(label.text())
+    return doc.toPlainText().replace("\xa0", " ")

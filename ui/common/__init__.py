@@ -1,0 +1,1 @@
+"""Shared pieces of the window: background workers, icons, theme."""

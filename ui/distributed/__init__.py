@@ -1,0 +1,1 @@
+"""Run Distributed: the torchrun command and a local launch."""

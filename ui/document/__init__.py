@@ -1,0 +1,1 @@
+"""The open project as a document: undoable edits and the undo commands."""

@@ -1,0 +1,304 @@
+"""The project document: one object that owns the open project, its undo stack and its
+shape inference, and tells every panel when anything changed.
+
+Panels never edit the spec. They call the edit methods here (``insert_kind``, ``remove``,
+``move``, ``set_arg``, ``set_frozen``, ...), each of which pushes one ``QUndoCommand`` from
+``ui.commands``; the commands call the small mutators below (``_insert``, ``_remove``, ...),
+which announce structural changes with begin/end signals (for the Qt item model) and then
+``changed`` once inference is fresh. A training dock observes ``changed`` / ``frozenChanged``
+and may lock structural edits with ``set_edit_lock`` while a run owns the model.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from workbench.model import build, catalog
+from workbench.project import project_file as projects
+from workbench.errors import WorkbenchError
+from workbench.model.spec import LayerSpec, ModelSpec, id_problem
+
+from ui.document import commands
+
+
+class ProjectDocument(QObject):
+    # structure (parent is a layer id, or None for the top level); rows are list indices
+    layersAboutToBeInserted = Signal(object, int, int)
+    layersInserted = Signal(object, int, int)
+    layersAboutToBeRemoved = Signal(object, int, int)
+    layersRemoved = Signal(object, int, int)
+    layerAboutToBeMoved = Signal(object, int, object, int)  # src parent, row, dst parent, row (Qt's)
+    layerMoved = Signal()
+    aboutToReset = Signal()
+    reset = Signal()  # a different project (or input shape) replaced everything
+    changed = Signal()  # after every edit, with inference up to date
+    frozenChanged = Signal(str, bool)  # module path ('conv1' or 'backbone.layer1'), frozen
+    pathChanged = Signal()
+    lockChanged = Signal(str)  # '' when unlocked
+
+    def __init__(self, project: projects.Project, parent: QObject | None = None):
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        # QUndoStack's destructor clears itself and signals; nobody may hear that mid-teardown
+        stack = self.undo_stack
+        self.destroyed.connect(lambda *_: stack.blockSignals(True))
+        self.project = project
+        self.info: build.ModelInfo = build.infer(project.model)
+        self._by_id: dict[str, build.LayerInfo] = {}
+        self.edit_lock = ""
+        self._reinfer()
+
+    # ------------------------------------------------------------ reading
+    @property
+    def spec(self) -> ModelSpec:
+        return self.project.model
+
+    @property
+    def path(self) -> Path | None:
+        return self.project.path
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def layer_info(self, layer_id: str) -> build.LayerInfo | None:
+        return self._by_id.get(layer_id)
+
+    def children(self, parent_id: str | None) -> list[LayerSpec]:
+        if parent_id is None:
+            return self.spec.layers
+        parent = self.spec.find(parent_id)
+        if parent is None or parent.type != "Residual":
+            raise KeyError(parent_id)
+        return parent.layers
+
+    def locate(self, layer_id: str) -> tuple[str | None, int]:
+        """(parent id or None, row) of a layer."""
+        def search(layers, parent):
+            for row, layer in enumerate(layers):
+                if layer.id == layer_id:
+                    return parent, row
+                if layer.type == "Residual":
+                    found = search(layer.layers, layer.id)
+                    if found:
+                        return found
+            return None
+        found = search(self.spec.layers, None)
+        if found is None:
+            raise KeyError(layer_id)
+        return found
+
+    def is_inside(self, layer_id: str, ancestor_id: str) -> bool:
+        """True when layer_id is ancestor_id or nested (at any depth) in it."""
+        parent: str | None = layer_id
+        while parent is not None:
+            if parent == ancestor_id:
+                return True
+            parent = self.locate(parent)[0]
+        return False
+
+    def outermost(self, layer_ids: list[str]) -> list[str]:
+        """The ids that are not inside another of them (a block carries its nested layers)."""
+        return [i for i in layer_ids if not any(o != i and self.is_inside(i, o) for o in layer_ids)]
+
+    def fresh_id(self, base: str, taken: set[str] | None = None) -> str:
+        """An unused id from a layer id or type: 'conv2d_1' -> 'conv2d_2', 'fc' -> 'fc_1'."""
+        taken = self.spec.ids() | (taken or set())
+        stem = re.sub(r"_\d+$", "", base) or "layer"
+        n = 1
+        while f"{stem}_{n}" in taken:
+            n += 1
+        return f"{stem}_{n}"
+
+    # ------------------------------------------------------------ edits (each one undoable)
+    def set_edit_lock(self, reason: str) -> None:
+        """Refuse structural and argument edits while ``reason`` ('' unlocks). Freeze
+        toggles stay allowed: a running training picks them up between steps."""
+        self.edit_lock = reason
+        self.lockChanged.emit(reason)
+
+    def _unlocked(self) -> None:
+        if self.edit_lock:
+            raise WorkbenchError(f"the model cannot change while {self.edit_lock}; stop it first "
+                                 "(freezing and unfreezing still work)")
+
+    def new_layer(self, type_name: str, taken: set[str] | None = None) -> LayerSpec:
+        kind = catalog.kind(type_name)
+        if kind is None:
+            raise WorkbenchError(f"unknown layer type {type_name!r}; pick one from the palette")
+        return LayerSpec(self.fresh_id(type_name.lower(), taken), type_name, kind.starter_args())
+
+    def insert_kind(self, type_name: str, parent_id: str | None = None, row: int | None = None) -> str:
+        """Add a new layer of a catalog type; return its id."""
+        layer = self.new_layer(type_name)
+        self.insert_layers([layer], parent_id, row, f"Add {type_name} '{layer.id}'")
+        return layer.id
+
+    def insert_layers(self, layers: list[LayerSpec], parent_id: str | None, row: int | None, text: str) -> None:
+        self._unlocked()
+        siblings = self.children(parent_id)
+        row = len(siblings) if row is None or row < 0 or row > len(siblings) else row
+        self.undo_stack.push(commands.InsertLayers(self, parent_id, row, layers, text))
+
+    def remove(self, layer_ids: list[str]) -> None:
+        self._unlocked()
+        ids = self.outermost(layer_ids)
+        if not ids:
+            return
+        text = f"Delete '{ids[0]}'" if len(ids) == 1 else f"Delete {len(ids)} layers"
+        self.undo_stack.push(commands.RemoveLayers(self, ids, text))
+
+    def duplicate(self, layer_ids: list[str]) -> list[str]:
+        """Copy layers (nested ones too, with fresh ids) right after themselves."""
+        self._unlocked()
+        layer_ids = self.outermost(layer_ids)
+        new_ids: list[str] = []
+        self.undo_stack.beginMacro(f"Duplicate '{layer_ids[0]}'" if len(layer_ids) == 1
+                                   else f"Duplicate {len(layer_ids)} layers")
+        try:
+            for layer_id in layer_ids:
+                parent, row = self.locate(layer_id)
+                copy = self.spec.find(layer_id).copy()
+                self._renumber(copy)
+                new_ids.append(copy.id)
+                self.undo_stack.push(commands.InsertLayers(self, parent, row + 1, [copy], ""))
+        finally:
+            self.undo_stack.endMacro()
+        return new_ids
+
+    def _renumber(self, layer: LayerSpec, taken: set[str] | None = None) -> None:
+        taken = set() if taken is None else taken
+        layer.id = self.fresh_id(layer.id, taken)
+        taken.add(layer.id)
+        for child in layer.layers:
+            self._renumber(child, taken)
+
+    def move(self, layer_ids: list[str], parent_id: str | None, before_row: int | None) -> bool:
+        """Move layers (in order) to sit before row ``before_row`` of ``parent_id`` as it is now
+        (None: at the end). Returns False when nothing moved."""
+        self._unlocked()
+        layer_ids = self.outermost(layer_ids)
+        if parent_id is not None and any(self.is_inside(parent_id, i) for i in layer_ids):
+            raise WorkbenchError("a Residual block cannot be moved into itself")
+        siblings = self.children(parent_id)
+        anchor = next((s for s in siblings[before_row:] if s.id not in layer_ids), None) \
+            if before_row is not None else None
+        if self._moves_nothing(layer_ids, parent_id, anchor):
+            return False
+        text = f"Move '{layer_ids[0]}'" if len(layer_ids) == 1 else f"Move {len(layer_ids)} layers"
+        self.undo_stack.beginMacro(text)
+        try:
+            for layer_id in layer_ids:
+                self.undo_stack.push(commands.MoveLayer(self, layer_id, parent_id, anchor.id if anchor else None))
+        finally:
+            self.undo_stack.endMacro()
+        return True
+
+    def _moves_nothing(self, ids: list[str], parent_id: str | None, anchor: LayerSpec | None) -> bool:
+        siblings = [s.id for s in self.children(parent_id)]
+        if not all(i in siblings for i in ids):
+            return False
+        rest = [s for s in siblings if s not in ids]
+        at = rest.index(anchor.id) if anchor else len(rest)
+        return rest[:at] + ids + rest[at:] == siblings
+
+    def set_arg(self, layer_id: str, name: str, value) -> None:
+        """Set one argument (``commands.UNSET`` removes it so it is inferred or defaulted)."""
+        self._unlocked()
+        layer = self.spec.find(layer_id)
+        if layer.args.get(name, commands.UNSET) == value:
+            return
+        self.undo_stack.push(commands.SetArg(self, layer_id, name, value))
+
+    def set_frozen(self, layer_id: str, frozen: bool) -> None:
+        if self.spec.find(layer_id).frozen != frozen:
+            self.undo_stack.push(commands.SetFrozen(self, layer_id, None, frozen))
+
+    def set_stage_frozen(self, layer_id: str, stage: str, frozen: bool) -> None:
+        if (stage in self.spec.find(layer_id).frozen_stages) != frozen:
+            self.undo_stack.push(commands.SetFrozen(self, layer_id, stage, frozen))
+
+    def rename(self, layer_id: str, new_id: str) -> None:
+        self._unlocked()
+        new_id = new_id.strip()
+        if new_id == layer_id:
+            return
+        problem = id_problem(new_id)
+        if problem:
+            raise WorkbenchError(f"the id {problem}")
+        if new_id in self.spec.ids():
+            raise WorkbenchError(f"the id {new_id!r} is already used by another layer; choose another")
+        self.undo_stack.push(commands.RenameLayer(self, layer_id, new_id))
+
+    def set_input(self, shape: tuple[int, ...], dtype: str | None = None) -> None:
+        self._unlocked()
+        dtype = dtype or self.spec.input_dtype
+        if tuple(shape) != tuple(self.spec.input_shape) or dtype != self.spec.input_dtype:
+            self.undo_stack.push(commands.SetInput(self, tuple(shape), dtype))
+
+    # ------------------------------------------------------------ mutators (commands only)
+    def _insert(self, parent_id: str | None, row: int, layers: list[LayerSpec]) -> None:
+        self.layersAboutToBeInserted.emit(parent_id, row, row + len(layers) - 1)
+        self.children(parent_id)[row:row] = layers
+        self._reinfer()
+        self.layersInserted.emit(parent_id, row, row + len(layers) - 1)
+        self.changed.emit()
+
+    def _remove(self, parent_id: str | None, row: int) -> LayerSpec:
+        self.layersAboutToBeRemoved.emit(parent_id, row, row)
+        layer = self.children(parent_id).pop(row)
+        self._reinfer()
+        self.layersRemoved.emit(parent_id, row, row)
+        self.changed.emit()
+        return layer
+
+    def _move(self, layer_id: str, parent_id: str | None, index: int) -> None:
+        """Move a layer to ``index`` of ``parent_id``'s list as it is once the layer is out."""
+        src_parent, src_row = self.locate(layer_id)
+        same = src_parent == parent_id
+        if same and index == src_row:
+            return
+        qt_row = index + 1 if same and index > src_row else index
+        self.layerAboutToBeMoved.emit(src_parent, src_row, parent_id, qt_row)
+        layer = self.children(src_parent).pop(src_row)
+        self.children(parent_id).insert(index, layer)
+        self._reinfer()
+        self.layerMoved.emit()
+        self.changed.emit()
+
+    def _update(self, layer_id: str, frozen_path: str | None = None, frozen: bool = False) -> None:
+        """After a layer's args, flags or id changed in place."""
+        self._reinfer()
+        self.changed.emit()
+        if frozen_path is not None:
+            self.frozenChanged.emit(frozen_path, frozen)
+
+    def _replace_model(self, fn) -> None:
+        self.aboutToReset.emit()
+        fn()
+        self._reinfer()
+        self.reset.emit()
+        self.changed.emit()
+
+    def _reinfer(self) -> None:
+        self.info = build.infer(self.spec)
+        self._by_id = {row.id: row for row in self.info.rows()}
+
+    # ------------------------------------------------------------ files
+    def replace_project(self, project: projects.Project) -> None:
+        """Show another project (after New / Open): a fresh history, nothing modified."""
+        def swap():
+            self.project = project
+        self.undo_stack.clear()
+        self._replace_model(swap)
+        self.undo_stack.setClean()
+        self.pathChanged.emit()
+
+    def save(self, path: Path | str | None = None) -> Path:
+        target = projects.save(self.project, path)
+        self.undo_stack.setClean()
+        self.pathChanged.emit()
+        return target

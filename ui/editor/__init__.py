@@ -1,0 +1,1 @@
+"""The model editor: palette, stack, inspector, form fields, summary bar."""

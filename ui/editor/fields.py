@@ -1,0 +1,193 @@
+"""Form fields generated from ``workbench.params.Param``: one widget per layer argument.
+
+int -> spin box with the param's bounds, float -> spin box, bool -> check box, choice ->
+combo box, and a line edit for lists (``ints``, ``shape``), text, and arguments that are
+inferred from the input ("auto (64)") or may be left unset. A field emits ``edited`` with a
+checked value (or ``UNSET`` to clear it) and ``invalid`` with a message for bad text; it
+never emits while the inspector updates it from the model (napari's blocked-signal binding).
+"""
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+
+from workbench.model.params import REQUIRED, Param
+
+from ui.document.commands import UNSET
+
+_INT_LIMIT = 2**31 - 1
+
+
+def format_value(value) -> str:
+    if value is None or value is UNSET or value is REQUIRED:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parse_text(param: Param, text: str):
+    """Text from a line edit -> (value or UNSET, error message or None)."""
+    text = text.strip()
+    if not text:
+        if param.required:
+            return None, f"{param.name} needs a value ({param.help})"
+        return UNSET, None
+    if param.kind == "str" or (param.kind == "ints" and text in param.words):
+        return param.check(text)
+    if param.kind in ("int", "float"):
+        try:
+            return param.check(int(text) if param.kind == "int" else float(text))
+        except ValueError:
+            return None, f"{param.name} must be a {'whole ' if param.kind == 'int' else ''}number, got {text!r}"
+    parts = [p for p in re.split(r"[\s,x×()\[\]]+", text) if p]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        words = f" or {', '.join(param.words)}" if param.words else ""
+        return None, f"{param.name} must be whole numbers like 3 or 3, 3{words}; got {text!r}"
+    if param.kind == "ints" and len(numbers) == 1:
+        return param.check(numbers[0])
+    return param.check(numbers)
+
+
+class Field(QObject):
+    edited = Signal(object)
+    invalid = Signal(str)
+
+    def __init__(self, param: Param, widget):
+        super().__init__()
+        self.param = param
+        self.widget = widget
+        widget.setToolTip(param.help)
+        widget.setObjectName(f"field_{param.name}")
+
+    def _default(self):
+        return None if self.param.default is REQUIRED else self.param.default
+
+    def show_value(self, value, resolved=None) -> None:
+        """Show the given value (UNSET: not given; ``resolved`` is what inference used)."""
+        self.widget.blockSignals(True)
+        try:
+            self._show(self._default() if value is UNSET else value, value, resolved)
+        finally:
+            self.widget.blockSignals(False)
+
+    def _show(self, shown, given, resolved) -> None:
+        raise NotImplementedError
+
+
+class BoolField(Field):
+    def __init__(self, param):
+        super().__init__(param, QCheckBox())
+        self.widget.toggled.connect(self.edited.emit)
+
+    def _show(self, shown, given, resolved):
+        self.widget.setChecked(bool(shown))
+
+
+class ChoiceField(Field):
+    def __init__(self, param):
+        super().__init__(param, QComboBox())
+        self.widget.addItems([str(c) for c in param.choices])
+        self.widget.currentIndexChanged.connect(lambda i: self.edited.emit(param.choices[i]))
+
+    def _show(self, shown, given, resolved):
+        if shown in self.param.choices:
+            self.widget.setCurrentIndex(self.param.choices.index(shown))
+
+
+class IntField(Field):
+    def __init__(self, param):
+        spin = QSpinBox()
+        spin.setRange(int(param.min) if param.min is not None else -_INT_LIMIT,
+                      int(min(param.max, _INT_LIMIT)) if param.max is not None else _INT_LIMIT)
+        spin.setAccelerated(True)
+        super().__init__(param, spin)
+        spin.valueChanged.connect(self.edited.emit)
+
+    def _show(self, shown, given, resolved):
+        if shown is not None:
+            self.widget.setValue(int(shown))
+
+
+class _FloatSpin(QDoubleSpinBox):
+    """Shows 1e-05 as 1e-05 (not 0.00001000) and accepts what Python's float() reads."""
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def validate(self, text: str, pos: int):
+        try:
+            value = float(text)
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+        ok = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+
+class FloatField(Field):
+    def __init__(self, param):
+        spin = _FloatSpin()
+        spin.setDecimals(8)
+        spin.setRange(param.min if param.min is not None else -1e12, param.max if param.max is not None else 1e12)
+        spin.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        super().__init__(param, spin)
+        spin.valueChanged.connect(self.edited.emit)
+
+    def _show(self, shown, given, resolved):
+        if shown is not None:
+            self.widget.setValue(float(shown))
+
+
+class TextField(Field):
+    """Lists, text, inferred and optional arguments; applied as soon as the text is valid."""
+
+    def __init__(self, param):
+        super().__init__(param, QLineEdit())
+        if param.kind == "str":  # free text (a weights path): apply when done, not per letter
+            self.widget.editingFinished.connect(lambda: self._edited(self.widget.text()))
+        else:
+            self.widget.textEdited.connect(self._edited)
+
+    def _edited(self, text: str) -> None:
+        value, err = parse_text(self.param, text)
+        self.widget.setProperty("invalid", bool(err))
+        self.widget.style().polish(self.widget)
+        if err:
+            self.invalid.emit(err)
+        else:
+            self.edited.emit(value)
+
+    def _show(self, shown, given, resolved):
+        if self.widget.hasFocus() and parse_text(self.param, self.widget.text())[0] == given:
+            return  # the user is typing this value: leave their text alone
+        self.widget.setText(format_value(given))
+        if self.param.infer is not None:
+            hint = f"auto ({format_value(resolved)})" if resolved is not None else "auto (from the input)"
+        elif self.param.default is None:
+            hint = "default"
+        elif self.param.default is REQUIRED:
+            hint = "required"
+        else:
+            hint = f"default: {format_value(self.param.default)}"
+        self.widget.setPlaceholderText(hint)
+        self.widget.setProperty("invalid", False)
+        self.widget.style().polish(self.widget)
+
+
+def make_field(param: Param) -> Field:
+    if param.infer is not None or param.nullable or param.kind in ("ints", "shape", "str"):
+        return TextField(param)
+    return {"bool": BoolField, "choice": ChoiceField, "int": IntField, "float": FloatField}[param.kind](param)

@@ -1,0 +1,143 @@
+"""What each row of the stack shows: text, icons, colours, tooltips, check state.
+
+One function builds a whole row's cells ({role: value} per column) from the layer and the
+document's inference, so the item model answers Qt's many ``data()`` calls from a dict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+
+from workbench.model import catalog
+from workbench.model.shapes import fmt
+from workbench.model.spec import LayerSpec
+
+from ui.common import icons
+
+# The id is logical column 0 (the tree column: it indents nested rows and keeps Qt's model
+# checks meaningful); the view shows the position column first.
+COLUMNS = ("Layer", "#", "Type", "Arguments", "Output shape", "Params", "Freeze")
+ID, POS, TYPE, ARGS, SHAPE, PARAMS, FROZEN = range(len(COLUMNS))
+HEADER_TIPS = {
+    POS: "Position in the stack (3.2: second layer inside block 3)",
+    ARGS: "Key arguments (abbreviated: out = out_channels / out_features, k = kernel_size, s = stride, "
+          "pad = padding); hover a row or open the inspector for all of them",
+    SHAPE: "Output shape of each row for one example (the batch dimension is left out)",
+    PARAMS: "Parameters each row learns; grey: frozen",
+    FROZEN: "Frozen layers keep their weights while training (also mid-run)",
+}
+
+
+_R = Qt.ItemDataRole
+_DISPLAY, _EDIT, _DECORATION, _CHECK = int(_R.DisplayRole), int(_R.EditRole), int(_R.DecorationRole), \
+    int(_R.CheckStateRole)
+_BACKGROUND, _FOREGROUND, _ALIGN, _TIP = int(_R.BackgroundRole), int(_R.ForegroundRole), \
+    int(_R.TextAlignmentRole), int(_R.ToolTipRole)
+CHANGED_ROLES = [_DISPLAY, _EDIT, _DECORATION, _CHECK, _BACKGROUND, _FOREGROUND, _TIP]  # never the size
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_BRUSHES: dict[str, QBrush] = {}
+
+
+def _brush(color: str) -> QBrush:
+    if color not in _BRUSHES:
+        _BRUSHES[color] = QBrush(QColor(color))
+    return _BRUSHES[color]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A backbone stage shown as a child row."""
+
+    layer: LayerSpec
+    name: str
+
+
+def short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(str, value)) if value and len(set(value)) > 1 else str(value[0] if value else "")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# short names for the Arguments column only (the inspector and tooltips use the full names)
+_ABBREV = {"out_channels": "out", "out_features": "out", "kernel_size": "k", "stride": "s", "padding": "pad",
+           "dilation": "dil", "hidden_size": "hidden", "num_embeddings": "vocab", "embedding_dim": "dim",
+           "negative_slope": "slope", "unflattened_size": "size", "output_size": "size",
+           "dim_feedforward": "ff", "num_groups": "groups"}
+
+
+def key_args_text(layer: LayerSpec) -> str:
+    kind = catalog.kind(layer.type)
+    keys = kind.key_args if kind else ()
+    return ", ".join(f"{_ABBREV.get(k, k)}={short(layer.args[k])}" for k in keys if k in layer.args)
+
+
+def layer_cells(doc, layer: LayerSpec, info) -> list[dict]:
+    """Every column's {role: value} for a layer row."""
+    error = info.error if info else None
+    known = info is not None and info.out_shape is not None
+    frozen = bool(info and info.params and not info.trainable)
+    text = {POS: info.position if info else "", ID: layer.id, TYPE: layer.type, ARGS: key_args_text(layer),
+            SHAPE: "error" if error else fmt(info.out_shape) if known else "unknown",
+            PARAMS: f"{info.params:,}" if info and info.params is not None else "", FROZEN: None}
+    tip = tooltip(doc, layer, info)
+    cells = [{_DISPLAY: text[col], _TIP: tip} for col in range(len(COLUMNS))]
+    if error:
+        for cell in cells:
+            cell[_BACKGROUND] = _brush(icons.ERROR_BACKGROUND)
+        cells[ID][_DECORATION] = icons.error_icon()
+        cells[SHAPE][_FOREGROUND] = _brush(icons.ERROR_COLOR)
+    elif not known:
+        cells[SHAPE][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+    cells[ID][_EDIT] = layer.id
+    cells[POS][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+    cells[TYPE][_DECORATION] = icons.type_badge(layer.type)
+    cells[PARAMS][_ALIGN] = _RIGHT
+    if frozen:
+        cells[PARAMS][_DECORATION] = icons.frozen_icon()
+        cells[PARAMS][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+    cells[FROZEN] = {_TIP: HEADER_TIPS[FROZEN],
+                     _CHECK: Qt.CheckState.Checked if layer.frozen else Qt.CheckState.Unchecked}
+    return cells
+
+
+def tooltip(doc, layer: LayerSpec, info) -> str:
+    head = f"<b>{escape(layer.id)}</b> ({escape(layer.type)})"
+    if info is None:
+        return head
+    if info.error is not None:
+        fix = f"<br><b>Fix:</b> {escape(info.error.fix)}" if info.error.fix else ""
+        return f"{head} cannot work here.<br><b>Problem:</b> {escape(info.error.problem)}{fix}"
+    if info.out_shape is None:
+        first = doc.info.error
+        where = f"layer '{first.layer_id}' (row {first.position})" if first else "a layer above"
+        return f"{head}: output shape unknown, because {escape(where)} has a problem. Fix that row first."
+    kind = catalog.kind(layer.type)
+    args = ", ".join(f"{k}={short(v)}" for k, v in info.args.items())
+    lines = [f"{head}: {escape(kind.help) if kind else ''}",
+             f"input {fmt(info.in_shape)} &rarr; output {fmt(info.out_shape)}",
+             f"{info.params or 0:,} parameters ({info.trainable or 0:,} trainable)"]
+    if args:
+        lines.append(f"arguments: {escape(args)}")
+    return "<br>".join(lines)
+
+
+def stage_cells(doc, stage: Stage) -> list[dict]:
+    """Every column's {role: value} for a backbone stage row."""
+    info = doc.layer_info(stage.layer.id)
+    stage_info = next((s for s in (info.stages if info else []) if s.name == stage.name), None)
+    frozen = stage.name in stage.layer.frozen_stages
+    tip = f"Stage {stage.name} of {stage.layer.id}: freeze it to keep its pretrained weights"
+    cells = [{_TIP: tip} for _ in COLUMNS]
+    cells[ID][_DISPLAY] = stage.name
+    cells[TYPE].update({_DISPLAY: "stage", _FOREGROUND: _brush(icons.MUTED_COLOR)})
+    if stage_info is not None:
+        cells[PARAMS].update({_DISPLAY: f"{stage_info.params:,}", _ALIGN: _RIGHT})
+    if frozen:
+        cells[PARAMS].update({_DECORATION: icons.frozen_icon(), _FOREGROUND: _brush(icons.MUTED_COLOR)})
+    cells[FROZEN][_CHECK] = Qt.CheckState.Checked if frozen else Qt.CheckState.Unchecked
+    return cells

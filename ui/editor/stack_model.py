@@ -1,0 +1,280 @@
+"""The stack's Qt item model: a thin adapter over the document's ``ModelSpec``.
+
+Rows are layers (Residual blocks hold their nested layers, backbones their stages as child
+rows). Reads come from the spec and the document's inference; every write (drop, move,
+freeze check, rename) becomes a call to the document, which pushes an undo command. The
+model never changes the spec itself; it mirrors the document's begin/end signals.
+"""
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, Qt, Signal
+
+from workbench.model import catalog
+from workbench.model.backbones import stage_names
+from workbench.errors import WorkbenchError
+from workbench.model.spec import LayerSpec
+
+from ui.editor.stack_cells import (
+    ARGS, CHANGED_ROLES, COLUMNS, FROZEN, HEADER_TIPS, ID, PARAMS, POS, SHAPE, TYPE, Stage, key_args_text,
+    layer_cells, stage_cells)
+
+MIME_LAYER = "application/x-workbench-layer"  # {"type": "Conv2d"} from the palette
+MIME_ROWS = "application/x-workbench-rows"  # ["conv1", "relu1"]: rows moved within the stack
+
+
+class StackModel(QAbstractItemModel):
+    message = Signal(str)  # an edit was refused: say why (status bar)
+    dropped = Signal(list)  # ids of layers a drop created or moved: select them
+
+    def __init__(self, doc, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self._nodes: dict[int, LayerSpec] = {}  # key -> parent layer of an index's row
+        self._keys: dict[int, int] = {}  # id(layer) -> key
+        self._parents: dict[int, tuple[LayerSpec | None, int]] | None = None
+        self._move_is_reset = False
+        self._cells: dict[tuple[int, int], list[dict]] = {}  # (parent key, row) -> per column role -> value
+        doc.layersAboutToBeInserted.connect(lambda p, a, b: self.beginInsertRows(self.index_of(p), a, b))
+        doc.layersInserted.connect(lambda *_: self._end(self.endInsertRows))
+        doc.layersAboutToBeRemoved.connect(lambda p, a, b: self.beginRemoveRows(self.index_of(p), a, b))
+        doc.layersRemoved.connect(lambda *_: self._end(self.endRemoveRows))
+        doc.layerAboutToBeMoved.connect(self._begin_move)
+        doc.layerMoved.connect(self._end_move)
+        doc.aboutToReset.connect(self.beginResetModel)
+        doc.reset.connect(self._end_reset)
+        doc.changed.connect(self._refresh)
+
+    # ------------------------------------------------------------ mirroring the document
+    def _end(self, end) -> None:
+        self._parents = None
+        self._cells.clear()
+        end()
+
+    def _begin_move(self, src, row, dst, dst_row) -> None:
+        ok = self.beginMoveRows(self.index_of(src), row, row, self.index_of(dst), dst_row)
+        self._move_is_reset = not ok
+        if not ok:
+            self.beginResetModel()
+
+    def _end_move(self) -> None:
+        self._end(self.endResetModel if self._move_is_reset else self.endMoveRows)
+
+    def _end_reset(self) -> None:
+        self._nodes.clear()
+        self._keys.clear()
+        self._end(self.endResetModel)
+
+    def _refresh(self, parent: QModelIndex = QModelIndex()) -> None:
+        if not parent.isValid():
+            self._cells.clear()
+        rows = self.rowCount(parent)
+        if rows:
+            self.dataChanged.emit(self.index(0, 0, parent), self.index(rows - 1, len(COLUMNS) - 1, parent),
+                                  CHANGED_ROLES)
+        node = self.node(parent)
+        if isinstance(node, Stage):
+            return
+        for row, layer in enumerate(self.doc.spec.layers if node is None else node.layers):
+            if layer.layers or layer.type in catalog.BACKBONES:
+                self._refresh(self.index(row, 0, parent))
+
+    # ------------------------------------------------------------ tree structure
+    def _key(self, layer: LayerSpec | None) -> int:
+        if layer is None:
+            return 0
+        key = self._keys.get(id(layer))
+        if key is None:
+            key = self._keys[id(layer)] = len(self._keys) + 1
+            self._nodes[key] = layer
+        return key
+
+    def node(self, index: QModelIndex) -> LayerSpec | Stage | None:
+        if not index.isValid():
+            return None
+        owner = self._nodes.get(index.internalId())
+        if owner is None:
+            return self.doc.spec.layers[index.row()]
+        if owner.type == "Residual":
+            return owner.layers[index.row()]
+        return Stage(owner, stage_names(owner.type)[index.row()])
+
+    def _child_count(self, node) -> int:
+        if node is None:
+            return len(self.doc.spec.layers)
+        if isinstance(node, Stage):
+            return 0
+        if node.type == "Residual":
+            return len(node.layers)
+        return len(stage_names(node.type)) if node.type in catalog.BACKBONES else 0
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return self._child_count(self.node(parent))
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return len(COLUMNS)
+
+    def index(self, row, column, parent=QModelIndex()) -> QModelIndex:
+        if not self.hasIndex(row, column, parent):
+            return QModelIndex()
+        return self.createIndex(row, column, self._key(self.node(parent)))
+
+    def parent(self, index=QModelIndex()) -> QModelIndex:
+        if not index.isValid():
+            return QModelIndex()
+        owner = self._nodes.get(index.internalId())
+        if owner is None:
+            return QModelIndex()
+        if self._parents is None:
+            self._parents = {}
+            self._map(None, self.doc.spec.layers)
+        grand, row = self._parents[id(owner)]
+        return self.createIndex(row, 0, self._key(grand))
+
+    def _map(self, parent: LayerSpec | None, layers: list[LayerSpec]) -> None:
+        for row, layer in enumerate(layers):
+            self._parents[id(layer)] = (parent, row)
+            self._map(layer, layer.layers)
+
+    def index_of(self, layer_id: str | None, column: int = 0) -> QModelIndex:
+        if layer_id is None:
+            return QModelIndex()
+        parent, row = self.doc.locate(layer_id)
+        return self.index(row, column, self.index_of(parent))
+
+    def layer_id(self, index: QModelIndex) -> str | None:
+        node = self.node(index)
+        return node.id if isinstance(node, LayerSpec) else None
+
+    # ------------------------------------------------------------ display
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(section)
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        """Cells are computed once per row after each change (a repaint asks ~1500 times)."""
+        if not index.isValid():
+            return None
+        return self._row(index)[index.column()].get(int(role))
+
+    def _row(self, index: QModelIndex) -> list[dict]:
+        key = (index.internalId(), index.row())
+        row = self._cells.get(key)
+        if row is None:
+            row = self._cells[key] = self._row_cells(self.node(index))
+        return row
+
+    def _row_cells(self, node) -> list[dict]:
+        """Every column's {role: value} for one row, plus its item flags."""
+        if isinstance(node, Stage):
+            cells = stage_cells(self.doc, node)
+        else:
+            cells = layer_cells(self.doc, node, self.doc.layer_info(node.id))
+        for col, cell in enumerate(cells):
+            cell["flags"] = self._flags(node, col)
+        return cells
+
+    def flags(self, index):
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled
+        return self._row(index)[index.column()]["flags"]
+
+    def _flags(self, node, column: int):
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if column == FROZEN:
+            flags |= Qt.ItemFlag.ItemIsUserCheckable
+        if isinstance(node, Stage):
+            return flags
+        flags |= Qt.ItemFlag.ItemIsDragEnabled
+        if column == ID:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        if node.type == "Residual":
+            flags |= Qt.ItemFlag.ItemIsDropEnabled
+        return flags
+
+    # ------------------------------------------------------------ edits go to the document
+    def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:
+        node = self.node(index)
+        try:
+            if role == Qt.ItemDataRole.CheckStateRole and index.column() == FROZEN:
+                frozen = Qt.CheckState(value) == Qt.CheckState.Checked
+                if isinstance(node, Stage):
+                    self.doc.set_stage_frozen(node.layer.id, node.name, frozen)
+                else:
+                    self.doc.set_frozen(node.id, frozen)
+                return True
+            if role == Qt.ItemDataRole.EditRole and index.column() == ID and isinstance(node, LayerSpec):
+                self.doc.rename(node.id, str(value))
+                return True
+        except WorkbenchError as exc:
+            self.message.emit(str(exc))
+        return False
+
+    def supportedDropActions(self):
+        return Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+
+    def supportedDragActions(self):
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self):
+        return [MIME_LAYER, MIME_ROWS]
+
+    def mimeData(self, indexes):
+        ids = []
+        for index in sorted(indexes, key=lambda i: self._order(i)):
+            layer_id = self.layer_id(index)
+            if layer_id and layer_id not in ids:
+                ids.append(layer_id)
+        data = QMimeData()
+        data.setData(MIME_ROWS, json.dumps(ids).encode())
+        data.setText("\n".join(ids))
+        return data
+
+    def _order(self, index: QModelIndex) -> list[int]:
+        path = []
+        while index.isValid():
+            path.insert(0, index.row())
+            index = index.parent()
+        return path
+
+    def _drop_parent(self, parent: QModelIndex) -> tuple[bool, str | None]:
+        node = self.node(parent)
+        if node is None:
+            return True, None
+        return isinstance(node, LayerSpec) and node.type == "Residual", getattr(node, "id", None)
+
+    def canDropMimeData(self, data, action, row, column, parent) -> bool:
+        ok, parent_id = self._drop_parent(parent)
+        if not ok:
+            return False
+        if data.hasFormat(MIME_LAYER):
+            return True
+        if data.hasFormat(MIME_ROWS):
+            ids = json.loads(bytes(data.data(MIME_ROWS)).decode() or "[]")
+            return parent_id is None or not any(self.doc.is_inside(parent_id, i) for i in ids if self.doc.spec.find(i))
+        return False
+
+    def dropMimeData(self, data, action, row, column, parent) -> bool:
+        if action == Qt.DropAction.IgnoreAction or not self.canDropMimeData(data, action, row, column, parent):
+            return False
+        parent_id = self._drop_parent(parent)[1]
+        at = row if row >= 0 else None
+        try:
+            if data.hasFormat(MIME_LAYER):
+                type_name = json.loads(bytes(data.data(MIME_LAYER)).decode())["type"]
+                self.dropped.emit([self.doc.insert_kind(type_name, parent_id, at)])
+                return True
+            ids = [i for i in json.loads(bytes(data.data(MIME_ROWS)).decode()) if self.doc.spec.find(i)]
+            if ids and self.doc.move(ids, parent_id, at):
+                self.dropped.emit(ids)
+        except (WorkbenchError, ValueError, KeyError) as exc:
+            self.message.emit(str(exc))
+        return False  # a move is done; True would make the view delete the source rows

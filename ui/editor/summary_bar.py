@@ -1,0 +1,74 @@
+"""The summary bar (the window's status bar): input and output shape, parameter totals,
+model size, and the first problem (a link that selects the broken row). Always visible;
+the status bar's passing messages (refused edits, "Saved ...", menu hints) show at its end."""
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel
+
+from workbench.model.shapes import fmt
+
+from ui.common import icons
+
+
+def _cell(name: str) -> QLabel:
+    label = QLabel(objectName=name)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setProperty("summary", True)
+    label.setMinimumWidth(1)  # let a narrow window clip the bar rather than refuse to shrink
+    return label
+
+
+class SummaryBar(QFrame):
+    problemClicked = Signal(str)  # layer id
+
+    def __init__(self, doc, parent=None):
+        super().__init__(parent)
+        self.setObjectName("summary")
+        self.doc = doc
+        self.shapes = _cell("summaryShapes")
+        self.params = _cell("summaryParams")
+        self.size = _cell("summarySize")
+        self.status = _cell("summaryStatus")
+        self.status.linkActivated.connect(self.problemClicked.emit)
+        self.message = _cell("summaryMessage")
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 3, 8, 3)
+        row.setSpacing(18)
+        for label in (self.shapes, self.params, self.size, self.status):
+            row.addWidget(label)
+        row.addWidget(self.message, 1)
+        doc.changed.connect(self.refresh)
+        self.refresh()
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setToolTip(text)
+
+    def refresh(self) -> None:
+        spec, info = self.doc.spec, self.doc.info
+        dtype = "" if spec.input_dtype == "float32" else f" {spec.input_dtype}"
+        self.shapes.setText(f"<b>Input</b> {fmt(spec.input_shape)}{dtype} &rarr; <b>Output</b> "
+                            f"{fmt(info.output_shape)}")
+        self.params.setText(f"<b>{info.total_params:,}</b> params &middot; {info.trainable_params:,} trainable "
+                            f"&middot; {info.frozen_params:,} frozen")
+        self.params.setToolTip("Parameters: total, learned by training, and kept fixed (frozen)")
+        self.size.setText(f"<b>{info.size_mb:.2f}</b> MB")
+        self.size.setToolTip("Size of the weights and buffers as float32")
+        error = info.error
+        if error is None:
+            n = len(info.rows())
+            self.status.setText(f"&#10003; {n} layer{'s' if n != 1 else ''}, all shapes fit" if n
+                                else "no layers yet")
+            self.status.setToolTip("")
+        else:
+            problems = sum(1 for r in info.rows() if r.error is not None)
+            more = f" (+{problems - 1} more)" if problems > 1 else ""
+            self.status.setText(f"<a href='{escape(error.layer_id)}' style='color:{icons.ERROR_COLOR}'>"
+                                f"&#9888; '{escape(error.layer_id)}' (row {error.position}) cannot work"
+                                f"</a>{more}")
+            self.status.setToolTip(f"{error.problem}. Fix: {error.fix}" if error.fix else error.problem)

@@ -1,0 +1,401 @@
+"""The export dialog: pick a format (each says who loads it), its options and a path; export
+off the UI thread; read how closely the file reproduces the model.
+
+Opened by the main window as ``ExportDialog(project, model, parent)``; ``model`` is the live
+module (trained weights) or None, then it is built from ``project.model``. Exports work on a
+copy taken when the button is pressed, so training may go on. "Open weights..." loads a
+.pth / .safetensors into the model, checked key by key.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                               QRadioButton, QSpinBox, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
+
+from workbench.model import build, weights
+from workbench.export import base as export
+from workbench.errors import WorkbenchError
+from workbench.export.python_source import class_name
+from workbench.model.shapes import fmt
+
+from ui.common import icons
+from ui.export.results import ResultTable, Task
+
+_MODES = {"auto": "Auto: trace, or script when tracing warns", "trace": "Trace (records one run)",
+          "script": "Script (compiles the Python code)"}
+
+
+def _muted(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setStyleSheet(f"color: {icons.MUTED_COLOR};")
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class ExportDialog(QDialog):
+    exportFinished = Signal(list)  # [ExportResult], after the worker thread has stopped
+    weightsLoaded = Signal(str)  # path of a weights file now in the model
+
+    def __init__(self, project, model=None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Export {project.name}")
+        self.project = project
+        self.spec = project.model
+        self.model = model if model is not None else build.build_model(project.model)
+        self.task: Task | None = None
+        self.results: list[export.ExportResult] = []
+        self.error = ""
+        folder = project.path.parent if getattr(project, "path", None) else Path.cwd()
+        stem = project.path.stem if getattr(project, "path", None) else re.sub(r"\W+", "_", project.name).strip("_")
+        self._folder, self._stem = folder, (stem.lower() or "model")
+        self._build()
+        self.formats.button(0).setChecked(True)
+        self._format_changed()
+        self.resize(920, 780)
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setSpacing(10)
+        root.addWidget(self._summary())
+        middle = QHBoxLayout()
+        middle.addWidget(self._format_box(), 3)
+        middle.addWidget(self._options_box(), 2)
+        root.addLayout(middle)
+        path_row = QHBoxLayout()
+        path_row.addWidget(QLabel("Save to:"))
+        self.path_edit = QLineEdit()
+        self.path_edit.setObjectName("exportPath")
+        path_row.addWidget(self.path_edit, 1)
+        self.browse_button = QPushButton("Browse...")
+        self.browse_button.clicked.connect(self._browse)
+        path_row.addWidget(self.browse_button)
+        root.addLayout(path_row)
+        progress_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # showing it must not shift the dialog
+        self.progress.setSizePolicy(policy)
+        self.progress.setVisible(False)
+        self.status = QLabel("Choose a format and where to save it.")
+        self.status.setWordWrap(True)
+        progress_row.addWidget(self.status, 1)
+        progress_row.addWidget(self.progress)
+        root.addLayout(progress_row)
+        self.tabs = QTabWidget()
+        self.table = ResultTable()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.tabs.addTab(self.table, "Result")
+        self.tabs.addTab(self.log, "Log")
+        root.addWidget(self.tabs, 1)
+        root.addLayout(self._buttons())
+
+    def _summary(self) -> QWidget:
+        info = build.infer(self.spec)
+        total, trainable = build.param_count(self.model)
+        dtype = "" if self.spec.input_dtype == "float32" else f" {self.spec.input_dtype}"
+        n = len(info.rows())
+        text = (f"<b>{self.project.name}</b> &nbsp; input {fmt(self.spec.input_shape)}{dtype} &rarr; output "
+                f"{fmt(info.output_shape) if info.output_shape else '?'} &nbsp;&middot;&nbsp; {total:,} parameters "
+                f"({trainable:,} trainable) &nbsp;&middot;&nbsp; {info.size_mb:.2f} MB &nbsp;&middot;&nbsp; "
+                f"{n} layer{'s' if n != 1 else ''}")
+        self.summary = QLabel(text)
+        self.summary.setObjectName("exportSummary")
+        self.summary.setWordWrap(True)
+        return self.summary
+
+    def _format_box(self) -> QGroupBox:
+        box = QGroupBox("Format")
+        grid = QVBoxLayout(box)
+        grid.setSpacing(2)
+        self.formats = QButtonGroup(self)
+        self.format_keys = list(export.FORMATS)
+        for i, f in enumerate(export.FORMATS.values()):
+            radio = QRadioButton(f.title + ("  (deprecated upstream)" if f.deprecated else ""))
+            self.formats.addButton(radio, i)
+            grid.addWidget(radio)
+            who = _muted(f.loads)
+            who.setContentsMargins(22, 0, 0, 6)
+            grid.addWidget(who)
+        grid.addStretch(1)
+        self.formats.idToggled.connect(lambda _id, on: on and self._format_changed())
+        return box
+
+    def _options_box(self) -> QGroupBox:
+        box = QGroupBox("Options")
+        col = QVBoxLayout(box)
+        self.pages = QStackedWidget()
+        self.include_spec = {k: QCheckBox("Store the model description in the file") for k in ("state_dict",
+                                                                                              "safetensors")}
+        self.dynamic = {k: QCheckBox("Any batch size (dynamic batch axis)") for k in ("onnx", "pt2")}
+        for pair in (self.dynamic, self.include_spec):  # one setting each, shown on two pages
+            first, second = pair.values()
+            first.toggled.connect(second.setChecked)
+            second.toggled.connect(first.setChecked)
+        self.mode = QComboBox()
+        for key, text in _MODES.items():
+            self.mode.addItem(text, key)
+        self.opset = QSpinBox()
+        self.opset.setRange(*export.OPSET_RANGE)
+        self.opset.setValue(export.ExportOptions.opset)
+        self.opset.setMaximumWidth(90)
+        self.opset.setToolTip("ONNX operator set: 18 is written natively; others are converted, which may "
+                              "not work for every model (the log says so)")
+        self.class_edit = QLineEdit()
+        self.class_edit.setPlaceholderText(class_name(self.project.name))
+        pages = {
+            "state_dict": [self.include_spec["state_dict"],
+                           _muted("Load with torch.load(path, weights_only=True)['state_dict']. Unticked, the "
+                                  "file is a plain state_dict for model.load_state_dict.")],
+            "safetensors": [self.include_spec["safetensors"],
+                            _muted("The description goes into the file's text metadata; tensors stay plain.")],
+            "torchscript": [("Mode", self.mode), self._warning(export.FORMATS["torchscript"].deprecated + ".")],
+            "onnx": [("Opset", self.opset), self.dynamic["onnx"],
+                     _muted("One self-contained file; weights over 2 GB go to a .onnx.data file beside it.")],
+            "pt2": [self.dynamic["pt2"]],
+            "python": [("Class name", self.class_edit),
+                       _muted("The file holds code only: load weights with load_model('<name>.safetensors').")],
+        }
+        for key in self.format_keys:
+            page = QWidget()
+            form = QFormLayout(page)
+            form.setContentsMargins(0, 0, 0, 0)
+            for item in pages[key]:
+                if isinstance(item, tuple):
+                    form.addRow(item[0], item[1])
+                else:
+                    form.addRow(item)
+            self.pages.addWidget(page)
+        for box_ in [*self.include_spec.values(), *self.dynamic.values()]:
+            box_.setChecked(True)
+        col.addWidget(self.pages)
+        col.addStretch(1)
+        self.verify = QCheckBox("Verify the exported file (recommended)")
+        self.verify.setChecked(True)
+        self.verify_how = _muted()
+        col.addWidget(self.verify)
+        col.addWidget(self.verify_how)
+        return box
+
+    @staticmethod
+    def _warning(text: str) -> QLabel:
+        label = QLabel(f"\u26a0 {text}")
+        label.setWordWrap(True)
+        label.setStyleSheet("color: #b45309;")
+        return label
+
+    def _buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.weights_button = QPushButton("Open weights...")
+        self.weights_button.setToolTip("Load a .pth / .safetensors file (an export, a state_dict or a training "
+                                       "checkpoint) into this model, checked key by key")
+        self.weights_button.clicked.connect(self._choose_weights)
+        self.all_button = QPushButton("Export all formats...")
+        self.all_button.setToolTip("Write every format into one folder, each verified")
+        self.all_button.clicked.connect(self._choose_folder)
+        self.export_button = QPushButton("Export")
+        self.export_button.setDefault(True)
+        self.export_button.clicked.connect(lambda: self.export_to(self.path_edit.text()))
+        self.close_button = QPushButton("Close")
+        self.close_button.clicked.connect(self.reject)
+        row.addWidget(self.weights_button)
+        row.addStretch(1)
+        for b in (self.all_button, self.export_button, self.close_button):
+            row.addWidget(b)
+        return row
+
+    # ------------------------------------------------------------ state
+    @property
+    def format(self) -> str:
+        return self.format_keys[max(self.formats.checkedId(), 0)]
+
+    def select_format(self, key: str) -> None:
+        self.formats.button(self.format_keys.index(key)).setChecked(True)
+
+    def _format_changed(self) -> None:
+        f = export.FORMATS[self.format]
+        self.pages.setCurrentIndex(self.format_keys.index(f.key))
+        self.verify_how.setText(f"Verified by: {f.verified}.")
+        self.export_button.setText(f"Export {f.title.split(' (')[0]}")
+        text = self.path_edit.text().strip()
+        path = Path(text) if text else self._folder / self._stem
+        if path.suffix.lower() in {g.suffix for g in export.FORMATS.values()}:
+            path = path.with_suffix("")
+        self.path_edit.setText(str(path.with_name(path.name + f.suffix)))
+
+    def options(self) -> export.ExportOptions:
+        """The settings as plain data, copied before any thread starts."""
+        return export.ExportOptions(
+            opset=self.opset.value(), dynamic_batch=self.dynamic["onnx"].isChecked(),
+            torchscript_mode=self.mode.currentData(), include_spec=self.include_spec["state_dict"].isChecked(),
+            verify=self.verify.isChecked(), class_name=self.class_edit.text().strip(), name=self.project.name)
+
+    def busy(self) -> bool:
+        return self.task is not None
+
+    # ------------------------------------------------------------ actions
+    def _browse(self) -> None:
+        f = export.FORMATS[self.format]
+        path, _ = QFileDialog.getSaveFileName(self, f"Export as {f.title}", self.path_edit.text(),
+                                              f"{f.title} (*{f.suffix})")
+        if path:
+            self.path_edit.setText(str(export.target_path(path, f.key)) if Path(path).suffix in ("", f.suffix)
+                                   else path)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export every format into", str(self._folder))
+        if folder:
+            self.export_all_to(folder)
+
+    def export_to(self, path: str) -> None:
+        fmt_key, options, spec = self.format, self.options(), self.spec.copy()
+        model = copy.deepcopy(self.model)
+        try:
+            target = export.target_path(path.strip() or self._folder / self._stem, fmt_key)
+        except WorkbenchError as exc:  # a wrong extension: say it here, nothing to run
+            self._show_error(str(exc))
+            self.exportFinished.emit([])
+            return
+        self.path_edit.setText(str(target))
+        self._start(f"Exporting {export.FORMATS[fmt_key].title}", 0,
+                    lambda task: [export.export(model, spec, fmt_key, target, options, log=task.logged.emit,
+                                                progress=task.progress.emit)])
+
+    def export_all_to(self, folder: str) -> None:
+        options, spec, model, stem = self.options(), self.spec.copy(), copy.deepcopy(self.model), self._stem
+        self._start(f"Exporting every format into {folder}", len(export.FORMATS),
+                    lambda task: export.export_all(model, spec, folder, stem, options=options,
+                                                   log=task.logged.emit, progress=task.progress.emit))
+
+    def _start(self, what: str, steps: int, job) -> None:
+        if self.busy():
+            return
+        self.error = ""
+        self.results = []
+        self.table.clear_rows()
+        self.log.appendPlainText(f"--- {what}")
+        self.status.setStyleSheet("")
+        self.status.setText(what + "...")
+        self.progress.setRange(0, steps)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self._set_enabled(False)
+        self.task = Task(job, self)
+        self.task.progress.connect(self._on_progress)
+        self.task.logged.connect(self.log.appendPlainText)
+        self.task.finished.connect(self._export_done)
+        self.task.start()
+
+    def _on_progress(self, stage: str) -> None:
+        self.status.setText(stage + "...")
+        step = re.match(r"\[(\d+)/\d+\]", stage)
+        if step and self.progress.maximum():
+            self.progress.setValue(int(step.group(1)) - 1)
+
+    def _export_done(self) -> None:
+        task, self.task = self.task, None
+        task.wait()
+        task.deleteLater()
+        self.progress.setVisible(False)
+        self._set_enabled(True)
+        if task.error:
+            self._show_error(task.error)
+            self.exportFinished.emit([])
+            return
+        self.results = task.result or []
+        for r in self.results:
+            self.table.add_result(r)
+        failed = [r for r in self.results if not r.ok]
+        if failed:
+            self._show_error(f"{len(failed)} of {len(self.results)} failed. " + failed[0].error)
+        else:
+            done = self.results[0] if len(self.results) == 1 else None
+            self.status.setStyleSheet("color: #15803d;")
+            self.status.setText(f"&#10004; Wrote {done.path}" if done else
+                                f"&#10004; Wrote {len(self.results)} files into {self.results[0].path.parent}")
+            self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.exportFinished.emit(self.results)
+
+    def _show_error(self, text: str) -> None:
+        self.error = text
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
+        self.status.setStyleSheet(f"color: {icons.ERROR_COLOR};")
+        self.status.setText("\u2716 " + text)
+        self.log.appendPlainText(f"error: {text}")
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.export_button, self.all_button, self.weights_button, self.close_button, self.path_edit,
+                  self.browse_button, self.pages, self.verify):
+            w.setEnabled(on)
+        for b in self.formats.buttons():
+            b.setEnabled(on)
+
+    # ------------------------------------------------------------ open weights
+    def _choose_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open weights", str(self._folder),
+                                              "Weights (*.pth *.pt *.safetensors *.ckpt *.bin);;All files (*)")
+        if path:
+            self.open_weights(path)
+
+    def open_weights(self, path: str) -> None:
+        """Read and check the file off the UI thread; copy the tensors in when they fit."""
+        model = self.model
+        self._start(f"Reading weights from {path}", 0,
+                    lambda task: (lambda w: (w, weights.check(model, w.state_dict, w.source)))(weights.read(path)))
+        self.task.finished.disconnect(self._export_done)
+        self.task.finished.connect(lambda: self._weights_read(path))
+
+    def _weights_read(self, path: str) -> None:
+        task, self.task = self.task, None
+        task.wait()
+        task.deleteLater()
+        self.progress.setVisible(False)
+        self._set_enabled(True)
+        if task.error:
+            self._show_error(task.error)
+            self.weightsLoaded.emit("")
+            return
+        loaded, report = task.result
+        partial = False
+        if not report.ok:
+            self.log.appendPlainText(report.describe(limit=50))
+            if not report.matched or not self.ask_partial(report):
+                self._show_error(f"{Path(path).name} does not fit this model; nothing was loaded (see Log).")
+                self.weightsLoaded.emit("")
+                return
+            partial = True
+        report = weights.load_into(self.model, loaded, partial=partial)
+        self.log.appendPlainText(report.describe())
+        self.status.setStyleSheet("color: #15803d;")
+        self.status.setText(f"Loaded {len(report.matched)} of {report.total} tensors from {Path(path).name}")
+        self.weightsLoaded.emit(path)
+
+    def ask_partial(self, report: weights.WeightsReport) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Weights do not fit",
+                          f"{len(report.matched)} of {report.total} tensors fit this model.", parent=self)
+        box.setInformativeText("Load only the tensors that fit? The others keep their current values.")
+        box.setDetailedText(report.describe(limit=200))
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    # ------------------------------------------------------------ closing
+    def done(self, code: int) -> None:
+        if self.busy():  # an export cannot be cut off half-way; it ends on its own
+            self.status.setText("Still working: the dialog closes when it is done.")
+            return
+        super().done(code)
+
+    def closeEvent(self, event) -> None:
+        if self.busy():
+            event.ignore()
+            return
+        super().closeEvent(event)

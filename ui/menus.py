@@ -1,0 +1,137 @@
+"""Menus, toolbar and shortcuts of the main window (kept apart so the window stays small).
+
+Undo and redo are plain actions over the document's undo stack whose text says what will
+be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Delete, Duplicate, Freeze, Rename)
+use shortcuts scoped to the stack, so Delete in a text field edits text, not the model.
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QMessageBox, QStyle, QToolBar
+
+from ui import project_io
+
+
+def _action(window, text, slot, shortcut=None, tip="", icon=None) -> QAction:
+    action = QAction(text, window)
+    if shortcut is not None:
+        action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+    if tip:
+        action.setStatusTip(tip)
+        action.setToolTip(f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+                          if shortcut is not None else tip)
+    if icon is not None:
+        action.setIcon(window.style().standardIcon(icon))
+    action.triggered.connect(lambda *_: slot())
+    return action
+
+
+def build_actions(w) -> dict[str, QAction]:
+    sp = QStyle.StandardPixmap
+    stack = w.doc.undo_stack
+    a = {
+        "new": _action(w, "&New...", w.new_project, QKeySequence.StandardKey.New, "Start a project from a template",
+                       sp.SP_FileIcon),
+        "open": _action(w, "&Open...", w.open_file, QKeySequence.StandardKey.Open, "Open a .wbproj project",
+                        sp.SP_DialogOpenButton),
+        "save": _action(w, "&Save", w.save, QKeySequence.StandardKey.Save, "Save the project",
+                        sp.SP_DialogSaveButton),
+        "save_as": _action(w, "Save &As...", w.save_as, QKeySequence.StandardKey.SaveAs, "Save under a new name"),
+        "export": _action(w, "&Export...", w.export_model, "Ctrl+E",
+                          "Export the model (state_dict, TorchScript, ONNX, ...)"),
+        "quit": _action(w, "&Quit", w.close, QKeySequence.StandardKey.Quit, "Close the window"),
+        "undo": _action(w, "&Undo", stack.undo, QKeySequence.StandardKey.Undo, "Undo the last edit",
+                        sp.SP_ArrowBack),
+        "redo": _action(w, "&Redo", stack.redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
+                        "Redo the edit just undone", sp.SP_ArrowForward),
+        "delete": _action(w, "&Delete", w.delete_selected, QKeySequence.StandardKey.Delete,
+                          "Delete the selected layers", sp.SP_TrashIcon),
+        "duplicate": _action(w, "D&uplicate", w.duplicate_selected, "Ctrl+D", "Copy the selected layers"),
+        "freeze": _action(w, "&Freeze / Unfreeze", w.toggle_frozen, "Ctrl+L",
+                          "Keep the selected layers' weights fixed while training, or release them"),
+        "rename": _action(w, "Re&name", w.rename_current, "F2", "Rename the selected layer"),
+        "search": _action(w, "Find &Layer Type", lambda: (w.docks["Layers"].show(), w.palette.search.setFocus()),
+                          QKeySequence.StandardKey.Find, "Search the palette"),
+        "problem": _action(w, "Go to &Problem", lambda: w.stack.select_ids([w.stack.first_error_row()])
+                           if w.stack.first_error_row() else None, "F8", "Select the first row that cannot work"),
+        "about": _action(w, "&About", lambda: QMessageBox.about(
+            w, "Model Workbench", "Model Workbench: build PyTorch layer stacks, train them live and "
+            "export verified models.")),
+    }
+    a["undo"].setIconText("Undo")
+    a["redo"].setIconText("Redo")
+    for key in ("delete", "duplicate", "freeze", "rename"):
+        a[key].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        w.stack.addAction(a[key])
+
+    def sync_undo(*_):
+        locked = bool(w.doc.edit_lock)
+        a["undo"].setEnabled(stack.canUndo() and not locked)
+        a["redo"].setEnabled(stack.canRedo() and not locked)
+        a["undo"].setText(f"&Undo {stack.undoText()}".rstrip())
+        a["redo"].setText(f"&Redo {stack.redoText()}".rstrip())
+        for key in ("delete", "duplicate", "rename"):
+            a[key].setEnabled(not locked)
+        mode = QAbstractItemView.DragDropMode
+        w.stack.setDragDropMode(mode.NoDragDrop if locked else mode.DragDrop)
+        w.palette.tree.setDragEnabled(not locked)
+        if locked:
+            w.statusBar().showMessage(f"Model locked while {w.doc.edit_lock}")
+    stack.indexChanged.connect(sync_undo)
+    stack.cleanChanged.connect(sync_undo)
+    w.doc.lockChanged.connect(sync_undo)
+    sync_undo()
+
+    bar = w.menuBar()
+    file_menu = bar.addMenu("&File")
+    file_menu.addActions([a["new"], a["open"]])
+    recent = file_menu.addMenu("Open &Recent")
+    recent.aboutToShow.connect(partial(_fill_recent, w, recent))
+    file_menu.addActions([a["save"], a["save_as"]])
+    file_menu.addSeparator()
+    file_menu.addAction(a["export"])
+    file_menu.addSeparator()
+    file_menu.addAction(a["quit"])
+    edit = bar.addMenu("&Edit")
+    edit.addActions([a["undo"], a["redo"]])
+    edit.addSeparator()
+    edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"]])
+    edit.addSeparator()
+    edit.addActions([a["search"], a["problem"]])
+    w.view_menu = bar.addMenu("&View")
+    bar.addMenu("&Help").addAction(a["about"])
+    w.recent_menu = recent
+
+    tools = QToolBar("Main")
+    tools.setObjectName("toolbar_main")
+    tools.setMovable(False)
+    tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    tools.addActions([a["new"], a["open"], a["save"]])
+    tools.addSeparator()
+    tools.addActions([a["undo"], a["redo"]])
+    tools.addSeparator()
+    tools.addActions([a["delete"], a["duplicate"]])
+    tools.addSeparator()
+    tools.addAction(a["export"])
+    w.addToolBar(Qt.ToolBarArea.TopToolBarArea, tools)
+    return a
+
+
+def _fill_recent(w, menu) -> None:
+    menu.clear()
+    files = project_io.recent_files()
+    for n, path in enumerate(files, 1):
+        exists = Path(path).is_file()
+        action = menu.addAction(f"&{n} {Path(path).name}" + ("" if exists else " (missing)"))
+        action.setStatusTip(path)
+        action.setEnabled(exists)
+        action.triggered.connect(lambda *_, p=path: w.open_file(p))
+    if not files:
+        menu.addAction("No recent projects").setEnabled(False)
+    else:
+        menu.addSeparator()
+        menu.addAction("Clear the list", lambda: project_io.settings().remove("recent_files"))

@@ -1,0 +1,1 @@
+"""Training in the window: dock, panel, settings, the engine bridge, gauges, evaluation, plots."""

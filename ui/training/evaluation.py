@@ -1,0 +1,268 @@
+"""After each epoch: the confusion matrix as an image and validation samples with their
+predicted and true labels, worst mistakes first.
+
+The matrix is painted from ``EpochEvent.confusion`` (rows: true class, columns: predicted),
+each row shaded by the share of that class (so a rare class's mistakes stand out as much
+as a common one's), with counts written in when the cells are big enough. The samples come
+from ``ui.eval_samples`` (gathered in the engine thread).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from workbench.training.samples import SampleGrid
+
+TILE = 56  # sample image side on screen, pixels
+RIGHT, WRONG = "#15803d", "#b91c1c"
+
+
+def matrix_image(matrix: np.ndarray) -> QImage:
+    """One pixel per cell: white (none of the row) to blue (the whole row) on the diagonal,
+    white to red off it."""
+    m = np.asarray(matrix, dtype=np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    n = len(m)
+    rgb = np.empty((n, n, 3), dtype=np.float64)
+    white = np.array([255.0, 255.0, 255.0])
+    good, bad = np.array([29.0, 78.0, 216.0]), np.array([220.0, 38.0, 38.0])
+    target = np.where(np.eye(n, dtype=bool)[..., None], good, bad)
+    strength = np.sqrt(share)[..., None]  # sqrt: a few mistakes still show
+    rgb[:] = white + (target - white) * strength
+    pixels = np.ascontiguousarray(rgb.round().astype(np.uint8))
+    image = QImage(pixels.data, n, n, 3 * n, QImage.Format.Format_RGB888)
+    return image.copy()  # own the pixels: the numpy buffer goes away
+
+
+class ConfusionMatrix(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.matrix: np.ndarray | None = None
+        self.names: list[str] = []
+        self.image: QImage | None = None
+        self.setMinimumSize(90, 90)
+        self.setMouseTracking(True)
+
+    def set_matrix(self, matrix: list[list[int]], names: list[str]) -> None:
+        self.matrix = np.asarray(matrix, dtype=np.int64) if matrix else None
+        self.names = [str(n) for n in names] or [str(i) for i in range(len(matrix))]
+        self.image = matrix_image(self.matrix) if self.matrix is not None else None
+        self.update()
+
+    def _geometry(self) -> tuple[QRect, float]:
+        n = len(self.matrix)
+        margin = 34 if n <= 30 else 18
+        side = max(10, min(self.width(), self.height()) - margin - 4)
+        return QRect(margin, margin, side, side), side / n
+
+    def cell_at(self, pos: QPoint) -> tuple[int, int] | None:
+        if self.matrix is None:
+            return None
+        area, cell = self._geometry()
+        if not area.contains(pos):
+            return None
+        n = len(self.matrix)
+        return min(n - 1, int((pos.y() - area.top()) / cell)), min(n - 1, int((pos.x() - area.left()) / cell))
+
+    def mouseMoveEvent(self, event) -> None:
+        hit = self.cell_at(event.position().toPoint())
+        if hit is None:
+            self.setToolTip("Rows: true class; columns: predicted. Blue: right, red: mistaken.")
+            return
+        t, p = hit
+        row = int(self.matrix[t].sum())
+        count = int(self.matrix[t, p])
+        share = f" ({100 * count / row:.1f}% of class {self.names[t]})" if row else ""
+        self.setToolTip(f"true {self.names[t]}, predicted {self.names[p]}: {count} example"
+                        f"{'s' if count != 1 else ''}{share}")
+
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        if self.matrix is None or self.image is None:
+            p.setPen(QColor("#6b7280"))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       "The confusion matrix shows after the first epoch\n(classification with validation data)")
+            p.end()
+            return
+        area, cell = self._geometry()
+        p.drawImage(area, self.image)  # smooth-free: one pixel per cell, scaled up
+        n = len(self.matrix)
+        small = QFont(self.font())
+        small.setPixelSize(max(7, min(12, int(cell * 0.6))))
+        p.setFont(small)
+        p.setPen(QColor("#d1d5db"))
+        p.drawRect(area.adjusted(0, 0, -1, -1))
+        if cell >= 12:
+            rows = self.matrix.sum(axis=1)
+            for t in range(n):
+                for q in range(n):
+                    count = int(self.matrix[t, q])
+                    if not count:
+                        continue
+                    strong = rows[t] and count / rows[t] > 0.4
+                    p.setPen(QColor("white" if strong else "#111827"))
+                    p.drawText(QRect(int(area.left() + q * cell), int(area.top() + t * cell), int(cell), int(cell)),
+                               Qt.AlignmentFlag.AlignCenter, str(count))
+        p.setPen(QColor("#374151"))
+        if n <= 30:
+            for i, name in enumerate(self.names):
+                text = name[:4]
+                p.drawText(QRect(0, int(area.top() + i * cell), area.left() - 3, int(cell)),
+                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+                p.drawText(QRect(int(area.left() + i * cell), area.top() - 16, int(cell), 14),
+                           Qt.AlignmentFlag.AlignCenter, text)
+        p.drawText(QRect(area.left(), 0, area.width(), 14), Qt.AlignmentFlag.AlignCenter, "predicted")
+        p.save()
+        p.translate(10, area.top() + area.height() / 2)
+        p.rotate(-90)
+        p.drawText(QRect(-40, -8, 80, 14), Qt.AlignmentFlag.AlignCenter, "true")
+        p.restore()
+        p.end()
+
+
+def sample_pixmap(image: np.ndarray, side: int = TILE) -> QPixmap:
+    arr = np.ascontiguousarray(image)
+    h, w = arr.shape[:2]
+    if arr.ndim == 2:
+        qimage = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    else:
+        qimage = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(qimage.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.FastTransformation))
+
+
+class SampleTiles(QWidget):
+    """Validation samples as tiles: image (or values), 'true → predicted (confidence)'."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.columns = 3
+        self.grid: SampleGrid | None = None
+        self._layout = QGridLayout(self)
+        self._layout.setContentsMargins(2, 2, 2, 2)
+        self._layout.setSpacing(4)
+        self._layout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.tiles: list[QFrame] = []
+
+    def set_grid(self, grid: SampleGrid | None) -> None:
+        self.grid = grid
+        for tile in self.tiles:
+            self._layout.removeWidget(tile)
+            tile.deleteLater()
+        self.tiles = []
+        if grid is None:
+            return
+        names = grid.class_names
+        for n, s in enumerate(grid.samples):
+            tile = QFrame(objectName="sampleWrong" if s.wrong else "sampleRight")
+            tile.setFrameShape(QFrame.Shape.StyledPanel)
+            box = QVBoxLayout(tile)
+            box.setContentsMargins(3, 3, 3, 3)
+            box.setSpacing(1)
+            if s.image is not None:
+                picture = QLabel()
+                picture.setPixmap(sample_pixmap(s.image))
+                picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                box.addWidget(picture)
+            else:
+                values = QLabel(s.text)
+                values.setWordWrap(True)
+                values.setObjectName("muted")
+                box.addWidget(values)
+            true, pred = _name(names, s.true), _name(names, s.predicted)
+            caption = QLabel(f"<span style='color:{WRONG if s.wrong else RIGHT}'>"
+                             f"{'&#10007;' if s.wrong else '&#10003;'} {pred}</span> "
+                             f"<span style='color:#6b7280'>({s.confidence:.0%}) true {true}</span>")
+            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            box.addWidget(caption)
+            tile.setToolTip(f"validation example {s.index}: true {true}, predicted {pred} with "
+                            f"{s.confidence:.1%} confidence")
+            tile.setFixedSize(tile.sizeHint())  # tiles keep their size; more of them fit a wide panel
+            self.tiles.append(tile)
+        self._place()
+
+    def _place(self) -> None:
+        """As many columns as fit the width (tiles wrap instead of scrolling sideways)."""
+        if not self.tiles:
+            return
+        tile_w = max(t.width() for t in self.tiles) + self._layout.horizontalSpacing()
+        columns = max(1, (self.width() - 4) // max(1, tile_w))
+        if columns == self.columns and self._layout.count() == len(self.tiles):
+            return
+        self.columns = columns
+        for tile in self.tiles:
+            self._layout.removeWidget(tile)
+        for n, tile in enumerate(self.tiles):
+            self._layout.addWidget(tile, n // columns, n % columns)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place()
+
+
+def _name(names: list[str], index: int) -> str:
+    return names[index] if 0 <= index < len(names) else str(index)
+
+
+class EvaluationPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.title = QLabel("No evaluation yet: it appears after each epoch.", objectName="evalTitle")
+        self.title.setWordWrap(True)
+        self.matrix = ConfusionMatrix()
+        self.samples = SampleTiles()
+        scroll = QScrollArea()
+        scroll.setWidget(self.samples)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        row = QHBoxLayout()
+        row.addWidget(self.matrix)
+        row.addWidget(scroll, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addLayout(row, 1)
+
+    def resizeEvent(self, event) -> None:
+        """The matrix stays square (as tall as the panel allows); the samples get the rest."""
+        super().resizeEvent(event)
+        side = self.height() - self.title.sizeHint().height() - 16
+        self.matrix.setFixedWidth(max(90, min(side, int(self.width() * 0.5))))
+
+    def show_epoch(self, epoch: int, val_acc: float | None, confusion: list[list[int]], names: list[str],
+                   grid: SampleGrid | None) -> None:
+        """Show an epoch's evaluation; while the panel is hidden (another tab is up) only the
+        latest is kept and drawn when it shows: building it costs the training thread."""
+        self._pending = (epoch, val_acc, confusion, names, grid)
+        if self.isVisible():
+            self._draw_pending()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._draw_pending()
+
+    def _draw_pending(self) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is None:
+            return
+        epoch, val_acc, confusion, names, grid = pending
+        if confusion:
+            m = np.asarray(confusion)
+            wrong = int(m.sum() - np.trace(m))
+            acc = f" · validation accuracy {val_acc:.3f}" if val_acc is not None else ""
+            self.title.setText(f"<b>Epoch {epoch}</b>{acc} · {wrong} of {int(m.sum())} wrong · "
+                               "samples: mistakes first (most confident first)")
+        else:
+            self.title.setText(f"<b>Epoch {epoch}</b>: no confusion matrix (regression or no validation data)")
+        self.matrix.set_matrix(confusion, names)
+        self.samples.set_grid(grid)
+
+    def clear(self) -> None:
+        self._pending = None
+        self.title.setText("No evaluation yet: it appears after each epoch.")
+        self.matrix.set_matrix([], [])
+        self.samples.set_grid(None)

@@ -1,0 +1,333 @@
+"""The training panel: settings, what the data is and whether the model fits it, the run
+buttons, progress, and a banner when a run fails.
+
+The panel shows and asks; the dock (ui.training_dock) runs. Reading the data to show its
+task happens on a background thread (``TaskProbe``), debounced, and is redone when the data
+settings or the model change; a model that does not fit is flagged here, and Start is
+refused with the reason, before any run begins.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout,
+                               QWidget)
+
+from workbench.data import bundle as data
+from workbench.training import events as ev
+from workbench.errors import WorkbenchError
+from workbench.model.shapes import fmt
+
+from ui.common.workers import Background
+from ui.training.settings_form import SettingsForm
+
+LOCK_NOTE = ("During a run the layers are locked (edits wait for the next run); freeze boxes and the "
+             "learning rate act on the running model.")
+
+
+@dataclass
+class Fit:
+    task: data.Task | None
+    problem: str | None  # why the model cannot train on this data (None: it fits)
+
+
+def _probe(data_cfg: dict, spec, loss: str, cache: dict) -> Fit:
+    key = json.dumps(data_cfg, sort_keys=True, default=str)
+    task = cache.get(key)
+    if task is None:
+        task = data.load_data(data_cfg).task  # reads (a part of) the data: background thread only
+        cache.clear()
+        cache[key] = task
+    try:
+        data.check_fit(spec, task, None if loss == "auto" else loss)
+    except WorkbenchError as exc:
+        return Fit(task, str(exc))
+    return Fit(task, None)
+
+
+class TaskProbe(QObject):
+    """Reads the data off the UI thread and checks the model against it."""
+
+    done = Signal(object)  # Fit, or a WorkbenchError when the data cannot be read
+
+    def __init__(self, doc, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self.result: Fit | WorkbenchError | None = None
+        self._cache: dict = {}
+        self._worker = Background("data-probe", self)
+        self._again = False
+        self._timer = QTimer(self, singleShot=True, interval=300)
+        self._timer.timeout.connect(self._run)
+
+    def schedule(self) -> None:
+        self._timer.start()
+
+    def _run(self) -> None:
+        if self._worker.busy():
+            self._again = True
+            return
+        p = self.doc.project
+        self._worker.submit(_probe, dict(p.data), p.model.copy(), p.training["loss"], self._cache, done=self._got)
+
+    def _got(self, fit, error) -> None:
+        if error is not None and not isinstance(error, WorkbenchError):
+            error = WorkbenchError(f"{type(error).__name__}: {error}")
+        self.result = error if error is not None else fit
+        self.done.emit(self.result)
+        if self._again:
+            self._again = False
+            self._run()
+
+    def wait(self, timeout_s: float = 20.0) -> None:
+        """Finish the pending probe now (tests)."""
+        if self._timer.isActive():
+            self._timer.stop()
+            self._run()
+        self._worker.drain(timeout_s)
+        while self._worker.busy():  # a probe that was queued behind an older one
+            self._worker.drain(timeout_s)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self._worker.shutdown()
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """Epoch, step, samples/s and ETA from the engine's events."""
+
+    def __init__(self, started: ev.StartedEvent):
+        self.epochs, self.per_epoch = started.epochs, max(1, started.steps_per_epoch)
+        self.total = self.epochs * self.per_epoch
+        self.first_step = self.step = started.start_step
+        self.epoch = started.start_epoch
+        self.batch = started.batch_size
+        self.rate = 0.0
+        self.epoch_seconds: list[float] = []
+        self.t0 = time.monotonic()
+
+    def on_step(self, e: ev.StepEvent) -> None:
+        self.step, self.epoch = e.step, e.epoch
+        self.rate = e.samples_per_s if not self.rate else 0.7 * self.rate + 0.3 * e.samples_per_s
+
+    def on_epoch(self, e: ev.EpochEvent) -> None:
+        self.epoch_seconds.append(e.seconds)
+        self.epoch = min(self.epochs, e.epoch + 1)
+
+    def eta(self) -> float | None:
+        left = self.total - self.step
+        if self.epoch_seconds:  # whole epochs include validation and the checkpoint
+            per_step = sum(self.epoch_seconds[-3:]) / len(self.epoch_seconds[-3:]) / self.per_epoch
+            return left * per_step
+        if self.rate > 0:
+            return left * self.batch / self.rate
+        return None
+
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total) if self.total else 0.0
+
+    def text(self) -> str:
+        eta = self.eta()
+        return (f"Epoch {self.epoch}/{self.epochs} · step {self.step:,}/{self.total:,} · "
+                f"{self.rate:,.0f} samples/s · ETA {clock(eta) if eta is not None else '…'}")
+
+
+class TrainingPanel(QWidget):
+    startRequested = Signal()
+    pauseRequested = Signal()
+    resumeRequested = Signal()
+    stopRequested = Signal()
+    resumeFromRequested = Signal()
+
+    def __init__(self, doc, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self.state = "idle"  # idle, starting, running, paused, stopping
+        self.form = SettingsForm(doc)
+        self.probe = TaskProbe(doc, self)
+        self.progress: Progress | None = None
+        self._build()
+        self.form.changed.connect(self._settings_changed)
+        doc.changed.connect(self.probe.schedule)
+        self.probe.done.connect(self.show_fit)
+        self.probe.schedule()
+        self.set_state("idle")
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        """The settings side is this widget; ``run_bar`` (buttons, progress) and ``banner``
+        (a failed run) are placed across the top of the dock by ui.training_dock."""
+        self.start_button = QPushButton("Start", objectName="trainStart")
+        self.pause_button = QPushButton("Pause", objectName="trainPause")
+        self.pause_button.setToolTip("Pause after the current step; Resume goes on exactly from there (F6)")
+        self.stop_button = QPushButton("Stop", objectName="trainStop")
+        self.stop_button.setToolTip("Stop after the current step and save a checkpoint to resume from (Shift+F5)")
+        self.resume_from_button = QPushButton("Resume from checkpoint…", objectName="trainResumeFrom")
+        self.resume_from_button.setToolTip("Continue a stopped run from its last.ckpt or best.ckpt (Ctrl+F5)")
+        self.start_button.clicked.connect(self.startRequested.emit)
+        self.pause_button.clicked.connect(self._pause_clicked)
+        self.stop_button.clicked.connect(self.stopRequested.emit)
+        self.resume_from_button.clicked.connect(self.resumeFromRequested.emit)
+        self.bar = QProgressBar(objectName="trainProgress")
+        self.bar.setRange(0, 200)  # a step of 0.5%: the bar repaints only when it visibly moves
+        self.bar.setTextVisible(False)
+        self.bar.setFixedWidth(160)
+        self.status = QLabel("Ready.", objectName="trainStatus")
+        self.status.setMinimumWidth(1)
+        self.run_bar = QWidget(objectName="runBar")
+        row = QHBoxLayout(self.run_bar)
+        row.setContentsMargins(2, 0, 2, 0)
+        row.setSpacing(4)
+        for b in (self.start_button, self.pause_button, self.stop_button, self.resume_from_button):
+            row.addWidget(b)
+        row.addSpacing(8)
+        row.addWidget(self.bar)
+        row.addSpacing(6)
+        row.addWidget(self.status, 1)
+        self.banner = QLabel(objectName="problem")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                            | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.banner.setVisible(False)
+
+        self.task_label = QLabel("Reading the data…", objectName="taskLabel")
+        self.task_label.setWordWrap(True)
+        self.task_label.setTextFormat(Qt.TextFormat.RichText)
+        self.trainable = QLabel("", objectName="trainable")
+        self.trainable.setWordWrap(True)
+        self.lock_note = QLabel(LOCK_NOTE, objectName="muted")
+        self.lock_note.setWordWrap(True)
+        inner = QWidget()
+        col = QVBoxLayout(inner)
+        col.setContentsMargins(4, 2, 4, 2)
+        col.setSpacing(5)
+        col.addWidget(self.form)
+        col.addWidget(self.task_label)
+        col.addWidget(self.trainable)
+        col.addWidget(self.lock_note)
+        col.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self._inner, self._scroll = inner, scroll
+        self.setMinimumWidth(160)  # a narrow window scrolls the form sideways rather than refusing to shrink
+
+    def full_width(self) -> int:
+        """The width that shows the whole form without scrolling sideways."""
+        return self._inner.minimumSizeHint().width() + self._scroll.verticalScrollBar().sizeHint().width() + 4
+
+    # ------------------------------------------------------------ state
+    def set_state(self, state: str) -> None:
+        self.state = state
+        busy = state in ("starting", "running", "paused", "stopping")
+        self.start_button.setEnabled(not busy and self.fit_problem() is None)
+        self.resume_from_button.setEnabled(not busy)
+        self.pause_button.setEnabled(state in ("running", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.stop_button.setEnabled(state in ("starting", "running", "paused"))
+        self.lock_note.setStyleSheet("color: #92400e;" if busy else "")
+
+    def _pause_clicked(self) -> None:
+        (self.resumeRequested if self.state == "paused" else self.pauseRequested).emit()
+
+    def _settings_changed(self, section: str, _name: str) -> None:
+        if section == "data" or _name == "loss":
+            self.task_label.setText("Reading the data…")
+            self.probe.schedule()
+
+    # ------------------------------------------------------------ data and fit
+    def fit_problem(self) -> str | None:
+        r = self.probe.result
+        if isinstance(r, WorkbenchError):
+            return str(r)
+        return r.problem if isinstance(r, Fit) else None
+
+    def show_fit(self, result) -> None:
+        if isinstance(result, WorkbenchError):
+            self.task_label.setText(f"<span style='color:#b91c1c'>&#9888; The data cannot be read: "
+                                    f"{_html(str(result))}</span>")
+        else:
+            t = result.task
+            kind = (f"{t.num_classes} classes" if t.is_classification else "regression (one number)")
+            text = (f"<b>{_html(t.description)}</b><br>{kind} · input {fmt(t.input_shape)} · "
+                    f"loss {t.default_loss if self.doc.project.training['loss'] == 'auto' else self.doc.project.training['loss']}")
+            if result.problem:
+                text += (f"<br><span style='color:#b91c1c'>&#9888; The model does not fit this data: "
+                         f"{_html(result.problem)}</span>")
+            else:
+                text += "<br><span style='color:#15803d'>&#10003; the model fits this data</span>"
+            self.task_label.setText(text)
+        problem = self.fit_problem()
+        self.start_button.setToolTip(f"Cannot start: {problem}" if problem else
+                                     "Train the model in the stack on this data (F5)")
+        self.set_state(self.state)
+
+    # ------------------------------------------------------------ progress
+    def on_started(self, e: ev.StartedEvent) -> None:
+        self.progress = Progress(e)
+        self.bar.setValue(int(200 * self.progress.fraction()))
+        self.status.setText(f"Training on {e.device} · {self.progress.text()}")
+        self.show_trainable(e.trainable, e.params)
+
+    def on_steps(self, last: ev.StepEvent, steps: list[ev.StepEvent]) -> None:
+        if self.progress is None:
+            return
+        for e in steps[-3:]:
+            self.progress.on_step(e)
+        value = int(200 * self.progress.fraction())
+        if value != self.bar.value():
+            self.bar.setValue(value)
+        if self.state == "running":
+            self.status.setText(f"{self.progress.text()} · lr {last.lr:.3g}")
+
+    def on_epoch(self, e: ev.EpochEvent) -> None:
+        if self.progress is not None:
+            self.progress.on_epoch(e)
+        acc = f", val acc {e.val_acc:.3f}" if e.val_acc is not None else ""
+        self.epoch_line = f"epoch {e.epoch}: loss {e.train_loss:.4f}{acc}"
+        self._refresh_trainable()
+
+    def show_trainable(self, trainable: int, total: int | None = None) -> None:
+        self._params = total if total is not None else getattr(self, "_params", trainable)
+        self._trainable = trainable
+        self._refresh_trainable()
+
+    def _refresh_trainable(self) -> None:
+        parts = []
+        if hasattr(self, "_trainable"):
+            parts.append(f"<b>{self._trainable:,}</b> of {self._params:,} parameters trainable")
+        if getattr(self, "epoch_line", ""):
+            parts.append(self.epoch_line)
+        self.trainable.setText(" · ".join(parts))
+
+    def show_failure(self, message: str, has_detail: bool) -> None:
+        details = " <a href='details'>Show the error details</a>" if has_detail else ""
+        self.banner.setText(f"<b>Training failed:</b> {_html(message)}<br>The model and the project are as they "
+                            f"were: change what the message says, then press Start again.{details}")
+        self.banner.setVisible(True)
+
+    def hide_failure(self) -> None:
+        self.banner.setVisible(False)
+
+    def shutdown(self) -> None:
+        self.probe.shutdown()
+
+
+def _html(text: str) -> str:
+    from html import escape
+
+    return escape(text)

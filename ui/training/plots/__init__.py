@@ -1,0 +1,1 @@
+"""Live training plots and the data behind them."""

@@ -1,0 +1,373 @@
+"""Live training plots (pyqtgraph): loss per step, validation loss and accuracy per epoch,
+learning rate; earlier runs muted underneath.
+
+Data arrives in batches (ui.engine_thread) and only marks the plots dirty; a QTimer redraws
+at most every ``REDRAW_MS``, and less often when a frame is slow, so that drawing never
+takes more than ``BUDGET`` of the UI thread: a frame holds the GIL, and every millisecond
+of it is a millisecond the training thread waits (measured: drawing at 20 Hz cut the digits
+CNN's training speed in the window by a third). Every curve is a 1-pixel line with clip-to-view and automatic
+'peak' downsampling over float64 views of growing buffers (ui.plot_buffer), so a run of a
+million steps redraws in milliseconds. The x axis switches between step, epoch and wall
+time; the loss axis can be logarithmic. Freezes and learning-rate changes made during the
+run show as vertical marks.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QPushButton,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from workbench import fileio
+from workbench.errors import WorkbenchError
+
+from ui.training.plots.series import AXES, AXIS_TITLES, EMA, Buffer, Mark, RunSeries
+from ui.training.plots.level_of_detail import Peaks, visible_range
+from ui.training.plots.overlay import Overlay
+
+REDRAW_MS = 100  # at most 10 Hz
+BUDGET = 0.05  # share of the UI thread the plots may take: slower frames come less often
+RAW = (37, 99, 235, 70)
+SMOOTH = (29, 78, 216)
+VAL = (234, 88, 12)
+ACC = (22, 163, 74)
+LR = (124, 58, 237)
+MARK = (220, 38, 38)
+GRID = (229, 231, 235)
+SYMBOLS_UP_TO = 60  # epochs: more points than that draw as a plain line (symbols cost per point)
+MUTED = [(100, 116, 139), (190, 120, 140), (180, 150, 80), (90, 150, 150), (130, 120, 190)]
+AXIS_NAMES = {"step": "Step", "epoch": "Epoch", "time": "Wall time"}
+
+
+def _curve(plot, color, name=None, symbol=None, alpha=None) -> pg.PlotDataItem:
+    rgba = (*color[:3], alpha if alpha is not None else (color[3] if len(color) > 3 else 255))
+    item = pg.PlotDataItem(pen=pg.mkPen(rgba, width=1), name=name)
+    if symbol:
+        item.setSymbol(symbol)
+        item.setSymbolSize(5)
+        item.setSymbolPen(pg.mkPen(rgba, width=1))
+        item.setSymbolBrush(pg.mkBrush(rgba))
+    plot.addItem(item)  # the plot applies its own clip / downsampling settings here: set ours after
+    item.setClipToView(True)
+    item.setDownsampling(auto=True, method="peak")
+    return item
+
+
+def choose_save_path(parent, title: str, suggestion: str, filters: str) -> str | None:
+    """Ask where to save (tests replace this)."""
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggestion, filters)
+    return path or None
+
+
+class LivePlots(QWidget):
+    message = Signal(str)  # what was saved, or why not
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.series: RunSeries | None = None
+        self.overlays: list[Overlay] = []
+        self.axis = "step"
+        self.folder = Path.home()
+        self._dirty = False
+        self._mark_lines: list[tuple[Mark, pg.InfiniteLine]] = []
+        self._overlay_items: dict[str, list[pg.PlotDataItem]] = {}
+        self._peaks: dict[int, Peaks] = {}  # id(buffer) -> its level of detail
+        self._build()
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+        self._next = 0.0
+        self.frame_ms = 0.0  # what the last frame cost (redraw and paint)
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(QLabel("x axis"))
+        self.axis_box = QComboBox(objectName="plotAxis")
+        for key in AXES:
+            self.axis_box.addItem(AXIS_NAMES[key], key)
+        self.axis_box.setToolTip("Plot against optimiser steps, epochs (fractional) or seconds since the start")
+        self.axis_box.currentIndexChanged.connect(lambda i: self.set_axis(self.axis_box.itemData(i)))
+        bar.addWidget(self.axis_box)
+        self.log_box = QCheckBox("Log loss", objectName="plotLog")
+        self.log_box.setToolTip("Logarithmic loss axis: late, small improvements stay visible")
+        self.log_box.toggled.connect(self.set_log)
+        bar.addWidget(self.log_box)
+        self.runs_button = QToolButton(objectName="plotRuns", text="Earlier runs")
+        self.runs_button.setToolTip("Earlier runs of this project, muted under the live one; tick to show")
+        self.runs_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.runs_menu = QMenu(self)
+        self.runs_button.setMenu(self.runs_menu)
+        bar.addWidget(self.runs_button)
+        bar.addStretch(1)
+        self.png_button = QPushButton("Save PNG...", objectName="plotPng")
+        self.png_button.setToolTip("Save the plots as a PNG image")
+        self.png_button.clicked.connect(lambda: self._ask_and_save("png"))
+        self.csv_button = QPushButton("Save CSV...", objectName="plotCsv")
+        self.csv_button.setToolTip("Save the run's metrics (every step and epoch) as CSV")
+        self.csv_button.clicked.connect(lambda: self._ask_and_save("csv"))
+        bar.addWidget(self.png_button)
+        bar.addWidget(self.csv_button)
+
+        pg.setConfigOptions(antialias=False)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setObjectName("plotView")
+        self.view.setBackground("w")
+        self.view.ci.setContentsMargins(2, 2, 2, 2)
+        self.loss_plot = self.view.addPlot(row=0, col=0, title="Loss")
+        self.acc_plot = self.view.addPlot(row=0, col=1, title="Validation accuracy")
+        self.lr_plot = self.view.addPlot(row=0, col=2, title="Learning rate")
+        self.acc_plot.setXLink(self.loss_plot)  # one x range: epochs line up with the steps they end
+        self.lr_plot.setXLink(self.loss_plot)
+        self.view.ci.layout.setColumnStretchFactor(0, 6)
+        self.view.ci.layout.setColumnStretchFactor(1, 3)
+        self.view.ci.layout.setColumnStretchFactor(2, 2)
+        for plot in (self.loss_plot, self.acc_plot, self.lr_plot):
+            # light, opaque, horizontal grid lines only: translucent grid lines (pyqtgraph blends every
+            # minor level) cost ~10 ms a frame in software rendering; these cost ~1 ms
+            left = plot.getAxis("left")
+            left.setWidth(46)  # fixed: a width that follows the tick labels re-lays the plots out every frame
+            left.setTickPen(pg.mkPen(GRID))
+            left.setZValue(-100)  # under the curves, not over them
+            plot.showGrid(x=False, y=True, alpha=1.0)
+            plot.setMenuEnabled(False)
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.titleLabel.setMaximumHeight(18)
+            plot.setLabel("bottom", AXIS_TITLES[self.axis])
+        self.legend = self.loss_plot.addLegend(offset=(-2, 2), labelTextSize="7pt", brush=(255, 255, 255, 190),
+                                              verSpacing=-6)
+        self.overlay_legend = self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="7pt", brush=(255, 255, 255, 210))
+        for legend in (self.legend, self.overlay_legend):
+            legend.setZValue(50)  # over curves and marks
+        self.raw = _curve(self.loss_plot, RAW, "per step")
+        self.smooth = _curve(self.loss_plot, SMOOTH, f"smoothed: EMA {EMA:g}")
+        self.val_loss = _curve(self.loss_plot, VAL, "validation", symbol="o")
+        self.acc = _curve(self.acc_plot, ACC, None, symbol="o")
+        self.acc_plot.setLimits(yMin=-0.02, yMax=1.02)  # follows the curve (a rise from 0.95 shows) within 0..1
+        self.lr = _curve(self.lr_plot, LR)
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)
+        for plot in (self.loss_plot, self.lr_plot):
+            plot.sigXRangeChanged.connect(self._range_changed)
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(2)
+        root.addLayout(bar)
+        root.addWidget(self.view, 1)
+
+    # ------------------------------------------------------------ data in
+    def begin(self, series: RunSeries, classification: bool = True) -> None:
+        """A new live run: clear its curves and marks (overlays stay)."""
+        self.series = series
+        self.acc_plot.setTitle("Validation accuracy" if classification else "Accuracy: classification only")
+        self._peaks = {k: v for k, v in self._peaks.items() if k in self._overlay_buffers()}
+        for _, line in self._mark_lines:
+            self.loss_plot.removeItem(line)
+        self._mark_lines.clear()
+        self.changed()
+
+    def _range_changed(self, box, _range) -> None:
+        """Zoomed or panned by hand: draw the visible part in more detail. (A range that
+        follows the data changed because of a redraw; redrawing again would double the cost.)"""
+        if not box.autoRangeEnabled()[0]:
+            self._dirty = True
+
+    def changed(self) -> None:
+        self._dirty = True
+
+    def add_mark(self, mark: Mark) -> None:
+        line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(MARK, width=1, style=Qt.PenStyle.DashLine),
+                               label=mark.text, labelOpts={"position": 0.3, "color": MARK, "anchors": [(0, 0.5), (0, 0.5)],
+                                                           "fill": (255, 255, 255, 200)})
+        self.loss_plot.addItem(line)
+        self._mark_lines.append((mark, line))
+        self._place_marks()
+
+    def set_overlays(self, overlays: list[Overlay]) -> None:
+        """Replace the earlier runs shown (their series may still be loading: see ``overlay_loaded``)."""
+        for items in self._overlay_items.values():
+            for item in items:
+                item.getViewBox().removeItem(item) if item.getViewBox() else None
+        self._overlay_items.clear()
+        self.overlay_legend.clear()
+        self.overlays = overlays
+        for n, overlay in enumerate(overlays):
+            color = MUTED[n % len(MUTED)]
+            loss = _curve(self.loss_plot, color, alpha=150)
+            loss.setZValue(-10)
+            acc = _curve(self.acc_plot, color, symbol="t", alpha=170)
+            acc.setZValue(-10)
+            self._overlay_items[overlay.key] = [loss, acc]
+            self.overlay_legend.addItem(acc, overlay.label)
+            self._draw_overlay(overlay)
+        self._fill_menu()
+
+    def overlay_loaded(self, key: str, series: RunSeries | None) -> None:
+        for overlay in self.overlays:
+            if overlay.key == key:
+                overlay.series = series
+                self._draw_overlay(overlay)
+
+    def set_overlay_visible(self, key: str, visible: bool) -> None:
+        for overlay in self.overlays:
+            if overlay.key == key:
+                overlay.visible = visible
+                self._draw_overlay(overlay)
+        self._fill_menu()
+
+    def _fill_menu(self) -> None:
+        self.runs_menu.clear()
+        if not self.overlays:
+            self.runs_menu.addAction("No earlier runs in this project").setEnabled(False)
+        for overlay in self.overlays:
+            action = self.runs_menu.addAction(overlay.label)
+            action.setCheckable(True)
+            action.setChecked(overlay.visible)
+            action.toggled.connect(lambda on, k=overlay.key: self.set_overlay_visible(k, on))
+        if self.overlays:
+            self.runs_menu.addSeparator()
+            self.runs_menu.addAction("Hide all", lambda: [self.set_overlay_visible(o.key, False) for o in self.overlays])
+            self.runs_menu.addAction("Show all", lambda: [self.set_overlay_visible(o.key, True) for o in self.overlays])
+        shown = sum(o.visible for o in self.overlays)
+        self.runs_button.setText(f"Earlier runs ({shown}/{len(self.overlays)})" if self.overlays else "Earlier runs")
+
+    def _draw_overlay(self, overlay: Overlay) -> None:
+        items = self._overlay_items.get(overlay.key)
+        if not items:
+            return
+        loss, acc = items
+        s = overlay.series
+        for item in items:
+            item.setVisible(overlay.visible and s is not None)
+        if s is None:
+            return
+        self._set_steps(loss, s.step_x(self.axis), s.ema)
+        _set_points(acc, s.epoch_x(self.axis), s.val_acc.view())
+        label = self.overlay_legend.getLabel(acc)
+        if label is not None:
+            label.setVisible(overlay.visible)
+            sample = next((smp for smp, lbl in self.overlay_legend.items if lbl is label), None)
+            if sample is not None:
+                sample.setVisible(overlay.visible)
+
+    # ------------------------------------------------------------ view options
+    def set_axis(self, axis: str) -> None:
+        if axis not in AXES:
+            raise ValueError(axis)
+        self.axis = axis
+        if self.axis_box.currentData() != axis:
+            self.axis_box.setCurrentIndex(AXES.index(axis))
+        for plot in (self.loss_plot, self.acc_plot, self.lr_plot):
+            plot.setLabel("bottom", AXIS_TITLES[axis])
+        for overlay in self.overlays:
+            self._draw_overlay(overlay)
+        self._place_marks()
+        self.redraw()
+
+    def set_log(self, on: bool) -> None:
+        if self.log_box.isChecked() != on:
+            self.log_box.setChecked(on)
+        self.loss_plot.setLogMode(y=bool(on))
+        self.redraw()
+
+    def _place_marks(self) -> None:
+        for mark, line in self._mark_lines:
+            x = self.series.mark_x(mark, self.axis) if self.series is not None else float("nan")
+            line.setVisible(bool(np.isfinite(x)))
+            if np.isfinite(x):
+                line.setValue(x)
+
+    # ------------------------------------------------------------ drawing
+    def _tick(self) -> None:
+        t = time.perf_counter()
+        if not (self._dirty and self.isVisible()) or t < self._next:
+            return
+        self.redraw()
+        self.view.repaint()  # paint now, so that the frame's whole cost is known
+        cost = time.perf_counter() - t
+        self.frame_ms = 1000 * cost
+        self._next = t + max(REDRAW_MS / 1000, cost / BUDGET) - 0.005
+
+    def redraw(self) -> None:
+        self._dirty = False
+        s = self.series
+        if s is None:
+            for item in (self.raw, self.smooth, self.val_loss, self.acc, self.lr):
+                item.setData([], [])
+            return
+        x = s.step_x(self.axis)
+        self._set_steps(self.raw, x, s.loss)
+        self._set_steps(self.smooth, x, s.ema)
+        self._set_steps(self.lr, x, s.lr)
+        if s.lr.n:  # from zero: a constant rate is a flat line at its value, not a line at 0 +- 0.5
+            top = float(np.nanmax(self.lr.yData)) if self.lr.yData is not None and len(self.lr.yData) else 0.0
+            if top > 0:
+                self.lr_plot.setYRange(0, top * 1.15, padding=0)
+        ex = s.epoch_x(self.axis)
+        symbol = "o" if len(ex) <= SYMBOLS_UP_TO else None
+        for item, values in ((self.val_loss, s.val_loss), (self.acc, s.val_acc)):
+            if item.opts["symbol"] != symbol:
+                item.setSymbol(symbol)
+            _set_points(item, ex, values.view())
+
+    def _set_steps(self, item: pg.PlotDataItem, x: np.ndarray, values: Buffer) -> None:
+        """A per-step curve, reduced to ~2 points per pixel of its visible part."""
+        peaks = self._peaks.get(id(values))
+        if peaks is None or peaks.values is not values:
+            peaks = self._peaks[id(values)] = Peaks(values)
+        box = item.getViewBox()
+        left = right = None
+        if box is not None and not box.autoRangeEnabled()[0]:
+            left, right = box.viewRange()[0]
+        first, last = visible_range(x, left, right)
+        width = int(box.width()) if box is not None and box.width() > 0 else 1000
+        item.setData(*peaks.display(x, first, last, 2 * width))
+
+    def _overlay_buffers(self) -> set[int]:
+        return {id(o.series.ema) for o in self.overlays if o.series is not None}
+
+    # ------------------------------------------------------------ saving
+    def _ask_and_save(self, kind: str) -> None:
+        if kind == "csv" and (self.series is None or not self.series.n_steps):
+            self.message.emit("Nothing to save yet: train first")
+            return
+        filters = "PNG image (*.png)" if kind == "png" else "CSV table (*.csv)"
+        path = choose_save_path(self, f"Save {kind.upper()}", str(self.folder / f"training.{kind}"), filters)
+        if not path:
+            return
+        try:
+            self.save_png(path) if kind == "png" else self.save_csv(path)
+        except WorkbenchError as exc:
+            self.message.emit(str(exc))
+            return
+        self.folder = Path(path).parent
+        self.message.emit(f"Saved {path}")
+
+    def save_png(self, path: str | Path) -> None:
+        self.redraw()
+        pixmap = self.view.grab()
+
+        def write(tmp: Path) -> None:
+            if not pixmap.save(str(tmp), "PNG"):
+                raise WorkbenchError(f"could not write the image {path}")
+        fileio.write_with(path, write, suffix=".png")
+
+    def save_csv(self, path: str | Path) -> None:
+        if self.series is None:
+            raise WorkbenchError("no run to save yet: train first")
+        fileio.write_text(path, self.series.to_csv())
+
+
+def _set_points(item: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
+    """Per-epoch points; none at all when every value is missing (regression has no accuracy)."""
+    if len(y) and np.isnan(y).all():
+        item.setData([], [])
+    else:
+        item.setData(x, y)

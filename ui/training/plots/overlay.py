@@ -1,0 +1,87 @@
+"""Earlier runs of the project, as muted overlays: which runs, what each changed, their curves.
+
+A run record (``project.runs``, see workbench.training) written by the window carries the
+hyper-parameters and the frozen layers it started with and the freezes made during it
+(ui.engine_thread adds them), so a label can say what differed from the run it is compared
+with: ``run 3 (stopped): lr 0.01, batch 32, frozen conv1``. Curves come from each run's
+``metrics.jsonl``, read on a background thread (``load_series``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.training import runlog
+
+from ui.training.plots.series import RunSeries, series_from_metrics
+
+NAMES = {"batch_size": "batch", "val_fraction": "val", "optimizer": "", "lr": "lr", "weight_decay": "wd",
+         "schedule": "schedule", "epochs": "epochs", "seed": "seed", "device": "", "amp": "amp",
+         "source": "data", "path": "data"}
+
+
+@dataclass
+class Overlay:
+    key: str  # the run folder: stable across reloads
+    label: str
+    series: RunSeries | None = None
+    visible: bool = True
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def describe(record: dict, now_settings: dict | None, now_frozen: list[str] | None) -> str:
+    """What this run did differently from ``now`` (the current run or the project's settings)."""
+    settings, frozen = record.get("settings"), record.get("frozen")
+    if settings is None:
+        return "settings not recorded"
+    parts = []
+    now_settings = now_settings or {}
+    for key, value in settings.items():
+        if key in now_settings and now_settings[key] != value:
+            name = NAMES.get(key, key)
+            if key == "path":
+                value = Path(str(value)).name
+            parts.append(f"{name} {_fmt(value)}".strip())
+    if frozen is not None and now_frozen is not None and sorted(frozen) != sorted(now_frozen):
+        parts.append("frozen " + (", ".join(frozen) if frozen else "none"))
+    for change in record.get("freezes", []):
+        verb = "froze" if change["frozen"] else "unfroze"
+        parts.append(f"{verb} {change['path']} at step {change['step']}")
+    return ", ".join(parts) if parts else "same settings"
+
+
+def label(number: int, record: dict, now_settings: dict | None, now_frozen: list[str] | None) -> str:
+    status = record.get("status", "?")
+    acc = record.get("best_val_acc")
+    score = f", acc {acc:.3f}" if isinstance(acc, (int, float)) else ""
+    return f"run {number} ({status}{score}): {describe(record, now_settings, now_frozen)}"
+
+
+def overlays_for(runs: list[dict], now_settings: dict | None, now_frozen: list[str] | None,
+                 exclude: str | None = None) -> list[Overlay]:
+    """One overlay per earlier run folder (oldest first), except ``exclude`` (the live run's)."""
+    latest: dict[str, tuple[int, dict]] = {}  # a resumed run shares its folder: its last record wins
+    for number, record in enumerate(runs, 1):
+        folder = record.get("dir")
+        if folder and folder != exclude:
+            latest.pop(str(folder), None)
+            latest[str(folder)] = (number, record)
+    return [Overlay(folder, label(number, record, now_settings, now_frozen))
+            for folder, (number, record) in latest.items()]
+
+
+def load_series(folder: str) -> RunSeries | None:
+    """A run's curves from its metrics file (background thread); None when it is gone."""
+    path = Path(folder)
+    if not (path / runlog.METRICS).is_file():
+        return None
+    rows = runlog.read_metrics(path)
+    series = series_from_metrics(rows)
+    return series if series.n_steps or len(series.epoch_no) else None

@@ -1,0 +1,208 @@
+"""The data and training settings of the project as a form, every change undoable.
+
+Fields come from the ``Param`` tables of ``workbench.config`` (ui.fields builds them), so
+bounds and help match what the project file accepts. A change pushes ``SetSetting`` on the
+document's undo stack (quick successive edits of one field merge), which writes the
+project's ``data`` / ``training`` section and emits ``SettingsForm.changed``. The device
+list offers only devices that exist here (asking the driver for a count creates no CUDA
+context); mixed precision is offered only where CUDA is.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand
+from PySide6.QtWidgets import QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from workbench.project import config
+
+from ui.document.commands import UNSET
+from ui.editor.fields import Field, format_value, make_field
+
+MERGE_WINDOW_S = 1.5
+PATH_SOURCES = ("image_folder", "csv", "mnist", "fashion_mnist")
+SECTIONS = {"data": config.DATA_FIELDS, "training": config.TRAINING_FIELDS,
+            "optimizer": config.OPTIMIZER_FIELDS, "schedule": config.SCHEDULE_FIELDS}
+# (section, name, label, row, column) of the compact two-pair grid the form shows
+ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0, 1),
+        ("data", "path", "Path", 1, 0), ("data", "val_fraction", "Validation", 2, 0),
+        ("training", "epochs", "Epochs", 2, 1), ("optimizer", "type", "Optimizer", 3, 0),
+        ("optimizer", "lr", "Learning rate", 3, 1), ("schedule", "type", "Schedule", 4, 0),
+        ("training", "seed", "Seed", 4, 1), ("training", "device", "Device", 5, 0),
+        ("training", "amp", "Mixed precision", 5, 1))
+
+
+def section_dict(project, section: str) -> dict:
+    if section == "data":
+        return project.data
+    if section == "training":
+        return project.training
+    return project.training[section]
+
+
+class SetSetting(QUndoCommand):
+    ID = 51
+
+    def __init__(self, form: "SettingsForm", section: str, name: str, value):
+        super().__init__()
+        self.form, self.section, self.name, self.new = form, section, name, value
+        self.old = section_dict(form.project, section)[name]
+        self.stamp = time.monotonic()
+        self._label()
+
+    def _label(self) -> None:
+        self.setText(f"Set {self.section}.{self.name} to {format_value(self.new) or 'default'}")
+
+    def id(self) -> int:
+        return self.ID
+
+    def mergeWith(self, other) -> bool:
+        if (not isinstance(other, SetSetting) or (other.section, other.name) != (self.section, self.name)
+                or other.stamp - self.stamp > MERGE_WINDOW_S):
+            return False
+        self.new, self.stamp = other.new, other.stamp
+        self._label()
+        if self.new == self.old:
+            self.setObsolete(True)
+        return True
+
+    def redo(self) -> None:
+        self.form._apply(self.section, self.name, self.new)
+
+    def undo(self) -> None:
+        self.form._apply(self.section, self.name, self.old)
+
+
+def devices_here() -> list[tuple[str, str]]:
+    """(value, label) of the devices this machine has."""
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    best = "cuda:0" if cuda else ("mps" if has_mps else "cpu")
+    out = [("auto", f"auto ({best})"), ("cpu", "cpu")]
+    out += [(f"cuda:{i}", f"cuda:{i}") for i in range(cuda)]
+    if has_mps:
+        out.append(("mps", "mps (Apple GPU)"))
+    return out
+
+
+def choose_data_path(parent, source: str, start: str) -> str | None:
+    """Ask for a data folder or CSV file (tests replace this)."""
+    if source == "csv":
+        path, _ = QFileDialog.getOpenFileName(parent, "CSV table", start, "CSV files (*.csv);;All files (*)")
+    else:
+        path = QFileDialog.getExistingDirectory(parent, "Data folder", start)
+    return path or None
+
+
+class SettingsForm(QWidget):
+    changed = Signal(str, str)  # section, name (after any change, undo and redo included)
+
+    def __init__(self, doc, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self.fields: dict[tuple[str, str], Field] = {}
+        self.labels: dict[tuple[str, str], QLabel] = {}
+        self.cuda = torch.cuda.is_available()
+        self._rows: dict[tuple[str, str], tuple[QLabel, QWidget]] = {}
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setHorizontalSpacing(6)
+        self.grid.setVerticalSpacing(3)
+        self.grid.setColumnStretch(1, 1)
+        self.grid.setColumnStretch(3, 1)
+        for section, name, label, row, column in ROWS:
+            self._add(section, name, label, row, column)
+        doc.reset.connect(self.refresh)
+        self.refresh()
+
+    @property
+    def project(self):
+        return self.doc.project
+
+    # ------------------------------------------------------------ building
+    def _param(self, section: str, name: str):
+        return next(p for p in SECTIONS[section] if p.name == name)
+
+    def _add(self, section: str, name: str, text: str, row: int, column: int) -> None:
+        key = (section, name)
+        if key == ("training", "device"):
+            widget = self.device_box = QComboBox(objectName="field_device")
+            widget.setToolTip("Where the model trains: only the devices found on this machine are offered")
+            widget.activated.connect(lambda i: self.set_value("training", "device", widget.itemData(i)))
+        else:
+            field = make_field(self._param(section, name))
+            field.widget.setObjectName(f"field_{section}_{name}")
+            field.edited.connect(lambda value, k=key: self.set_value(k[0], k[1], value))
+            self.fields[key] = field
+            widget = field.widget
+        if key == ("data", "path"):
+            browse = QPushButton("Browse...", objectName="browseData")
+            browse.clicked.connect(self.browse)
+            holder = QWidget()
+            line = QHBoxLayout(holder)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(widget, 1)
+            line.addWidget(browse)
+            widget = holder
+        if key == ("training", "amp") and not self.cuda:
+            self.fields[key].widget.setToolTip("Mixed precision needs a CUDA GPU; there is none here")
+        label = QLabel(text)
+        label.setBuddy(widget)
+        self.labels[key] = label
+        span = 3 if key == ("data", "path") else 1
+        self.grid.addWidget(label, row, 2 * column)
+        self.grid.addWidget(widget, row, 2 * column + 1, 1, span)
+        self._rows[key] = (label, widget)
+
+    # ------------------------------------------------------------ model -> form
+    def refresh(self) -> None:
+        for (section, name), field in self.fields.items():
+            field.show_value(section_dict(self.project, section)[name])
+        self._fill_devices()
+        source = self.project.data["source"]
+        self._show_row(("data", "path"), source in PATH_SOURCES)
+        self._show_row(("training", "amp"), self.cuda)
+
+    def _show_row(self, key, visible: bool) -> None:
+        for widget in self._rows[key]:
+            widget.setVisible(visible)
+
+    def _fill_devices(self) -> None:
+        box, current = self.device_box, self.project.training["device"]
+        box.blockSignals(True)
+        box.clear()
+        for value, label in devices_here():
+            box.addItem(label, value)
+        if box.findData(current) < 0:  # a project from another machine: keep it, say it is missing
+            box.addItem(f"{current} (not on this machine)", current)
+        box.setCurrentIndex(box.findData(current))
+        box.blockSignals(False)
+
+    # ------------------------------------------------------------ form -> model
+    def set_value(self, section: str, name: str, value) -> None:
+        if value is UNSET:  # an emptied optional field (the data path)
+            value = None
+        if name != "device":
+            value, err = self._param(section, name).check(value)
+            if err:  # the fields' own bounds normally prevent this
+                self.refresh()
+                return
+        if section_dict(self.project, section).get(name) == value:
+            return
+        self.doc.undo_stack.push(SetSetting(self, section, name, value))
+
+    def _apply(self, section: str, name: str, value) -> None:
+        section_dict(self.project, section)[name] = value
+        self.refresh()
+        self.changed.emit(section, name)
+
+    def browse(self) -> None:
+        data = self.project.data
+        start = data.get("path") or (str(self.doc.path.parent) if self.doc.path else str(Path.home()))
+        path = choose_data_path(self, data["source"], start)
+        if path:
+            self.set_value("data", "path", path)

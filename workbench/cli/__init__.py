@@ -1,0 +1,1 @@
+"""Headless commands (never import Qt)."""

@@ -1,0 +1,176 @@
+"""Headless commands: ``workbench summary|templates|new|catalog|train|export``.
+
+Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
+input; never a traceback for a user mistake. ``train`` and ``export`` live in their own
+modules (train_cli.py, export_cli.py) and are loaded only when used.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+# name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
+EXTERNAL = {
+    "train": ("workbench.cli.train", "train a project headless (DDP under torchrun)"),
+    "export": ("workbench.cli.export", "export a project's model to a file and verify it"),
+}
+COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from workbench import __version__
+
+    parser = _Parser(prog="workbench", description="Model Workbench: build, train and export PyTorch "
+                     "models. Without a command (or with a .wbproj file) the window opens.")
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = sub.add_parser("summary", help="per-layer shapes and parameter counts of a project")
+    p.add_argument("file", type=Path, help="a .wbproj project or a template name")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub.add_parser("templates", help="list the starter projects")
+    p = sub.add_parser("new", help="create a project from a template")
+    p.add_argument("--template", "-t", default="digits_cnn", help="template name (see `workbench templates`)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .wbproj file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    sub.add_parser("catalog", help="list every layer type with its arguments")
+    for name, (module, help_text) in EXTERNAL.items():
+        p = sub.add_parser(name, help=help_text)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command in EXTERNAL:
+            return importlib.import_module(EXTERNAL[args.command][0]).run(args)
+        return globals()[f"cmd_{args.command}"](args)
+    except WorkbenchError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `workbench catalog | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _one_line(exc: Exception) -> str:
+    return " | ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip())
+
+
+def load_project(file: Path):
+    """A project from a path, or a template by name when no such file exists."""
+    from workbench.project import project_file as project, templates
+
+    if not file.exists() and file.suffix == "" and str(file) in templates.names():
+        return templates.load(str(file))
+    return project.load(file)
+
+
+def cmd_summary(args) -> int:
+    from workbench.model import build
+    from workbench.model.shapes import fmt
+
+    proj = load_project(args.file)
+    info = build.infer(proj.model)
+    if args.json:
+        rows = [{"id": r.id, "type": r.type, "output_shape": list(r.out_shape) if r.out_shape else None,
+                 "params": r.params, "trainable_params": r.trainable} for r in info.rows()]
+        out = {"layers": rows, "total_params": info.total_params, "trainable_params": info.trainable_params,
+               "input_shape": list(info.input_shape),
+               "output_shape": list(info.output_shape) if info.output_shape else None}
+        if info.error:
+            out["error"] = str(info.error)
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{proj.name}  input {fmt(info.input_shape)}")
+        table = [("#", "id", "type", "output shape", "params", "trainable")]
+        for r in info.rows():
+            shape = fmt(r.out_shape) if r.out_shape else ("ERROR" if r.error else "?")
+            table.append((r.position, ("  " * r.position.count(".")) + r.id, r.type, shape,
+                          _num(r.params), _num(r.trainable)))
+            for stage in r.stages:  # backbone stages, freezable one by one
+                table.append(("", f"  {r.id}.{stage.name}", "stage" + (" (frozen)" if stage.frozen else ""),
+                              "", _num(stage.params), _num(0 if stage.frozen else stage.params)))
+        widths = [max(len(row[i]) for row in table) for i in range(6)]
+        for j, row in enumerate(table):
+            print("  ".join(c.rjust(w) if i in (0, 4, 5) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+            if j == 0:
+                print("  ".join("-" * w for w in widths))
+        print(f"total {info.total_params:,} params, {info.trainable_params:,} trainable, "
+              f"{info.frozen_params:,} frozen, {info.size_mb:.2f} MB; output {fmt(info.output_shape)}")
+    for r in info.rows():
+        for note in r.advice:
+            print(f"note: layer '{r.id}': {note}", file=sys.stderr)
+    if info.error:
+        print(f"error: {info.error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _num(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+def cmd_templates(args) -> int:
+    from workbench.project import templates
+
+    for name in templates.names():
+        print(f"{name:20s} {templates.describe(name)}")
+    return 0
+
+
+def cmd_new(args) -> int:
+    from workbench.project import project_file as project, templates
+
+    if args.output.exists() and not args.force:
+        raise WorkbenchError(f"{args.output} exists; pass --force to overwrite it")
+    proj = templates.load(args.template)
+    path = args.output if args.output.suffix else args.output.with_suffix(project.SUFFIX)
+    project.save(proj, path)
+    print(f"wrote {path} ({proj.name}); next: workbench summary {path}")
+    return 0
+
+
+def cmd_catalog(args) -> int:
+    from workbench.model import catalog
+
+    for category in catalog.CATEGORIES:
+        print(category)
+        for kind in (k for k in catalog.KINDS if k.category == category):
+            names = ", ".join(p.name + ("*" if p.required else "") for p in kind.params)
+            print(f"  {kind.name:24s} {kind.help}")
+            if names:
+                print(f"  {'':24s} args: {names}")
+    print("* required; input sizes (in_features, in_channels, ...) are inferred when omitted")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

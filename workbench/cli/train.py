@@ -1,0 +1,227 @@
+"""``workbench train FILE [--epochs N] [--device D] [--out DIR] [--resume CKPT]``.
+
+Runs the same Engine the window runs, in the main thread, with a progress line on stderr
+and a summary on stdout. Ctrl-C asks the engine to stop after the current step; it saves
+``last.ckpt`` and the command prints how to resume (exit 130). A second Ctrl-C aborts.
+Exit 0 when training finished, 1 when it failed while training, 2 on bad input.
+
+Under ``torchrun ... -m workbench train FILE`` every process runs this command and trains
+with DDP (workbench/distributed.py): only rank 0 prints and writes; Ctrl-C or the SIGTERM
+torchrun forwards stops all processes at the same step, with a checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from workbench.training import events as ev
+from workbench.errors import WorkbenchError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="a .wbproj project or a template name")
+    parser.add_argument("--epochs", type=int, help="train to this many epochs in total (overrides the project)")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (overrides the project)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="run folder for metrics.jsonl and checkpoints (default: <project>.runs/<time>)")
+    parser.add_argument("--resume", type=Path, metavar="CKPT",
+                        help="continue from a checkpoint (last.ckpt, or the run folder holding it)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary")
+    parser.add_argument("--dist-timeout", type=float, metavar="SECONDS",
+                        help="under torchrun: how long a process waits for the others before it gives up with an "
+                        "error (default 600), so one failed or stuck process cannot hang the rest forever")
+    parser.epilog = ("Distributed: torchrun --nproc-per-node N -m workbench train FILE runs N processes with DDP "
+                     "(nccl on CUDA, one GPU each; gloo on CPU). data.batch_size is per process: the global batch "
+                     "is data.batch_size x N (x nodes). Only rank 0 prints progress and writes metrics.jsonl, "
+                     "checkpoints, TensorBoard and the project's run record. A checkpoint resumes under any number "
+                     "of processes.")
+
+
+def run(args) -> int:
+    from workbench.training import distributed
+    from workbench.cli.main import load_project
+    from workbench.training.engine import resolve_device
+
+    proj = load_project(args.file)
+    if args.epochs is not None and args.epochs < 1:
+        raise WorkbenchError(f"the number of epochs (--epochs) must be 1 or more, got {args.epochs}")
+    if args.device is not None:
+        resolve_device(args.device)
+    if args.resume is not None:
+        from workbench.training.checkpoint import resolve
+
+        if not resolve(args.resume).is_file():
+            raise WorkbenchError(f"no checkpoint at {args.resume} (--resume); pass a last.ckpt or its run folder")
+    with distributed.session(args.device or proj.training["device"], getattr(args, "dist_timeout", None)) as par:
+        code = _train(args, proj, par)
+    if par is not None:
+        distributed.leave(code)  # never returns: see there
+    return code
+
+
+def _train(args, proj, par) -> int:
+    """Train in this process; ``par`` is this process's place under torchrun (None alone)."""
+    from workbench.training import distributed
+    from workbench.training.engine import Engine
+
+    main = par is None or par.is_main
+    progress = Progress(sys.stderr, quiet=args.quiet or not main)
+    engine = Engine(proj, run_dir=args.out, on_event=progress, resume_from=args.resume,
+                    device=args.device if par is None else par.device_name, epochs=args.epochs, parallel=par)
+    if par is not None and main and not args.quiet:
+        for line in [par.describe(engine.data_cfg["batch_size"]), *(f"note: {n}" for n in par.notes)]:
+            progress.line(line)
+    signals = (signal.SIGINT,) if par is None else (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def on_sigint(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts at once
+        progress.message("stopping after this step (Ctrl-C again to abort)")
+        engine.stop()
+
+    def on_stop_signal(signum, frame):  # torchrun forwards Ctrl-C / SIGTERM to every process once
+        if main:
+            progress.message(f"stopping: every process stops at the next loss read-out "
+                             f"(within {engine.cfg['log_every']} steps) and rank 0 saves a checkpoint")
+        par.request_stop()
+
+    for s in signals:
+        signal.signal(s, on_sigint if par is None else on_stop_signal)
+    try:
+        end = engine.run()
+        if par is not None and isinstance(end, (ev.FinishedEvent, ev.StoppedEvent)):  # both agreed: all ranks here
+            prints = distributed.compare_weights(par, engine.model)
+            if engine.record is not None:
+                engine.record.update(processes=par.world_size, weights=prints)
+            if len(set(prints)) > 1:
+                progress.message(f"warning: the processes ended with different weights ({', '.join(prints)}); "
+                                 "rank 0's were saved")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    progress.close()
+    if main:
+        _save_record(proj, engine.record)
+    if isinstance(end, ev.FinishedEvent):
+        if main:
+            print(summary(end))
+        return 0
+    if isinstance(end, ev.StoppedEvent):
+        if main:
+            print(f"stopped at step {end.step} (epoch {end.epoch}) after {_clock(end.seconds)}; resume with: "
+                  f"workbench train {args.file} --resume {end.checkpoint}")
+        return 130
+    who, message = "", end.message
+    if par is not None:  # a failure may be one process's own: never silent on other ranks
+        who, message = ("" if main else f"rank {par.rank}: "), distributed.explain_failure(par, message)
+    print(f"{who}error: {' | '.join(line.strip() for line in message.splitlines() if line.strip())}", file=sys.stderr)
+    return 2 if end.phase == "setup" else 1
+
+
+def summary(end: ev.FinishedEvent) -> str:
+    if end.best_val_acc is not None:
+        best = f"best val acc {end.best_val_acc:.4f} (epoch {end.best_epoch}, val loss {end.best_val_loss:.4f})"
+    elif end.best_val_loss is not None:
+        best = f"best val loss {end.best_val_loss:.4f} (epoch {end.best_epoch})"
+    else:
+        best = "no validation data"
+    return f"finished {end.epochs} epochs ({end.step} steps) in {_clock(end.seconds)}: {best}; run folder {end.run_dir}"
+
+
+def _save_record(proj, record: dict | None) -> None:
+    """Add the run to the project file's history, re-reading it so edits made meanwhile stay."""
+    if record is None or proj.path is None:
+        return
+    from workbench.project import project_file as project
+
+    try:
+        current = project.load(proj.path)
+        current.runs.append(record)
+        project.save(current)
+    except WorkbenchError as exc:
+        print(f"warning: the run was not added to {proj.path}: {exc}", file=sys.stderr)
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """Turns engine events into a progress line (a terminal) or one line per epoch (a log)."""
+
+    BAR = 20
+
+    def __init__(self, stream, quiet: bool = False):
+        self.stream, self.quiet = stream, quiet
+        self.live = hasattr(stream, "isatty") and stream.isatty()
+        self.total = self.per_epoch = self.epochs = self.first_step = 0
+        self.t_start = self.t_drawn = self.rate = 0.0
+        self.drawn = False
+
+    def __call__(self, event: ev.Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, ev.StartedEvent):
+            self.epochs, self.per_epoch = event.epochs, event.steps_per_epoch
+            self.total, self.first_step = event.epochs * event.steps_per_epoch, event.start_step
+            self.t_start = time.perf_counter()
+            self.line(f"training on {event.device}: {event.epochs} epochs x {event.steps_per_epoch} steps, batch "
+                      f"{event.batch_size}, {event.params:,} parameters ({event.trainable:,} trainable); "
+                      f"{event.task['description']}; run folder {event.run_dir}")
+            for note in event.notes:
+                self.line(f"note: {note}")
+        elif isinstance(event, ev.StepEvent):
+            self.rate = event.samples_per_s
+            now = time.perf_counter()
+            if self.live and (now - self.t_drawn >= 0.1 or event.step == self.total):
+                self.t_drawn = now
+                self.draw(event, now)
+        elif isinstance(event, ev.EpochEvent):
+            parts = [f"epoch {event.epoch}/{self.epochs}", f"train loss {event.train_loss:.4f}"]
+            if event.val_loss is not None:
+                parts.append(f"val loss {event.val_loss:.4f}")
+            if event.val_acc is not None:
+                parts.append(f"val acc {event.val_acc:.4f}")
+            eta = self.eta(event.step, time.perf_counter())
+            self.line(", ".join(parts) + f" ({event.seconds:.1f} s, {self.rate:,.0f} samples/s, ETA {_clock(eta)})"
+                      + (" *best" if event.best else ""))
+        elif isinstance(event, (ev.FreezeEvent, ev.LrEvent, ev.PausedEvent, ev.ResumedEvent)):
+            self.line(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in event.to_dict().items() if k != "event"))
+
+    def eta(self, step: int, now: float) -> float:
+        """Seconds left at the pace of the steps done since the start."""
+        done = step - self.first_step
+        pace = done / max(now - self.t_start, 1e-9)
+        return (self.total - step) / pace if pace > 0 else 0.0
+
+    def draw(self, e: ev.StepEvent, now: float) -> None:
+        eta = self.eta(e.step, now)
+        filled = int(self.BAR * e.step / max(1, self.total))
+        bar = "#" * filled + "." * (self.BAR - filled)
+        text = (f"\repoch {e.epoch}/{self.epochs} [{bar}] step {e.step}/{self.total} loss {e.loss:.4f} "
+                f"{e.samples_per_s:,.0f} samples/s ETA {_clock(eta)}")
+        self.stream.write(text + "\x1b[K")
+        self.stream.flush()
+        self.drawn = True
+
+    def line(self, text: str) -> None:
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.drawn = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        self.line(text)
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.drawn = False
+        self.stream.flush()

@@ -1,0 +1,1 @@
+"""Data: sources of examples, the split, loaders and the task they define."""

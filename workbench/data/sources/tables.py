@@ -1,0 +1,133 @@
+"""CSV tables: a header row, one target column, numeric features as they are and text
+features one-hot encoded. Problems name the line or column and say what to change."""
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+from pathlib import Path
+
+import torch
+
+from workbench.data.sources.base import TensorSource
+from workbench.errors import WorkbenchError
+
+MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
+MAX_CATEGORIES = 200  # per text column; more is an id or free text, not a category
+MAX_CLASSES_AUTO = 20  # whole-number targets with at most this many values are classes
+
+
+def read_csv(path: str, target: str | None = None, task: str = "auto") -> TensorSource:
+    file = Path(path).expanduser()
+    header, rows = _read_rows(file)
+    if target is None:
+        target = header[-1]
+    if target not in header:
+        close = difflib.get_close_matches(target, header, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise WorkbenchError(f"{file}: no column {target!r}; {hint}columns are {', '.join(map(repr, header))}")
+    t = header.index(target)
+    features = [i for i in range(len(header)) if i != t]
+    if not features:
+        raise WorkbenchError(f"{file}: the table has only the target column {target!r}; add feature columns")
+    columns: list[torch.Tensor] = []
+    for i in features:
+        columns.append(_encode_feature(file, header[i], [r[i] for r in rows]))
+    x = torch.cat(columns, dim=1)
+    y, classes = _encode_target(file, target, [r[t] for r in rows], task)
+    return TensorSource(f"{file.name} (target {target!r})", x, y, classes)
+
+
+def _read_rows(file: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise WorkbenchError(f"CSV file {file} does not exist; check data.path") from None
+    except IsADirectoryError:
+        raise WorkbenchError(f"{file} is a folder; data.path must name a .csv file") from None
+    except UnicodeDecodeError:
+        raise WorkbenchError(f"{file} is not UTF-8 text; save it as a UTF-8 CSV file") from None
+    except OSError as exc:
+        raise WorkbenchError(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        records = [(n, r) for n, r in enumerate(csv.reader(text.splitlines(), dialect), 1) if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise WorkbenchError(f"{file}: not a readable CSV table ({exc})") from None
+    if not records:
+        raise WorkbenchError(f"{file} is empty; it needs a header row and at least 2 rows of data")
+    header = [c.strip() for c in records[0][1]]
+    if all(_number(c) is not None for c in header):
+        raise WorkbenchError(f"{file}: the first row holds numbers; add a header row naming the columns")
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise WorkbenchError(f"{file}: column name {dup!r} appears twice in the header; rename one")
+    rows = []
+    for line, r in records[1:]:
+        if len(r) != len(header):
+            raise WorkbenchError(f"{file} line {line}: {len(r)} fields but the header has {len(header)}; "
+                                 "fix that row (a missing or extra separator?)")
+        rows.append([c.strip() for c in r])
+    if len(rows) < 2:
+        raise WorkbenchError(f"{file}: {len(rows)} row(s) of data; training needs at least 2")
+    return header, rows
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _encode_feature(file: Path, name: str, values: list[str]) -> torch.Tensor:
+    present = [v for v in values if v.lower() not in MISSING]
+    numbers = [_number(v) for v in present]
+    if present and all(n is not None for n in numbers):
+        mean = sum(numbers) / len(numbers)
+        col = [mean if v.lower() in MISSING else float(v) for v in values]  # missing -> column mean
+        return torch.tensor(col, dtype=torch.float32)[:, None]
+    labels = [v if v.lower() not in MISSING else "(missing)" for v in values]
+    cats = sorted(set(labels))
+    if len(cats) > MAX_CATEGORIES:
+        raise WorkbenchError(f"{file}: column {name!r} has {len(cats)} different text values (an id or free "
+                             f"text?); a category column may have at most {MAX_CATEGORIES}: remove the column "
+                             "or turn it into numbers")
+    index = {c: i for i, c in enumerate(cats)}
+    codes = torch.tensor([index[v] for v in labels])
+    return torch.nn.functional.one_hot(codes, len(cats)).float()
+
+
+def _encode_target(file: Path, name: str, values: list[str], task: str):
+    missing = [i for i, v in enumerate(values) if v.lower() in MISSING]
+    if missing:
+        raise WorkbenchError(f"{file}: target column {name!r} is empty in data row {missing[0] + 1}; fill it "
+                             "or remove the row")
+    numbers = [_number(v) for v in values]
+    numeric = all(n is not None for n in numbers)
+    if task == "regression":
+        if not numeric:
+            bad = next(v for v, n in zip(values, numbers) if n is None)
+            raise WorkbenchError(f"{file}: regression needs a numeric target but {name!r} holds {bad!r}; "
+                                 "set data.task to classification or fix the value")
+        return torch.tensor(numbers, dtype=torch.float32)[:, None], None
+    distinct = sorted(set(numbers)) if numeric else sorted(set(values))
+    if task == "auto" and numeric and not (all(float(n).is_integer() for n in numbers)
+                                           and len(distinct) <= MAX_CLASSES_AUTO):
+        return torch.tensor(numbers, dtype=torch.float32)[:, None], None
+    if len(distinct) < 2:
+        raise WorkbenchError(f"{file}: target column {name!r} has a single value; a classifier needs "
+                             "at least 2 classes")
+    if numeric:
+        names = [str(int(v)) if float(v).is_integer() else str(v) for v in distinct]
+        index = {v: i for i, v in enumerate(distinct)}
+        codes = [index[n] for n in numbers]
+    else:
+        names = list(distinct)
+        index = {v: i for i, v in enumerate(distinct)}
+        codes = [index[v] for v in values]
+    return torch.tensor(codes, dtype=torch.long), names

@@ -1,0 +1,1 @@
+"""Export: one writer module per format family, verification in a fresh process."""

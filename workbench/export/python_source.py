@@ -1,0 +1,313 @@
+"""Python source export: a readable ``nn.Module`` class that rebuilds the model with nothing
+but PyTorch (and torchvision for backbones), plus a loader for its weights.
+
+The class's attribute names are the layer ids, so its state_dict keys equal the
+workbench model's: the .pth / .safetensors exports load into it directly. Verified by
+importing the file in a fresh process that cannot import Model Workbench.
+"""
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+import unicodedata
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from workbench import __version__, fileio
+from workbench.model import build, catalog
+from workbench.model.backbones import _STAGES
+from workbench.model.params import REQUIRED, as_tuple
+from workbench.export.base import Job
+from workbench.export.torch_formats import run_fresh, state_dict_of
+from workbench.export.verify import Verification
+from workbench.model.shapes import fmt
+from workbench.model.spec import LayerSpec, ModelSpec
+
+IND = "    "
+_RECURRENT = ("LSTM", "GRU")
+_FIXED = {"TransformerEncoderLayer": {"batch_first": True}}  # arguments catalog factories add
+
+
+def class_name(name: str) -> str:
+    """'Digits CNN' -> 'DigitsCNN'; always a valid identifier that clashes with no helper."""
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    out = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
+    if out[0].isdigit():
+        out = "Model" + out
+    if out in ("Residual", "Recurrent", "OrderedDict") or keyword.iskeyword(out):
+        out += "Model"
+    return out
+
+
+def doc_text(text: str, limit: int = 120) -> str:
+    """``text`` made safe for a docstring or comment of generated code: one line of printable
+    characters without quotes or backslashes (so it can never end the string or start an
+    escape), at most ``limit`` characters. Whatever a project file holds, it stays text."""
+    kept = []
+    for ch in str(text):
+        if ch in "\\\"'`":  # backslash and quotes
+            continue
+        if ch.isspace():
+            ch = " "
+        elif unicodedata.category(ch)[0] == "C":  # control, format, surrogate, unassigned
+            continue
+        kept.append(ch)
+    line = " ".join("".join(kept).split())
+    return (line[: limit - 3] + "...") if len(line) > limit else line
+
+
+def _plain_attr(layer_id: str) -> bool:
+    """Whether ``self.<id>`` is safe: a plain identifier, not a keyword and not something
+    nn.Module already has. Anything else is written through ``repr`` (add_module)."""
+    return (layer_id.isidentifier() and layer_id.isascii() and not keyword.iskeyword(layer_id)
+            and not layer_id.startswith("_") and not hasattr(nn.Module, layer_id) and layer_id != "training")
+
+
+def _value(v) -> str:
+    if isinstance(v, list):
+        v = tuple(v)
+    return repr(v)
+
+
+def _given(kind: catalog.LayerKind | None, args: dict) -> dict:
+    """The arguments that differ from PyTorch's own defaults (required ones always stay)."""
+    if kind is None:
+        return dict(args)
+    try:
+        signature = inspect.signature(getattr(nn, kind.name)).parameters
+    except (AttributeError, TypeError, ValueError):
+        signature = {}
+    out = {}
+    for name, value in args.items():
+        param = kind.param(name)
+        if name in signature:
+            default = signature[name].default
+            if default is inspect.Parameter.empty:
+                out[name] = value
+                continue
+        elif param is not None and param.default is not REQUIRED and param.infer is None:
+            default = param.default  # LSTM / GRU take **kwargs; the catalog mirrors their defaults
+        else:
+            out[name] = value
+            continue
+        dims = param.dims if param is not None else 1
+        same = value == default or (isinstance(value, (list, tuple, int)) and isinstance(default, (list, tuple, int))
+                                    and as_tuple(value, dims) == as_tuple(default, dims))
+        if not same:
+            out[name] = value
+    return out
+
+
+def _call(name: str, args: dict, order: list[str]) -> str:
+    keys = [k for k in order if k in args] + [k for k in args if k not in order]
+    return f"{name}({', '.join(f'{k}={_value(args[k])}' for k in keys)})"
+
+
+def _constructor(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
+    """The Python expression that builds one layer (multi-line for Residual blocks)."""
+    kind = catalog.kind(layer.type)
+    order = [p.name for p in kind.params] if kind else []
+    args = _given(kind, info.args)
+    if layer.type == "Residual":
+        return _residual(layer, info, depth)
+    if layer.type in catalog.BACKBONES:
+        return f"{layer.type}_backbone(pool={args.get('pool', True)!r})"
+    if layer.type in _RECURRENT:
+        last = args.pop("output", "last") == "last"
+        rnn = _call(f"nn.{layer.type}", {**args, "batch_first": True}, order)
+        return f"Recurrent({rnn}, last={last!r})"
+    return _call(f"nn.{layer.type}", {**args, **_FIXED.get(layer.type, {})}, order)
+
+
+def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
+    pad = IND * depth
+    lines = ["Residual(", f"{pad}{IND}body=nn.Sequential(OrderedDict(["]
+    for child, child_info in zip(layer.layers, info.children):
+        expr = _constructor(child, child_info, depth + 2)
+        note = f"  # -> {fmt(child_info.out_shape)}" if child_info.out_shape else ""
+        lines.append(f"{pad}{IND * 2}({child.id!r}, {expr}),{note}")
+    lines.append(f"{pad}{IND}])),")
+    if info.in_shape != info.out_shape:
+        proj = build._projection(info.in_shape, info.out_shape)
+        if isinstance(proj, nn.Linear):
+            text = f"nn.Linear({proj.in_features}, {proj.out_features}, bias=False)"
+        else:
+            text = (f"nn.Conv2d({proj.in_channels}, {proj.out_channels}, kernel_size=1, "
+                    f"stride={proj.stride[0]}, bias=False)")
+        lines.append(f"{pad}{IND}proj={text},  # shortcut from {fmt(info.in_shape)} to {fmt(info.out_shape)}")
+    lines.append(f"{pad})")
+    return "\n".join(lines)
+
+
+def _helpers(spec: ModelSpec) -> list[str]:
+    types = {layer.type for _, layer in spec.walk()}
+    out = []
+    if "Residual" in types:
+        out.append(RESIDUAL)
+    if types & set(_RECURRENT):
+        out.append(RECURRENT)
+    for arch in sorted(types & set(catalog.BACKBONES)):
+        out.append(_backbone_helper(arch))
+    return out
+
+
+def _backbone_helper(arch: str) -> str:
+    lines = [f"def {arch}_backbone(pool=True):",
+             f'{IND}"""torchvision\'s {arch} regrouped into named stages, as Model Workbench builds it."""',
+             f"{IND}from torchvision import models", "",
+             f"{IND}net = models.{arch}(weights=None)", f"{IND}stages = OrderedDict()"]
+    for stage, members in _STAGES[arch].items():
+        parts = [f"net.features[{m}]" if isinstance(m, int) else f"net.{m}" for m in members]
+        expr = parts[0] if len(parts) == 1 else f"nn.Sequential({', '.join(parts)})"
+        lines.append(f"{IND}stages[{stage!r}] = {expr}")
+    lines += [f"{IND}if pool:", f"{IND * 2}stages['pool'] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())",
+              f"{IND}return nn.Sequential(stages)"]
+    return "\n".join(lines) + "\n"
+
+
+def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = "model") -> str:
+    """The whole source file for ``spec``; ``module`` is the file's stem (for the usage example)."""
+    info = build.check(spec)
+    cls = class_name(cls or name)
+    init, forward = [], []
+    for layer, row in zip(spec.layers, info.layers):
+        expr = _constructor(layer, row, 2)
+        shape = f"  # -> {fmt(row.out_shape)}"
+        if _plain_attr(layer.id):
+            init.append(f"{IND * 2}self.{layer.id} = {expr}")
+            forward.append(f"{IND * 2}x = self.{layer.id}(x){shape}")
+        else:
+            init.append(f"{IND * 2}self.add_module({layer.id!r}, {expr})")
+            forward.append(f"{IND * 2}x = self._modules[{layer.id!r}](x){shape}")
+    dtype = "torch.long" if spec.input_dtype == "int64" else "torch.float32"
+    example = ("torch.randint(0, 2, (2, *INPUT_SHAPE))" if spec.input_dtype == "int64"
+               else "torch.randn(2, *INPUT_SHAPE)")
+    params = info.total_params
+    stem = module if module.isidentifier() and module.isascii() and not keyword.iskeyword(module) else "model"
+    title = doc_text(name) or "Model"
+    types = {layer.type for _, layer in spec.walk()}
+    needs = "PyTorch and torchvision" if types & set(catalog.BACKBONES) else "PyTorch"
+    ordered = "from collections import OrderedDict\n\n" if types & {"Residual", *catalog.BACKBONES} else ""
+    text = HEADER.format(name=title, version=__version__, stem=stem, needs=needs, ordered=ordered, dtype=spec.input_dtype, params=f"{params:,}",
+                         shape_inner=", ".join(map(str, spec.input_shape)),
+                         out_inner=", ".join(map(str, info.output_shape)),
+                         input_shape=tuple(spec.input_shape), torch_dtype=dtype)
+    text += "\n\n".join(_helpers(spec)) + ("\n\n" if _helpers(spec) else "")
+    text += CLASS.format(cls=cls, name=title, shape=fmt(spec.input_shape), out=fmt(info.output_shape),
+                         init="\n".join(init), forward="\n".join(forward))
+    text += FOOTER.format(cls=cls, example=example)
+    return text
+
+
+def write_python(job: Job, tmp: Path) -> None:
+    source = generate(job.spec, job.options.name, job.options.class_name, job.target.stem)
+    compile(source, job.target.name, "exec")  # a syntax error here is a bug: fail before writing
+    tmp.write_text(source, encoding="utf-8")
+    job.log(f"generated class {class_name(job.options.class_name or job.options.name)} "
+            f"({source.count(chr(10))} lines); weights load with load_model('<weights>.pth' or '.safetensors')")
+
+
+def verify_python(job: Job, tmp: Path) -> Verification:
+    """Import the file in a fresh process (Model Workbench blocked), load the weights, run it."""
+    weights = job.fresh_process().folder / "weights.pth"
+    fileio.write_with(weights, lambda p: torch.save(state_dict_of(job), p))
+    return run_fresh(job, tmp, weights)
+
+
+HEADER = '''"""{name}: generated by Model Workbench {version}. Needs only {needs}.
+
+Input: {dtype} tensors shaped (batch, {shape_inner}); output (batch, {out_inner}); {params} parameters.
+
+    from {stem} import load_model
+    model = load_model("{stem}.safetensors")  # or the .pth weights export
+    y = model(x)
+
+Edit the class freely: its attribute names are the state_dict keys of the weights files.
+"""
+{ordered}import torch
+from torch import nn
+
+INPUT_SHAPE = {input_shape}  # without the batch dimension
+INPUT_DTYPE = {torch_dtype}
+
+
+'''
+
+RESIDUAL = '''class Residual(nn.Module):
+    """x + body(x); ``proj`` maps x to body(x)'s shape when the body changes it."""
+
+    def __init__(self, body, proj=None):
+        super().__init__()
+        self.body = body
+        self.proj = proj if proj is not None else nn.Identity()
+
+    def forward(self, x):
+        return self.proj(x) + self.body(x)
+'''
+
+RECURRENT = '''class Recurrent(nn.Module):
+    """An LSTM or GRU (batch first) passing on the last step's output, or the whole sequence."""
+
+    def __init__(self, rnn, last=True):
+        super().__init__()
+        self.rnn = rnn
+        self.last = last
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return out[:, -1] if self.last else out
+'''
+
+CLASS = '''class {cls}(nn.Module):
+    """{name}: input {shape}, output {out} (batch dimension not shown)."""
+
+    def __init__(self):
+        super().__init__()
+{init}
+
+    def forward(self, x):
+{forward}
+        return x
+
+
+'''
+
+FOOTER = '''def build_model():
+    """A new {cls} with freshly initialised weights."""
+    return {cls}()
+
+
+def load_state_dict(path, map_location="cpu"):
+    """The tensors in a weights file: a .safetensors file, a plain state_dict .pth, a Model
+    Workbench .pth export ({{"state_dict": ..., "spec": ...}}) or a training checkpoint
+    ({{"model": ..., ...}}). Never runs code from the file (weights_only=True)."""
+    path = str(path)
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path, device=str(map_location))
+    data = torch.load(path, map_location=map_location, weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            return data[key]
+    return data
+
+
+def load_model(path, map_location="cpu"):
+    """{cls} with the weights from ``path``, in eval mode."""
+    model = build_model()
+    model.load_state_dict(load_state_dict(path, map_location))
+    return model.eval()
+
+
+if __name__ == "__main__":
+    import sys
+
+    model = load_model(sys.argv[1]) if len(sys.argv) > 1 else build_model().eval()
+    x = {example}
+    with torch.no_grad():
+        print(type(model).__name__, "output shape:", tuple(model(x).shape))
+'''

@@ -1,0 +1,397 @@
+"""Spec -> nn.Module, and per-layer shape / parameter inference without real weights.
+
+Inference uses the closed-form rules in shapes.py and, for backbones, a forward pass on the
+``meta`` device. Results are cached by (layer JSON, input shape, dtype), so an edit only
+re-infers the rows whose layer or input changed; everything below an unchanged shape is a
+cache hit. Nothing here allocates real weights until ``build_model``.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from workbench.model import catalog, shapes
+from workbench.model.backbones import Backbone, build_backbone, stage_names
+from workbench.errors import LayerError
+from workbench.model.params import REQUIRED
+from workbench.model.spec import LayerSpec, ModelSpec
+
+Shape = tuple[int, ...]
+_CACHE: "OrderedDict[tuple, _Leaf]" = OrderedDict()
+_CACHE_SIZE = 8192
+_TOKEN_OK = {"Embedding", "Identity", "Flatten", "Unflatten"}
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    name: str
+    params: int
+    frozen: bool
+
+
+@dataclass
+class LayerInfo:
+    """What inference knows of one row. ``out_shape`` is None when it is unknown."""
+
+    id: str
+    type: str
+    path: str
+    position: str
+    in_shape: Shape | None
+    out_shape: Shape | None = None
+    params: int | None = None
+    trainable: int | None = None
+    args: dict = field(default_factory=dict)
+    error: LayerError | None = None
+    advice: list[str] = field(default_factory=list)  # works, but probably not what was meant
+    children: list["LayerInfo"] = field(default_factory=list)
+    stages: list[StageInfo] = field(default_factory=list)
+
+
+@dataclass
+class ModelInfo:
+    input_shape: Shape
+    input_dtype: str
+    layers: list[LayerInfo]
+    output_shape: Shape | None
+    total_params: int
+    trainable_params: int
+    buffer_values: int = 0
+
+    @property
+    def frozen_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def size_mb(self) -> float:
+        return (self.total_params + self.buffer_values) * 4 / 2**20
+
+    def rows(self) -> list[LayerInfo]:
+        """Every row, nested ones included, in display order."""
+        out: list[LayerInfo] = []
+
+        def visit(infos: list[LayerInfo]) -> None:
+            for info in infos:
+                out.append(info)
+                visit(info.children)
+        visit(self.layers)
+        return out
+
+    @property
+    def error(self) -> LayerError | None:
+        return next((r.error for r in self.rows() if r.error is not None), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """Cached result for one non-residual layer at one input."""
+
+    args: dict
+    out_shape: Shape | None
+    out_dtype: str
+    params: int
+    buffers: int
+    stages: tuple[StageInfo, ...] = ()
+    advice: tuple[str, ...] = ()
+    problem: str = ""
+    fix: str = ""
+
+
+# ---------------------------------------------------------------- inference
+
+def infer(spec: ModelSpec) -> ModelInfo:
+    """Shapes and parameter counts for every row; problems are recorded, never raised."""
+    acc = {"buffers": 0}
+    infos, out, _ = _infer_list(spec.layers, tuple(spec.input_shape), spec.input_dtype, "", "", False, acc)
+    total = sum(i.params or 0 for i in infos)
+    trainable = sum(i.trainable or 0 for i in infos)
+    return ModelInfo(tuple(spec.input_shape), spec.input_dtype, infos, out, total, trainable, acc["buffers"])
+
+
+def check(spec: ModelSpec) -> ModelInfo:
+    """Like infer, but raise the first LayerError."""
+    info = infer(spec)
+    if info.error is not None:
+        raise info.error
+    return info
+
+
+def _infer_list(layers, shape, dtype, pos_prefix, path_prefix, parent_frozen, acc):
+    infos: list[LayerInfo] = []
+    for i, layer in enumerate(layers):
+        pos, path = f"{pos_prefix}{i + 1}", f"{path_prefix}{layer.id}"
+        if shape is None:
+            infos.append(_unknown(layer, pos, path))
+            continue
+        frozen = parent_frozen or layer.frozen
+        if layer.type == "Residual":
+            info, shape, dtype = _infer_residual(layer, shape, dtype, pos, path, frozen, acc)
+        else:
+            info, shape, dtype = _infer_leaf(layer, shape, dtype, pos, path, frozen, acc)
+        infos.append(info)
+    return infos, shape, dtype
+
+
+def _unknown(layer: LayerSpec, pos: str, path: str) -> LayerInfo:
+    children = [_unknown(c, f"{pos}.{j + 1}", f"{path}.body.{c.id}") for j, c in enumerate(layer.layers)]
+    return LayerInfo(layer.id, layer.type, path, pos, None, children=children)
+
+
+def _infer_leaf(layer, shape, dtype, pos, path, frozen, acc):
+    key = (layer.key(), shape, dtype)
+    leaf = _CACHE.get(key)
+    if leaf is None:
+        leaf = _compute_leaf(layer, shape, dtype)
+        _CACHE[key] = leaf
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(key)
+    info = LayerInfo(layer.id, layer.type, path, pos, shape, leaf.out_shape, leaf.params, 0, leaf.args)
+    if leaf.problem:
+        info.error = LayerError(layer.id, layer.type, pos, leaf.problem, leaf.fix)
+        info.params = info.trainable = None
+        return info, None, dtype
+    stages = [replace(s, frozen=s.frozen or frozen) for s in leaf.stages]
+    info.stages = stages
+    info.advice = list(leaf.advice)
+    info.trainable = 0 if frozen else leaf.params - sum(s.params for s in stages if s.frozen)
+    acc["buffers"] += leaf.buffers
+    return info, leaf.out_shape, leaf.out_dtype
+
+
+def _compute_leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
+    try:
+        return _leaf(layer, shape, dtype)
+    except shapes.Bad as bad:
+        return _Leaf(dict(layer.args), None, dtype, 0, 0, problem=bad.problem, fix=bad.fix)
+    except Exception as exc:  # torch's own check: keep its words, name the layer
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _Leaf(dict(layer.args), None, dtype, 0, 0,
+                     problem=f"cannot take input {shapes.fmt(shape)}: {msg}",
+                     fix="check its arguments against the input shape")
+
+
+def _leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
+    kind = catalog.kind(layer.type)
+    if kind is None:
+        raise shapes.Bad(f"unknown layer type {layer.type!r}", "pick a layer from the palette")
+    _check_input(kind, shape, dtype)
+    args = _resolve_args(kind, layer, shape)
+    if layer.type in catalog.BACKBONES:
+        return _backbone_leaf(layer, args, shape)
+    rule = shapes.RULES.get(layer.type)
+    out = rule(args, shape) if rule is not None else None  # friendlier words than torch's checks
+    notes = tuple(shapes.advice(layer.type, args))
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's construction warnings are in `notes`
+        module = kind.factory(args)
+        if out is None:
+            out = _meta_forward(module, shape, dtype)
+    params = sum(p.numel() for p in module.parameters())
+    buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())
+    out_dtype = "float32" if layer.type == "Embedding" else dtype
+    return _Leaf(args, tuple(out), out_dtype, params, buffers, advice=notes)
+
+
+def _backbone_leaf(layer: LayerSpec, args: dict, shape: Shape) -> _Leaf:
+    if shape[0] != 3:
+        raise shapes.Bad(f"{layer.type} expects 3-channel (RGB) images but receives {shapes.fmt(shape)}",
+                         "set the input to 3 channels, or insert Conv2d(out_channels=3, kernel_size=1) before it")
+    if min(shape[1:]) < 32:
+        raise shapes.Bad(f"{layer.type} downsamples 32x; a {shape[1]}x{shape[2]} image is too small",
+                         "use images of at least 32x32 (224x224 is what it was trained on)")
+    net = build_backbone(layer.type, pool=args.get("pool", True), meta=True)
+    out = _meta_forward(net, shape, "float32")
+    stages = tuple(StageInfo(n, sum(p.numel() for p in getattr(net, n).parameters()), n in layer.frozen_stages)
+                   for n in stage_names(layer.type))
+    params = sum(p.numel() for p in net.parameters())
+    buffers = sum(b.numel() for b in net.buffers() if b.is_floating_point())
+    return _Leaf(args, tuple(out), "float32", params, buffers, stages)
+
+
+def _meta_forward(module: nn.Module, shape: Shape, dtype: str) -> Shape:
+    module = module.to("meta").eval()
+    if dtype == "int64":
+        x = torch.empty((2,) + tuple(shape), dtype=torch.long, device="meta")
+    else:
+        x = torch.empty((2,) + tuple(shape), device="meta")
+    with torch.no_grad():
+        return tuple(module(x).shape[1:])
+
+
+def _check_input(kind: catalog.LayerKind, shape: Shape, dtype: str) -> None:
+    if dtype == "int64" and kind.name not in _TOKEN_OK:
+        raise shapes.Bad(f"receives integer token ids {shapes.fmt(shape)} but needs float values",
+                         "put an Embedding first, or set the model input dtype to float32")
+    if kind.name == "Embedding" and dtype != "int64":
+        raise shapes.Bad("needs integer token ids but the input is float32",
+                         "set the model input dtype to int64 (token data), or remove the Embedding")
+    rank = len(shape)
+    if kind.name == "Linear" and rank >= 3:
+        raise shapes.Bad(f"receives a {rank}-D feature map {shapes.fmt(shape)}",
+                         "insert Flatten before it to turn the map into a vector")
+    if kind.ranks and rank not in kind.ranks:
+        raise shapes.Bad(f"needs input shaped {kind.rank_hint} but receives {shapes.fmt(shape)}",
+                         _rank_fix(kind, shape))
+
+
+def _rank_fix(kind: catalog.LayerKind, shape: Shape) -> str:
+    want = max(kind.ranks or (0,))
+    if kind.name == "BatchNorm2d" and len(shape) < 3:
+        return "use BatchNorm1d for vectors and sequences"
+    if kind.name in ("BatchNorm1d", "GroupNorm") and len(shape) == 3:
+        return "use BatchNorm2d for images"
+    if len(shape) < want:
+        return (f"insert Unflatten before it to reshape {shapes.fmt(shape)} into {kind.rank_hint}, "
+                "or change the model input shape")
+    return f"insert Flatten or a pooling layer before it to reach {kind.rank_hint}"
+
+
+def _resolve_args(kind: catalog.LayerKind, layer: LayerSpec, shape: Shape) -> dict:
+    """Fill inferred input sizes; a given one that disagrees with the input is an error."""
+    args = {p.name: p.default for p in kind.params if p.default is not REQUIRED and p.infer is None}
+    args.update(layer.args)  # catalog defaults are torch's, except where torch's warns (Softmax dim)
+    for p in kind.params:
+        if p.infer is None:
+            continue
+        derived = p.infer(shape)
+        if p.name not in args:
+            args[p.name] = derived
+        elif p.name != "normalized_shape" and args[p.name] != derived:
+            raise shapes.Bad(f"{p.name} is {args[p.name]} but the input {shapes.fmt(shape)} has {derived}",
+                             f"remove {p.name} to infer it, or set it to {derived}")
+    missing = [p.name for p in kind.params if p.required and p.name not in args]
+    if missing:
+        raise shapes.Bad(f"needs {', '.join(missing)}", f"set {missing[0]} in the inspector")
+    return args
+
+
+def _infer_residual(layer, shape, dtype, pos, path, frozen, acc):
+    children, out, out_dtype = _infer_list(layer.layers, shape, dtype, f"{pos}.", f"{path}.body.", frozen, acc)
+    info = LayerInfo(layer.id, layer.type, path, pos, shape, None, None, None, dict(layer.args), children=children)
+    if out is None:
+        return info, None, dtype
+    body = sum(c.params for c in children)
+    proj_params = 0
+    if out != shape or out_dtype != dtype:
+        if layer.args.get("projection", "none") != "auto":
+            info.error = LayerError(
+                layer.id, layer.type, pos,
+                f"its layers change the shape from {shapes.fmt(shape)} to {shapes.fmt(out)}, so x + f(x) "
+                "cannot be added", "set projection to 'auto', or make the last nested layer output "
+                f"{shapes.fmt(shape)}")
+            return info, None, dtype
+        try:
+            with torch.device("meta"):
+                proj_params = sum(p.numel() for p in _projection(shape, out).parameters())
+        except shapes.Bad as bad:
+            info.error = LayerError(layer.id, layer.type, pos, bad.problem, bad.fix)
+            return info, None, dtype
+    info.out_shape = out
+    info.params = body + proj_params
+    info.trainable = sum(c.trainable for c in children) + (0 if frozen else proj_params)
+    return info, out, out_dtype
+
+
+def _projection(src: Shape, dst: Shape) -> nn.Module:
+    """The shortcut that maps x to f(x)'s shape: Linear for vectors/sequences, 1x1 conv for maps."""
+    if len(src) == len(dst) == 1 or (len(src) == len(dst) == 2 and src[0] == dst[0]):
+        return nn.Linear(src[-1], dst[-1], bias=False)
+    if len(src) == len(dst) == 3:
+        for s in range(1, max(src[1:]) + 1):
+            if all((src[i] - 1) // s + 1 == dst[i] for i in (1, 2)):
+                return nn.Conv2d(src[0], dst[0], 1, stride=s, bias=False)
+    raise shapes.Bad(f"no projection maps {shapes.fmt(src)} to {shapes.fmt(dst)}",
+                     "keep the rank the same and change size by a whole stride")
+
+
+# ---------------------------------------------------------------- building
+
+class Residual(nn.Module):
+    """x + body(x), with ``proj`` mapping x to body(x)'s shape (Identity when they match)."""
+
+    def __init__(self, body: nn.Sequential, proj: nn.Module | None = None):
+        super().__init__()
+        self.body = body
+        self.proj = proj if proj is not None else nn.Identity()
+
+    def forward(self, x):
+        return self.proj(x) + self.body(x)
+
+
+def build_model(spec: ModelSpec) -> nn.Sequential:
+    """A real module whose named children are the layer ids; frozen flags applied."""
+    info = check(spec)
+    model = nn.Sequential(OrderedDict(_make_list(spec.layers, info.layers)))
+    apply_frozen(model, spec)
+    return model
+
+
+def _make_list(layers: list[LayerSpec], infos: list[LayerInfo]):
+    return [(layer.id, _make(layer, info)) for layer, info in zip(layers, infos)]
+
+
+def _make(layer: LayerSpec, info: LayerInfo) -> nn.Module:
+    if layer.type == "Residual":
+        body = nn.Sequential(OrderedDict(_make_list(layer.layers, info.children)))
+        proj = _projection(info.in_shape, info.out_shape) if info.in_shape != info.out_shape else None
+        return Residual(body, proj)
+    if layer.type in catalog.BACKBONES:
+        return build_backbone(layer.type, info.args.get("weights", "none"), info.args.get("pool", True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # already shown as the row's advice
+        return catalog.kind(layer.type).factory(info.args)
+
+
+def frozen_paths(spec: ModelSpec) -> list[str]:
+    """Module paths that the spec marks frozen (layers and backbone stages)."""
+    out = []
+    for path, layer in spec.walk():
+        if layer.frozen:
+            out.append(path)
+        out.extend(f"{path}.{stage}" for stage in layer.frozen_stages)
+    return out
+
+
+def apply_frozen(model: nn.Module, spec: ModelSpec) -> None:
+    for p in model.parameters():
+        p.requires_grad_(True)
+    for path in frozen_paths(spec):
+        for p in model.get_submodule(path).parameters():
+            p.requires_grad_(False)
+
+
+def param_count(model: nn.Module) -> tuple[int, int]:
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A real input batch for the spec (token ids below the first Embedding's vocabulary)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch,) + tuple(spec.input_shape)
+    if spec.input_dtype == "int64":
+        emb = next((l for _, l in spec.walk() if l.type == "Embedding"), None)
+        high = emb.args.get("num_embeddings", 2) if emb else 2
+        return torch.randint(0, high, shape, generator=g)
+    return torch.randn(shape, generator=g)
+
+
+def warm_up() -> None:
+    """Load the meta kernels once (the first inference costs ~1 s); call off the UI thread."""
+    spec = ModelSpec((1, 8, 8), [LayerSpec("c", "Conv2d", {"out_channels": 2, "kernel_size": 3}),
+                                 LayerSpec("f", "Flatten"), LayerSpec("l", "Linear", {"out_features": 2})])
+    infer(spec)
+
+
+__all__ = ["infer", "check", "build_model", "ModelInfo", "LayerInfo", "StageInfo", "Residual", "Backbone",
+           "frozen_paths", "apply_frozen", "param_count", "example_input", "warm_up"]

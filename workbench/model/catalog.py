@@ -1,0 +1,282 @@
+"""Every layer kind the palette offers, from one table.
+
+Type names and argument names are PyTorch's own (``torch.nn``), so users bring what they
+know. Input-size arguments carry an ``infer`` rule and may be omitted. Two composite kinds
+(``Residual`` and the torchvision backbones) are built by ``workbench.build``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+from workbench.model.params import REQUIRED, Param
+
+# Input-shape rules for the input-size arguments (shapes exclude the batch dimension).
+_LAST = lambda s: s[-1]  # noqa: E731
+_CHANNELS = lambda s: s[0]  # noqa: E731
+_LAST_AS_SHAPE = lambda s: (s[-1],)  # noqa: E731
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    name: str
+    category: str
+    help: str
+    params: tuple[Param, ...] = ()
+    ranks: tuple[int, ...] | None = None  # accepted input ranks (without batch); None: any
+    rank_hint: str = ""  # what the input should look like, for errors
+    key_args: tuple[str, ...] = ()  # shown in the stack's "arguments" column
+    composite: bool = False
+    factory: Callable[[dict], nn.Module] | None = None
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def starter_args(self) -> dict[str, Any]:
+        """Arguments a layer dropped from the palette starts with: usable values for the
+        required ones; everything else keeps PyTorch's default."""
+        return {p.name: _STARTER_VALUES.get(p.name, 1) for p in self.params if p.required}
+
+
+# Values given to required arguments when a layer is dropped from the palette.
+_STARTER_VALUES = {
+    "out_features": 10, "out_channels": 16, "kernel_size": 3, "hidden_size": 64,
+    "num_embeddings": 1000, "embedding_dim": 64, "nhead": 4, "num_groups": 4,
+    "dim": 1, "unflattened_size": [1, 8, 8], "output_size": 1,
+}
+
+
+def _torch(name: str, **fixed) -> Callable[[dict], nn.Module]:
+    cls = getattr(nn, name)
+    return lambda args: cls(**{**_plain(args), **fixed})
+
+
+def _plain(args: dict) -> dict:
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
+
+
+class Recurrent(nn.Module):
+    """LSTM or GRU (batch first) that passes on either the last step or the whole sequence."""
+
+    def __init__(self, rnn: nn.Module, output: str):
+        super().__init__()
+        self.rnn = rnn
+        self.last = output == "last"
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return out[:, -1] if self.last else out
+
+
+def _recurrent(cls_name: str) -> Callable[[dict], nn.Module]:
+    def make(args: dict) -> nn.Module:
+        args = dict(args)
+        output = args.pop("output", "last")
+        return Recurrent(getattr(nn, cls_name)(batch_first=True, **args), output)
+    return make
+
+
+def _p(name, kind, default=REQUIRED, help="", **kw) -> Param:
+    return Param(name, kind, default, help, **kw)
+
+
+_BIAS = _p("bias", "bool", True, "learn an additive bias")
+_EPS = _p("eps", "float", 1e-5, "added to the variance for numerical stability (> 0)", min=1e-12)
+_DROP = _p("p", "float", 0.5, "probability of zeroing an element", min=0.0, max=1.0)
+
+
+def _conv(dims: int) -> tuple[Param, ...]:
+    return (
+        _p("in_channels", "int", help="channels of the input (inferred)", min=1, infer=_CHANNELS),
+        _p("out_channels", "int", help="number of filters", min=1, max=65536),
+        _p("kernel_size", "ints", help="size of the sliding window", min=1, dims=dims),
+        _p("stride", "ints", 1, "step of the window", min=1, dims=dims),
+        _p("padding", "ints", 0, "zeros added on each side, or 'same' / 'valid'", min=0, dims=dims,
+           words=("same", "valid")),
+        _p("dilation", "ints", 1, "spacing between kernel elements", min=1, dims=dims),
+        _p("groups", "int", 1, "blocked connections; in and out channels must divide by it", min=1),
+        _BIAS,
+        _p("padding_mode", "choice", "zeros", "how the border is padded",
+           choices=("zeros", "reflect", "replicate", "circular")),
+    )
+
+
+def _pool(dims: int, avg: bool = False) -> tuple[Param, ...]:
+    common = (
+        _p("kernel_size", "ints", help="size of the pooling window", min=1, dims=dims),
+        _p("stride", "ints", None, "step of the window (default: kernel_size)", min=1, dims=dims,
+           nullable=True),
+        _p("padding", "ints", 0, "implicit padding (at most half the kernel)", min=0, dims=dims),
+    )
+    if avg:
+        return common + (
+            _p("ceil_mode", "bool", False, "round the output size up"),
+            _p("count_include_pad", "bool", True, "count padding zeros in the average"),
+        )
+    return common + (
+        _p("dilation", "ints", 1, "spacing between window elements", min=1, dims=dims),
+        _p("ceil_mode", "bool", False, "round the output size up"),
+    )
+
+
+_IMG = "(channels, height, width)"
+_SEQ = "(channels, length)"
+_TOK = "(sequence length, features)"
+
+KINDS: tuple[LayerKind, ...] = (
+    # Dense
+    LayerKind("Linear", "Dense", "Fully connected layer: y = xW^T + b over the last dimension.",
+              (_p("in_features", "int", help="size of each input sample (inferred)", min=1, infer=_LAST),
+               _p("out_features", "int", help="size of each output sample", min=1, max=1 << 20), _BIAS),
+              key_args=("out_features",), factory=_torch("Linear")),
+    LayerKind("Identity", "Dense", "Passes its input through unchanged (a placeholder).",
+              factory=_torch("Identity")),
+    # Convolution
+    LayerKind("Conv1d", "Convolution", "1-D convolution over a sequence of channels.", _conv(1),
+              ranks=(2,), rank_hint=_SEQ, key_args=("out_channels", "kernel_size", "stride", "padding"),
+              factory=_torch("Conv1d")),
+    LayerKind("Conv2d", "Convolution", "2-D convolution over an image: learns local filters.", _conv(2),
+              ranks=(3,), rank_hint=_IMG, key_args=("out_channels", "kernel_size", "stride", "padding"),
+              factory=_torch("Conv2d")),
+    LayerKind("ConvTranspose2d", "Convolution", "Transposed 2-D convolution: learns to upsample.",
+              (_p("in_channels", "int", help="channels of the input (inferred)", min=1, infer=_CHANNELS),
+               _p("out_channels", "int", help="number of filters", min=1, max=65536),
+               _p("kernel_size", "ints", help="size of the window", min=1, dims=2),
+               _p("stride", "ints", 1, "upsampling factor", min=1, dims=2),
+               _p("padding", "ints", 0, "removed from each side of the output", min=0, dims=2),
+               _p("output_padding", "ints", 0, "extra size on one side (smaller than stride)", min=0, dims=2),
+               _p("groups", "int", 1, "blocked connections", min=1), _BIAS,
+               _p("dilation", "ints", 1, "spacing between kernel elements", min=1, dims=2)),
+              ranks=(3,), rank_hint=_IMG, key_args=("out_channels", "kernel_size", "stride"),
+              factory=_torch("ConvTranspose2d")),
+    # Pooling
+    LayerKind("MaxPool1d", "Pooling", "Maximum over a sliding window of a sequence.", _pool(1),
+              ranks=(2,), rank_hint=_SEQ, key_args=("kernel_size", "stride"), factory=_torch("MaxPool1d")),
+    LayerKind("MaxPool2d", "Pooling", "Maximum over a sliding window: halves an image with kernel 2.",
+              _pool(2), ranks=(3,), rank_hint=_IMG, key_args=("kernel_size", "stride"),
+              factory=_torch("MaxPool2d")),
+    LayerKind("AvgPool2d", "Pooling", "Average over a sliding window of an image.", _pool(2, avg=True),
+              ranks=(3,), rank_hint=_IMG, key_args=("kernel_size", "stride"), factory=_torch("AvgPool2d")),
+    LayerKind("AdaptiveAvgPool2d", "Pooling", "Averages each channel down to a fixed output size.",
+              (_p("output_size", "ints", 1, "target height and width", min=1, dims=2),),
+              ranks=(3,), rank_hint=_IMG, key_args=("output_size",), factory=_torch("AdaptiveAvgPool2d")),
+    # Normalization
+    LayerKind("BatchNorm1d", "Normalization", "Normalises each feature over the batch.",
+              (_p("num_features", "int", help="features or channels (inferred)", min=1, infer=_CHANNELS), _EPS,
+               _p("momentum", "float", 0.1, "running-statistics update rate", min=0.0, max=1.0),
+               _p("affine", "bool", True, "learn scale and shift"),
+               _p("track_running_stats", "bool", True, "keep running mean and variance")),
+              ranks=(1, 2), rank_hint="(features,) or (channels, length)", factory=_torch("BatchNorm1d")),
+    LayerKind("BatchNorm2d", "Normalization", "Normalises each channel of an image over the batch.",
+              (_p("num_features", "int", help="channels (inferred)", min=1, infer=_CHANNELS), _EPS,
+               _p("momentum", "float", 0.1, "running-statistics update rate", min=0.0, max=1.0),
+               _p("affine", "bool", True, "learn scale and shift"),
+               _p("track_running_stats", "bool", True, "keep running mean and variance")),
+              ranks=(3,), rank_hint=_IMG, factory=_torch("BatchNorm2d")),
+    LayerKind("LayerNorm", "Normalization", "Normalises over the trailing dimensions of each sample.",
+              (_p("normalized_shape", "shape", help="trailing dimensions to normalise (default: last)",
+                  infer=_LAST_AS_SHAPE), _EPS,
+               _p("elementwise_affine", "bool", True, "learn scale and shift"), _BIAS),
+              factory=_torch("LayerNorm")),
+    LayerKind("GroupNorm", "Normalization", "Normalises groups of channels; independent of batch size.",
+              (_p("num_groups", "int", help="groups the channels are split into", min=1),
+               _p("num_channels", "int", help="channels (inferred)", min=1, infer=_CHANNELS), _EPS,
+               _p("affine", "bool", True, "learn scale and shift")),
+              ranks=(1, 2, 3), rank_hint="(channels, ...)", key_args=("num_groups",),
+              factory=_torch("GroupNorm")),
+    # Activation
+    LayerKind("ReLU", "Activation", "max(0, x): the default non-linearity.", factory=_torch("ReLU")),
+    LayerKind("LeakyReLU", "Activation", "ReLU with a small slope for negative inputs.",
+              (_p("negative_slope", "float", 0.01, "slope for x < 0", min=0.0),),
+              key_args=("negative_slope",), factory=_torch("LeakyReLU")),
+    LayerKind("GELU", "Activation", "Gaussian error linear unit, used in transformers.",
+              (_p("approximate", "choice", "none", "exact or tanh approximation", choices=("none", "tanh")),),
+              factory=_torch("GELU")),
+    LayerKind("SiLU", "Activation", "x * sigmoid(x) (swish).", factory=_torch("SiLU")),
+    LayerKind("ELU", "Activation", "Exponential linear unit.",
+              (_p("alpha", "float", 1.0, "saturation for negative inputs", min=0.0),), factory=_torch("ELU")),
+    LayerKind("Tanh", "Activation", "Hyperbolic tangent, output in (-1, 1).", factory=_torch("Tanh")),
+    LayerKind("Sigmoid", "Activation", "Logistic function, output in (0, 1).", factory=_torch("Sigmoid")),
+    LayerKind("Softmax", "Activation", "Turns scores into probabilities along a dimension. Not before "
+              "CrossEntropyLoss, which applies its own.",
+              (_p("dim", "int", -1, "dimension (counting the batch as 0) that sums to 1"),),
+              key_args=("dim",), factory=_torch("Softmax")),
+    LayerKind("LogSoftmax", "Activation", "Log of softmax; pair with NLLLoss.",
+              (_p("dim", "int", -1, "dimension (counting the batch as 0)"),),
+              key_args=("dim",), factory=_torch("LogSoftmax")),
+    # Regularization
+    LayerKind("Dropout", "Regularization", "Zeroes random elements while training.", (_DROP,),
+              key_args=("p",), factory=_torch("Dropout")),
+    LayerKind("Dropout2d", "Regularization", "Zeroes whole random channels of an image while training.",
+              (_DROP,), ranks=(3,), rank_hint=_IMG, key_args=("p",), factory=_torch("Dropout2d")),
+    # Reshape
+    LayerKind("Flatten", "Reshape", "Flattens dimensions into one: (C, H, W) -> (C*H*W,).",
+              (_p("start_dim", "int", 1, "first dimension to flatten (batch is 0)"),
+               _p("end_dim", "int", -1, "last dimension to flatten")),
+              factory=_torch("Flatten")),
+    LayerKind("Unflatten", "Reshape", "Splits one dimension into several: (64,) -> (1, 8, 8).",
+              (_p("dim", "int", help="dimension to split (batch is 0)"),
+               _p("unflattened_size", "shape", help="the new dimensions; their product must match")),
+              key_args=("unflattened_size",), factory=_torch("Unflatten")),
+    # Sequence
+    LayerKind("Embedding", "Sequence", "Looks up a learned vector for each integer token id.",
+              (_p("num_embeddings", "int", help="vocabulary size", min=1),
+               _p("embedding_dim", "int", help="size of each vector", min=1),
+               _p("padding_idx", "int", None, "token id whose vector stays zero", nullable=True, min=0)),
+              key_args=("num_embeddings", "embedding_dim"), factory=_torch("Embedding")),
+    LayerKind("LSTM", "Sequence", "Long short-term memory over a (length, features) sequence.",
+              (_p("input_size", "int", help="features per step (inferred)", min=1, infer=_LAST),
+               _p("hidden_size", "int", help="features of the hidden state", min=1),
+               _p("num_layers", "int", 1, "stacked recurrent layers", min=1, max=64), _BIAS,
+               _p("dropout", "float", 0.0, "dropout between stacked layers", min=0.0, max=1.0),
+               _p("bidirectional", "bool", False, "also read the sequence backwards"),
+               _p("output", "choice", "last", "what feeds the next layer: the last step or the whole "
+                  "sequence", choices=("last", "sequence"))),
+              ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), factory=_recurrent("LSTM")),
+    LayerKind("GRU", "Sequence", "Gated recurrent unit over a (length, features) sequence.",
+              (_p("input_size", "int", help="features per step (inferred)", min=1, infer=_LAST),
+               _p("hidden_size", "int", help="features of the hidden state", min=1),
+               _p("num_layers", "int", 1, "stacked recurrent layers", min=1, max=64), _BIAS,
+               _p("dropout", "float", 0.0, "dropout between stacked layers", min=0.0, max=1.0),
+               _p("bidirectional", "bool", False, "also read the sequence backwards"),
+               _p("output", "choice", "last", "what feeds the next layer: the last step or the whole "
+                  "sequence", choices=("last", "sequence"))),
+              ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), factory=_recurrent("GRU")),
+    LayerKind("TransformerEncoderLayer", "Sequence", "Self-attention plus feed-forward block over a "
+              "(length, features) sequence.",
+              (_p("d_model", "int", help="features per token (inferred)", min=1, infer=_LAST),
+               _p("nhead", "int", help="attention heads; d_model must divide by it", min=1),
+               _p("dim_feedforward", "int", 2048, "width of the feed-forward part", min=1),
+               _p("dropout", "float", 0.1, "dropout rate", min=0.0, max=1.0),
+               _p("activation", "choice", "relu", "feed-forward activation", choices=("relu", "gelu")),
+               _p("norm_first", "bool", False, "normalise before attention (pre-LN)"), _BIAS),
+              ranks=(2,), rank_hint=_TOK, key_args=("nhead", "dim_feedforward"),
+              factory=_torch("TransformerEncoderLayer", batch_first=True)),
+    # Composite
+    LayerKind("Residual", "Composite", "Runs nested layers f and outputs x + f(x); a projection "
+              "matches shapes when f changes them.",
+              (_p("projection", "choice", "none", "'auto' adds a 1x1 conv or linear shortcut when "
+                  "shapes differ", choices=("none", "auto")),),
+              key_args=("projection",), composite=True),
+)
+
+BACKBONES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
+
+KINDS = KINDS + tuple(
+    LayerKind(arch, "Backbones", f"torchvision {arch} as one block with freezable stages; outputs pooled "
+              "features (or the last feature map).",
+              (_p("weights", "str", "none", "'none', a local .pth file, or 'download' (torchvision, needs "
+                  "internet; off by default)"),
+               _p("pool", "bool", True, "average-pool and flatten the last feature map")),
+              ranks=(3,), rank_hint="(3, height, width) RGB images", key_args=("weights",), composite=True)
+    for arch in BACKBONES
+)
+
+BY_NAME: dict[str, LayerKind] = {k.name: k for k in KINDS}
+CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(k.category for k in KINDS))
+
+
+def kind(name: str) -> LayerKind | None:
+    return BY_NAME.get(name)

@@ -1,0 +1,220 @@
+"""Closed-form output-shape rules for the simple layer kinds.
+
+Each rule takes the resolved arguments and the input shape (no batch dimension) and
+returns the output shape, or raises ``Bad`` with what is wrong and how to fix it. Kinds
+without a rule are inferred by a forward pass on the ``meta`` device (see build.py). The
+fuzz test checks every rule against a real forward pass.
+"""
+from __future__ import annotations
+
+import math
+
+from workbench.model.params import as_tuple
+
+Shape = tuple[int, ...]
+
+
+class Bad(Exception):
+    def __init__(self, problem: str, fix: str = ""):
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+def fmt(shape: Shape | None) -> str:
+    if shape is None:
+        return "unknown"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _spatial_out(size: int, k: int, s: int, p: int, d: int, ceil: bool = False) -> int:
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (math.ceil(span / s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1  # the last window must start inside the input or left padding
+    return out
+
+
+def _too_small(name: str, in_shape: Shape, kernel: tuple, dims: int) -> Bad:
+    spatial = "x".join(map(str, in_shape[-dims:]))
+    k = "x".join(map(str, kernel)) if len(set(kernel)) > 1 else str(kernel[0])
+    return Bad(f"kernel {k} is larger than the {spatial} input",
+               "reduce kernel_size, add padding, or remove a pooling layer before it")
+
+
+def conv(dims: int):
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        k = as_tuple(args["kernel_size"], dims)
+        s = as_tuple(args.get("stride", 1), dims)
+        d = as_tuple(args.get("dilation", 1), dims)
+        groups = args.get("groups", 1)
+        cin, cout = args["in_channels"], args["out_channels"]
+        if cin % groups or cout % groups:
+            raise Bad(f"groups={groups} must divide in_channels={cin} and out_channels={cout}",
+                      "set groups to a common divisor (1 always works)")
+        pad = args.get("padding", 0)
+        if pad == "same":
+            if any(x != 1 for x in s):
+                raise Bad("padding='same' needs stride 1", "set stride to 1 or give padding as a number")
+            _check_pad_mode(args, tuple((d[i] * (k[i] - 1) + 1) // 2 for i in range(dims)), in_shape[1:])
+            return (cout,) + tuple(in_shape[1:])
+        p = (0,) * dims if pad == "valid" else as_tuple(pad, dims)
+        _check_pad_mode(args, p, in_shape[1:])
+        out = tuple(_spatial_out(n, k[i], s[i], p[i], d[i]) for i, n in enumerate(in_shape[1:]))
+        if min(out) < 1:
+            raise _too_small("conv", in_shape, k, dims)
+        return (cout,) + out
+    return rule
+
+
+def _check_pad_mode(args: dict, pad: tuple, spatial: tuple) -> None:
+    """reflect padding must be smaller than the input side; circular at most as large."""
+    mode = args.get("padding_mode", "zeros")
+    limit = {"reflect": lambda p, n: p < n, "circular": lambda p, n: p <= n}.get(mode)
+    if limit and not all(limit(p, n) for p, n in zip(pad, spatial)):
+        size = "x".join(map(str, spatial))
+        raise Bad(f"{mode} padding of {max(pad)} needs a larger input than {size}",
+                  "lower padding, or use padding_mode 'zeros' or 'replicate'")
+
+
+def conv_transpose2d(args: dict, in_shape: Shape) -> Shape:
+    k, s = as_tuple(args["kernel_size"], 2), as_tuple(args.get("stride", 1), 2)
+    p, op = as_tuple(args.get("padding", 0), 2), as_tuple(args.get("output_padding", 0), 2)
+    d = as_tuple(args.get("dilation", 1), 2)
+    groups = args.get("groups", 1)
+    if args["in_channels"] % groups or args["out_channels"] % groups:
+        raise Bad(f"groups={groups} must divide in_channels and out_channels", "set groups to 1")
+    if any(op[i] >= max(s[i], d[i]) for i in range(2)):
+        raise Bad(f"output_padding {op} must be smaller than stride {s} or dilation",
+                  "lower output_padding or raise stride")
+    out = tuple((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate(in_shape[1:]))
+    if min(out) < 1:
+        raise Bad(f"padding {p} removes the whole output", "reduce padding")
+    return (args["out_channels"],) + out
+
+
+def pool(dims: int, avg: bool = False):
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        k = as_tuple(args["kernel_size"], dims)
+        stride = args.get("stride")
+        s = k if stride is None else as_tuple(stride, dims)
+        p = as_tuple(args.get("padding", 0), dims)
+        d = (1,) * dims if avg else as_tuple(args.get("dilation", 1), dims)
+        if any(p[i] * 2 > k[i] for i in range(dims)):
+            raise Bad(f"padding {args.get('padding')} is more than half the kernel {args['kernel_size']}",
+                      "use padding of at most kernel_size // 2")
+        ceil = args.get("ceil_mode", False)
+        out = tuple(_spatial_out(n, k[i], s[i], p[i], d[i], ceil) for i, n in enumerate(in_shape[1:]))
+        if min(out) < 1:
+            raise _too_small("pool", in_shape, k, dims)
+        return (in_shape[0],) + out
+    return rule
+
+
+def adaptive_pool2d(args: dict, in_shape: Shape) -> Shape:
+    return (in_shape[0],) + as_tuple(args.get("output_size", 1), 2)
+
+
+def same(args: dict, in_shape: Shape) -> Shape:
+    return tuple(in_shape)
+
+
+def linear(args: dict, in_shape: Shape) -> Shape:
+    return tuple(in_shape[:-1]) + (args["out_features"],)
+
+
+def _dim(dim: int, ndim: int, name: str) -> int:
+    """Normalise a torch dim (batch counted as 0) for an input of ndim dims incl. batch."""
+    if not -ndim <= dim < ndim:
+        raise Bad(f"{name}={dim} is out of range for a {ndim}-D batch (dims -{ndim}..{ndim - 1})",
+                  f"choose {name} between 1 and {ndim - 1}")
+    return dim % ndim
+
+
+def softmax(args: dict, in_shape: Shape) -> Shape:
+    dim = _dim(args.get("dim", -1), len(in_shape) + 1, "dim")
+    if dim == 0:
+        raise Bad("dim=0 is the batch: each sample's scores would mix with other samples'", "use dim=-1")
+    return tuple(in_shape)
+
+
+def flatten(args: dict, in_shape: Shape) -> Shape:
+    full = (0,) + tuple(in_shape)
+    start = _dim(args.get("start_dim", 1), len(full), "start_dim")
+    end = _dim(args.get("end_dim", -1), len(full), "end_dim")
+    if start == 0:
+        raise Bad("start_dim=0 would merge the batch into the features", "use start_dim=1")
+    if end < start:
+        raise Bad(f"end_dim ({end}) comes before start_dim ({start})", "use end_dim=-1")
+    return full[1:start] + (math.prod(full[start:end + 1]),) + full[end + 1:]
+
+
+def unflatten(args: dict, in_shape: Shape) -> Shape:
+    full = (0,) + tuple(in_shape)
+    dim = _dim(args["dim"], len(full), "dim")
+    if dim == 0:
+        raise Bad("dim=0 is the batch", "use dim=1 to split the features")
+    size = tuple(args["unflattened_size"])
+    if math.prod(size) != full[dim]:
+        raise Bad(f"unflattened_size {fmt(size)} holds {math.prod(size)} values but dimension {dim} has "
+                  f"{full[dim]}", f"choose sizes whose product is {full[dim]}")
+    return full[1:dim] + size + full[dim + 1:]
+
+
+def embedding(args: dict, in_shape: Shape) -> Shape:
+    return tuple(in_shape) + (args["embedding_dim"],)
+
+
+def recurrent(args: dict, in_shape: Shape) -> Shape:
+    width = args["hidden_size"] * (2 if args.get("bidirectional") else 1)
+    return (width,) if args.get("output", "last") == "last" else (in_shape[0], width)
+
+
+def transformer(args: dict, in_shape: Shape) -> Shape:
+    if args["d_model"] % args["nhead"]:
+        raise Bad(f"d_model={args['d_model']} does not divide into nhead={args['nhead']} heads",
+                  f"choose nhead among {', '.join(str(h) for h in _divisors(args['d_model']))}")
+    return tuple(in_shape)
+
+
+def group_norm(args: dict, in_shape: Shape) -> Shape:
+    if args["num_channels"] % args["num_groups"]:
+        raise Bad(f"{args['num_channels']} channels do not split into num_groups={args['num_groups']}",
+                  f"choose num_groups among {', '.join(str(h) for h in _divisors(args['num_channels']))}")
+    return tuple(in_shape)
+
+
+def layer_norm(args: dict, in_shape: Shape) -> Shape:
+    ns = tuple(args["normalized_shape"])
+    if len(ns) > len(in_shape) or tuple(in_shape[-len(ns):]) != ns:
+        raise Bad(f"normalized_shape {fmt(ns)} does not match the trailing dimensions of {fmt(in_shape)}",
+                  f"remove normalized_shape to use the last dimension ({in_shape[-1]},)")
+    return tuple(in_shape)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, min(n, 64) + 1) if n % d == 0][:8]
+
+
+def advice(kind: str, args: dict) -> list[str]:
+    """Settings that work but are probably not what the user meant."""
+    notes = []
+    if kind in ("LSTM", "GRU") and args.get("dropout", 0) > 0 and args.get("num_layers", 1) == 1:
+        notes.append("dropout only acts between stacked layers, so it does nothing with num_layers=1; "
+                     "raise num_layers or add a Dropout layer after it")
+    if kind in ("Dropout", "Dropout2d") and args.get("p", 0.5) >= 1.0:
+        notes.append("p=1 zeroes every value while training; use a p below 1")
+    return notes
+
+
+RULES = {
+    "Linear": linear, "Identity": same,
+    "Conv1d": conv(1), "Conv2d": conv(2), "ConvTranspose2d": conv_transpose2d,
+    "MaxPool1d": pool(1), "MaxPool2d": pool(2), "AvgPool2d": pool(2, avg=True),
+    "AdaptiveAvgPool2d": adaptive_pool2d,
+    "BatchNorm1d": same, "BatchNorm2d": same, "LayerNorm": layer_norm, "GroupNorm": group_norm,
+    "ReLU": same, "LeakyReLU": same, "GELU": same, "SiLU": same, "ELU": same, "Tanh": same,
+    "Sigmoid": same, "Softmax": softmax, "LogSoftmax": softmax,
+    "Dropout": same, "Dropout2d": same, "Flatten": flatten, "Unflatten": unflatten,
+    "Embedding": embedding, "LSTM": recurrent, "GRU": recurrent, "TransformerEncoderLayer": transformer,
+}

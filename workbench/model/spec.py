@@ -1,0 +1,249 @@
+"""The model description: ``LayerSpec`` rows in a ``ModelSpec``, to and from plain JSON.
+
+Parsing reports every problem with its JSON path instead of stopping at the first.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from torch import nn
+
+from workbench.model import catalog
+from workbench.errors import Problem, SpecError
+
+ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Ids become attribute names of nn.Module children and of generated/exported code.
+RESERVED_IDS = frozenset(keyword.kwlist) | {n for n in dir(nn.Module()) if not n.startswith("__")} | {"body", "proj"}
+INPUT_DTYPES = ("float32", "int64")
+_LAYER_KEYS = {"id", "type", "args", "frozen", "layers", "frozen_stages"}
+
+
+@dataclass
+class LayerSpec:
+    id: str
+    type: str
+    args: dict[str, Any] = field(default_factory=dict)
+    frozen: bool = False
+    layers: list["LayerSpec"] = field(default_factory=list)  # Residual only
+    frozen_stages: list[str] = field(default_factory=list)  # backbones only
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.args:
+            out["args"] = _jsonable(self.args)
+        if self.frozen:
+            out["frozen"] = True
+        if self.type == "Residual":
+            out["layers"] = [child.to_json() for child in self.layers]
+        if self.frozen_stages:
+            out["frozen_stages"] = list(self.frozen_stages)
+        return out
+
+    def key(self) -> str:
+        """Canonical text of this layer: the cache key for shape inference."""
+        return json.dumps(self.to_json(), sort_keys=True)
+
+    def copy(self) -> "LayerSpec":
+        return copy.deepcopy(self)
+
+
+@dataclass
+class ModelSpec:
+    input_shape: tuple[int, ...]
+    layers: list[LayerSpec] = field(default_factory=list)
+    input_dtype: str = "float32"
+
+    def to_json(self) -> dict:
+        inp: dict[str, Any] = {"shape": list(self.input_shape)}
+        if self.input_dtype != "float32":
+            inp["dtype"] = self.input_dtype
+        return {"input": inp, "layers": [layer.to_json() for layer in self.layers]}
+
+    def walk(self) -> Iterator[tuple[str, LayerSpec]]:
+        """Every layer, nested ones included, with its module path ('res1.body.conv')."""
+        yield from _walk(self.layers, "")
+
+    def find(self, layer_id: str) -> LayerSpec | None:
+        return next((layer for _, layer in self.walk() if layer.id == layer_id), None)
+
+    def ids(self) -> set[str]:
+        return {layer.id for _, layer in self.walk()}
+
+    def unique_id(self, base: str) -> str:
+        """A fresh id from a type name: 'Conv2d' -> 'conv2d_3'."""
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", base).lower() or "layer"
+        taken = self.ids()
+        n = 1
+        while f"{stem}_{n}" in taken:
+            n += 1
+        return f"{stem}_{n}"
+
+    def copy(self) -> "ModelSpec":
+        return copy.deepcopy(self)
+
+
+def id_problem(layer_id: Any) -> str | None:
+    """Why a layer id cannot be used, or None when it can."""
+    if not isinstance(layer_id, str) or not ID_RE.match(layer_id):
+        return ("must be a name of letters, digits and _ that does not start with a digit (at most 64), "
+                f"got {layer_id!r}")
+    if layer_id in RESERVED_IDS:
+        return (f"{layer_id!r} is reserved (a Python keyword or an nn.Module attribute); "
+                f"try {layer_id + '_1'!r}")
+    return None
+
+
+def _walk(layers: list[LayerSpec], prefix: str) -> Iterator[tuple[str, LayerSpec]]:
+    for layer in layers:
+        path = f"{prefix}{layer.id}"
+        yield path, layer
+        if layer.type == "Residual":
+            yield from _walk(layer.layers, f"{path}.body.")
+
+
+def _jsonable(args: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}
+
+
+# ---------------------------------------------------------------- parsing
+
+def model_from_json(data: Any, path: str = "$.model", source: str | None = None) -> ModelSpec:
+    """Validate and parse a model description; raise SpecError listing every problem."""
+    problems: list[Problem] = []
+    spec = _parse_model(data, path, problems)
+    if problems:
+        raise SpecError(problems, source)
+    return spec
+
+
+def _parse_model(data: Any, path: str, problems: list[Problem]) -> ModelSpec:
+    if not isinstance(data, dict):
+        problems.append(Problem(path, "must be an object with 'input' and 'layers'"))
+        return ModelSpec((1,))
+    for key in data.keys() - {"input", "layers"}:
+        problems.append(Problem(f"{path}.{key}", "unknown key (expected 'input' and 'layers')"))
+    shape, dtype = _parse_input(data.get("input"), f"{path}.input", problems)
+    layers_data = data.get("layers")
+    if not isinstance(layers_data, list):
+        problems.append(Problem(f"{path}.layers", "must be a list of layers"))
+        layers_data = []
+    seen: dict[str, str] = {}
+    layers = _parse_layers(layers_data, f"{path}.layers", problems, seen)
+    return ModelSpec(shape, layers, dtype)
+
+
+def _parse_input(data: Any, path: str, problems: list[Problem]) -> tuple[tuple[int, ...], str]:
+    if not isinstance(data, dict):
+        problems.append(Problem(path, "must be an object like {\"shape\": [1, 28, 28]}"))
+        return (1,), "float32"
+    for key in data.keys() - {"shape", "dtype"}:
+        problems.append(Problem(f"{path}.{key}", "unknown key (expected 'shape' and 'dtype')"))
+    shape = data.get("shape")
+    ok = (isinstance(shape, list) and 1 <= len(shape) <= 4
+          and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 20 for d in shape))
+    if not ok:
+        problems.append(Problem(f"{path}.shape", "must list 1 to 4 positive whole numbers without the "
+                                "batch dimension, e.g. [1, 28, 28] for grey images, got " + repr(shape)))
+        shape = [1]
+    dtype = data.get("dtype", "float32")
+    if dtype not in INPUT_DTYPES:
+        problems.append(Problem(f"{path}.dtype", f"must be one of {', '.join(INPUT_DTYPES)}, got {dtype!r}"))
+        dtype = "float32"
+    return tuple(shape), dtype
+
+
+def _parse_layers(items: list, path: str, problems: list[Problem], seen: dict[str, str]) -> list[LayerSpec]:
+    layers = []
+    for i, item in enumerate(items):
+        layer = _parse_layer(item, f"{path}[{i}]", problems, seen)
+        if layer is not None:
+            layers.append(layer)
+    return layers
+
+
+def _parse_layer(item: Any, path: str, problems: list[Problem], seen: dict[str, str]) -> LayerSpec | None:
+    if not isinstance(item, dict):
+        problems.append(Problem(path, "must be an object with 'id' and 'type'"))
+        return None
+    for key in sorted(item.keys() - _LAYER_KEYS):
+        problems.append(Problem(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(_LAYER_KEYS))})"))
+    layer_id = item.get("id")
+    bad_id = id_problem(layer_id)
+    if bad_id:
+        problems.append(Problem(f"{path}.id", bad_id))
+        layer_id = f"_invalid{len(seen)}"
+    elif layer_id in seen:
+        problems.append(Problem(f"{path}.id", f"duplicate id {layer_id!r} (first used at {seen[layer_id]})"))
+    else:
+        seen[layer_id] = path
+    type_name = item.get("type")
+    kind = catalog.kind(type_name) if isinstance(type_name, str) else None
+    if kind is None:
+        close = _close_names(type_name)
+        hint = f"; did you mean {close}?" if close else "; see `workbench catalog` for the layer types"
+        problems.append(Problem(f"{path}.type", f"unknown layer type {type_name!r}{hint}"))
+    frozen = item.get("frozen", False)
+    if not isinstance(frozen, bool):
+        problems.append(Problem(f"{path}.frozen", f"must be true or false, got {frozen!r}"))
+        frozen = False
+    args = item.get("args", {})
+    if not isinstance(args, dict):
+        problems.append(Problem(f"{path}.args", "must be an object of constructor arguments"))
+        args = {}
+    if kind is not None:
+        args = check_args(kind, args, f"{path}.args", problems)
+    layers: list[LayerSpec] = []
+    if "layers" in item:
+        if type_name != "Residual":
+            problems.append(Problem(f"{path}.layers", "only a Residual layer has nested layers"))
+        elif not isinstance(item["layers"], list):
+            problems.append(Problem(f"{path}.layers", "must be a list of layers"))
+        else:
+            layers = _parse_layers(item["layers"], f"{path}.layers", problems, seen)
+    stages = item.get("frozen_stages", [])
+    if "frozen_stages" in item:
+        from workbench.model.backbones import stage_names  # torchvision import only when a file uses backbones
+        allowed = stage_names(type_name) if type_name in catalog.BACKBONES else ()
+        if not allowed:
+            problems.append(Problem(f"{path}.frozen_stages", "only a backbone has stages"))
+            stages = []
+        elif not isinstance(stages, list) or any(s not in allowed for s in stages):
+            problems.append(Problem(f"{path}.frozen_stages", f"must list stage names from {', '.join(allowed)}"))
+            stages = []
+    return LayerSpec(layer_id, type_name if kind else str(type_name), args, frozen, layers, list(stages))
+
+
+def check_args(kind: catalog.LayerKind, args: dict, path: str, problems: list[Problem]) -> dict:
+    """Check constructor arguments against the catalog; return the normalised ones."""
+    out = {}
+    for name, value in args.items():
+        param = kind.param(name)
+        if param is None:
+            known = ", ".join(p.name for p in kind.params) or "none"
+            problems.append(Problem(f"{path}.{name}", f"{kind.name} has no argument {name!r} (arguments: {known})"))
+            continue
+        value, err = param.check(value)
+        if err:
+            problems.append(Problem(f"{path}.{name}", err))
+        else:
+            out[name] = value
+    for param in kind.params:
+        if param.required and param.name not in args:
+            problems.append(Problem(f"{path}.{param.name}", f"{kind.name} needs {param.name} ({param.help})"))
+    return out
+
+
+def _close_names(name: Any) -> str:
+    if not isinstance(name, str):
+        return ""
+    import difflib
+    matches = difflib.get_close_matches(name, list(catalog.BY_NAME), n=2, cutoff=0.6)
+    lower = {k.lower(): k for k in catalog.BY_NAME}
+    if name.lower() in lower and lower[name.lower()] not in matches:
+        matches.insert(0, lower[name.lower()])
+    return " or ".join(repr(m) for m in matches)

@@ -1,0 +1,167 @@
+"""The project file (``*.wbproj``): model spec + data + training config + run history.
+
+JSON, versioned, human-readable. Loading validates everything and reports all problems with
+their JSON path; older versions are migrated; saving is atomic. Weights never live in here.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from workbench.project import config
+from workbench import fileio
+from workbench.errors import Problem, SpecError, WorkbenchError
+from workbench.model.spec import ModelSpec, model_from_json
+
+FORMAT = "model-workbench/project"
+VERSION = 1
+SUFFIX = ".wbproj"
+_TOP_KEYS = {"format", "version", "name", "description", "model", "data", "training", "runs"}
+# version n -> function turning a version-n document into version n+1
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+_ALWAYS_SAVED = {"data": ("source", "val_fraction", "batch_size"),
+                 "training": ("loss", "epochs", "device", "seed")}
+
+
+@dataclass
+class Project:
+    name: str
+    model: ModelSpec
+    data: dict = field(default_factory=config.default_data)
+    training: dict = field(default_factory=config.default_training)
+    runs: list[dict] = field(default_factory=list)
+    description: str = ""
+    path: Path | None = None
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": self.name}
+        if self.description:
+            out["description"] = self.description
+        out["model"] = self.model.to_json()
+        out["data"] = _compact(self.data, config.DATA_FIELDS, _ALWAYS_SAVED["data"])
+        training = _compact(self.training, config.TRAINING_FIELDS, _ALWAYS_SAVED["training"])
+        training["optimizer"] = _compact(self.training["optimizer"], config.OPTIMIZER_FIELDS, ("type", "lr"))
+        schedule = _compact(self.training["schedule"], config.SCHEDULE_FIELDS, ())
+        if schedule:
+            training["schedule"] = schedule
+        out["training"] = training
+        if self.runs:
+            out["runs"] = self.runs
+        return out
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    def run_folder(self) -> Path:
+        """Where runs of this project go by default: ``<file stem>.runs`` beside the file."""
+        if self.path is None:
+            return Path.cwd() / "runs"
+        return self.path.with_name(self.path.stem + ".runs")
+
+
+def _compact(values: dict, fields, keep) -> dict:
+    out = {}
+    for f in fields:
+        v = values.get(f.name)
+        default = list(f.default) if isinstance(f.default, tuple) else f.default
+        if f.name in keep or v != default:
+            out[f.name] = v
+    return out
+
+
+def loads(text: str, source: str | None = None) -> Project:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError([Problem(f"line {exc.lineno} column {exc.colno}", f"not valid JSON: {exc.msg}")],
+                        source) from None
+    return from_json(data, source)
+
+
+def from_json(data: Any, source: str | None = None) -> Project:
+    if not isinstance(data, dict):
+        raise SpecError([Problem("$", "a project file must hold a JSON object")], source)
+    if data.get("format") != FORMAT:
+        raise SpecError([Problem("$.format", f"must be {FORMAT!r}; is this a Model Workbench project?")], source)
+    data = migrate(data, source)
+    problems: list[Problem] = []
+    for key in sorted(data.keys() - _TOP_KEYS):
+        problems.append(Problem(f"$.{key}", f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})"))
+    name = data.get("name", "Untitled")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(Problem("$.name", "must be a non-empty text"))
+        name = "Untitled"
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        problems.append(Problem("$.description", "must be text"))
+        description = ""
+    if "model" not in data:
+        problems.append(Problem("$.model", "missing: a project needs a model with 'input' and 'layers'"))
+    model = _collect(lambda: model_from_json(data.get("model", {}), "$.model"), problems)
+    data_cfg = config.data_from_json(data.get("data"), "$.data", problems)
+    training = config.training_from_json(data.get("training"), "$.training", problems)
+    runs = data.get("runs", [])
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        problems.append(Problem("$.runs", "must be a list of run records"))
+        runs = []
+    if problems:
+        raise SpecError(problems, source)
+    return Project(name, model, data_cfg, training, runs, description)
+
+
+def _collect(fn, problems: list[Problem]):
+    try:
+        return fn()
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def migrate(data: dict, source: str | None = None) -> dict:
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SpecError([Problem("$.version", f"must be a whole number >= 1, got {version!r}")], source)
+    if version > VERSION:
+        raise SpecError([Problem("$.version", f"this file is version {version}, written by a newer Model "
+                                 f"Workbench (this one reads up to {VERSION}); please update")], source)
+    while version < VERSION:
+        data = MIGRATIONS[version](dict(data))
+        version += 1
+        data["version"] = version
+    return data
+
+
+def load(path: Path | str) -> Project:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkbenchError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise SpecError([Problem("$", "not a text file (is it a checkpoint or an export?)")], str(path)) from None
+    except OSError as exc:
+        raise WorkbenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    project = loads(text, str(path))
+    project.path = path
+    return project
+
+
+def save(project: Project, path: Path | str | None = None) -> Path:
+    """Write atomically (temp + fsync + rename); the old file survives any failure."""
+    target = Path(path) if path is not None else project.path
+    if target is None:
+        raise WorkbenchError("the project has no file yet; choose where to save it")
+    fileio.write_text(target, project.dumps())
+    project.path = target
+    return target
+
+
+def new(name: str, model: ModelSpec, **sections) -> Project:
+    problems: list[Problem] = []
+    data_cfg = config.data_from_json(sections.get("data", {}), "$.data", problems)
+    training = config.training_from_json(sections.get("training", {}), "$.training", problems)
+    if problems:
+        raise SpecError(problems)
+    return Project(name, model, data_cfg, training)

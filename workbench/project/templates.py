@@ -1,0 +1,30 @@
+"""Starter projects shipped in ``resources/templates``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.project import project_file as project
+from workbench.errors import WorkbenchError
+from workbench.resources import resource_path
+
+
+def template_dir() -> Path:
+    return resource_path("templates")
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in template_dir().glob(f"*{project.SUFFIX}"))
+
+
+def load(name: str) -> project.Project:
+    path = template_dir() / f"{name}{project.SUFFIX}"
+    if not path.is_file():
+        raise WorkbenchError(f"no template {name!r}; available: {', '.join(names())}")
+    proj = project.load(path)
+    proj.path = None  # a template is a starting point, never saved over
+    return proj
+
+
+def describe(name: str) -> str:
+    proj = load(name)
+    return proj.description or proj.name
