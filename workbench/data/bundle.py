@@ -1,6 +1,6 @@
 """Data: a project's ``data`` section -> train / validation datasets, loaders and the task.
 
-``load_data(cfg)`` reads a source (see data_sources.py), splits it deterministically from
+``load_data(cfg)`` reads a source (see workbench.data.sources.registry), splits it deterministically from
 ``split_seed`` (stratified by class), normalises with statistics of the training part only,
 and returns a ``DataBundle``. The bundle's ``task`` says what the data implies: classes,
 input shape and dtype, the default loss. ``check_fit`` refuses a model whose input or
@@ -14,14 +14,17 @@ from __future__ import annotations
 import math
 import signal
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from workbench.data.sources import registry as sources
+from workbench.data.sources.base import TensorData
+from workbench.errors import LayerError, SpecError, WorkbenchError
 from workbench.model import build, shapes
-from workbench.errors import LayerError, WorkbenchError
 from workbench.model.spec import ModelSpec
+from workbench.project import config
 
 CLASS_LOSSES = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss")
 REGRESSION_LOSSES = ("MSELoss", "L1Loss", "SmoothL1Loss")
@@ -59,30 +62,6 @@ class Task:
         out["input_shape"] = list(self.input_shape)
         out["class_names"] = list(self.class_names)
         return out
-
-
-class TensorData(Dataset):
-    """Examples held in memory as two tensors; batches are fetched with one indexing op."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor,
-                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        self.x, self.y, self.augment = x, y, augment
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        x = self.x[i]
-        if self.augment is not None:
-            x = self.augment(x.unsqueeze(0))[0]
-        return x, self.y[i]
-
-    def __getitems__(self, indices: list[int]):
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        x = self.x[idx]
-        if self.augment is not None:
-            x = self.augment(x)
-        return x, self.y[idx]
 
 
 def _already_batched(batch):
@@ -182,19 +161,14 @@ def load_data(cfg: dict, *, allow_download: bool | None = None) -> DataBundle:
 
     Raises WorkbenchError with what to do for a missing or unreadable source.
     """
-    from workbench.data.sources import base as data_sources
-
     cfg = _with_defaults(cfg)
     if allow_download is not None:
         cfg["download"] = bool(allow_download)
-    raw = data_sources.read(cfg)
+    raw = sources.read(cfg)
     return _split(raw, cfg)
 
 
 def _with_defaults(cfg: dict) -> dict:
-    from workbench.project import config
-    from workbench.errors import SpecError
-
     problems: list = []
     out = config.data_from_json(dict(cfg or {}), "$.data", problems)
     if problems:

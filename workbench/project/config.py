@@ -10,8 +10,13 @@ from typing import Any
 from workbench.errors import Problem
 from workbench.model.params import REQUIRED, Param
 
-DATA_SOURCES = ("digits", "iris", "wine", "breast_cancer", "fake", "image_folder", "csv", "mnist",
-                "fashion_mnist")
+# The data.source names a project may use. The built-in ones are listed here so a project file
+# validates without loading the data layer; workbench.data.sources.registry maps each name to
+# its reader, and its register_source adds further names (add_data_source).
+BUILT_IN_SOURCES = ("digits", "iris", "wine", "breast_cancer", "fake", "image_folder", "csv", "mnist",
+                    "fashion_mnist")
+DATA_SOURCES: list[str] = list(BUILT_IN_SOURCES)
+PATH_SOURCES: list[str] = ["image_folder", "csv", "mnist", "fashion_mnist"]  # data.path is required
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 LOSSES = ("auto", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -95,9 +100,26 @@ def check_fields(data: Any, fields: tuple[Param, ...], path: str, problems: list
 
 def data_from_json(data: Any, path: str, problems: list[Problem]) -> dict:
     out = check_fields(data, DATA_FIELDS, path, problems)
-    if out["source"] in ("image_folder", "csv", "mnist", "fashion_mnist") and not out["path"]:
+    if out["source"] in PATH_SOURCES and not out["path"]:
         problems.append(Problem(f"{path}.path", f"source {out['source']!r} needs a path"))
     return out
+
+
+def add_data_source(name: str, needs_path: bool = False) -> None:
+    """Accept ``data.source = name`` (called by the data layer's ``register_source``)."""
+    if name not in DATA_SOURCES:
+        DATA_SOURCES.append(name)
+    if needs_path and name not in PATH_SOURCES:
+        PATH_SOURCES.append(name)
+
+
+def remove_data_source(name: str) -> None:
+    """Forget a name added with ``add_data_source``; the built-in names stay."""
+    if name in BUILT_IN_SOURCES:
+        return
+    for names in (DATA_SOURCES, PATH_SOURCES):
+        if name in names:
+            names.remove(name)
 
 
 def training_from_json(data: Any, path: str, problems: list[Problem]) -> dict:

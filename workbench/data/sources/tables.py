@@ -17,8 +17,11 @@ MAX_CATEGORIES = 200  # per text column; more is an id or free text, not a categ
 MAX_CLASSES_AUTO = 20  # whole-number targets with at most this many values are classes
 
 
-def read_csv(path: str, target: str | None = None, task: str = "auto") -> TensorSource:
-    file = Path(path).expanduser()
+def read_csv(cfg: dict) -> TensorSource:
+    """The table at ``cfg["path"]``; ``cfg["target"]`` names the column to predict (default: the
+    last one) and ``cfg["task"]`` says classification, regression or auto."""
+    target, task = cfg["target"], cfg["task"]
+    file = Path(cfg["path"]).expanduser()
     header, rows = _read_rows(file)
     if target is None:
         target = header[-1]
