@@ -11,7 +11,6 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 
 from tests.core.test_distributed import PROJECT
-from ui_support import isolated_settings  # noqa: F401 - fixture
 from ui.distributed import dialog as dd
 from ui import project_io
 from workbench.training import checkpoint
@@ -73,7 +72,7 @@ def workers_of(run_dir: Path) -> list[int]:
     return found
 
 
-def test_the_command_for_a_saved_project(qtbot, isolated_settings, tmp_path):  # noqa: F811
+def test_the_command_for_a_saved_project(qtbot, isolated_settings, tmp_path):
     path = saved_project(tmp_path)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
@@ -102,7 +101,7 @@ def test_the_command_for_a_saved_project(qtbot, isolated_settings, tmp_path):  #
     dialog.close()
 
 
-def test_an_unsaved_project_is_saved_first(qtbot, isolated_settings, tmp_path, monkeypatch):  # noqa: F811
+def test_an_unsaved_project_is_saved_first(qtbot, isolated_settings, tmp_path, monkeypatch):
     window = open_window(qtbot, project=templates.load("tabular_mlp"))
     dialog = open_dialog(window)
     assert dialog.command.toPlainText() == ""
@@ -120,7 +119,7 @@ def test_an_unsaved_project_is_saved_first(qtbot, isolated_settings, tmp_path, m
     dialog.close()
 
 
-def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_settings, tmp_path):  # noqa: F811
+def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_settings, tmp_path):
     path = saved_project(tmp_path)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
@@ -144,7 +143,7 @@ def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_sett
     dialog.close()
 
 
-def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp_path):  # noqa: F811
+def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp_path):
     path = saved_project(tmp_path, epochs=1000)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
@@ -166,7 +165,7 @@ def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp
     dialog.close()
 
 
-def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch):  # noqa: F811
+def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch):
     path = saved_project(tmp_path, epochs=1000)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
