@@ -1,5 +1,6 @@
 """Test set-up: Qt offscreen unless a test asks otherwise; small torch thread pools; no
-downloads; and a guard that fails any test leaving a QThread running."""
+downloads; a guard that fails any test leaving a QThread running; and project data that
+both the core and the window tests use."""
 from __future__ import annotations
 
 import os
@@ -49,3 +50,20 @@ def _is_running(thread) -> bool:
         return thread.isRunning()
     except RuntimeError:  # C++ object already deleted
         return False
+
+
+@pytest.fixture(scope="session")
+def wine_ddp_project() -> dict:
+    """The tiny project the distributed runs train (core and window tests): the wine table, an
+    MLP with neither BatchNorm nor dropout, 142 training examples (divisible by 2). Shared by
+    the session: copy it before changing it."""
+    return {
+        "format": "model-workbench/project", "version": 1, "name": "Wine DDP",
+        "model": {"input": {"shape": [13]}, "layers": [
+            {"id": "fc1", "type": "Linear", "args": {"out_features": 32}},
+            {"id": "relu1", "type": "ReLU"},
+            {"id": "fc2", "type": "Linear", "args": {"out_features": 3}}]},
+        "data": {"source": "wine", "val_fraction": 0.2, "batch_size": 8},
+        "training": {"optimizer": {"type": "Adam", "lr": 0.003}, "loss": "CrossEntropyLoss",
+                     "epochs": 2, "device": "cpu", "seed": 0, "log_every": 4},
+    }
