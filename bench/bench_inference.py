@@ -82,7 +82,8 @@ def main():
                      repeat=20)
     print(f"{'resnet18 (3,224,224)':22s} cold {cold:8.1f} ms  warm {warm:7.2f} ms  edit head {r18_head:5.2f} ms "
           f"| real build {real:8.1f} ms | cold/build {cold / real:.2f} (torchvision import once: {tv_import:.0f} ms)")
-    print(f"RESULT linear200_cold_ms={lin[0]:.1f} linear200_edit_ms={lin[2]:.2f} linear200_edit_vs_build={lin[2] / lin[3]:.3f} "
+    print(f"RESULT linear200_cold_ms={lin[0]:.1f} linear200_edit_ms={lin[2]:.2f} "
+          f"linear200_edit_vs_build={lin[2] / lin[3]:.3f} "
           f"conv200_cold_ms={conv[0]:.1f} conv200_edit_ms={conv[2]:.2f} conv200_edit_vs_build={conv[2] / conv[3]:.3f} "
           f"resnet18_cold_ms={cold:.1f} resnet18_warm_ms={warm:.2f} resnet18_cold_vs_build={cold / real:.2f}")
 

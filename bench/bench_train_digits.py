@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from workbench.training import events as ev
+from workbench.training import events as ev  # noqa: E402
 from workbench.project import templates  # noqa: E402
 from workbench.training.engine import Engine  # noqa: E402
 

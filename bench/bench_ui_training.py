@@ -5,10 +5,10 @@ Rounds alternate (headless, window, headless, window, ...) in one invocation, so
 see the same machine load. Headless: ``Engine(project).run()`` in the main thread of a fresh
 process, as ``workbench train`` does (a separate process: once a thread has run parallel
 torch work, its OpenMP team lives on and throttles every other thread's, so a headless run
-in this process would slow the window's run and flatter the comparison). Window: the real MainWindow (Qt offscreen platform unless
-QT_QPA_PLATFORM says otherwise), Start pressed through the Training dock, live plots,
-evaluation and memory gauges running, while a 10 ms heartbeat QTimer measures how late the
-event loop serves it, from the press of Start to the end of the run (set-up included).
+in this process would slow the window's run and flatter the comparison). Window: the real
+MainWindow (Qt offscreen platform unless QT_QPA_PLATFORM says otherwise), Start pressed through
+the Training dock, live plots, evaluation and memory gauges running, while a 10 ms heartbeat
+QTimer measures how late the event loop serves it, from the press of Start to the end of the run (set-up included).
 Throughput is the training set's size over the median epoch time (training only, first epoch
 of each run left out); the ratio is headless / window (goal <= 1.10). Latency goals: p99 <=
 30 ms, max <= 100 ms. Last line: RESULT name=value ...

@@ -90,3 +90,11 @@ def test_headless_commands_never_load_qt(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stderr
+
+
+def test_ruff_finds_nothing():
+    """The [tool.ruff] rules in pyproject.toml (errors and likely bugs, lines <= 120) hold everywhere."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise",
+                             "workbench", "ui", "tests", "bench", "packaging"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

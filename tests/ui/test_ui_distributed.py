@@ -164,7 +164,8 @@ def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp
     dialog.close()
 
 
-def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch, wine_ddp_project):
+def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch,
+                                                      wine_ddp_project):
     path = saved_project(tmp_path, wine_ddp_project, epochs=1000)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
