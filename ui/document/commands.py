@@ -66,7 +66,7 @@ class MoveLayer(QUndoCommand):
 
     def redo(self):
         self.origin = self.doc.locate(self.layer_id)
-        rest = [s.id for s in self.doc.children(self.parent_id) if s.id != self.layer_id]
+        rest = [s.id for s in self.doc.layers_in(self.parent_id) if s.id != self.layer_id]
         index = rest.index(self.anchor_id) if self.anchor_id is not None else len(rest)
         self.doc._move(self.layer_id, self.parent_id, index)
 

@@ -67,7 +67,8 @@ class ProjectDocument(QObject):
     def layer_info(self, layer_id: str) -> build.LayerInfo | None:
         return self._by_id.get(layer_id)
 
-    def children(self, parent_id: str | None) -> list[LayerSpec]:
+    def layers_in(self, parent_id: str | None) -> list[LayerSpec]:
+        """The layer list of the top level (None) or of a Residual block."""
         if parent_id is None:
             return self.spec.layers
         parent = self.spec.find(parent_id)
@@ -139,7 +140,7 @@ class ProjectDocument(QObject):
 
     def insert_layers(self, layers: list[LayerSpec], parent_id: str | None, row: int | None, text: str) -> None:
         self._unlocked()
-        siblings = self.children(parent_id)
+        siblings = self.layers_in(parent_id)
         row = len(siblings) if row is None or row < 0 or row > len(siblings) else row
         self.undo_stack.push(commands.InsertLayers(self, parent_id, row, layers, text))
 
@@ -183,7 +184,7 @@ class ProjectDocument(QObject):
         layer_ids = self.outermost(layer_ids)
         if parent_id is not None and any(self.is_inside(parent_id, i) for i in layer_ids):
             raise WorkbenchError("a Residual block cannot be moved into itself")
-        siblings = self.children(parent_id)
+        siblings = self.layers_in(parent_id)
         anchor = next((s for s in siblings[before_row:] if s.id not in layer_ids), None) \
             if before_row is not None else None
         if self._moves_nothing(layer_ids, parent_id, anchor):
@@ -198,7 +199,7 @@ class ProjectDocument(QObject):
         return True
 
     def _moves_nothing(self, ids: list[str], parent_id: str | None, anchor: LayerSpec | None) -> bool:
-        siblings = [s.id for s in self.children(parent_id)]
+        siblings = [s.id for s in self.layers_in(parent_id)]
         if not all(i in siblings for i in ids):
             return False
         rest = [s for s in siblings if s not in ids]
@@ -242,14 +243,14 @@ class ProjectDocument(QObject):
     # ------------------------------------------------------------ mutators (commands only)
     def _insert(self, parent_id: str | None, row: int, layers: list[LayerSpec]) -> None:
         self.layersAboutToBeInserted.emit(parent_id, row, row + len(layers) - 1)
-        self.children(parent_id)[row:row] = layers
+        self.layers_in(parent_id)[row:row] = layers
         self._reinfer()
         self.layersInserted.emit(parent_id, row, row + len(layers) - 1)
         self.changed.emit()
 
     def _remove(self, parent_id: str | None, row: int) -> LayerSpec:
         self.layersAboutToBeRemoved.emit(parent_id, row, row)
-        layer = self.children(parent_id).pop(row)
+        layer = self.layers_in(parent_id).pop(row)
         self._reinfer()
         self.layersRemoved.emit(parent_id, row, row)
         self.changed.emit()
@@ -263,8 +264,8 @@ class ProjectDocument(QObject):
             return
         qt_row = index + 1 if same and index > src_row else index
         self.layerAboutToBeMoved.emit(src_parent, src_row, parent_id, qt_row)
-        layer = self.children(src_parent).pop(src_row)
-        self.children(parent_id).insert(index, layer)
+        layer = self.layers_in(src_parent).pop(src_row)
+        self.layers_in(parent_id).insert(index, layer)
         self._reinfer()
         self.layerMoved.emit()
         self.changed.emit()
