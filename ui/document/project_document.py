@@ -3,7 +3,8 @@ shape inference, and tells every panel when anything changed.
 
 Panels never edit the spec. They call the edit methods here (``insert_kind``, ``remove``,
 ``move``, ``set_arg``, ``set_frozen``, ...), each of which pushes one ``QUndoCommand`` from
-``ui.commands``; the commands call the small mutators below (``_insert``, ``_remove``, ...),
+``ui.document.commands``; the commands call the small mutators below (``apply_insert``,
+``apply_remove``, ...),
 which announce structural changes with begin/end signals (for the Qt item model) and then
 ``changed`` once inference is fresh. A training dock observes ``changed`` / ``frozenChanged``
 and may lock structural edits with ``set_edit_lock`` while a run owns the model.
@@ -240,15 +241,17 @@ class ProjectDocument(QObject):
         if tuple(shape) != tuple(self.spec.input_shape) or dtype != self.spec.input_dtype:
             self.undo_stack.push(commands.SetInput(self, tuple(shape), dtype))
 
-    # ------------------------------------------------------------ mutators (commands only)
-    def _insert(self, parent_id: str | None, row: int, layers: list[LayerSpec]) -> None:
+    # ------------------------------------------------------------ mutators
+    # The undo commands (ui.document.commands) call these: each changes the model without
+    # recording history and tells the views. Edits go through the methods above.
+    def apply_insert(self, parent_id: str | None, row: int, layers: list[LayerSpec]) -> None:
         self.layersAboutToBeInserted.emit(parent_id, row, row + len(layers) - 1)
         self.layers_in(parent_id)[row:row] = layers
         self._reinfer()
         self.layersInserted.emit(parent_id, row, row + len(layers) - 1)
         self.changed.emit()
 
-    def _remove(self, parent_id: str | None, row: int) -> LayerSpec:
+    def apply_remove(self, parent_id: str | None, row: int) -> LayerSpec:
         self.layersAboutToBeRemoved.emit(parent_id, row, row)
         layer = self.layers_in(parent_id).pop(row)
         self._reinfer()
@@ -256,7 +259,7 @@ class ProjectDocument(QObject):
         self.changed.emit()
         return layer
 
-    def _move(self, layer_id: str, parent_id: str | None, index: int) -> None:
+    def apply_move(self, layer_id: str, parent_id: str | None, index: int) -> None:
         """Move a layer to ``index`` of ``parent_id``'s list as it is once the layer is out."""
         src_parent, src_row = self.locate(layer_id)
         same = src_parent == parent_id
@@ -270,7 +273,7 @@ class ProjectDocument(QObject):
         self.layerMoved.emit()
         self.changed.emit()
 
-    def _update(self, layer_id: str, frozen_path: str | None = None, frozen: bool = False) -> None:
+    def apply_update(self, layer_id: str, frozen_path: str | None = None, frozen: bool = False) -> None:
         """After a layer's args, flags or id changed in place."""
         self._reinfer()
         self.changed.emit()

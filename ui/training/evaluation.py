@@ -4,7 +4,7 @@ predicted and true labels, worst mistakes first.
 The matrix is painted from ``EpochEvent.confusion`` (rows: true class, columns: predicted),
 each row shaded by the share of that class (so a rare class's mistakes stand out as much
 as a common one's), with counts written in when the cells are big enough. The samples come
-from ``ui.eval_samples`` (gathered in the engine thread).
+from ``workbench.training.samples`` (gathered in the engine thread).
 """
 from __future__ import annotations
 

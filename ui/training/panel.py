@@ -1,7 +1,7 @@
 """The training panel: settings, what the data is and whether the model fits it, the run
 buttons, progress, and a banner when a run fails.
 
-The panel shows and asks; the dock (ui.training_dock) runs. Reading the data to show its
+The panel shows and asks; the dock (ui.training.dock) runs. Reading the data to show its
 task happens on a background thread (``TaskProbe``), debounced, and is redone when the data
 settings or the model change; a model that does not fit is flagged here, and Start is
 refused with the reason, before any run begins.
@@ -177,7 +177,7 @@ class TrainingPanel(QWidget):
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
         """The settings side is this widget; ``run_bar`` (buttons, progress) and ``banner``
-        (a failed run) are placed across the top of the dock by ui.training_dock."""
+        (a failed run) are placed across the top of the dock by ui.training.dock."""
         self.start_button = QPushButton("Start", objectName="trainStart")
         self.pause_button = QPushButton("Pause", objectName="trainPause")
         self.pause_button.setToolTip("Pause after the current step; Resume goes on exactly from there (F6)")

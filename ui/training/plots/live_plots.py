@@ -1,12 +1,12 @@
 """Live training plots (pyqtgraph): loss per step, validation loss and accuracy per epoch,
 learning rate; earlier runs muted underneath.
 
-Data arrives in batches (ui.engine_thread) and only marks the plots dirty; a QTimer redraws
+Data arrives in batches (ui.training.engine_bridge) and only marks the plots dirty; a QTimer redraws
 at most every ``REDRAW_MS``, and less often when a frame is slow, so that drawing never
 takes more than ``BUDGET`` of the UI thread: a frame holds the GIL, and every millisecond
 of it is a millisecond the training thread waits (measured: drawing at 20 Hz cut the digits
 CNN's training speed in the window by a third). Every curve is a 1-pixel line with clip-to-view and automatic
-'peak' downsampling over float64 views of growing buffers (ui.plot_buffer), so a run of a
+'peak' downsampling over float64 views of growing buffers (ui.training.plots.series), so a run of a
 million steps redraws in milliseconds. The x axis switches between step, epoch and wall
 time; the loss axis can be logarithmic. Freezes and learning-rate changes made during the
 run show as vertical marks.
