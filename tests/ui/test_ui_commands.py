@@ -15,8 +15,6 @@ from ui.document.commands import UNSET
 from ui.document.project_document import ProjectDocument
 from ui.editor.stack_model import ID, StackModel
 from ui_support import shown_rows
-
-
 def make_doc() -> ProjectDocument:
     model = projects.loads(json.dumps({
         "format": "model-workbench/project", "version": 1, "name": "t",

@@ -11,7 +11,6 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 
 from tests.core.test_distributed import PROJECT
-from ui_support import isolated_settings  # noqa: F401 - fixture
 from ui.distributed import dialog as dd
 from ui import project_io
 from workbench.training import checkpoint

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from PySide6.QtGui import QAction
 
-from ui_support import isolated_settings, window  # noqa: F401
 
 
 def titles(window) -> list[str]:

@@ -10,7 +10,6 @@ import warnings
 from ui.common import workers
 from ui.common.workers import Worker, start_worker
 from ui.training import panel as panel_module
-from ui_support import isolated_settings, window  # noqa: F401
 
 
 def test_the_job_runs_off_the_ui_thread_and_returns_on_it(qtbot):
