@@ -25,11 +25,17 @@ def isolated_settings(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def window(qtbot, isolated_settings):
+def window(qtbot, isolated_settings, monkeypatch):
+    from ui import project_io
     from ui.main_window import MainWindow
 
+    def closing_for_good(_window):
+        """At the end of a test the window closes for real (a test may have made it answer
+        Cancel to unsaved changes), so its shutdown hooks stop and await its workers."""
+        monkeypatch.setattr(project_io, "ask_unsaved", lambda *a: "discard")
+
     w = MainWindow(project=templates.load("digits_cnn"))
-    qtbot.addWidget(w)
+    qtbot.addWidget(w, before_close_func=closing_for_good)
     w.resize(1280, 800)
     w.show()
     qtbot.waitExposed(w)

@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.xvfb
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 CHILD = r'''
 import json, sys, time
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-from workbench import templates
+from workbench.project import templates
 from ui.main_window import MainWindow
-from ui.window_main import configure_app
+from ui.startup import configure_app
 
 app = QApplication([])
 configure_app(app)
@@ -39,7 +39,7 @@ w.show()
 w.activateWindow()
 QTest.qWaitForWindowExposed(w)
 QTest.qWait(300)
-tree, view = w.palette.tree, w.stack
+tree, view = w.layer_palette.tree, w.stack
 left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
 log = {"platform": app.platformName()}
 
@@ -66,7 +66,7 @@ def row_top(layer_id):
 
 
 QTimer.singleShot(15000, app.quit)  # never hang
-item = w.palette.item(sys.argv[1])
+item = w.layer_palette.item(sys.argv[1])
 tree.scrollToItem(item)
 log["palette_blocked_s"] = real_drag(tree.viewport(), tree.visualItemRect(item).center(), row_top("flat"))
 log["after_palette"] = [layer.id for layer in w.doc.spec.layers]  # read before later events run

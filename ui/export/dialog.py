@@ -72,8 +72,8 @@ class ExportDialog(QDialog):
         self.report = JobReport(self)
         self.results: list[export.ExportResult] = []
         self.error = ""
-        folder = project.path.parent if getattr(project, "path", None) else Path.cwd()
-        stem = project.path.stem if getattr(project, "path", None) else re.sub(r"\W+", "_", project.name).strip("_")
+        folder = project.path.parent if project.path else Path.cwd()
+        stem = project.path.stem if project.path else re.sub(r"\W+", "_", project.name).strip("_")
         self._folder, self._stem = folder, (stem.lower() or "model")
         self._build()
         self.formats.button(0).setChecked(True)

@@ -91,6 +91,7 @@ class TrainingDock(QWidget):
         self.live_model = None  # the trained model (or one holding weights loaded in Export)
         self.live_structure: str | None = None
         self.last_end: ev.Event | None = None
+        self._failure: ev.FailedEvent | None = None  # the last failed run, for its details
         warm_up_optimizers()
         self.panel = TrainingPanel(self.doc)
         self.plots = LivePlots()
@@ -274,7 +275,7 @@ class TrainingDock(QWidget):
         return str(end)
 
     def _show_details(self) -> None:
-        failure = getattr(self, "_failure", None)
+        failure = self._failure
         if failure is not None:
             show_details(self, failure.message, failure.detail or "(no traceback: the message says it all)")
 

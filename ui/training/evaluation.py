@@ -211,6 +211,7 @@ def _name(names: list[str], index: int) -> str:
 class EvaluationPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._pending: tuple | None = None  # the latest epoch, drawn when the panel shows
         self.title = QLabel("No evaluation yet: it appears after each epoch.", objectName="evalTitle")
         self.title.setWordWrap(True)
         self.matrix = ConfusionMatrix()
@@ -247,7 +248,7 @@ class EvaluationPanel(QWidget):
         self._draw_pending()
 
     def _draw_pending(self) -> None:
-        pending, self._pending = getattr(self, "_pending", None), None
+        pending, self._pending = self._pending, None
         if pending is None:
             return
         epoch, val_acc, confusion, names, grid = pending

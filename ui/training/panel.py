@@ -167,6 +167,9 @@ class TrainingPanel(QWidget):
         self.form = SettingsForm(doc)
         self.probe = TaskProbe(doc, self)
         self.progress: Progress | None = None
+        self._trainable: int | None = None  # parameters trainable, of _params in all
+        self._params = 0
+        self.epoch_line = ""
         self._build()
         self.form.changed.connect(self._settings_changed)
         doc.changed.connect(self.probe.schedule)
@@ -315,15 +318,15 @@ class TrainingPanel(QWidget):
         self._refresh_trainable()
 
     def show_trainable(self, trainable: int, total: int | None = None) -> None:
-        self._params = total if total is not None else getattr(self, "_params", trainable)
+        self._params = total if total is not None else (self._params if self._trainable is not None else trainable)
         self._trainable = trainable
         self._refresh_trainable()
 
     def _refresh_trainable(self) -> None:
         parts = []
-        if hasattr(self, "_trainable"):
+        if self._trainable is not None:
             parts.append(f"<b>{self._trainable:,}</b> of {self._params:,} parameters trainable")
-        if getattr(self, "epoch_line", ""):
+        if self.epoch_line:
             parts.append(self.epoch_line)
         self.trainable.setText(" · ".join(parts))
 
