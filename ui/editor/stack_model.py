@@ -229,7 +229,7 @@ class StackModel(QAbstractItemModel):
 
     def mimeData(self, indexes):
         ids = []
-        for index in sorted(indexes, key=lambda i: self._order(i)):
+        for index in sorted(indexes, key=lambda i: self.order_key(i)):
             layer_id = self.layer_id(index)
             if layer_id and layer_id not in ids:
                 ids.append(layer_id)
@@ -238,7 +238,7 @@ class StackModel(QAbstractItemModel):
         data.setText("\n".join(ids))
         return data
 
-    def _order(self, index: QModelIndex) -> list[int]:
+    def order_key(self, index: QModelIndex) -> list[int]:
         path = []
         while index.isValid():
             path.insert(0, index.row())
