@@ -20,6 +20,10 @@ from ui.editor.stack_cells import (
     ARGS, CHANGED_ROLES, COLUMNS, FROZEN, HEADER_TIPS, ID, PARAMS, POS, SHAPE, TYPE, Stage, key_args_text,
     layer_cells, stage_cells)
 
+# the column constants are part of this model's interface (the view and tests use them from here)
+__all__ = ["ARGS", "COLUMNS", "FROZEN", "ID", "PARAMS", "POS", "SHAPE", "TYPE", "MIME_LAYER", "MIME_ROWS",
+           "StackModel", "key_args_text"]
+
 MIME_LAYER = "application/x-workbench-layer"  # {"type": "Conv2d"} from the palette
 MIME_ROWS = "application/x-workbench-rows"  # ["conv1", "relu1"]: rows moved within the stack
 

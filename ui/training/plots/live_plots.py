@@ -14,6 +14,7 @@ run show as vertical marks.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +218,12 @@ class LivePlots(QWidget):
                 self._draw_overlay(overlay)
         self._fill_menu()
 
+    def set_all_overlays_visible(self, visible: bool) -> None:
+        for overlay in self.overlays:
+            overlay.visible = visible
+            self._draw_overlay(overlay)
+        self._fill_menu()
+
     def _fill_menu(self) -> None:
         self.runs_menu.clear()
         if not self.overlays:
@@ -228,8 +235,8 @@ class LivePlots(QWidget):
             action.toggled.connect(lambda on, k=overlay.key: self.set_overlay_visible(k, on))
         if self.overlays:
             self.runs_menu.addSeparator()
-            self.runs_menu.addAction("Hide all", lambda: [self.set_overlay_visible(o.key, False) for o in self.overlays])
-            self.runs_menu.addAction("Show all", lambda: [self.set_overlay_visible(o.key, True) for o in self.overlays])
+            self.runs_menu.addAction("Hide all", partial(self.set_all_overlays_visible, False))
+            self.runs_menu.addAction("Show all", partial(self.set_all_overlays_visible, True))
         shown = sum(o.visible for o in self.overlays)
         self.runs_button.setText(f"Earlier runs ({shown}/{len(self.overlays)})" if self.overlays else "Earlier runs")
 
