@@ -45,7 +45,7 @@ def engine_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], lis
         elif isinstance(e, ev.EpochEvent):
             _sync(torch.device(device))
             marks.append((time.perf_counter(), time.process_time()))  # after validation and the checkpoint
-    engine = Engine(proj, run_dir=Path(tempfile.mkdtemp()) / "run", on_event=on_event)
+    engine = Engine(proj, run_dir=Path(tempfile.mkdtemp()) / "run", handlers=[on_event])
     engine.setup()
     t0 = (time.perf_counter(), time.process_time())
     end = engine.run()

@@ -37,7 +37,7 @@ def main() -> None:
                 hit.append(now)
 
     with tempfile.TemporaryDirectory() as tmp:
-        end = Engine(proj, run_dir=Path(tmp) / "run", on_event=on_event).run()
+        end = Engine(proj, run_dir=Path(tmp) / "run", handlers=[on_event]).run()
     total = time.perf_counter() - T_PROCESS
     if not isinstance(end, ev.FinishedEvent):
         print(f"RESULT failed=1 message={end!r}")

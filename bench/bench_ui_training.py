@@ -52,8 +52,8 @@ def headless_worker(epochs: int, folder: Path) -> None:
     """In its own process: train in the main thread, print epoch times as JSON."""
     torch.set_num_threads(2)
     seconds = []
-    engine = Engine(project(epochs, folder), on_event=lambda e: isinstance(e, ev.EpochEvent)
-                    and seconds.append(e.seconds))
+    engine = Engine(project(epochs, folder), handlers=[lambda e: isinstance(e, ev.EpochEvent)
+                                                      and seconds.append(e.seconds)])
     end = engine.run()
     assert isinstance(end, ev.FinishedEvent), end
     print(json.dumps({"seconds": seconds[1:], "train_size": engine.task.train_size}))

@@ -31,7 +31,7 @@ class Recorder(list):
 
 def run(proj, tmp_path, name="run", **kw):
     rec = Recorder()
-    end = Engine(proj, run_dir=tmp_path / name, on_event=rec, **kw).run()
+    end = Engine(proj, run_dir=tmp_path / name, handlers=[rec], **kw).run()
     return end, rec
 
 
@@ -93,18 +93,18 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     full_end, full = run(proj, tmp_path, "full")
     assert isinstance(full_end, ev.FinishedEvent)
 
-    engine = Engine(proj, run_dir=tmp_path / "part", on_event=None)
+    engine = Engine(proj, run_dir=tmp_path / "part")
     first = Recorder()
 
     def stop_mid_epoch_two(e):
         first(e)
         if isinstance(e, ev.StepEvent) and e.step == 26:
-            engine.stop()
-    engine.on_event = stop_mid_epoch_two
+            engine.controls.stop()
+    engine.add_handler(stop_mid_epoch_two)
     stopped = engine.run()
     assert isinstance(stopped, ev.StoppedEvent) and stopped.epoch == 2
     assert stopped.step == 27  # the first step boundary after the request (losses are read 4 at a time)
-    resumed = Engine(proj, resume_from=stopped.checkpoint, on_event=(second := Recorder()))
+    resumed = Engine(proj, resume_from=stopped.checkpoint, handlers=[second := Recorder()])
     end = resumed.run()
     assert isinstance(end, ev.FinishedEvent) and resumed.run_dir == tmp_path / "part"
     losses = [s.loss for s in first.of(ev.StepEvent) + second.of(ev.StepEvent)]
@@ -118,7 +118,7 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
 
 def test_nan_loss_fails_naming_the_step_and_restores_good_weights(tmp_path):
     proj = digits(epochs=1, log_every=4)
-    engine = Engine(proj, run_dir=tmp_path / "r", on_event=(rec := Recorder()))
+    engine = Engine(proj, run_dir=tmp_path / "r", handlers=[rec := Recorder()])
     engine.setup()
     good = {}
     real_loss, calls = engine.runner.loss_fn, [0]
@@ -128,8 +128,7 @@ def test_nan_loss_fails_naming_the_step_and_restores_good_weights(tmp_path):
         loss = real_loss(out, y)
         return loss * float("nan") if calls[0] == 7 else loss
     engine.runner.loss_fn = poisoned
-    engine.on_event = lambda e: (rec(e), isinstance(e, ev.StepEvent) and e.step == 4 and good.update(
-        state_of(engine.model)))
+    engine.add_handler(lambda e: isinstance(e, ev.StepEvent) and e.step == 4 and good.update(state_of(engine.model)))
     end = engine.run()
     assert isinstance(end, ev.FailedEvent) and end.step == 7 and end.phase == "training"
     assert "step 7" in end.message and "learning rate" in end.message and "weights after step 4" in end.message
@@ -151,7 +150,7 @@ def test_a_learning_rate_far_too_high_ends_in_a_clear_failure(tmp_path):
 @pytest.mark.parametrize("where", ["forward", "optimizer step"])
 def test_out_of_memory_names_the_batch_size_and_keeps_the_weights(tmp_path, where):
     proj = digits(epochs=1, log_every=1)
-    engine = Engine(proj, run_dir=tmp_path / "r", on_event=(rec := Recorder()))
+    engine = Engine(proj, run_dir=tmp_path / "r", handlers=[rec := Recorder()])
     engine.setup()
     good = {}
 
@@ -172,8 +171,7 @@ def test_out_of_memory_names_the_batch_size_and_keeps_the_weights(tmp_path, wher
                 oom_on_step_5()
             return real_step(*a, **k)
         engine.optimizer.step = half_update_then_oom
-    engine.on_event = lambda e: (rec(e), isinstance(e, ev.StepEvent) and e.step == 4 and good.update(
-        state_of(engine.model)))
+    engine.add_handler(lambda e: isinstance(e, ev.StepEvent) and e.step == 4 and good.update(state_of(engine.model)))
     end = engine.run()
     assert isinstance(end, ev.FailedEvent), end
     assert "out of memory" in end.message and "batch size 64" in end.message and "try 32" in end.message
@@ -263,7 +261,7 @@ def test_default_run_folder_and_run_record_beside_the_project(tmp_path):
 def test_a_broken_listener_does_not_break_the_run(tmp_path, caplog):
     def listener(e):
         raise ValueError("listener bug")
-    end = Engine(digits(epochs=1), run_dir=tmp_path / "r", on_event=listener).run()
+    end = Engine(digits(epochs=1), run_dir=tmp_path / "r", handlers=[listener]).run()
     assert isinstance(end, ev.FinishedEvent)
     assert "listener" in caplog.text
 

@@ -84,7 +84,7 @@ def test_collect_evaluates_the_epochs_mistakes_and_spread_samples(tmp_path):
     def on_event(e):
         if isinstance(e, ev.EpochEvent):
             grids.append((e, collect(engine, e, n=12)))
-    engine = Engine(proj, run_dir=tmp_path / "r", on_event=on_event)
+    engine = Engine(proj, run_dir=tmp_path / "r", handlers=[on_event])
     assert isinstance(engine.run(), ev.FinishedEvent)
     event, grid = grids[0]
     assert len(grid.samples) == 12 and grid.class_names == [str(i) for i in range(10)]

@@ -61,9 +61,8 @@ def test_bridge_delivers_events_in_batches_and_ends_after_its_thread(qtbot, tmp_
     seen_threads = []
     run.events.connect(lambda _: seen_threads.append(threading.current_thread()))
     niceness = []
-    forward = run.engine.on_event
-    run.engine.on_event = lambda e: (niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-                                     if sys.platform.startswith("linux") else None, forward(e))
+    run.engine.add_handler(lambda e: niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+                           if sys.platform.startswith("linux") else None)
     order = []
     run.events.connect(lambda _: order.append("events"))
     run.ended.connect(lambda *_: order.append("ended"))

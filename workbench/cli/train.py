@@ -69,7 +69,7 @@ def _train(args, proj, par) -> int:
 
     main = par is None or par.is_main
     progress = Progress(sys.stderr, quiet=args.quiet or not main)
-    engine = Engine(proj, run_dir=args.out, on_event=progress, resume_from=args.resume,
+    engine = Engine(proj, run_dir=args.out, handlers=[progress], resume_from=args.resume,
                     device=args.device if par is None else par.device_name, epochs=args.epochs, parallel=par)
     if par is not None and main and not args.quiet:
         for line in [par.describe(engine.data_cfg["batch_size"]), *(f"note: {n}" for n in par.notes)]:
@@ -80,7 +80,7 @@ def _train(args, proj, par) -> int:
     def on_sigint(signum, frame):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts at once
         progress.message("stopping after this step (Ctrl-C again to abort)")
-        engine.stop()
+        engine.controls.stop()
 
     def on_stop_signal(signum, frame):  # torchrun forwards Ctrl-C / SIGTERM to every process once
         if main:
