@@ -15,6 +15,7 @@ Goals: step-time ratio <= 1.03, peak-memory ratio <= 1.05. Last line: RESULT nam
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -36,7 +37,7 @@ def engine_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], lis
     from workbench.training.engine import Engine
 
     proj = templates.load(TEMPLATE)
-    proj.training.update(epochs=epochs, device=device)
+    proj.training = dataclasses.replace(proj.training, epochs=epochs, device=device)
     losses, marks = [], []
 
     def on_event(e):
@@ -63,11 +64,11 @@ def plain_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], list
     from workbench.project import templates
 
     proj = templates.load(TEMPLATE)
-    bundle = data.load_data(proj.data)
-    seed, dev = proj.training["seed"], torch.device(device)
+    bundle = data.load_data(proj.data.to_dict())
+    seed, dev = proj.training.seed, torch.device(device)
     torch.manual_seed(seed)
     model = build.build_model(proj.model).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=proj.training["optimizer"]["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=proj.training.optimizer.lr)
     loss_fn = nn.CrossEntropyLoss()
     loader, val_loader = bundle.loader("train", seed=seed), bundle.loader("val")
     tmp = Path(tempfile.mkdtemp())

@@ -16,6 +16,7 @@ of each run left out); the ratio is headless / window (goal <= 1.10). Latency go
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -43,7 +44,7 @@ GOALS = {"ratio": 1.10, "p99": 30.0, "max": 100.0}
 
 def project(epochs: int, folder: Path):
     proj = templates.load("digits_cnn")
-    proj.training.update(epochs=epochs)
+    proj.training = dataclasses.replace(proj.training, epochs=epochs)
     proj.path = folder / "digits.wbproj"
     return proj
 

@@ -1,6 +1,8 @@
 """The engine's parts: the resumable state object, the handler mechanism, the controls object."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "rng", "position
 
 def digits(epochs=2, **training):
     proj = templates.load("digits_mlp")
-    proj.training.update(epochs=epochs, tensorboard=False, **training)
+    proj.training = replace(proj.training, epochs=epochs, tensorboard=False, **training)
     return proj
 
 
@@ -40,7 +42,8 @@ def same(a, b) -> bool:
 
 def test_state_dict_round_trip_restores_the_same_state_and_the_checkpoint_is_that_dict(tmp_path):
     proj = digits(epochs=2, log_every=1)
-    proj.training["schedule"] = {**proj.training["schedule"], "type": "step", "step_size": 1, "gamma": 0.5}
+    proj.training = replace(proj.training, schedule=replace(proj.training.schedule, type="step", step_size=1,
+                                                             gamma=0.5))
     part = Engine(proj, run_dir=tmp_path / "part")
     part.add_handler(lambda e: isinstance(e, ev.StepEvent) and e.step == 30 and part.controls.stop())
     stopped = part.run()
@@ -182,7 +185,7 @@ def test_broken_handlers_are_logged_and_the_run_goes_on(tmp_path, caplog):
 def test_run_end_comes_once_even_when_set_up_fails(tmp_path):
     hooks = Hooks()
     proj = digits()
-    proj.data["source"] = "iris"  # the MLP takes 64 inputs: refused at set-up
+    proj.data = replace(proj.data, source="iris")  # the MLP takes 64 inputs: refused at set-up
     end = Engine(proj, run_dir=tmp_path / "r", handlers=[hooks]).run()
     assert isinstance(end, ev.FailedEvent) and end.phase == "setup"
     assert hooks.calls == [("event", "failed"), ("end", None)]

@@ -1,6 +1,8 @@
 """Controlling a running engine from another thread, as the window does."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import threading
 import time
 
@@ -36,7 +38,7 @@ def wait_for(predicate, timeout=20.0):
 
 def start(tmp_path, epochs=500, **training):
     proj = templates.load("digits_cnn")
-    proj.training.update(epochs=epochs, log_every=1, tensorboard=False, **training)
+    proj.training = replace(proj.training, epochs=epochs, log_every=1, tensorboard=False, **training)
     rec = Recorder()
     engine = Engine(proj, run_dir=tmp_path / "run", handlers=[rec])
     result = []
@@ -101,7 +103,7 @@ def test_stop_while_paused_and_stop_before_the_first_step(tmp_path):
     assert isinstance(result[0], ev.StoppedEvent) and not rec.of(ev.ResumedEvent)
 
     proj = templates.load("digits_mlp")
-    proj.training["tensorboard"] = False
+    proj.training = replace(proj.training, tensorboard=False)
     early = Engine(proj, run_dir=tmp_path / "early")
     early.controls.stop()  # before run: stops after the first step with a checkpoint
     end = early.run()

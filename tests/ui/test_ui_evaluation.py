@@ -2,6 +2,8 @@
 predicted and true labels, worst mistakes first."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
@@ -77,7 +79,7 @@ def test_to_image_undoes_normalisation_for_display():
 
 def test_collect_evaluates_the_epochs_mistakes_and_spread_samples(tmp_path):
     proj = templates.load("digits_cnn")
-    proj.training.update(epochs=1, tensorboard=False)
+    proj.training = replace(proj.training, epochs=1, tensorboard=False)
     grids = []
     engine = None
 

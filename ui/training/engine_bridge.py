@@ -15,7 +15,6 @@ thread-safe ``controls``; it applies them between two steps.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import re
@@ -67,8 +66,8 @@ def snapshot(project: projects.Project) -> projects.Project:
         stem = re.sub(r"\W+", "_", project.name).strip("_").lower() or "untitled"
         path = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) \
             / "unsaved" / f"{stem}{projects.SUFFIX}"
-    return projects.Project(project.name, project.model.copy(), copy.deepcopy(project.data),
-                            copy.deepcopy(project.training), [], project.description, path)
+    return projects.Project(project.name, project.model.copy(), project.data, project.training, [],
+                            project.description, path)  # settings are frozen: shared, never changed in place
 
 
 @dataclass
@@ -228,10 +227,9 @@ class TrainingRun(QObject):
 def run_settings(project: projects.Project) -> dict:
     """The hyper-parameters a person compares runs by."""
     d, t = project.data, project.training
-    out = {"source": d["source"], "batch_size": d["batch_size"], "val_fraction": d["val_fraction"],
-           "optimizer": t["optimizer"]["type"], "lr": t["optimizer"]["lr"],
-           "weight_decay": t["optimizer"]["weight_decay"], "schedule": t["schedule"]["type"],
-           "epochs": t["epochs"], "seed": t["seed"], "device": t["device"], "amp": t["amp"]}
-    if d.get("path"):
-        out["path"] = d["path"]
+    out = {"source": d.source, "batch_size": d.batch_size, "val_fraction": d.val_fraction,
+           "optimizer": t.optimizer.type, "lr": t.optimizer.lr, "weight_decay": t.optimizer.weight_decay,
+           "schedule": t.schedule.type, "epochs": t.epochs, "seed": t.seed, "device": t.device, "amp": t.amp}
+    if d.path:
+        out["path"] = d.path
     return out

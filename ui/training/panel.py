@@ -71,7 +71,7 @@ class TaskProbe(QObject):
             self._again = True
             return
         p = self.doc.project
-        self._worker.submit(_probe, dict(p.data), p.model.copy(), p.training["loss"], self._cache, done=self._got)
+        self._worker.submit(_probe, p.data.to_dict(), p.model.copy(), p.training.loss, self._cache, done=self._got)
 
     def _got(self, fit, error) -> None:
         if error is not None and not isinstance(error, WorkbenchError):
@@ -263,8 +263,9 @@ class TrainingPanel(QWidget):
         else:
             t = result.task
             kind = (f"{t.num_classes} classes" if t.is_classification else "regression (one number)")
+            loss = self.doc.project.training.loss
             text = (f"<b>{_html(t.description)}</b><br>{kind} · input {fmt(t.input_shape)} · "
-                    f"loss {t.default_loss if self.doc.project.training['loss'] == 'auto' else self.doc.project.training['loss']}")
+                    f"loss {t.default_loss if loss == 'auto' else loss}")
             if result.problem:
                 text += (f"<br><span style='color:#b91c1c'>&#9888; The model does not fit this data: "
                          f"{_html(result.problem)}</span>")

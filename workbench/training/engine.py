@@ -21,7 +21,7 @@ host sync instead of one per step); each step still gets its own ``StepEvent``.
 from __future__ import annotations
 
 import collections
-import copy
+import dataclasses
 import logging
 import math
 import time
@@ -57,18 +57,18 @@ class Engine:
         # Copy everything now: the window may edit the project while the run goes on.
         self.project = project
         self.spec = project.model.copy()
-        self.data_cfg = copy.deepcopy(project.data)
-        self.cfg = copy.deepcopy(project.training)
+        self.data_settings = project.data  # frozen dataclasses: the engine keeps the ones it started with
+        self.settings = project.training
         if epochs is not None:
-            self.cfg["epochs"] = int(epochs)
+            self.settings = dataclasses.replace(self.settings, epochs=int(epochs))
         if device is not None:
-            self.cfg["device"] = device
+            self.settings = dataclasses.replace(self.settings, device=device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.parallel = parallel or Parallel()
         self.controls = Controls(controllable_paths(self.spec))
         self.handlers: list[ev.Handler] = [MetricsLog()]
-        if self.cfg["tensorboard"]:
+        if self.settings.tensorboard:
             self.handlers.append(TensorBoardLog())
         self.handlers.append(memory.MemoryMonitor())
         for handler in handlers:
@@ -183,30 +183,28 @@ class Engine:
         """Load data, build and check the model, create optimiser and schedule, restore a
         checkpoint. Raises WorkbenchError; ``run`` turns that into a FailedEvent."""
         self._mark_start()
-        cfg, par = self.cfg, self.parallel
-        self.device = device = resolve_device(cfg["device"])
-        self.data = bundle = data.load_data(self.data_cfg)
+        s, par = self.settings, self.parallel
+        self.device = device = resolve_device(s.device)
+        self.data = bundle = data.load_data(self.data_settings.to_dict())
         self.task = task = bundle.task
-        self.loss_name = task.default_loss if cfg["loss"] == "auto" else cfg["loss"]
+        self.loss_name = task.default_loss if s.loss == "auto" else s.loss
         data.check_fit(self.spec, task, self.loss_name)
-        torch.manual_seed(cfg["seed"])
+        torch.manual_seed(s.seed)
         self.model = model = build.build_model(self.spec).to(device)
-        self.optimizer = optim.make_optimizer(model.parameters(), cfg)
-        self.loader = bundle.loader("train", seed=cfg["seed"], rank=par.rank, world_size=par.world_size,
-                                    device=device)
+        self.optimizer = optim.make_optimizer(model.parameters(), s.optimizer)
+        self.loader = bundle.loader("train", seed=s.seed, rank=par.rank, world_size=par.world_size, device=device)
         self.val_loader = bundle.loader("val", rank=par.rank, world_size=par.world_size,
                                         device=device) if bundle.val is not None else None
         self.steps_per_epoch = len(self.loader.batch_sampler)
-        self.scheduler, sched_per_step = optim.make_scheduler(self.optimizer, cfg, cfg["epochs"],
-                                                              self.steps_per_epoch)
+        self.scheduler, sched_per_step = optim.make_scheduler(self.optimizer, s, self.steps_per_epoch)
         notes: list[str] = []
         amp_dtype, scaler = None, None
-        if cfg["amp"] and device.type == "cuda":
+        if s.amp and device.type == "cuda":
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-        elif cfg["amp"]:
+        elif s.amp:
             notes.append(f"mixed precision is for CUDA only; training in float32 on {device}")
-        shape = RunShape(cfg["epochs"], self.steps_per_epoch, self.data_cfg["batch_size"], par.world_size,
+        shape = RunShape(s.epochs, self.steps_per_epoch, self.data_settings.batch_size, par.world_size,
                          self.spec.to_json(), task.to_dict())
         self.state = TrainingState(model, self.optimizer, self.scheduler, sched_per_step, scaler, shape)
         if self.resume_from is not None:
@@ -216,7 +214,7 @@ class Engine:
         # DDP after the restore: it sees the final frozen set
         self.runner = StepRunner(par.wrap(model), self.optimizer,
                                  optim.make_loss(self.loss_name, task.is_classification), device,
-                                 cfg["grad_clip"], amp_dtype, scaler, non_blocking=self.loader.pin_memory)
+                                 s.grad_clip, amp_dtype, scaler, non_blocking=self.loader.pin_memory)
         train_mode(model)
         if not any(p.requires_grad for p in model.parameters()):
             notes.append("every layer is frozen: nothing will learn until one is unfrozen")
@@ -226,8 +224,8 @@ class Engine:
         memory.reset_peak(device)
         self.keeper = GoodWeights(model, self.step)
         total, trainable = build.param_count(model)
-        self.emit(ev.StartedEvent(str(self.run_dir), str(device), cfg["epochs"], self.steps_per_epoch,
-                                  self.state.position.epoch + 1, self.step, self.data_cfg["batch_size"], total,
+        self.emit(ev.StartedEvent(str(self.run_dir), str(device), s.epochs, self.steps_per_epoch,
+                                  self.state.position.epoch + 1, self.step, self.data_settings.batch_size, total,
                                   trainable, task.to_dict(), notes))
         if self._resume_rng is not None:
             set_rng_state(self._resume_rng)  # last, so nothing in set-up draws from it
@@ -261,13 +259,13 @@ class Engine:
             self._opened = True
 
     def _train(self) -> ev.Event:
-        cfg, pos = self.cfg, self.state.position
+        s, pos = self.settings, self.state.position
         try:
-            while pos.epoch < cfg["epochs"]:
+            while pos.epoch < s.epochs:
                 t_epoch = time.perf_counter()
                 train_mode(self.model)
                 self.loader.batch_sampler.set_epoch(pos.epoch, skip=pos.batch)
-                self.loader.generator.manual_seed(cfg["seed"] * 1_000_003 + pos.epoch)
+                self.loader.generator.manual_seed(s.seed * 1_000_003 + pos.epoch)
                 if self._run_epoch() == "stop":
                     return self._stopped()
                 self._flush()
@@ -285,7 +283,7 @@ class Engine:
     def _run_epoch(self) -> str:
         pos, runner, pending, meta = self.state.position, self.runner, self._pending, self._pending_meta
         controls = self.controls
-        log_every = self.cfg["log_every"]
+        log_every = self.settings.log_every
         sched = self.scheduler if self.state.sched_per_step else None
         opt_groups = self.optimizer.param_groups
         self._flush_t = time.perf_counter()
@@ -445,7 +443,7 @@ class Engine:
         return self.emit(ev.FailedEvent(message, phase, step, detail))
 
     def _oom_message(self, step: int, phase: str) -> str:
-        bs = self.data_cfg["batch_size"]
+        bs = self.data_settings.batch_size
         where = f"at step {step + 1}" if phase == "training" else "while setting up"
         if self._validating:
             where = f"validating after epoch {self.state.position.epoch + 1}"
@@ -454,7 +452,7 @@ class Engine:
             reading = memory.read([self.device]).device(f"cuda:{self.device.index or 0}")
             if reading is not None:
                 where += f" ({memory.fmt_bytes(reading.peak)} peak of {memory.fmt_bytes(reading.total)})"
-            if not self.cfg["amp"]:
+            if not self.settings.amp:
                 fix += ", turn on training.amp"
         return (f"out of memory {where} on {self.device} with batch size {bs}: {fix}, use smaller images or a "
                 "smaller model")
