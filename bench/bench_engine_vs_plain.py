@@ -64,7 +64,7 @@ def plain_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], list
     from workbench.project import templates
 
     proj = templates.load(TEMPLATE)
-    bundle = data.load_data(proj.data.to_dict())
+    bundle = data.load_data(proj.data)
     seed, dev = proj.training.seed, torch.device(device)
     torch.manual_seed(seed)
     model = build.build_model(proj.model).to(dev)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from workbench.model import build
-from workbench.export import base as export
+from workbench.export import exporter as export
 from workbench.project import templates  # noqa: E402
 from workbench.export.verify import FreshProcess  # noqa: E402
 

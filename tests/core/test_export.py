@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from workbench.model import build
-from workbench.export import base as export, onnx_format as export_onnx
+from workbench.export import exporter as export, onnx_format as export_onnx
 from workbench import fileio
 from workbench.project import templates
 from workbench.errors import WorkbenchError

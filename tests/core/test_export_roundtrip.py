@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from workbench.model import build
-from workbench.export import base as export
+from workbench.export import exporter as export
 from workbench.project import templates
 from workbench.model.spec import LayerSpec as L
 from workbench.model.spec import ModelSpec

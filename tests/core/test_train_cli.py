@@ -18,7 +18,7 @@ import torch
 from workbench.cli import main as cli
 from workbench.training import events as ev, runlog
 from workbench.project import project_file as project, templates
-from workbench.cli.train import Progress
+from workbench.cli.train import ProgressLine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_progress_line_on_a_terminal():
             return True
 
     out = Tty()
-    p = Progress(out)
+    p = ProgressLine(out)
     p(ev.StartedEvent("r", "cpu", 2, 10, 1, 0, 64, 100, 100, {"description": "d"}))
     for step in range(1, 11):
         p(ev.StepEvent(step, 1, 0.5, 0.01, 1000.0))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from workbench.model import build, weights
-from workbench.export import base as export
+from workbench.export import exporter as export
 from workbench.errors import WorkbenchError
 from workbench.model.spec import LayerSpec as L
 from workbench.model.spec import ModelSpec

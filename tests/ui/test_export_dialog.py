@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel  # noqa: E402
 
 from ui.export.dialog import ExportDialog  # noqa: E402
 from workbench.model import build
-from workbench.export import base as export
+from workbench.export import exporter as export
 from workbench.project import templates  # noqa: E402
 
 WAIT_MS = 180_000

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFil
                                QRadioButton, QSpinBox, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from workbench.model import build, weights
-from workbench.export import base as export
+from workbench.export import exporter as export
+from workbench.export.base import OPSET_RANGE
 from workbench.errors import WorkbenchError
 from workbench.export.python_source import class_name
 from workbench.model.shapes import fmt
@@ -145,7 +146,7 @@ class ExportDialog(QDialog):
         for key, text in _MODES.items():
             self.mode.addItem(text, key)
         self.opset = QSpinBox()
-        self.opset.setRange(*export.OPSET_RANGE)
+        self.opset.setRange(*OPSET_RANGE)
         self.opset.setValue(export.ExportOptions.opset)
         self.opset.setMaximumWidth(90)
         self.opset.setToolTip("ONNX operator set: 18 is written natively; others are converted, which may "

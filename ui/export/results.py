@@ -9,7 +9,8 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from workbench.errors import WorkbenchError
-from workbench.export.base import FORMATS, ExportResult, human_size, human_time
+from workbench.export.base import ExportResult, human_size, human_time
+from workbench.export.registry import FORMATS
 
 from ui.common import icons
 

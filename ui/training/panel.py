@@ -9,7 +9,6 @@ refused with the reason, before any run begins.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -17,9 +16,11 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, Q
                                QWidget)
 
 from workbench.data import bundle as data
+from workbench.project.settings import DataSettings
 from workbench.training import events as ev
 from workbench.errors import WorkbenchError
 from workbench.model.shapes import fmt
+from workbench.progress import Progress
 
 from ui.common.workers import Background
 from ui.training.settings_form import SettingsForm
@@ -34,11 +35,11 @@ class Fit:
     problem: str | None  # why the model cannot train on this data (None: it fits)
 
 
-def _probe(data_cfg: dict, spec, loss: str, cache: dict) -> Fit:
-    key = json.dumps(data_cfg, sort_keys=True, default=str)
+def _probe(settings: DataSettings, spec, loss: str, cache: dict) -> Fit:
+    key = json.dumps(settings.to_dict(), sort_keys=True, default=str)
     task = cache.get(key)
     if task is None:
-        task = data.load_data(data_cfg).task  # reads (a part of) the data: background thread only
+        task = data.load_data(settings).task  # reads (a part of) the data: background thread only
         cache.clear()
         cache[key] = task
     try:
@@ -71,7 +72,7 @@ class TaskProbe(QObject):
             self._again = True
             return
         p = self.doc.project
-        self._worker.submit(_probe, p.data.to_dict(), p.model.copy(), p.training.loss, self._cache, done=self._got)
+        self._worker.submit(_probe, p.data, p.model.copy(), p.training.loss, self._cache, done=self._got)
 
     def _got(self, fit, error) -> None:
         if error is not None and not isinstance(error, WorkbenchError):
@@ -94,52 +95,6 @@ class TaskProbe(QObject):
     def shutdown(self) -> None:
         self._timer.stop()
         self._worker.shutdown()
-
-
-def clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class Progress:
-    """Epoch, step, samples/s and ETA from the engine's events."""
-
-    def __init__(self, started: ev.StartedEvent):
-        self.epochs, self.per_epoch = started.epochs, max(1, started.steps_per_epoch)
-        self.total = self.epochs * self.per_epoch
-        self.first_step = self.step = started.start_step
-        self.epoch = started.start_epoch
-        self.batch = started.batch_size
-        self.rate = 0.0
-        self.epoch_seconds: list[float] = []
-        self.t0 = time.monotonic()
-
-    def on_step(self, e: ev.StepEvent) -> None:
-        self.step, self.epoch = e.step, e.epoch
-        self.rate = e.samples_per_s if not self.rate else 0.7 * self.rate + 0.3 * e.samples_per_s
-
-    def on_epoch(self, e: ev.EpochEvent) -> None:
-        self.epoch_seconds.append(e.seconds)
-        self.epoch = min(self.epochs, e.epoch + 1)
-
-    def eta(self) -> float | None:
-        left = self.total - self.step
-        if self.epoch_seconds:  # whole epochs include validation and the checkpoint
-            per_step = sum(self.epoch_seconds[-3:]) / len(self.epoch_seconds[-3:]) / self.per_epoch
-            return left * per_step
-        if self.rate > 0:
-            return left * self.batch / self.rate
-        return None
-
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.total) if self.total else 0.0
-
-    def text(self) -> str:
-        eta = self.eta()
-        return (f"Epoch {self.epoch}/{self.epochs} · step {self.step:,}/{self.total:,} · "
-                f"{self.rate:,.0f} samples/s · ETA {clock(eta) if eta is not None else '…'}")
 
 
 class TrainingPanel(QWidget):
@@ -279,7 +234,7 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------ progress
     def on_started(self, e: ev.StartedEvent) -> None:
-        self.progress = Progress(e)
+        self.progress = Progress(e.epochs, e.steps_per_epoch, start_step=e.start_step, start_epoch=e.start_epoch)
         self.bar.setValue(int(200 * self.progress.fraction()))
         self.status.setText(f"Training on {e.device} · {self.progress.text()}")
         self.show_trainable(e.trainable, e.params)
@@ -288,7 +243,7 @@ class TrainingPanel(QWidget):
         if self.progress is None:
             return
         for e in steps[-3:]:
-            self.progress.on_step(e)
+            self.progress.on_step(e.step, e.epoch, e.samples_per_s)
         value = int(200 * self.progress.fraction())
         if value != self.bar.value():
             self.bar.setValue(value)
@@ -297,7 +252,7 @@ class TrainingPanel(QWidget):
 
     def on_epoch(self, e: ev.EpochEvent) -> None:
         if self.progress is not None:
-            self.progress.on_epoch(e)
+            self.progress.on_epoch(e.epoch, e.seconds)
         acc = f", val acc {e.val_acc:.3f}" if e.val_acc is not None else ""
         self.epoch_line = f"epoch {e.epoch}: loss {e.train_loss:.4f}{acc}"
         self._refresh_trainable()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from workbench.cli.common import load_project
 from workbench.errors import WorkbenchError
-from workbench.export.base import FORMATS, OPSET_RANGE, TORCHSCRIPT_MODES
+from workbench.export.base import OPSET_RANGE, TORCHSCRIPT_MODES
+from workbench.export.registry import FORMATS
 
 
 def add_arguments(p) -> None:
@@ -33,10 +35,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from workbench.model import build, weights
-    from workbench.export import base as export
-    from workbench.cli.main import load_project
+    from workbench.export import exporter as export
     from workbench.export.torch_formats import buildable
+    from workbench.model import build, weights
 
     if not OPSET_RANGE[0] <= args.opset <= OPSET_RANGE[1]:
         raise WorkbenchError(f"the ONNX opset (--opset) must be between {OPSET_RANGE[0]} and {OPSET_RANGE[1]}, "

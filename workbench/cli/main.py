@@ -2,22 +2,24 @@
 
 Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
 input; never a traceback for a user mistake. ``train`` and ``export`` live in their own
-modules (train_cli.py, export_cli.py) and are loaded only when used.
+modules (workbench/cli/train.py, workbench/cli/export.py); what they share with the commands
+here is in workbench/cli/common.py.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 
+from workbench.cli import export as export_command, train as train_command
+from workbench.cli.common import load_project, one_line
 from workbench.errors import WorkbenchError
 
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
 EXTERNAL = {
-    "train": ("workbench.cli.train", "train a project headless (DDP under torchrun)"),
-    "export": ("workbench.cli.export", "export a project's model to a file and verify it"),
+    "train": (train_command, "train a project headless (DDP under torchrun)"),
+    "export": (export_command, "export a project's model to a file and verify it"),
 }
 COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
 
@@ -46,14 +48,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     sub.add_parser("catalog", help="list every layer type with its arguments")
     for name, (module, help_text) in EXTERNAL.items():
-        p = sub.add_parser(name, help=help_text)
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.add_arguments(p)
+        module.add_arguments(sub.add_parser(name, help=help_text))
     return parser
 
 
@@ -65,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command in EXTERNAL:
-            return importlib.import_module(EXTERNAL[args.command][0]).run(args)
-        return globals()[f"cmd_{args.command}"](args)
+            return EXTERNAL[args.command][0].run(args)
+        return OWN[args.command](args)
     except WorkbenchError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -78,19 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-def _one_line(exc: Exception) -> str:
-    return " | ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip())
-
-
-def load_project(file: Path):
-    """A project from a path, or a template by name when no such file exists."""
-    from workbench.project import project_file as project, templates
-
-    if not file.exists() and file.suffix == "" and str(file) in templates.names():
-        return templates.load(str(file))
-    return project.load(file)
 
 
 def cmd_summary(args) -> int:
@@ -170,6 +152,9 @@ def cmd_catalog(args) -> int:
                 print(f"  {'':24s} args: {names}")
     print("* required; input sizes (in_features, in_channels, ...) are inferred when omitted")
     return 0
+
+
+OWN = {"summary": cmd_summary, "templates": cmd_templates, "new": cmd_new, "catalog": cmd_catalog}
 
 
 if __name__ == "__main__":

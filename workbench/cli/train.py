@@ -6,7 +6,7 @@ and a summary on stdout. Ctrl-C asks the engine to stop after the current step; 
 Exit 0 when training finished, 1 when it failed while training, 2 on bad input.
 
 Under ``torchrun ... -m workbench train FILE`` every process runs this command and trains
-with DDP (workbench/distributed.py): only rank 0 prints and writes; Ctrl-C or the SIGTERM
+with DDP (workbench/training/distributed.py): only rank 0 prints and writes; Ctrl-C or the SIGTERM
 torchrun forwards stops all processes at the same step, with a checkpoint.
 """
 from __future__ import annotations
@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.training import events as ev
+from workbench.cli.common import load_project
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress, clock
+from workbench.training import events as ev
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from workbench.training import distributed
-    from workbench.cli.main import load_project
     from workbench.training.engine import resolve_device
 
     proj = load_project(args.file)
@@ -68,7 +69,7 @@ def _train(args, proj, par) -> int:
     from workbench.training.engine import Engine
 
     main = par is None or par.is_main
-    progress = Progress(sys.stderr, quiet=args.quiet or not main)
+    progress = ProgressLine(sys.stderr, quiet=args.quiet or not main)
     engine = Engine(proj, run_dir=args.out, handlers=[progress], resume_from=args.resume,
                     device=args.device if par is None else par.device_name, epochs=args.epochs, parallel=par)
     if par is not None and main and not args.quiet:
@@ -111,7 +112,7 @@ def _train(args, proj, par) -> int:
         return 0
     if isinstance(end, ev.StoppedEvent):
         if main:
-            print(f"stopped at step {end.step} (epoch {end.epoch}) after {_clock(end.seconds)}; resume with: "
+            print(f"stopped at step {end.step} (epoch {end.epoch}) after {clock(end.seconds)}; resume with: "
                   f"workbench train {args.file} --resume {end.checkpoint}")
         return 130
     who, message = "", end.message
@@ -128,7 +129,7 @@ def summary(end: ev.FinishedEvent) -> str:
         best = f"best val loss {end.best_val_loss:.4f} (epoch {end.best_epoch})"
     else:
         best = "no validation data"
-    return f"finished {end.epochs} epochs ({end.step} steps) in {_clock(end.seconds)}: {best}; run folder {end.run_dir}"
+    return f"finished {end.epochs} epochs ({end.step} steps) in {clock(end.seconds)}: {best}; run folder {end.run_dir}"
 
 
 def _save_record(proj, record: dict | None) -> None:
@@ -145,67 +146,54 @@ def _save_record(proj, record: dict | None) -> None:
         print(f"warning: the run was not added to {proj.path}: {exc}", file=sys.stderr)
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class Progress:
-    """Turns engine events into a progress line (a terminal) or one line per epoch (a log)."""
+class ProgressLine:
+    """Turns engine events into a progress line (a terminal) or one line per epoch (a log);
+    the counting and the ETA are workbench.progress.Progress's."""
 
     BAR = 20
 
     def __init__(self, stream, quiet: bool = False):
         self.stream, self.quiet = stream, quiet
         self.live = hasattr(stream, "isatty") and stream.isatty()
-        self.total = self.per_epoch = self.epochs = self.first_step = 0
-        self.t_start = self.t_drawn = self.rate = 0.0
+        self.progress: Progress | None = None
+        self.t_drawn = 0.0
         self.drawn = False
 
     def __call__(self, event: ev.Event) -> None:
         if self.quiet:
             return
         if isinstance(event, ev.StartedEvent):
-            self.epochs, self.per_epoch = event.epochs, event.steps_per_epoch
-            self.total, self.first_step = event.epochs * event.steps_per_epoch, event.start_step
-            self.t_start = time.perf_counter()
+            self.progress = Progress(event.epochs, event.steps_per_epoch, start_step=event.start_step,
+                                     start_epoch=event.start_epoch)
             self.line(f"training on {event.device}: {event.epochs} epochs x {event.steps_per_epoch} steps, batch "
                       f"{event.batch_size}, {event.params:,} parameters ({event.trainable:,} trainable); "
                       f"{event.task['description']}; run folder {event.run_dir}")
             for note in event.notes:
                 self.line(f"note: {note}")
-        elif isinstance(event, ev.StepEvent):
-            self.rate = event.samples_per_s
-            now = time.perf_counter()
-            if self.live and (now - self.t_drawn >= 0.1 or event.step == self.total):
+        elif isinstance(event, ev.StepEvent) and self.progress is not None:
+            self.progress.on_step(event.step, event.epoch, event.samples_per_s)
+            now = time.monotonic()
+            if self.live and (now - self.t_drawn >= 0.1 or event.step == self.progress.total):
                 self.t_drawn = now
-                self.draw(event, now)
-        elif isinstance(event, ev.EpochEvent):
-            parts = [f"epoch {event.epoch}/{self.epochs}", f"train loss {event.train_loss:.4f}"]
+                self.draw(event)
+        elif isinstance(event, ev.EpochEvent) and self.progress is not None:
+            self.progress.on_epoch(event.epoch, event.seconds)
+            parts = [f"epoch {event.epoch}/{self.progress.epochs}", f"train loss {event.train_loss:.4f}"]
             if event.val_loss is not None:
                 parts.append(f"val loss {event.val_loss:.4f}")
             if event.val_acc is not None:
                 parts.append(f"val acc {event.val_acc:.4f}")
-            eta = self.eta(event.step, time.perf_counter())
-            self.line(", ".join(parts) + f" ({event.seconds:.1f} s, {self.rate:,.0f} samples/s, ETA {_clock(eta)})"
-                      + (" *best" if event.best else ""))
+            self.line(", ".join(parts) + f" ({event.seconds:.1f} s, {self.progress.rate:,.0f} samples/s, "
+                      f"ETA {self.progress.eta_text()})" + (" *best" if event.best else ""))
         elif isinstance(event, (ev.FreezeEvent, ev.LrEvent, ev.PausedEvent, ev.ResumedEvent)):
             self.line(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in event.to_dict().items() if k != "event"))
 
-    def eta(self, step: int, now: float) -> float:
-        """Seconds left at the pace of the steps done since the start."""
-        done = step - self.first_step
-        pace = done / max(now - self.t_start, 1e-9)
-        return (self.total - step) / pace if pace > 0 else 0.0
-
-    def draw(self, e: ev.StepEvent, now: float) -> None:
-        eta = self.eta(e.step, now)
-        filled = int(self.BAR * e.step / max(1, self.total))
+    def draw(self, e: ev.StepEvent) -> None:
+        p = self.progress
+        filled = int(self.BAR * e.step / max(1, p.total))
         bar = "#" * filled + "." * (self.BAR - filled)
-        text = (f"\repoch {e.epoch}/{self.epochs} [{bar}] step {e.step}/{self.total} loss {e.loss:.4f} "
-                f"{e.samples_per_s:,.0f} samples/s ETA {_clock(eta)}")
+        text = (f"\repoch {e.epoch}/{p.epochs} [{bar}] step {e.step}/{p.total} loss {e.loss:.4f} "
+                f"{e.samples_per_s:,.0f} samples/s ETA {p.eta_text()}")
         self.stream.write(text + "\x1b[K")
         self.stream.flush()
         self.drawn = True

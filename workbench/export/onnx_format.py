@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
-from workbench.export.base import ExportError, Job
+from workbench.export.base import ExportError, Format, Job
 from workbench.export.capture import captured
 from workbench.export.locate import failing_layer, first_line
 from workbench.export.torch_formats import dynamic_batch, run_fresh
 from workbench.export.verify import Verification
-from workbench.fileio import describe_os_error
+from workbench.fileio import atomic_path, describe_os_error
 
 SINGLE_FILE_LIMIT = int(1.8 * 2**30)  # bytes of weights that still fit one protobuf file
 _NO_FUNCTION = re.compile(r"No ONNX function found for <OpOverload\(op='([^']+)'")
@@ -87,6 +87,19 @@ def verify_onnx(job: Job, tmp: Path) -> Verification:
 
 
 @contextlib.contextmanager
+def atomic(job: Job, target: Path):
+    """One file through fileio.atomic_path; past the single-file limit, the model and its
+    external-data file together (``job.external_data``)."""
+    if needs_external_data(job.model):
+        job.external_data = True
+        with atomic_with_external_data(job, target) as tmp:
+            yield tmp
+        return
+    with atomic_path(target, suffix=job.fmt.suffix) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
 def atomic_with_external_data(job: Job, target: Path):
     """Like fileio.atomic_path, for a model file plus its external-data file."""
     try:
@@ -106,3 +119,10 @@ def atomic_with_external_data(job: Job, target: Path):
         raise WorkbenchError(describe_os_error(exc, target)) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+ONNX = Format(
+    "onnx", ".onnx", "ONNX (.onnx)",
+    "ONNX Runtime, TensorRT, OpenVINO, browsers: any language, no PyTorch needed",
+    "onnx.checker (full check) and ONNX Runtime in a fresh Python process",
+    write_onnx, verify_onnx, tolerance=(1e-3, 1e-5), batch_option=True, names_modules=True, atomic=atomic)

@@ -20,7 +20,7 @@ from workbench import __version__, fileio
 from workbench.model import build, catalog
 from workbench.model.backbones import _STAGES
 from workbench.model.params import REQUIRED, as_tuple
-from workbench.export.base import Job
+from workbench.export.base import Format, Job
 from workbench.export.torch_formats import run_fresh, state_dict_of
 from workbench.export.verify import Verification
 from workbench.model.shapes import fmt
@@ -311,3 +311,11 @@ if __name__ == "__main__":
     with torch.no_grad():
         print(type(model).__name__, "output shape:", tuple(model(x).shape))
 '''
+
+
+PYTHON = Format(
+    "python", ".py", "Python source (.py)",
+    "Anyone with PyTorch: a readable nn.Module class to read, edit and retrain; pair it with "
+    "the .pth or .safetensors weights",
+    "imported in a fresh Python process (without Model Workbench) with the weights loaded",
+    write_python, verify_python)

@@ -1,6 +1,6 @@
 """Loads exported files in a fresh, plain Python process and runs them on given inputs.
 
-This file is never imported by the workbench: ``export_verify`` starts
+This file is never imported by the workbench: ``workbench.export.verify`` starts
 ``python -I -c <this source>``, so the process has no user site, no current folder on
 ``sys.path`` and, below, no way to import ``workbench`` or ``ui``. A file that loads
 here loads for anyone with PyTorch (or ONNX Runtime) installed.

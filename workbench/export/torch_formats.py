@@ -1,6 +1,7 @@
 """The PyTorch formats: state_dict (.pth), safetensors, TorchScript (.pt), ExportedProgram (.pt2).
 
-Writers take a ``Job`` (export.py) and a temporary path; verifiers prove the file there.
+Writers take a ``Job`` (base.py) and a temporary path; verifiers prove the file there. The four
+``Format`` descriptions at the end are registered in registry.py.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 
 from workbench.model import build, weights
-from workbench.export.base import ExportError, Job
+from workbench.export.base import EXACT, ExportError, Format, Job
 from workbench.export.capture import captured, warning_names
 from workbench.export.locate import failing_layer, first_line
 from workbench.export.verify import HERE, Verification, VerifyLoadError
@@ -166,3 +167,30 @@ def write_pt2(job: Job, tmp: Path) -> None:
                           f"{hint}export TorchScript or ONNX instead") from None
     with captured(job.log):
         torch.export.save(program, str(tmp))
+
+
+# ---------------------------------------------------------------- the formats
+
+STATE_DICT = Format(
+    "state_dict", ".pth", "PyTorch state_dict (.pth)",
+    "PyTorch code that already has the model class (e.g. the Python source export): "
+    "torch.load(path, weights_only=True)",
+    "reloaded with weights_only=True into a freshly built model",
+    write_state_dict, verify_weights, tolerance=EXACT)
+SAFETENSORS = Format(
+    "safetensors", ".safetensors", "safetensors (.safetensors)",
+    "PyTorch, Hugging Face and other frameworks; safe to open from anyone, no code inside",
+    "reloaded into a freshly built model",
+    write_safetensors, verify_weights, tolerance=EXACT)
+TORCHSCRIPT = Format(
+    "torchscript", ".pt", "TorchScript (.pt)",
+    "torch.jit.load in Python or LibTorch (C++) without the model's code",
+    "torch.jit.load in a fresh Python process",
+    write_torchscript, verify_fresh, names_modules=True,
+    deprecated="TorchScript is deprecated upstream; PyTorch recommends ExportedProgram (.pt2) or "
+               "ONNX for new work")
+PT2 = Format(
+    "pt2", ".pt2", "ExportedProgram (.pt2)",
+    "torch.export.load in PyTorch 2.x without the model's code; input to AOTInductor and ExecuTorch",
+    "torch.export.load in a fresh Python process",
+    write_pt2, verify_fresh, batch_option=True, names_modules=True)

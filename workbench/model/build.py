@@ -1,7 +1,8 @@
 """Spec -> nn.Module, and per-layer shape / parameter inference without real weights.
 
-Inference uses the closed-form rules in shapes.py and, for backbones, a forward pass on the
-``meta`` device. Results are cached by (layer JSON, input shape, dtype), so an edit only
+Inference uses each kind's closed-form rule (catalog ``LayerKind.shape``, see shapes.py) and,
+for backbones and kinds without a rule, a forward pass on the ``meta`` device. Results are
+cached by (layer JSON, input shape, dtype, catalog version), so an edit only
 re-infers the rows whose layer or input changed; everything below an unchanged shape is a
 cache hit. Nothing here allocates real weights until ``build_model``.
 """
@@ -146,7 +147,7 @@ def _unknown(layer: LayerSpec, pos: str, path: str) -> LayerInfo:
 
 
 def _infer_leaf(layer, shape, dtype, pos, path, frozen, acc):
-    key = (layer.key(), shape, dtype)
+    key = (layer.key(), shape, dtype, catalog.version())
     leaf = _CACHE.get(key)
     if leaf is None:
         leaf = _compute_leaf(layer, shape, dtype)
@@ -188,8 +189,7 @@ def _leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
     args = _resolve_args(kind, layer, shape)
     if layer.type in catalog.BACKBONES:
         return _backbone_leaf(layer, args, shape)
-    rule = shapes.RULES.get(layer.type)
-    out = rule(args, shape) if rule is not None else None  # friendlier words than torch's checks
+    out = kind.shape(args, shape) if kind.shape is not None else None  # friendlier words than torch's checks
     notes = tuple(shapes.advice(layer.type, args))
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch's construction warnings are in `notes`

@@ -1,8 +1,14 @@
-"""Every layer kind the palette offers, from one table.
+"""Every layer kind the palette offers: one table, and a registry the rest of the code reads.
 
 Type names and argument names are PyTorch's own (``torch.nn``), so users bring what they
-know. Input-size arguments carry an ``infer`` rule and may be omitted. Two composite kinds
-(``Residual`` and the torchvision backbones) are built by ``workbench.build``.
+know. Input-size arguments carry an ``infer`` rule and may be omitted. A kind's ``shape``
+rule (shapes.py) gives its output shape in closed form; a kind without one is inferred by a
+forward pass of its module on the ``meta`` device. Two composite kinds (``Residual`` and the
+torchvision backbones) are built by ``workbench.model.build``.
+
+Adding a kind: one ``LayerKind`` entry in the table below (or, in a module of its own, a
+``LayerKind`` and one ``register_kind(...)`` line). The palette, the inspector, the project
+file check, shape inference and ``build_model`` all read ``KINDS`` / ``BY_NAME``.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from workbench.model import shapes
 from workbench.model.params import REQUIRED, Param
 
 # Input-shape rules for the input-size arguments (shapes exclude the batch dimension).
@@ -29,7 +36,8 @@ class LayerKind:
     rank_hint: str = ""  # what the input should look like, for errors
     key_args: tuple[str, ...] = ()  # shown in the stack's "arguments" column
     composite: bool = False
-    factory: Callable[[dict], nn.Module] | None = None
+    factory: Callable[[dict], nn.Module] | None = None  # resolved arguments -> the module
+    shape: Callable[[dict, tuple[int, ...]], tuple[int, ...]] | None = None  # (args, input) -> output
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -125,21 +133,21 @@ _IMG = "(channels, height, width)"
 _SEQ = "(channels, length)"
 _TOK = "(sequence length, features)"
 
-KINDS: tuple[LayerKind, ...] = (
+_TABLE: tuple[LayerKind, ...] = (
     # Dense
     LayerKind("Linear", "Dense", "Fully connected layer: y = xW^T + b over the last dimension.",
               (_p("in_features", "int", help="size of each input sample (inferred)", min=1, infer=_LAST),
                _p("out_features", "int", help="size of each output sample", min=1, max=1 << 20), _BIAS),
-              key_args=("out_features",), factory=_torch("Linear")),
+              key_args=("out_features",), shape=shapes.linear, factory=_torch("Linear")),
     LayerKind("Identity", "Dense", "Passes its input through unchanged (a placeholder).",
-              factory=_torch("Identity")),
+              shape=shapes.same, factory=_torch("Identity")),
     # Convolution
     LayerKind("Conv1d", "Convolution", "1-D convolution over a sequence of channels.", _conv(1),
               ranks=(2,), rank_hint=_SEQ, key_args=("out_channels", "kernel_size", "stride", "padding"),
-              factory=_torch("Conv1d")),
+              shape=shapes.conv(1), factory=_torch("Conv1d")),
     LayerKind("Conv2d", "Convolution", "2-D convolution over an image: learns local filters.", _conv(2),
               ranks=(3,), rank_hint=_IMG, key_args=("out_channels", "kernel_size", "stride", "padding"),
-              factory=_torch("Conv2d")),
+              shape=shapes.conv(2), factory=_torch("Conv2d")),
     LayerKind("ConvTranspose2d", "Convolution", "Transposed 2-D convolution: learns to upsample.",
               (_p("in_channels", "int", help="channels of the input (inferred)", min=1, infer=_CHANNELS),
                _p("out_channels", "int", help="number of filters", min=1, max=65536),
@@ -150,82 +158,89 @@ KINDS: tuple[LayerKind, ...] = (
                _p("groups", "int", 1, "blocked connections", min=1), _BIAS,
                _p("dilation", "ints", 1, "spacing between kernel elements", min=1, dims=2)),
               ranks=(3,), rank_hint=_IMG, key_args=("out_channels", "kernel_size", "stride"),
-              factory=_torch("ConvTranspose2d")),
+              shape=shapes.conv_transpose2d, factory=_torch("ConvTranspose2d")),
     # Pooling
     LayerKind("MaxPool1d", "Pooling", "Maximum over a sliding window of a sequence.", _pool(1),
-              ranks=(2,), rank_hint=_SEQ, key_args=("kernel_size", "stride"), factory=_torch("MaxPool1d")),
+              ranks=(2,), rank_hint=_SEQ, key_args=("kernel_size", "stride"), shape=shapes.pool(1),
+              factory=_torch("MaxPool1d")),
     LayerKind("MaxPool2d", "Pooling", "Maximum over a sliding window: halves an image with kernel 2.",
               _pool(2), ranks=(3,), rank_hint=_IMG, key_args=("kernel_size", "stride"),
-              factory=_torch("MaxPool2d")),
+              shape=shapes.pool(2), factory=_torch("MaxPool2d")),
     LayerKind("AvgPool2d", "Pooling", "Average over a sliding window of an image.", _pool(2, avg=True),
-              ranks=(3,), rank_hint=_IMG, key_args=("kernel_size", "stride"), factory=_torch("AvgPool2d")),
+              ranks=(3,), rank_hint=_IMG, key_args=("kernel_size", "stride"), shape=shapes.pool(2, avg=True),
+              factory=_torch("AvgPool2d")),
     LayerKind("AdaptiveAvgPool2d", "Pooling", "Averages each channel down to a fixed output size.",
               (_p("output_size", "ints", 1, "target height and width", min=1, dims=2),),
-              ranks=(3,), rank_hint=_IMG, key_args=("output_size",), factory=_torch("AdaptiveAvgPool2d")),
+              ranks=(3,), rank_hint=_IMG, key_args=("output_size",), shape=shapes.adaptive_pool2d,
+              factory=_torch("AdaptiveAvgPool2d")),
     # Normalization
     LayerKind("BatchNorm1d", "Normalization", "Normalises each feature over the batch.",
               (_p("num_features", "int", help="features or channels (inferred)", min=1, infer=_CHANNELS), _EPS,
                _p("momentum", "float", 0.1, "running-statistics update rate", min=0.0, max=1.0),
                _p("affine", "bool", True, "learn scale and shift"),
                _p("track_running_stats", "bool", True, "keep running mean and variance")),
-              ranks=(1, 2), rank_hint="(features,) or (channels, length)", factory=_torch("BatchNorm1d")),
+              ranks=(1, 2), rank_hint="(features,) or (channels, length)", shape=shapes.same,
+              factory=_torch("BatchNorm1d")),
     LayerKind("BatchNorm2d", "Normalization", "Normalises each channel of an image over the batch.",
               (_p("num_features", "int", help="channels (inferred)", min=1, infer=_CHANNELS), _EPS,
                _p("momentum", "float", 0.1, "running-statistics update rate", min=0.0, max=1.0),
                _p("affine", "bool", True, "learn scale and shift"),
                _p("track_running_stats", "bool", True, "keep running mean and variance")),
-              ranks=(3,), rank_hint=_IMG, factory=_torch("BatchNorm2d")),
+              ranks=(3,), rank_hint=_IMG, shape=shapes.same, factory=_torch("BatchNorm2d")),
     LayerKind("LayerNorm", "Normalization", "Normalises over the trailing dimensions of each sample.",
               (_p("normalized_shape", "shape", help="trailing dimensions to normalise (default: last)",
                   infer=_LAST_AS_SHAPE), _EPS,
                _p("elementwise_affine", "bool", True, "learn scale and shift"), _BIAS),
-              factory=_torch("LayerNorm")),
+              shape=shapes.layer_norm, factory=_torch("LayerNorm")),
     LayerKind("GroupNorm", "Normalization", "Normalises groups of channels; independent of batch size.",
               (_p("num_groups", "int", help="groups the channels are split into", min=1),
                _p("num_channels", "int", help="channels (inferred)", min=1, infer=_CHANNELS), _EPS,
                _p("affine", "bool", True, "learn scale and shift")),
               ranks=(1, 2, 3), rank_hint="(channels, ...)", key_args=("num_groups",),
-              factory=_torch("GroupNorm")),
+              shape=shapes.group_norm, factory=_torch("GroupNorm")),
     # Activation
-    LayerKind("ReLU", "Activation", "max(0, x): the default non-linearity.", factory=_torch("ReLU")),
+    LayerKind("ReLU", "Activation", "max(0, x): the default non-linearity.", shape=shapes.same, factory=_torch("ReLU")),
     LayerKind("LeakyReLU", "Activation", "ReLU with a small slope for negative inputs.",
               (_p("negative_slope", "float", 0.01, "slope for x < 0", min=0.0),),
-              key_args=("negative_slope",), factory=_torch("LeakyReLU")),
+              key_args=("negative_slope",), shape=shapes.same, factory=_torch("LeakyReLU")),
     LayerKind("GELU", "Activation", "Gaussian error linear unit, used in transformers.",
               (_p("approximate", "choice", "none", "exact or tanh approximation", choices=("none", "tanh")),),
-              factory=_torch("GELU")),
-    LayerKind("SiLU", "Activation", "x * sigmoid(x) (swish).", factory=_torch("SiLU")),
+              shape=shapes.same, factory=_torch("GELU")),
+    LayerKind("SiLU", "Activation", "x * sigmoid(x) (swish).", shape=shapes.same, factory=_torch("SiLU")),
     LayerKind("ELU", "Activation", "Exponential linear unit.",
-              (_p("alpha", "float", 1.0, "saturation for negative inputs", min=0.0),), factory=_torch("ELU")),
-    LayerKind("Tanh", "Activation", "Hyperbolic tangent, output in (-1, 1).", factory=_torch("Tanh")),
-    LayerKind("Sigmoid", "Activation", "Logistic function, output in (0, 1).", factory=_torch("Sigmoid")),
+              (_p("alpha", "float", 1.0, "saturation for negative inputs", min=0.0),), shape=shapes.same,
+              factory=_torch("ELU")),
+    LayerKind("Tanh", "Activation", "Hyperbolic tangent, output in (-1, 1).", shape=shapes.same,
+              factory=_torch("Tanh")),
+    LayerKind("Sigmoid", "Activation", "Logistic function, output in (0, 1).", shape=shapes.same,
+              factory=_torch("Sigmoid")),
     LayerKind("Softmax", "Activation", "Turns scores into probabilities along a dimension. Not before "
               "CrossEntropyLoss, which applies its own.",
               (_p("dim", "int", -1, "dimension (counting the batch as 0) that sums to 1"),),
-              key_args=("dim",), factory=_torch("Softmax")),
+              key_args=("dim",), shape=shapes.softmax, factory=_torch("Softmax")),
     LayerKind("LogSoftmax", "Activation", "Log of softmax; pair with NLLLoss.",
               (_p("dim", "int", -1, "dimension (counting the batch as 0)"),),
-              key_args=("dim",), factory=_torch("LogSoftmax")),
+              key_args=("dim",), shape=shapes.softmax, factory=_torch("LogSoftmax")),
     # Regularization
     LayerKind("Dropout", "Regularization", "Zeroes random elements while training.", (_DROP,),
-              key_args=("p",), factory=_torch("Dropout")),
+              key_args=("p",), shape=shapes.same, factory=_torch("Dropout")),
     LayerKind("Dropout2d", "Regularization", "Zeroes whole random channels of an image while training.",
-              (_DROP,), ranks=(3,), rank_hint=_IMG, key_args=("p",), factory=_torch("Dropout2d")),
+              (_DROP,), ranks=(3,), rank_hint=_IMG, key_args=("p",), shape=shapes.same, factory=_torch("Dropout2d")),
     # Reshape
     LayerKind("Flatten", "Reshape", "Flattens dimensions into one: (C, H, W) -> (C*H*W,).",
               (_p("start_dim", "int", 1, "first dimension to flatten (batch is 0)"),
                _p("end_dim", "int", -1, "last dimension to flatten")),
-              factory=_torch("Flatten")),
+              shape=shapes.flatten, factory=_torch("Flatten")),
     LayerKind("Unflatten", "Reshape", "Splits one dimension into several: (64,) -> (1, 8, 8).",
               (_p("dim", "int", help="dimension to split (batch is 0)"),
                _p("unflattened_size", "shape", help="the new dimensions; their product must match")),
-              key_args=("unflattened_size",), factory=_torch("Unflatten")),
+              key_args=("unflattened_size",), shape=shapes.unflatten, factory=_torch("Unflatten")),
     # Sequence
     LayerKind("Embedding", "Sequence", "Looks up a learned vector for each integer token id.",
               (_p("num_embeddings", "int", help="vocabulary size", min=1),
                _p("embedding_dim", "int", help="size of each vector", min=1),
                _p("padding_idx", "int", None, "token id whose vector stays zero", nullable=True, min=0)),
-              key_args=("num_embeddings", "embedding_dim"), factory=_torch("Embedding")),
+              key_args=("num_embeddings", "embedding_dim"), shape=shapes.embedding, factory=_torch("Embedding")),
     LayerKind("LSTM", "Sequence", "Long short-term memory over a (length, features) sequence.",
               (_p("input_size", "int", help="features per step (inferred)", min=1, infer=_LAST),
                _p("hidden_size", "int", help="features of the hidden state", min=1),
@@ -234,7 +249,8 @@ KINDS: tuple[LayerKind, ...] = (
                _p("bidirectional", "bool", False, "also read the sequence backwards"),
                _p("output", "choice", "last", "what feeds the next layer: the last step or the whole "
                   "sequence", choices=("last", "sequence"))),
-              ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), factory=_recurrent("LSTM")),
+              ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
+              factory=_recurrent("LSTM")),
     LayerKind("GRU", "Sequence", "Gated recurrent unit over a (length, features) sequence.",
               (_p("input_size", "int", help="features per step (inferred)", min=1, infer=_LAST),
                _p("hidden_size", "int", help="features of the hidden state", min=1),
@@ -243,7 +259,8 @@ KINDS: tuple[LayerKind, ...] = (
                _p("bidirectional", "bool", False, "also read the sequence backwards"),
                _p("output", "choice", "last", "what feeds the next layer: the last step or the whole "
                   "sequence", choices=("last", "sequence"))),
-              ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), factory=_recurrent("GRU")),
+              ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
+              factory=_recurrent("GRU")),
     LayerKind("TransformerEncoderLayer", "Sequence", "Self-attention plus feed-forward block over a "
               "(length, features) sequence.",
               (_p("d_model", "int", help="features per token (inferred)", min=1, infer=_LAST),
@@ -253,7 +270,7 @@ KINDS: tuple[LayerKind, ...] = (
                _p("activation", "choice", "relu", "feed-forward activation", choices=("relu", "gelu")),
                _p("norm_first", "bool", False, "normalise before attention (pre-LN)"), _BIAS),
               ranks=(2,), rank_hint=_TOK, key_args=("nhead", "dim_feedforward"),
-              factory=_torch("TransformerEncoderLayer", batch_first=True)),
+              shape=shapes.transformer, factory=_torch("TransformerEncoderLayer", batch_first=True)),
     # Composite
     LayerKind("Residual", "Composite", "Runs nested layers f and outputs x + f(x); a projection "
               "matches shapes when f changes them.",
@@ -264,7 +281,7 @@ KINDS: tuple[LayerKind, ...] = (
 
 BACKBONES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
 
-KINDS = KINDS + tuple(
+_BACKBONE_KINDS = tuple(
     LayerKind(arch, "Backbones", f"torchvision {arch} as one block with freezable stages; outputs pooled "
               "features (or the last feature map).",
               (_p("weights", "str", "none", "'none', a local .pth file, or 'download' (torchvision, needs "
@@ -274,9 +291,55 @@ KINDS = KINDS + tuple(
     for arch in BACKBONES
 )
 
-BY_NAME: dict[str, LayerKind] = {k.name: k for k in KINDS}
-CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(k.category for k in KINDS))
+# ---------------------------------------------------------------- the registry
+
+KINDS: list[LayerKind] = []  # in palette order
+BY_NAME: dict[str, LayerKind] = {}
+CATEGORIES: list[str] = []  # in palette order
+_version = 0
+
+
+def register_kind(kind: LayerKind) -> LayerKind:
+    """Offer a new layer kind everywhere (palette, project files, inference, build).
+
+    A simple kind needs a ``factory``; give it a ``shape`` rule for friendlier errors than
+    torch's, or leave it None to infer the shape by a forward pass on the meta device.
+    """
+    if kind.name in BY_NAME:
+        raise ValueError(f"layer kind {kind.name!r} is registered already")
+    if kind.factory is None and not kind.composite:
+        raise ValueError(f"layer kind {kind.name!r} needs a factory (resolved arguments -> nn.Module)")
+    _changed()
+    KINDS.append(kind)
+    BY_NAME[kind.name] = kind
+    if kind.category not in CATEGORIES:
+        CATEGORIES.append(kind.category)
+    return kind
+
+
+def unregister_kind(name: str) -> None:
+    """Remove a kind added with ``register_kind`` (tests, plugins)."""
+    kind = BY_NAME.pop(name)
+    _changed()
+    KINDS.remove(kind)
+    if all(k.category != kind.category for k in KINDS):
+        CATEGORIES.remove(kind.category)
+
+
+def version() -> int:
+    """Changes whenever the registry does (build.py keys its inference cache on it)."""
+    return _version
+
+
+def _changed() -> None:
+    global _version
+    _version += 1
 
 
 def kind(name: str) -> LayerKind | None:
     return BY_NAME.get(name)
+
+
+for _kind in _TABLE + _BACKBONE_KINDS:
+    register_kind(_kind)
+del _kind

@@ -1,9 +1,10 @@
 """Closed-form output-shape rules for the simple layer kinds.
 
 Each rule takes the resolved arguments and the input shape (no batch dimension) and
-returns the output shape, or raises ``Bad`` with what is wrong and how to fix it. Kinds
-without a rule are inferred by a forward pass on the ``meta`` device (see build.py). The
-fuzz test checks every rule against a real forward pass.
+returns the output shape, or raises ``Bad`` with what is wrong and how to fix it. The
+catalog gives each kind its rule (``LayerKind.shape``); kinds without one are inferred by a
+forward pass on the ``meta`` device (see build.py). The fuzz test checks every rule against
+a real forward pass.
 """
 from __future__ import annotations
 
@@ -205,16 +206,3 @@ def advice(kind: str, args: dict) -> list[str]:
     if kind in ("Dropout", "Dropout2d") and args.get("p", 0.5) >= 1.0:
         notes.append("p=1 zeroes every value while training; use a p below 1")
     return notes
-
-
-RULES = {
-    "Linear": linear, "Identity": same,
-    "Conv1d": conv(1), "Conv2d": conv(2), "ConvTranspose2d": conv_transpose2d,
-    "MaxPool1d": pool(1), "MaxPool2d": pool(2), "AvgPool2d": pool(2, avg=True),
-    "AdaptiveAvgPool2d": adaptive_pool2d,
-    "BatchNorm1d": same, "BatchNorm2d": same, "LayerNorm": layer_norm, "GroupNorm": group_norm,
-    "ReLU": same, "LeakyReLU": same, "GELU": same, "SiLU": same, "ELU": same, "Tanh": same,
-    "Sigmoid": same, "Softmax": softmax, "LogSoftmax": softmax,
-    "Dropout": same, "Dropout2d": same, "Flatten": flatten, "Unflatten": unflatten,
-    "Embedding": embedding, "LSTM": recurrent, "GRU": recurrent, "TransformerEncoderLayer": transformer,
-}

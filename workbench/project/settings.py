@@ -21,9 +21,13 @@ from typing import Any, ClassVar, TypeVar
 from workbench.errors import Problem
 from workbench.model.params import REQUIRED, Param
 
-DATA_SOURCES = ("digits", "iris", "wine", "breast_cancer", "fake", "image_folder", "csv", "mnist",
-                "fashion_mnist")
-PATH_SOURCES = ("image_folder", "csv", "mnist", "fashion_mnist")  # sources read from data.path
+# The data.source names a project may use. The built-in ones are listed here so a project file
+# validates without loading the data layer; workbench.data.sources.registry maps each name to
+# its reader, and its register_source adds further names (add_data_source).
+BUILT_IN_SOURCES = ("digits", "iris", "wine", "breast_cancer", "fake", "image_folder", "csv", "mnist",
+                    "fashion_mnist")
+DATA_SOURCES: list[str] = list(BUILT_IN_SOURCES)  # the choices of data.source: a live list
+PATH_SOURCES: list[str] = ["image_folder", "csv", "mnist", "fashion_mnist"]  # data.path is required
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 LOSSES = ("auto", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -121,6 +125,23 @@ class Settings:
         if rest:
             value = getattr(self, head).with_value(rest, value)
         return dataclasses.replace(self, **{head: value})
+
+
+def add_data_source(name: str, needs_path: bool = False) -> None:
+    """Accept ``data.source = name`` (called by the data layer's ``register_source``)."""
+    if name not in DATA_SOURCES:
+        DATA_SOURCES.append(name)
+    if needs_path and name not in PATH_SOURCES:
+        PATH_SOURCES.append(name)
+
+
+def remove_data_source(name: str) -> None:
+    """Forget a name added with ``add_data_source``; the built-in names stay."""
+    if name in BUILT_IN_SOURCES:
+        return
+    for names in (DATA_SOURCES, PATH_SOURCES):
+        if name in names:
+            names.remove(name)
 
 
 @functools.cache

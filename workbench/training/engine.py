@@ -185,7 +185,7 @@ class Engine:
         self._mark_start()
         s, par = self.settings, self.parallel
         self.device = device = resolve_device(s.device)
-        self.data = bundle = data.load_data(self.data_settings.to_dict())
+        self.data = bundle = data.load_data(self.data_settings)
         self.task = task = bundle.task
         self.loss_name = task.default_loss if s.loss == "auto" else s.loss
         data.check_fit(self.spec, task, self.loss_name)

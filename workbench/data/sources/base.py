@@ -1,9 +1,10 @@
-"""Where examples come from: each reader returns a source that data.py splits and wraps.
+"""What a data source returns, and the datasets it makes for the split bundle.
 
-Two kinds of source: ``TensorSource`` (everything fits in memory as tensors: scikit-learn
-data, CSV tables, MNIST-format files) and ``LazySource`` (files read per example through
-a torchvision dataset: image folders, FakeData). Nothing here downloads unless the project
-allows it, and then it fails at once when offline.
+Every reader (one module per source family beside this one, listed in ``registry.py``)
+returns one of two kinds of source: ``TensorSource`` (everything fits in memory as tensors:
+scikit-learn data, CSV tables, MNIST-format files) or ``LazySource`` (files read per example
+through a torchvision dataset: image folders, FakeData). ``workbench.data.bundle`` splits a
+source and asks it for its train / validation datasets (``make_datasets``).
 """
 from __future__ import annotations
 
@@ -11,12 +12,57 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
-from workbench.errors import WorkbenchError
+from workbench.project.settings import DataSettings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TensorData(Dataset):
+    """Examples held in memory as two tensors; batches are fetched with one indexing op."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor,
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.x, self.y, self.augment = x, y, augment
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        x = self.x[i]
+        if self.augment is not None:
+            x = self.augment(x.unsqueeze(0))[0]
+        return x, self.y[i]
+
+    def __getitems__(self, indices: list[int]):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self.x[idx]
+        if self.augment is not None:
+            x = self.augment(x)
+        return x, self.y[idx]
+
+
+class ShiftFlip:
+    """Batch augmentation for in-memory images: random shifts of up to ``pad`` pixels
+    (zero-padded crops) and, when ``flip``, random horizontal flips."""
+
+    def __init__(self, pad: int, flip: bool = True):
+        self.pad, self.flip = pad, flip
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        p = self.pad
+        padded = F.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b,)).tolist()
+        dx = torch.randint(0, 2 * p + 1, (b,)).tolist()
+        out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+        if self.flip:
+            mask = torch.rand(b) < 0.5
+            out[mask] = out[mask].flip(-1)
+        return out
 
 
 @dataclass
@@ -51,9 +97,7 @@ class TensorSource:
     def val(self):
         return None if self.val_x is None else (self.val_x, self.val_y)
 
-    def make_datasets(self, train_idx: list[int], val_idx: list[int], cfg: dict):
-        from workbench.data.bundle import TensorData
-
+    def make_datasets(self, train_idx: list[int], val_idx: list[int], settings: DataSettings):
         ti = torch.as_tensor(train_idx, dtype=torch.long)
         xt, yt = self.x[ti].contiguous(), self.y[ti].contiguous()
         if self.val_x is not None:
@@ -62,7 +106,7 @@ class TensorSource:
             vi = torch.as_tensor(val_idx, dtype=torch.long)
             xv, yv = self.x[vi].contiguous(), self.y[vi].contiguous()
         stats: dict = {}
-        if cfg["normalize"]:
+        if settings.normalize:
             dims = (0, 2, 3) if self.is_image and xt.dim() == 4 else (0,)
             mean = xt.mean(dim=dims, keepdim=True)
             std = xt.std(dim=dims, keepdim=True) if len(xt) > 1 else torch.ones_like(mean)
@@ -70,9 +114,7 @@ class TensorSource:
             xt, xv = (xt - mean) / std, (xv - mean) / std
             stats = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
         augment = None
-        if cfg["augment"] and self.is_image and xt.dim() == 4:
-            from workbench.data.sources.images import ShiftFlip
-
+        if settings.augment and self.is_image and xt.dim() == 4:
             augment = ShiftFlip(max(1, xt.shape[-1] // 8), flip=self.flip_ok)
         return TensorData(xt, yt, augment), (TensorData(xv, yv) if len(yv) else None), stats
 
@@ -103,7 +145,7 @@ class LazySource:
     def split_targets(self) -> torch.Tensor:
         return self.targets if self.targets is not None else torch.zeros(self.size, dtype=torch.long)
 
-    def make_datasets(self, train_idx: list[int], val_idx: list[int], cfg: dict):
+    def make_datasets(self, train_idx: list[int], val_idx: list[int], settings: DataSettings):
         train = Transformed(Subset(self.base, train_idx), self.train_transform)
         val = Transformed(Subset(self.base, val_idx), self.val_transform) if val_idx else None
         return train, val, dict(self.stats)
@@ -123,51 +165,5 @@ class Transformed(Dataset):
         return self.transform(x), y
 
 
-# ---------------------------------------------------------------- dispatch
-
-def read(cfg: dict):
-    source = cfg["source"]
-    if source == "digits":
-        return digits()
-    if source in ("iris", "wine", "breast_cancer"):
-        return sklearn_table(source, cfg["task"])
-    if source == "csv":
-        from workbench.data.sources.tables import read_csv
-
-        return read_csv(cfg["path"], cfg["target"], cfg["task"])
-    if source in ("mnist", "fashion_mnist"):
-        from workbench.data.sources.images import read_mnist
-
-        return read_mnist(cfg["path"], source, cfg["download"])
-    if source == "image_folder":
-        from workbench.data.sources.images import read_image_folder
-
-        return read_image_folder(cfg)
-    if source == "fake":
-        from workbench.data.sources.images import read_fake
-
-        return read_fake(cfg)
-    raise WorkbenchError(f"unknown data source {source!r}")
-
-
-def digits() -> TensorSource:
-    """scikit-learn's 1,797 8x8 handwritten digits (shipped inside scikit-learn), values 0..16."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1)
-    y = torch.as_tensor(d.target, dtype=torch.long)
-    return TensorSource("scikit-learn digits", x, y, [str(c) for c in d.target_names], is_image=True,
-                        flip_ok=False)
-
-
-def sklearn_table(name: str, task: str = "auto") -> TensorSource:
-    from sklearn import datasets
-
-    d = getattr(datasets, f"load_{name}")()
-    x = torch.as_tensor(d.data, dtype=torch.float32)
-    if task == "regression":
-        return TensorSource(f"scikit-learn {name}", x, torch.as_tensor(d.target, dtype=torch.float32)[:, None],
-                            None)
-    y = torch.as_tensor(d.target, dtype=torch.long)
-    return TensorSource(f"scikit-learn {name}", x, y, [str(c) for c in d.target_names])
+Source = TensorSource | LazySource
+Reader = Callable[[DataSettings], Source]  # a project's data settings -> the source they name

@@ -1,145 +1,17 @@
-"""Image sources: folders of images (torchvision ImageFolder), MNIST-format idx files,
-torchvision FakeData; plus the transforms and augmentation they use."""
+"""Image sources read file by file through torchvision: folders of images (ImageFolder, one
+subfolder per class) and torchvision's FakeData; plus the transforms they use."""
 from __future__ import annotations
 
-import gzip
-import os
-import socket
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from workbench.data.sources.base import IMAGENET_MEAN, IMAGENET_STD, LazySource, TensorSource
+from workbench.data.sources.base import IMAGENET_MEAN, IMAGENET_STD, LazySource
 from workbench.errors import WorkbenchError
+from workbench.project.settings import DataSettings
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-_IDX_TYPES = {0x08: torch.uint8, 0x09: torch.int8, 0x0B: torch.int16, 0x0C: torch.int32,
-              0x0D: torch.float32, 0x0E: torch.float64}
-_MNIST = {"mnist": ("MNIST", [str(i) for i in range(10)]),
-          "fashion_mnist": ("FashionMNIST", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                                             "Shirt", "Sneaker", "Bag", "Ankle boot"])}
-DOWNLOAD_TIMEOUT_S = 20
 
-
-class ShiftFlip:
-    """Batch augmentation for in-memory images: random shifts of up to ``pad`` pixels
-    (zero-padded crops) and, when ``flip``, random horizontal flips."""
-
-    def __init__(self, pad: int, flip: bool = True):
-        self.pad, self.flip = pad, flip
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        p = self.pad
-        padded = F.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (b,)).tolist()
-        dx = torch.randint(0, 2 * p + 1, (b,)).tolist()
-        out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
-        if self.flip:
-            mask = torch.rand(b) < 0.5
-            out[mask] = out[mask].flip(-1)
-        return out
-
-
-# ---------------------------------------------------------------- MNIST-format folders
-
-def read_idx(path: Path) -> torch.Tensor:
-    """One idx file (optionally .gz), the format of MNIST and FashionMNIST."""
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise WorkbenchError(f"cannot read {path}: {exc}; replace the file") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise WorkbenchError(f"{path} is not an idx file (bad header); replace it with the original "
-                             "MNIST-format file")
-    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise WorkbenchError(f"{path} is truncated; replace the file")
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    count = 1
-    for d in dims:
-        count *= d
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    body = raw[4 + 4 * ndim:]
-    if len(body) != count * itemsize:
-        raise WorkbenchError(f"{path} should hold {count * itemsize} bytes of data for shape {dims} but has "
-                             f"{len(body)}; the file is truncated or corrupt, replace it")
-    t = torch.frombuffer(bytearray(body), dtype=dtype)
-    if itemsize > 1:
-        t = t.view(torch.uint8).view(-1, itemsize).flip(1).contiguous().view(dtype)  # big-endian
-    return t.reshape(dims)
-
-
-def _find_idx(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _idx_folder(path: Path, cls_name: str) -> Path | None:
-    for folder in (path, path / "raw", path / cls_name / "raw", path / cls_name):
-        if _find_idx(folder, "train-images-idx3-ubyte") is not None:
-            return folder
-    return None
-
-
-def read_mnist(path: str, source: str, download: bool = False) -> TensorSource:
-    cls_name, classes = _MNIST[source]
-    root = Path(path).expanduser()
-    folder = _idx_folder(root, cls_name)
-    if folder is None and download:
-        _download_mnist(root, cls_name)
-        folder = _idx_folder(root, cls_name)
-    if folder is None:
-        raise WorkbenchError(f"no {cls_name} files in {root} (looked for train-images-idx3-ubyte[.gz] there, "
-                             f"in raw/ and in {cls_name}/raw/); copy the idx files there or set data.download "
-                             "to true when online")
-    x, y = _pair(folder, "train")
-    vx = vy = None
-    if _find_idx(folder, "t10k-images-idx3-ubyte") and _find_idx(folder, "t10k-labels-idx1-ubyte"):
-        vx, vy = _pair(folder, "t10k")  # the official test set is the validation part
-    bad = int(y.max()) if len(y) else 0
-    if bad >= len(classes) or (vy is not None and len(vy) and int(vy.max()) >= len(classes)):
-        raise WorkbenchError(f"{folder}: labels go up to {max(bad, int(vy.max()) if vy is not None else 0)} but "
-                             f"{cls_name} has {len(classes)} classes; are these the right files?")
-    return TensorSource(f"{cls_name} ({folder})", x, y, list(classes), is_image=True, val_x=vx, val_y=vy,
-                        flip_ok=source == "fashion_mnist")
-
-
-def _pair(folder: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
-    images_path = _find_idx(folder, f"{prefix}-images-idx3-ubyte")
-    labels_path = _find_idx(folder, f"{prefix}-labels-idx1-ubyte")
-    if labels_path is None:
-        raise WorkbenchError(f"{folder} has {prefix}-images but no {prefix}-labels-idx1-ubyte; copy it there")
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
-        raise WorkbenchError(f"{images_path.name} ({list(images.shape)}) and {labels_path.name} "
-                             f"({list(labels.shape)}) do not match: expected N images of HxW and N labels")
-    return images.float().div_(255).unsqueeze(1), labels.long()
-
-
-def _download_mnist(root: Path, cls_name: str) -> None:
-    if os.environ.get("WORKBENCH_OFFLINE") == "1":
-        raise WorkbenchError(f"{cls_name} is not in {root} and downloads are off (WORKBENCH_OFFLINE=1); copy "
-                             "the idx files there")
-    import torchvision.datasets as tvd
-
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        getattr(tvd, cls_name)(str(root), train=True, download=True)
-    except Exception as exc:  # URLError, timeouts, checksum errors: one message
-        raise WorkbenchError(f"could not download {cls_name} into {root} ({exc}); you seem to be offline: "
-                             "copy the idx files there and set data.download to false") from None
-    finally:
-        socket.setdefaulttimeout(old)
-
-
-# ---------------------------------------------------------------- image folders, FakeData
 
 def is_image_file(path: str) -> bool:
     return path.lower().endswith(IMAGE_SUFFIXES)
@@ -161,28 +33,28 @@ class ImageReader:
             raise WorkbenchError(f"cannot read image {path}: {exc}; remove or replace the file") from None
 
 
-def _transforms(size: tuple[int, int], channels: int, cfg: dict, flip: bool):
+def _transforms(size: tuple[int, int], channels: int, settings: DataSettings, flip: bool):
     from torchvision import transforms as T
 
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,), (0.5,))
-    tail = [T.ToTensor()] + ([T.Normalize(mean, std)] if cfg["normalize"] else [])
+    tail = [T.ToTensor()] + ([T.Normalize(mean, std)] if settings.normalize else [])
     head = [T.Resize(size)]
     if channels == 1:
         head.append(T.Grayscale(1))
     aug = []
-    if cfg["augment"]:
+    if settings.augment:
         aug = [T.RandomCrop(size, padding=max(1, min(size) // 8))] + ([T.RandomHorizontalFlip()] if flip else [])
-    stats = {"mean": list(mean), "std": list(std)} if cfg["normalize"] else {}
+    stats = {"mean": list(mean), "std": list(std)} if settings.normalize else {}
     return T.Compose(head + aug + tail), T.Compose(head + tail), stats
 
 
-def read_image_folder(cfg: dict) -> LazySource:
+def read_image_folder(settings: DataSettings) -> LazySource:
     from torchvision.datasets import ImageFolder
 
-    root = Path(cfg["path"]).expanduser()
+    root = Path(settings.path).expanduser()
     if not root.is_dir():
         raise WorkbenchError(f"image folder {root} does not exist; choose a folder with one subfolder per class")
-    mode = "L" if cfg["grayscale"] else "RGB"
+    mode = "L" if settings.grayscale else "RGB"
     try:
         ds = ImageFolder(str(root), loader=ImageReader(mode), is_valid_file=is_image_file)
     except (FileNotFoundError, OSError) as exc:
@@ -190,9 +62,9 @@ def read_image_folder(cfg: dict) -> LazySource:
                              "(e.g. cats/001.jpg, dogs/001.jpg)") from None
     if len(ds.classes) < 2:
         raise WorkbenchError(f"{root} has {len(ds.classes)} class folder(s); a classifier needs at least 2")
-    size = tuple(cfg["image_size"]) if cfg["image_size"] else _first_size(ds.samples[0][0])
-    channels = 1 if cfg["grayscale"] else 3
-    train_tf, val_tf, stats = _transforms(size, channels, cfg, flip=True)
+    size = tuple(settings.image_size) if settings.image_size else _first_size(ds.samples[0][0])
+    channels = 1 if settings.grayscale else 3
+    train_tf, val_tf, stats = _transforms(size, channels, settings, flip=True)
     return LazySource(f"image folder {root}", ds, list(ds.classes), (channels, *size), train_tf, val_tf,
                       targets=torch.as_tensor(ds.targets, dtype=torch.long), stats=stats)
 
@@ -208,18 +80,18 @@ def _first_size(path: str) -> tuple[int, int]:
     return h, w
 
 
-def read_fake(cfg: dict) -> LazySource:
+def read_fake(settings: DataSettings) -> LazySource:
     from torchvision.datasets import FakeData
 
-    shape = tuple(cfg["fake_shape"])
+    shape = tuple(settings.fake_shape)
     if len(shape) != 3 or shape[0] not in (1, 3):
         raise WorkbenchError(f"data.fake_shape must be [channels, height, width] with 1 or 3 channels, "
                              f"got {list(shape)}")
-    ds = FakeData(cfg["fake_size"], shape, cfg["fake_classes"])
-    size = tuple(cfg["image_size"]) if cfg["image_size"] else shape[1:]
-    channels = 1 if cfg["grayscale"] else shape[0]
+    ds = FakeData(settings.fake_size, shape, settings.fake_classes)
+    size = tuple(settings.image_size) if settings.image_size else shape[1:]
+    channels = 1 if settings.grayscale else shape[0]
     if channels == 3 and shape[0] == 1:
         raise WorkbenchError("FakeData with 1 channel cannot be read as RGB; set fake_shape to 3 channels")
-    train_tf, val_tf, stats = _transforms(size, channels, cfg, flip=True)
-    names = [str(i) for i in range(cfg["fake_classes"])]
+    train_tf, val_tf, stats = _transforms(size, channels, settings, flip=True)
+    names = [str(i) for i in range(settings.fake_classes)]
     return LazySource(f"FakeData {list(shape)}", ds, names, (channels, *size), train_tf, val_tf, stats=stats)
