@@ -22,7 +22,8 @@ SAVED = {
 
 def doc(**sections):
     return {"format": "model-workbench/project", "version": 1, "name": "S",
-            "model": {"input": {"shape": [64]}, "layers": [{"id": "fc", "type": "Linear", "args": {"out_features": 10}}]},
+            "model": {"input": {"shape": [64]},
+                      "layers": [{"id": "fc", "type": "Linear", "args": {"out_features": 10}}]},
             **sections}
 
 

@@ -86,7 +86,7 @@ class EpochEvent(Event):
 class MemoryEvent(Event):
     kind: ClassVar[str] = "memory"
     step: int
-    reading: dict  # workbench.memory.MemoryReading.to_dict()
+    reading: dict  # workbench.training.memory.MemoryReading.to_dict()
 
 
 @dataclass
