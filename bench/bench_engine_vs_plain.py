@@ -11,6 +11,7 @@ epoch, leaving out each run's first epoch. Alternating in one process cancels th
 Peak memory: each side in its own fresh process (process peak RSS on CPU,
 max_memory_allocated on CUDA). Losses: every step of every run compared exactly.
 Goals: step-time ratio <= 1.03, peak-memory ratio <= 1.05. Last line: RESULT name=value ...
+(``--quick``: 2 epochs, 1 round, a smoke run whose RESULT says quick=1).
 """
 from __future__ import annotations
 
@@ -155,7 +156,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 1 round: a smoke run, not a measurement")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.rounds = 2, 1
     common = ["--epochs", str(args.epochs), "--device", args.device]
     if args.worker == "speed":
         print(json.dumps(speed_worker(args.epochs, args.rounds, args.device)))
@@ -193,7 +197,7 @@ def main() -> None:
     print(f"RESULT step_time_ratio={step_ratio:.3f} peak_memory_ratio={mem_ratio:.3f} "
           f"losses_identical={'yes' if same else 'no'} engine_ms_per_step={ms['engine']:.3f} "
           f"plain_ms_per_step={ms['plain']:.3f} cpu_time_ratio={cpu_ms['engine'] / cpu_ms['plain']:.3f} "
-          f"device={args.device}")
+          f"device={args.device}" + (" quick=1" if args.quick else ""))
 
 
 if __name__ == "__main__":

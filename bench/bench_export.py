@@ -9,7 +9,8 @@ time; cheap formats get more runs). The workbench side adds eval mode and its re
 temporary file, fsync, the rename and the captured log. Goal: ratio <= 1.2. The
 verification each format runs (fresh process, two batch sizes) is timed separately.
 Python source has no torch API to compare with: its time is shown alone.
-Last line: RESULT name=value ...
+Last line: RESULT name=value ... (``--quick``: the digits CNN, one timed run per side and no
+extra rounds, a smoke run whose RESULT says quick=1).
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from workbench.model import build
-from workbench.export import exporter as export
+from workbench.model import build  # noqa: E402
+from workbench.export import exporter as export  # noqa: E402
 from workbench.project import templates  # noqa: E402
 from workbench.export.verify import FreshProcess  # noqa: E402
 
@@ -78,7 +79,7 @@ def timed(fn) -> float:
         return time.perf_counter() - start
 
 
-def bench_model(name: str, spec, repeat: int, folder: Path) -> list[dict]:
+def bench_model(name: str, spec, repeat: int, folder: Path, max_rounds: int = MAX_ROUNDS) -> list[dict]:
     torch.manual_seed(0)
     model = build.build_model(spec).eval()
     x = build.example_input(spec, export.EXPORT_BATCH)
@@ -92,7 +93,7 @@ def bench_model(name: str, spec, repeat: int, folder: Path) -> list[dict]:
             raw_times, sync_times, our_times = [], [], []
             spent, i = 0.0, 0
             # the first round warms everything up and is dropped; cheap formats get more rounds
-            while i <= repeat or (spent < 2.0 and i <= MAX_ROUNDS):
+            while i <= repeat or (spent < 2.0 and i <= max_rounds):
                 if raw is not None:
                     t = timed(lambda: raw(folder / f"raw_{name}{suffix}"))
                     raw_times.append(t) if i else None
@@ -123,14 +124,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per side (after a warm-up)")
     parser.add_argument("--models", default="digits_cnn,resnet18", help="comma-separated: digits_cnn,resnet18")
+    parser.add_argument("--quick", action="store_true",
+                        help="the digits CNN, one run per side: a smoke run, not a measurement")
     args = parser.parse_args()
+    if args.quick:
+        args.models, args.repeat = "digits_cnn", 1
     torch.set_num_threads(min(2, torch.get_num_threads()))
     specs = {"digits_cnn": templates.load("digits_cnn").model,
              "resnet18": templates.load("resnet18_transfer").model}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         for name in args.models.split(","):
-            rows += bench_model(name, specs[name], args.repeat, Path(tmp))
+            rows += bench_model(name, specs[name], args.repeat, Path(tmp), 1 if args.quick else MAX_ROUNDS)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fastest of >= {args.repeat} runs per side")
     print(f"{'model':11} {'format':12} {'torch API':>12} {'+ fsync':>12} {'workbench':>12} {'ratio':>6} "
           f"{'vs +fsync':>9} {'verify (extra)':>15}  check")
@@ -150,7 +155,7 @@ def main() -> int:
     print(f"ratio to the bare torch call: worst {max(ratios):.2f}; to the torch call plus fsync: worst "
           f"{max(synced_ratios):.2f} (goal <= 1.2). Small files pay a few ms of fsync for a durable rename.")
     print("RESULT " + " ".join(results) + f" worst_ratio={max(ratios):.3f}"
-          f" worst_ratio_vs_fsynced={max(synced_ratios):.3f}")
+          f" worst_ratio_vs_fsynced={max(synced_ratios):.3f}" + (" quick=1" if args.quick else ""))
     return 0
 
 

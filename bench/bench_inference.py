@@ -2,10 +2,12 @@
 
 Prints cold (first call in the process), warm (cache hit), edit (one row changed) inference
 times next to the time to build the real nn.Module and run one real forward. Last line:
-RESULT name=value ...
+RESULT name=value ... (``--quick``: 20-layer stacks and few repeats, a smoke run whose RESULT
+says quick=1; the keys keep their names)
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -41,10 +43,10 @@ def conv_stack(n=200):
     return ModelSpec((16, 16, 16), layers)
 
 
-def measure(name, spec, edit_row):
+def measure(name, spec, edit_row, repeat=20):
     build._CACHE.clear()
     cold = timed(lambda: build.infer(spec))
-    warm = timed(lambda: build.infer(spec), repeat=20)
+    warm = timed(lambda: build.infer(spec), repeat=repeat)
 
     real_build = timed(lambda: build.build_model(spec), repeat=3)
     model = build.build_model(spec).eval()
@@ -57,7 +59,7 @@ def measure(name, spec, edit_row):
         layer = spec.layers[edit_row]
         layer.args["out_features" if layer.type == "Linear" else "out_channels"] = next(sizes)
         build.infer(spec)
-    edited = timed(edit, repeat=20)
+    edited = timed(edit, repeat=repeat)
     print(f"{name:22s} cold {cold:8.1f} ms  warm {warm:7.2f} ms  edit {edited:7.2f} ms  "
           f"| real build {real_build:8.1f} ms  real forward {forward:7.1f} ms  "
           f"| edit/build {edited / real_build:.3f}")
@@ -65,9 +67,13 @@ def measure(name, spec, edit_row):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    args = parser.parse_args()
+    layers, repeat = (20, 3) if args.quick else (200, 20)
     build.warm_up()
-    lin = measure("200 Linear+ReLU", linear_stack(), edit_row=100)
-    conv = measure("200 Conv2d+ReLU", conv_stack(), edit_row=100)
+    lin = measure(f"{layers} Linear+ReLU", linear_stack(layers // 2), edit_row=layers // 2, repeat=repeat)
+    conv = measure(f"{layers} Conv2d+ReLU", conv_stack(layers), edit_row=layers // 2, repeat=repeat)
     r18 = ModelSpec((3, 224, 224), [LayerSpec("backbone", "resnet18", {}),
                                     LayerSpec("head", "Linear", {"out_features": 10})])
     t = time.perf_counter()
@@ -75,16 +81,18 @@ def main():
     tv_import = (time.perf_counter() - t) * 1e3
     build._CACHE.clear()
     cold = timed(lambda: build.infer(r18))
-    warm = timed(lambda: build.infer(r18), repeat=20)
-    real = timed(lambda: build.build_model(r18), repeat=3)
+    warm = timed(lambda: build.infer(r18), repeat=repeat)
+    real = timed(lambda: build.build_model(r18), repeat=1 if args.quick else 3)
     heads = iter(range(11, 10_000))
     r18_head = timed(lambda: (r18.layers[1].args.__setitem__("out_features", next(heads)), build.infer(r18)),
-                     repeat=20)
+                     repeat=repeat)
     print(f"{'resnet18 (3,224,224)':22s} cold {cold:8.1f} ms  warm {warm:7.2f} ms  edit head {r18_head:5.2f} ms "
           f"| real build {real:8.1f} ms | cold/build {cold / real:.2f} (torchvision import once: {tv_import:.0f} ms)")
-    print(f"RESULT linear200_cold_ms={lin[0]:.1f} linear200_edit_ms={lin[2]:.2f} linear200_edit_vs_build={lin[2] / lin[3]:.3f} "
+    print(f"RESULT linear200_cold_ms={lin[0]:.1f} linear200_edit_ms={lin[2]:.2f} "
+          f"linear200_edit_vs_build={lin[2] / lin[3]:.3f} "
           f"conv200_cold_ms={conv[0]:.1f} conv200_edit_ms={conv[2]:.2f} conv200_edit_vs_build={conv[2] / conv[3]:.3f} "
-          f"resnet18_cold_ms={cold:.1f} resnet18_warm_ms={warm:.2f} resnet18_cold_vs_build={cold / real:.2f}")
+          f"resnet18_cold_ms={cold:.1f} resnet18_warm_ms={warm:.2f} resnet18_cold_vs_build={cold / real:.2f}"
+          + (" quick=1" if args.quick else ""))
 
 
 if __name__ == "__main__":

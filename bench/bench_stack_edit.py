@@ -8,9 +8,11 @@ Three ways to change one argument in the middle of a 200-row Linear stack, in on
   paint   the stack's viewport repainted with no edit (what drawing ~30 rows costs by itself)
 Each edit alternates between two values so every one re-infers half the stack. Prints the
 median and 95th percentile per edit and the ratios to `core`. Last line: RESULT name=value ...
+(``--quick``: 20 layers and 10 edits, a smoke run whose RESULT says quick=1).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
@@ -21,22 +23,22 @@ os.environ["WORKBENCH_SETTINGS"] = os.path.join(tempfile.mkdtemp(), "settings.in
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from workbench.model import build
+from workbench.model import build  # noqa: E402
 from workbench.project import project_file as projects  # noqa: E402
 from workbench.model.spec import LayerSpec, ModelSpec  # noqa: E402
 
 N_LAYERS, EDITS = 200, 60
 
 
-def stack() -> ModelSpec:
+def stack(n_layers: int = N_LAYERS) -> ModelSpec:
     layers = [LayerSpec("flat", "Flatten")]
-    layers += [LayerSpec(f"fc{i}", "Linear", {"out_features": 32}) for i in range(N_LAYERS)]
+    layers += [LayerSpec(f"fc{i}", "Linear", {"out_features": 32}) for i in range(n_layers)]
     return ModelSpec((1, 8, 8), layers)
 
 
-def timed(edit) -> list[float]:
+def timed(edit, edits: int = EDITS) -> list[float]:
     out = []
-    for i in range(EDITS):
+    for i in range(edits):
         start = time.perf_counter()
         edit(16 if i % 2 == 0 else 32)
         out.append((time.perf_counter() - start) * 1000)
@@ -44,10 +46,14 @@ def timed(edit) -> list[float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    args = parser.parse_args()
+    n_layers, edits = (20, 10) if args.quick else (N_LAYERS, EDITS)
     app = QApplication.instance() or QApplication([])
     build.warm_up()
-    spec = stack()
-    middle = spec.find(f"fc{N_LAYERS // 2}")
+    spec = stack(n_layers)
+    middle = spec.find(f"fc{n_layers // 2}")
 
     def core(value):
         middle.args["out_features"] = value
@@ -56,26 +62,26 @@ def main() -> None:
     from ui.document.project_document import ProjectDocument
     from ui.main_window import MainWindow
 
-    doc = ProjectDocument(projects.new("bench", stack()))
-    window = MainWindow(project=projects.new("bench", stack()))
+    doc = ProjectDocument(projects.new("bench", stack(n_layers)))
+    window = MainWindow(project=projects.new("bench", stack(n_layers)))
     window.resize(1280, 800)
     window.show()
-    window.stack.select_ids([f"fc{N_LAYERS // 2}"])
+    window.stack.select_ids([f"fc{n_layers // 2}"])
     app.processEvents()
-    layer_id = f"fc{N_LAYERS // 2}"
+    layer_id = f"fc{n_layers // 2}"
 
     def in_window(value):
         window.doc.set_arg(layer_id, "out_features", value)
         window.stack.viewport().repaint()
 
     results = {
-        "core": timed(core),
-        "doc": timed(lambda v: doc.set_arg(layer_id, "out_features", v)),
-        "window": timed(in_window),
-        "paint": timed(lambda v: window.stack.viewport().repaint()),
+        "core": timed(core, edits),
+        "doc": timed(lambda v: doc.set_arg(layer_id, "out_features", v), edits),
+        "window": timed(in_window, edits),
+        "paint": timed(lambda v: window.stack.viewport().repaint(), edits),
     }
     base = statistics.median(results["core"])
-    print(f"one argument edit in the middle of a {N_LAYERS}-layer stack, {EDITS} edits each (ms)")
+    print(f"one argument edit in the middle of a {n_layers}-layer stack, {edits} edits each (ms)")
     print(f"{'path':8} {'median':>8} {'p95':>8} {'x core':>8}")
     summary = {}
     for name, values in results.items():
@@ -83,12 +89,13 @@ def main() -> None:
         p95 = sorted(values)[int(0.95 * len(values)) - 1]
         summary[name] = (med, p95)
         print(f"{name:8} {med:8.2f} {p95:8.2f} {med / base:8.1f}")
-    assert window.doc.layer_info(f"fc{N_LAYERS - 1}").out_shape == (32,)
+    assert window.doc.layer_info(f"fc{n_layers - 1}").out_shape == (32,)
     window.doc.undo_stack.setClean()
     window.close()
-    print(f"RESULT layers={N_LAYERS} core_ms={summary['core'][0]:.2f} doc_ms={summary['doc'][0]:.2f} "
+    print(f"RESULT layers={n_layers} core_ms={summary['core'][0]:.2f} doc_ms={summary['doc'][0]:.2f} "
           f"window_ms={summary['window'][0]:.2f} window_p95_ms={summary['window'][1]:.2f} "
-          f"paint_ms={summary['paint'][0]:.2f} window_x_core={summary['window'][0] / base:.1f}")
+          f"paint_ms={summary['paint'][0]:.2f} window_x_core={summary['window'][0] / base:.1f}"
+          + (" quick=1" if args.quick else ""))
 
 
 if __name__ == "__main__":

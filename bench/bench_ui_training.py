@@ -5,13 +5,14 @@ Rounds alternate (headless, window, headless, window, ...) in one invocation, so
 see the same machine load. Headless: ``Engine(project).run()`` in the main thread of a fresh
 process, as ``workbench train`` does (a separate process: once a thread has run parallel
 torch work, its OpenMP team lives on and throttles every other thread's, so a headless run
-in this process would slow the window's run and flatter the comparison). Window: the real MainWindow (Qt offscreen platform unless
-QT_QPA_PLATFORM says otherwise), Start pressed through the Training dock, live plots,
-evaluation and memory gauges running, while a 10 ms heartbeat QTimer measures how late the
-event loop serves it, from the press of Start to the end of the run (set-up included).
+in this process would slow the window's run and flatter the comparison). Window: the real
+MainWindow (Qt offscreen platform unless QT_QPA_PLATFORM says otherwise), Start pressed through
+the Training dock, live plots, evaluation and memory gauges running, while a 10 ms heartbeat
+QTimer measures how late the event loop serves it, from the press of Start to the end of the run (set-up included).
 Throughput is the training set's size over the median epoch time (training only, first epoch
 of each run left out); the ratio is headless / window (goal <= 1.10). Latency goals: p99 <=
-30 ms, max <= 100 ms. Last line: RESULT name=value ...
+30 ms, max <= 100 ms. Last line: RESULT name=value ... (``--quick``: 2 epochs, 1 round, a smoke
+run whose RESULT says quick=1).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import torch  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from workbench.training import events as ev
+from workbench.training import events as ev  # noqa: E402
 from workbench.project import templates  # noqa: E402
 from workbench.training.engine import Engine  # noqa: E402
 
@@ -114,7 +115,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--headless-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 1 round: a smoke run, not a measurement")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.rounds = 2, 1
     if args.headless_worker:
         headless_worker(args.epochs, Path(args.folder))
         return
@@ -151,7 +155,7 @@ def main() -> None:
     met = ratio <= GOALS["ratio"] and p99 <= GOALS["p99"] and worst <= GOALS["max"]
     print(f"RESULT headless_samples_s={rate_h:.0f} window_samples_s={rate_w:.0f} throughput_ratio={ratio:.3f} "
           f"latency_p50_ms={p50:.1f} latency_p99_ms={p99:.1f} latency_max_ms={worst:.1f} "
-          f"goal_met={'yes' if met else 'no'}")
+          f"goal_met={'yes' if met else 'no'}" + (" quick=1" if args.quick else ""))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ else
   mkdir -p "$(dirname "$app")" "$(dirname "$icon")" "$(dirname "$mime")" "$(dirname "$meta")"
   sed -e "s|^Exec=workbench|Exec=$exe|" -e "s|^TryExec=workbench|TryExec=$exe|" \
       "$here/model-workbench.desktop" > "$app.tmp" && mv "$app.tmp" "$app"
-  cp "$root/resources/workbench.svg" "$icon"
+  cp "$root/resources/icons/workbench.svg" "$icon"
   cp "$here/model-workbench-mime.xml" "$mime"
   cp "$here/io.github.model_workbench.Workbench.metainfo.xml" "$meta"
   echo "installed Model Workbench ($exe) into $PREFIX"

@@ -1,10 +1,15 @@
 """Test set-up: Qt offscreen unless a test asks otherwise; small torch thread pools; no
-downloads; and a guard that fails any test leaving a QThread running."""
+downloads; a guard that fails any test leaving a QThread running; project data that both
+the core and the window tests use; and the bench/ scripts, run in their quick mode."""
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 import tempfile
 import weakref
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("WORKBENCH_OFFLINE", "1")  # nothing may download during tests
@@ -49,3 +54,59 @@ def _is_running(thread) -> bool:
         return thread.isRunning()
     except RuntimeError:  # C++ object already deleted
         return False
+
+
+@pytest.fixture(scope="session")
+def wine_ddp_project() -> dict:
+    """The tiny project the distributed runs train (core and window tests): the wine table, an
+    MLP with neither BatchNorm nor dropout, 142 training examples (divisible by 2). Shared by
+    the session: copy it before changing it."""
+    return {
+        "format": "model-workbench/project", "version": 1, "name": "Wine DDP",
+        "model": {"input": {"shape": [13]}, "layers": [
+            {"id": "fc1", "type": "Linear", "args": {"out_features": 32}},
+            {"id": "relu1", "type": "ReLU"},
+            {"id": "fc2", "type": "Linear", "args": {"out_features": 3}}]},
+        "data": {"source": "wine", "val_fraction": 0.2, "batch_size": 8},
+        "training": {"optimizer": {"type": "Adam", "lr": 0.003}, "loss": "CrossEntropyLoss",
+                     "epochs": 2, "device": "cpu", "seed": 0, "log_every": 4},
+    }
+
+
+ROOT = Path(__file__).resolve().parent.parent
+QT_PACKAGES = ("PySide6", "shiboken6", "pyqtgraph", "ui")
+
+
+def bench_needs_qt(script: Path) -> bool:
+    """Whether a bench script imports Qt or the window anywhere in its code."""
+    for node in ast.walk(ast.parse(script.read_text(), filename=str(script))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        if any(name.split(".")[0] in QT_PACKAGES for name in names):
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc):
+    """A test that takes ``bench_script`` runs once per bench/*.py script: the ones that need Qt
+    under tests/ui, the others under tests/core, so every script is covered exactly once."""
+    if "bench_script" in metafunc.fixturenames:
+        in_ui = "ui" in Path(str(metafunc.definition.path)).relative_to(ROOT / "tests").parts[:1]
+        scripts = [p for p in sorted((ROOT / "bench").glob("*.py")) if bench_needs_qt(p) == in_ui]
+        metafunc.parametrize("bench_script", scripts, ids=[p.stem for p in scripts])
+
+
+@pytest.fixture
+def run_bench(tmp_path):
+    """Run a bench script with --quick from another folder, as a clean checkout would (the
+    checkout first on the path, Qt offscreen). Returns the process and its RESULT line as a dict."""
+    def run(script: Path, timeout: float = 480) -> tuple[subprocess.CompletedProcess, dict]:
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "WORKBENCH_OFFLINE": "1",
+               "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+        proc = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        last = lines[-1] if lines else ""
+        pairs = [token.split("=", 1) for token in last.split()[1:]] if last.startswith("RESULT ") else []
+        return proc, {pair[0]: pair[1] if len(pair) == 2 else None for pair in pairs}
+    return run

@@ -1,13 +1,16 @@
-"""The arrow points ui -> workbench: the core never imports Qt, pyqtgraph or ui."""
+"""The arrow points ui -> workbench: the core never imports Qt, pyqtgraph or ui; nor do the
+core tests (tests/core runs without Qt)."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "shiboken6", "ui")
+QT_FIXTURES = {"qtbot", "qapp", "qtmodeltester", "qtlog"}
 
 
 def test_import_linter_contract_holds():
@@ -17,11 +20,11 @@ def test_import_linter_contract_holds():
     assert "KEPT" in result.stdout
 
 
-def test_no_core_module_imports_qt_even_lazily():
-    """import-linter sees module-level and function-level imports; this also catches
-    importlib strings and checks every file, including ones not yet imported anywhere."""
+def qt_imports(folder: Path, forbidden=FORBIDDEN) -> list[str]:
+    """Every import of a forbidden package in the .py files under ``folder``, at any depth of
+    the code (module level, in functions, through importlib strings)."""
     offenders = []
-    for path in sorted((ROOT / "workbench").rglob("*.py")):
+    for path in sorted(folder.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             names = []
@@ -32,9 +35,50 @@ def test_no_core_module_imports_qt_even_lazily():
             elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
                 names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             for name in names:
-                if name.split(".")[0] in FORBIDDEN:
+                if name.split(".")[0] in forbidden:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    return offenders
+
+
+def test_no_core_module_imports_qt_even_lazily():
+    """import-linter sees module-level and function-level imports; this also catches
+    importlib strings and checks every file, including ones not yet imported anywhere."""
+    offenders = qt_imports(ROOT / "workbench")
     assert not offenders, "\n".join(offenders)
+
+
+def test_core_tests_never_import_qt_nor_use_qt_fixtures():
+    """tests/core is the Qt-free half of the suite: window tests go in tests/ui. (Code run in a
+    child process, such as the installed app in test_packaging, is a string and not counted.)"""
+    offenders = qt_imports(ROOT / "tests" / "core", FORBIDDEN + ("pytestqt",))
+    for path in sorted((ROOT / "tests" / "core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                used = QT_FIXTURES & {a.arg for a in node.args.args}
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {node.name} uses {u}" for u in sorted(used)]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_core_tests_are_collected_with_qt_blocked():
+    """Collecting tests/core (every module and conftest imported) where PySide6, pyqtgraph and
+    the ui package cannot be imported: nothing they pull in, even indirectly, needs Qt."""
+    blocked = ("PySide6", "shiboken6", "pyqtgraph", "pytestqt", "ui")
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {blocked!r}:\n"
+        "            raise ImportError(f'{name} is blocked: tests/core must run without Qt')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['-q', '--collect-only', '-p', 'no:pytest-qt', '-p', 'no:cacheprovider',"
+        " 'tests/core']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " collected" in result.stdout or "tests collected" in result.stdout
 
 
 def test_headless_commands_never_load_qt(tmp_path):
@@ -46,3 +90,11 @@ def test_headless_commands_never_load_qt(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stderr
+
+
+def test_ruff_finds_nothing():
+    """The [tool.ruff] rules in pyproject.toml (errors and likely bugs, lines <= 120) hold everywhere."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise",
+                             "workbench", "ui", "tests", "bench", "packaging"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

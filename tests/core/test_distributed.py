@@ -26,21 +26,11 @@ from workbench.data.bundle import EpochBatches
 from workbench.errors import WorkbenchError
 from workbench.training.engine import Engine
 
-PROJECT = {
-    "format": "model-workbench/project", "version": 1, "name": "Wine DDP",
-    "model": {"input": {"shape": [13]}, "layers": [
-        {"id": "fc1", "type": "Linear", "args": {"out_features": 32}},
-        {"id": "relu1", "type": "ReLU"},
-        {"id": "fc2", "type": "Linear", "args": {"out_features": 3}}]},
-    "data": {"source": "wine", "val_fraction": 0.2, "batch_size": 8},
-    "training": {"optimizer": {"type": "Adam", "lr": 0.003}, "loss": "CrossEntropyLoss",
-                 "epochs": 2, "device": "cpu", "seed": 0, "log_every": 4},
-}
 TOL = 1e-5
 
 
-def write_project(path: Path, batch_size: int) -> Path:
-    spec = json.loads(json.dumps(PROJECT))
+def write_project(path: Path, project: dict, batch_size: int) -> Path:
+    spec = json.loads(json.dumps(project))
     spec["data"]["batch_size"] = batch_size
     path.write_text(json.dumps(spec))
     return path
@@ -89,10 +79,11 @@ def one_process(path: Path, out: Path, epochs: int = 2, resume: Path | None = No
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, wine_ddp_project):
     """Every run once (the torchrun launches dominate the time): returns their folders."""
     tmp = tmp_path_factory.mktemp("ddp")
-    p8, p16 = write_project(tmp / "b8.wbproj", 8), write_project(tmp / "b16.wbproj", 16)
+    p8 = write_project(tmp / "b8.wbproj", wine_ddp_project, 8)
+    p16 = write_project(tmp / "b16.wbproj", wine_ddp_project, 16)
     out = {"p8": p8, "p16": p16, "one": tmp / "one", "two": tmp / "two", "two_then_one": tmp / "two_then_one",
            "one_then_two": tmp / "one_then_two"}
     one_process(p16, out["one"])
@@ -165,10 +156,10 @@ def test_checkpoints_resume_under_another_world_size(runs):
     assert_same_weights(weights(runs["one_then_two"]), weights(runs["one"]))
 
 
-def test_a_stuck_process_does_not_hang_the_others(tmp_path):
+def test_a_stuck_process_does_not_hang_the_others(tmp_path, wine_ddp_project):
     """Rank 1 freezes (SIGSTOP) mid-run: rank 0 gives up after --dist-timeout with a message
     that says why, and once rank 1 can move again everything ends; nothing stays behind."""
-    path = write_project(tmp_path / "p.wbproj", 8)
+    path = write_project(tmp_path / "p.wbproj", wine_ddp_project, 8)
     out = tmp_path / "run"
     proc = subprocess.Popen(torchrun_cmd(path, "--out", out, "--epochs", "500", "--dist-timeout", "3"),
                             env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -99,6 +99,7 @@ def test_random_stack_builds_and_matches_or_names_a_layer(spec):
         out = model(build.example_input(spec, batch=2))
     assert tuple(out.shape[1:]) == info.output_shape
     for row in info.rows():
-        assert seen[row.path] == row.out_shape, f"{row.path} ({row.type}): inferred {row.out_shape}, real {seen[row.path]}"
+        assert seen[row.path] == row.out_shape, \
+            f"{row.path} ({row.type}): inferred {row.out_shape}, real {seen[row.path]}"
     total, trainable = build.param_count(model)
     assert (total, trainable) == (info.total_params, info.trainable_params)

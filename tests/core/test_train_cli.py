@@ -20,7 +20,7 @@ from workbench.training import events as ev, runlog
 from workbench.project import project_file as project, templates
 from workbench.cli.train import ProgressLine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def save_template(tmp_path, name="digits_mlp", **training):

@@ -14,7 +14,7 @@ from workbench.model.spec import LayerSpec, ModelSpec
 from ui.document.commands import UNSET
 from ui.document.project_document import ProjectDocument
 from ui.editor.stack_model import ID, StackModel
-from ui_support import shown_rows
+from window_helpers import shown_rows
 
 
 def make_doc() -> ProjectDocument:

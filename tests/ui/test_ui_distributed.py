@@ -10,16 +10,14 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QGuiApplication
 
-from tests.core.test_distributed import PROJECT
-from ui_support import isolated_settings  # noqa: F401 - fixture
 from ui.distributed import dialog as dd
 from ui import project_io
 from workbench.training import checkpoint
 from workbench.project import templates
 
 
-def saved_project(tmp_path: Path, epochs: int = 2) -> Path:
-    spec = json.loads(json.dumps(PROJECT))
+def saved_project(tmp_path: Path, project: dict, epochs: int = 2) -> Path:
+    spec = json.loads(json.dumps(project))
     spec["training"]["epochs"] = epochs
     path = tmp_path / "wine ddp.wbproj"  # a space: the command must quote it
     path.write_text(json.dumps(spec))
@@ -73,8 +71,8 @@ def workers_of(run_dir: Path) -> list[int]:
     return found
 
 
-def test_the_command_for_a_saved_project(qtbot, isolated_settings, tmp_path):  # noqa: F811
-    path = saved_project(tmp_path)
+def test_the_command_for_a_saved_project(qtbot, isolated_settings, tmp_path, wine_ddp_project):
+    path = saved_project(tmp_path, wine_ddp_project)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
     dialog.nproc.setValue(2)
@@ -102,7 +100,7 @@ def test_the_command_for_a_saved_project(qtbot, isolated_settings, tmp_path):  #
     dialog.close()
 
 
-def test_an_unsaved_project_is_saved_first(qtbot, isolated_settings, tmp_path, monkeypatch):  # noqa: F811
+def test_an_unsaved_project_is_saved_first(qtbot, isolated_settings, tmp_path, monkeypatch):
     window = open_window(qtbot, project=templates.load("tabular_mlp"))
     dialog = open_dialog(window)
     assert dialog.command.toPlainText() == ""
@@ -120,8 +118,8 @@ def test_an_unsaved_project_is_saved_first(qtbot, isolated_settings, tmp_path, m
     dialog.close()
 
 
-def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_settings, tmp_path):  # noqa: F811
-    path = saved_project(tmp_path)
+def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_settings, tmp_path, wine_ddp_project):
+    path = saved_project(tmp_path, wine_ddp_project)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
     dialog.nproc.setValue(2)
@@ -144,8 +142,8 @@ def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_sett
     dialog.close()
 
 
-def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp_path):  # noqa: F811
-    path = saved_project(tmp_path, epochs=1000)
+def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp_path, wine_ddp_project):
+    path = saved_project(tmp_path, wine_ddp_project, epochs=1000)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
     dialog.nproc.setValue(2)
@@ -166,8 +164,9 @@ def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp
     dialog.close()
 
 
-def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch):  # noqa: F811
-    path = saved_project(tmp_path, epochs=1000)
+def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch,
+                                                      wine_ddp_project):
+    path = saved_project(tmp_path, wine_ddp_project, epochs=1000)
     window = open_window(qtbot, path)
     dialog = open_dialog(window)
     dialog.nproc.setValue(2)

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from workbench.training.samples import Sample, SampleGrid, collect, order, pick_indices, to_image
 from ui.training.evaluation import EvaluationPanel, matrix_image
-from ui_support import text_of
+from window_helpers import text_of
 from workbench.training import events as ev
 from workbench.project import templates
 from workbench.training.engine import Engine

@@ -9,7 +9,7 @@ import torch
 
 from ui.training import gauges as gauges_module
 from ui.training.gauges import CUDA_TIP, MemoryGauges, summary_text
-from ui_support import text_of
+from window_helpers import text_of
 from workbench.training import memory
 from workbench.training.memory import DeviceMemory, MemoryReading
 

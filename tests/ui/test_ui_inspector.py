@@ -8,7 +8,6 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, Q
 from workbench.model import catalog
 
 from ui.editor.stack_model import SHAPE
-from ui_support import isolated_settings, window  # noqa: F401
 
 
 def shape_cell(window, layer_id):

@@ -15,7 +15,7 @@ from workbench.errors import SpecError
 
 from ui import project_io
 from ui.main_window import MainWindow
-from ui_support import ids_of, isolated_settings, window  # noqa: F401
+from window_helpers import ids_of
 
 
 def saved_copy(tmp_path, name="digits.wbproj", template="digits_cnn"):

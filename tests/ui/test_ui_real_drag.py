@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.xvfb
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r'''
 import json, sys, time
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-from workbench import templates
+from workbench.project import templates
 from ui.main_window import MainWindow
-from ui.window_main import configure_app
+from ui.startup import configure_app
 
 app = QApplication([])
 configure_app(app)

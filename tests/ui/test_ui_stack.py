@@ -12,7 +12,7 @@ from workbench.model.spec import LayerSpec
 
 from ui.editor.palette import kind_mime
 from ui.editor.stack_model import FROZEN, ID, SHAPE, TYPE
-from ui_support import above, below, deliver_drop, empty_area, ids_of, isolated_settings, on_row, text_of, window  # noqa: F401
+from window_helpers import above, below, deliver_drop, empty_area, ids_of, on_row, text_of
 
 
 def test_palette_drop_on_empty_space_appends_and_selects_it(window):

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from ui import project_io
 from ui.main_window import MainWindow
 from ui.editor.stack_model import SHAPE, TYPE
-from ui_support import above, deliver_drop, empty_area, ids_of, isolated_settings, shown_rows, text_of, window  # noqa: F401
+from window_helpers import above, deliver_drop, empty_area, ids_of, shown_rows, text_of
 
 
 def drag_from_palette(window, type_name, pos):

@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt
 from ui.training import dock as training_dock
 from ui.training.engine_bridge import DELIVERY_MS, ENGINE_NICE, TrainingRun
 from ui.editor.stack_model import FROZEN
-from ui_support import isolated_settings, text_of, window  # noqa: F401
+from window_helpers import text_of
 from workbench.training import events as ev
 from workbench.project import templates
 from workbench.errors import WorkbenchError

@@ -1,42 +1,11 @@
-"""Shared helpers for the window tests: isolated settings, a window fixture, drag and drop
-delivered as real Qt events to the stack's viewport, and readers of what the stack shows."""
+"""Helpers for the window tests (plain functions; the fixtures are in conftest.py): drag and
+drop delivered as real Qt events to the stack's viewport, and readers of what the stack and
+labels show."""
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
-
-from workbench.project import templates
-
-
-@pytest.fixture
-def isolated_settings(tmp_path, monkeypatch):
-    """QSettings in a temp .ini (never the user's), and no modal box can block a test."""
-    from PySide6.QtCore import QStandardPaths
-
-    from ui import project_io
-
-    QStandardPaths.setTestModeEnabled(True)
-    path = tmp_path / "settings.ini"
-    monkeypatch.setenv("WORKBENCH_SETTINGS", str(path))
-    errors: list[Exception] = []
-    monkeypatch.setattr(project_io, "ask_unsaved", lambda *a: "discard")
-    monkeypatch.setattr(project_io, "show_error", lambda parent, title, exc: errors.append(exc))
-    return errors
-
-
-@pytest.fixture
-def window(qtbot, isolated_settings):
-    from ui.main_window import MainWindow
-
-    w = MainWindow(project=templates.load("digits_cnn"))
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    w.load_errors = isolated_settings
-    return w
 
 
 def deliver_drop(view, mime, pos: QPoint, action=Qt.DropAction.CopyAction) -> QDropEvent:
