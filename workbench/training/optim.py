@@ -42,7 +42,8 @@ def make_scheduler(opt: torch.optim.Optimizer, settings: TrainingSettings, steps
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs)), False
     if kind == "onecycle":
         max_lr = s.max_lr if s.max_lr is not None else 10 * settings.optimizer.lr
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=max(1, epochs * steps_per_epoch)), True
+        total = max(1, epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total), True
     raise WorkbenchError(f"unknown schedule {kind!r}; use none, step, cosine or onecycle")
 
 
