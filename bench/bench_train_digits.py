@@ -12,6 +12,7 @@ import time
 T_PROCESS = time.perf_counter()
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -32,7 +33,7 @@ def main() -> int:
     torch.set_num_threads(2)
     proj = templates.load("digits_cnn")
     if args.quick:
-        proj.training.update(epochs=1)
+        proj.training = dataclasses.replace(proj.training, epochs=1)
     hit: list[float] = []
     t_start = time.perf_counter()
 
