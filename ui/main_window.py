@@ -1,9 +1,15 @@
 """The main window: palette, stack, inspector and history around one project document.
 
 The window owns one ``ProjectDocument`` (``self.doc``); panels talk to it, never to each
-other. Later panels (the training dock) join with ``add_dock`` and listen to
-``doc.changed`` / ``doc.frozenChanged``; they can veto closing through ``close_checks`` and
-hand a trained model to File > Export through ``model_provider``.
+other. The parts that join the window (the Training dock, Run Distributed) use its hooks and
+listen to ``doc.changed`` / ``doc.frozenChanged``:
+- ``add_dock(title, widget, area)``: a dock with a View menu toggle;
+- ``add_menu(key, title)`` / ``menu(key)``: a top-level menu (before Help), found by its key;
+- ``add_toolbar_action(action)``: a button on the main toolbar;
+- ``add_close_check(check)``: ``check()`` may refuse closing (and New / Open) by returning False;
+- ``add_shutdown_hook(hook)``: run once the window really closes (stop threads, processes);
+- ``set_model_source(provider, receiver)``: File > Export uses ``provider()`` (a trained
+  model, or None to build one) and hands weights opened there to ``receiver(model, path)``.
 """
 from __future__ import annotations
 
@@ -11,14 +17,14 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QUndoView, QWidget
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QUndoView, QWidget
 
 from workbench.model import build
 from workbench.project import project_file as projects, templates
 from workbench.errors import WorkbenchError
-from workbench.resources import resource_path
 
-from ui.common import icons
+from ui.common import icons, theme
 from ui import project_io
 from ui.document.project_document import ProjectDocument
 from ui.editor.inspector import Inspector
@@ -38,15 +44,14 @@ class MainWindow(QMainWindow):
         if project is None:
             project, problem = project_io.startup_project(path)
         self.doc = ProjectDocument(project, self)
-        self.close_checks: list[Callable[[], bool]] = []  # each may refuse to close (False)
-        self.model_provider: Callable[[], object] | None = None  # a trained model for export
-        self.weights_receiver: Callable[[object, str], None] | None = None  # (model, path) loaded in Export
-        self.on_close: list[Callable[[], None]] = []  # run once the window really closes
+        self._close_checks: list[Callable[[], bool]] = []  # each may refuse to close (False)
+        self._shutdown_hooks: list[Callable[[], None]] = []  # run once the window really closes
+        self._model_provider: Callable[[], object] | None = None  # a trained model for export
+        self._weights_receiver: Callable[[object, str], None] | None = None  # (model, path) loaded in Export
+        self._menus: dict[str, QMenu] = {}
         self.setWindowIcon(icons.app_icon())
         self.setDockNestingEnabled(True)
-        style = resource_path("styles", "workbench.qss")
-        if style.is_file():
-            self.setStyleSheet(style.read_text(encoding="utf-8"))
+        self.setStyleSheet(theme.stylesheet())
 
         self.stack_model = StackModel(self.doc, self)
         self.stack = StackView(self.stack_model)
@@ -56,42 +61,93 @@ class MainWindow(QMainWindow):
         self.statusBar().messageChanged.connect(self.summary.show_message)
         self.statusBar().setSizeGripEnabled(False)
 
-        self.palette = Palette()
+        self.layer_palette = Palette()
         self.inspector = Inspector(self.doc)
         self.history = QUndoView(self.doc.undo_stack)
         self.history.setEmptyLabel("<opened>")
         self.docks: dict[str, QDockWidget] = {}
-        self.actions_ = build_actions(self)  # menus, toolbar, shortcuts (window_actions.py)
-        self.add_dock("Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.toolbar = QToolBar("Main", objectName="toolbar_main")
+        self.actions_, self.recent_menu = build_actions(self)  # menus, toolbar, shortcuts (ui.menus)
+        self.add_dock("Layers", self.layer_palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.add_dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
         self.add_dock("History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.docks["Layers"], self.docks["Inspector"]], [220, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Inspector"], self.docks["History"]], [520, 160], Qt.Orientation.Vertical)
 
-        self.palette.layerRequested.connect(self.add_layer)
+        self.layer_palette.layerRequested.connect(self.add_layer)
         self.stack.currentLayerChanged.connect(self.inspector.show_layer)
         self.stack_model.message.connect(self.say)
         self.summary.problemClicked.connect(lambda layer_id: self.stack.select_ids([layer_id]))
         self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
         self.doc.pathChanged.connect(self._update_title)
         self.doc.reset.connect(lambda: self.inspector.show_layer(None))
-        self.training = install_training(self)  # the Training dock, menu and hooks (training_window.py)
-        install_distributed(self)  # Training > Run Distributed... (torchrun; distributed_dialog.py)
+        self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
+        self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
         self._update_title()
         self._restore_settings()
         if problem is not None:
             QTimer.singleShot(0, lambda: project_io.show_error(self, "Could not open the project", problem))
 
-    # ------------------------------------------------------------ panels
+    # ------------------------------------------------------------ hooks for the parts that join the window
     def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
         """Add a panel as a dock (named for saved layouts) with a View menu toggle."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
-        self.view_menu.addAction(dock.toggleViewAction())
+        self.menu("view").addAction(dock.toggleViewAction())
         self.docks[title] = dock
         return dock
+
+    def add_menu(self, key: str, title: str) -> QMenu:
+        """A top-level menu, before Help once Help exists; ``menu(key)`` finds it again."""
+        if key in self._menus:
+            raise ValueError(f"the window already has a {key!r} menu")
+        bar = self.menuBar()
+        menu = QMenu(title, bar)
+        help_menu = self._menus.get("help")
+        if help_menu is None:
+            bar.addMenu(menu)
+        else:
+            bar.insertMenu(help_menu.menuAction(), menu)
+        self._menus[key] = menu
+        return menu
+
+    def menu(self, key: str) -> QMenu:
+        """A menu added with ``add_menu`` ("file", "edit", "view", "training", "help", ...)."""
+        return self._menus[key]
+
+    def add_toolbar_action(self, action: QAction) -> None:
+        """A button at the end of the main toolbar, after a separator."""
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(action)
+
+    def add_close_check(self, check: Callable[[], bool]) -> None:
+        """``check()`` is asked before the window closes and before New / Open replace the
+        project; False refuses (it asks the user itself when it needs to)."""
+        self._close_checks.append(check)
+
+    def add_shutdown_hook(self, hook: Callable[[], None]) -> None:
+        """``hook()`` runs once the window really closes: stop and await threads, processes."""
+        self._shutdown_hooks.append(hook)
+
+    def set_model_source(self, provider: Callable[[], object], receiver: Callable[[object, str], None]) -> None:
+        """File > Export exports ``provider()`` (None: a model built fresh from the stack), and
+        weights opened in the export dialog go to ``receiver(model, path)``."""
+        self._model_provider, self._weights_receiver = provider, receiver
+
+    def trained_model(self):
+        """The model File > Export would use now, or None when it builds a fresh one."""
+        return self._model_provider() if self._model_provider else None
+
+    def receive_weights(self, model, path: str) -> None:
+        """Weights were loaded into ``model`` in the export dialog."""
+        if self._weights_receiver is not None:
+            self._weights_receiver(model, path)
+
+    def may_close(self) -> bool:
+        """Every close check agrees (each may ask the user)."""
+        return all(check() for check in self._close_checks)
 
     def say(self, text: str, ms: int = 8000) -> None:
         self.statusBar().showMessage(text, ms)
@@ -125,7 +181,7 @@ class MainWindow(QMainWindow):
             return
         parent, row = self.doc.locate(ids[0])
         self._edit(lambda: self.doc.remove(ids))
-        siblings = self.doc.children(parent) if parent is None or self.doc.spec.find(parent) else []
+        siblings = self.doc.layers_in(parent) if parent is None or self.doc.spec.find(parent) else []
         if siblings:
             self.stack.select_ids([siblings[min(row, len(siblings) - 1)].id])
         elif parent is not None:
@@ -169,7 +225,7 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def new_project(self) -> None:
-        if not all(check() for check in self.close_checks) or not self.maybe_save():
+        if not self.may_close() or not self.maybe_save():
             return
         name = project_io.choose_template(self)
         if name:
@@ -177,7 +233,7 @@ class MainWindow(QMainWindow):
             self.say(f"New project from the {name} template")
 
     def open_file(self, path: str | None = None) -> bool:
-        if not all(check() for check in self.close_checks) or not self.maybe_save():
+        if not self.may_close() or not self.maybe_save():
             return False
         if path is None:
             folder = str(self.doc.path.parent) if self.doc.path else str(Path.home())
@@ -217,29 +273,21 @@ class MainWindow(QMainWindow):
         return True
 
     def export_model(self) -> None:
-        try:
-            from ui.export.dialog import ExportDialog
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.export_dialog":
-                raise
-            QMessageBox.information(self, "Export", "Export is not part of this build yet "
-                                    "(ui/export_dialog.py is missing). Use `workbench export FILE` instead.")
-            return
+        from ui.export.dialog import ExportDialog  # on first use: it loads the exporters
+
         error = self.doc.info.error
         if error is not None:
             QMessageBox.warning(self, "Export", f"The model cannot be built yet:\n{error}\n\n"
                                 "Fix the marked row, then export.")
             return
         try:
-            model = self.model_provider() if self.model_provider else None
+            model = self.trained_model()
             model = model if model is not None else build.build_model(self.doc.spec)
         except WorkbenchError as exc:
             QMessageBox.warning(self, "Export", str(exc))
             return
         dialog = ExportDialog(self.doc.project, model, self)
-        loaded = getattr(dialog, "weightsLoaded", None)  # weights opened there land in the live model
-        if loaded is not None and self.weights_receiver is not None:
-            loaded.connect(lambda path: self.weights_receiver(dialog.model, path))
+        dialog.weightsLoaded.connect(lambda path: self.receive_weights(dialog.model, path))  # the live model now
         dialog.exec()
 
     # ------------------------------------------------------------ settings and closing
@@ -254,13 +302,13 @@ class MainWindow(QMainWindow):
             self.resize(1280, 800)
 
     def closeEvent(self, event) -> None:
-        if not all(check() for check in self.close_checks) or not self.maybe_save():
+        if not self.may_close() or not self.maybe_save():
             event.ignore()
             return
         store = project_io.settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
         store.sync()
-        for hook in self.on_close:
+        for hook in self._shutdown_hooks:
             hook()
         event.accept()

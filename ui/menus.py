@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QMessageBox, QStyle, QToolBar
+from PySide6.QtWidgets import QAbstractItemView, QMenu, QMessageBox, QStyle
 
 from ui import project_io
 
@@ -30,7 +30,9 @@ def _action(window, text, slot, shortcut=None, tip="", icon=None) -> QAction:
     return action
 
 
-def build_actions(w) -> dict[str, QAction]:
+def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
+    """The window's actions, its File / Edit / View / Help menus and main toolbar; returns the
+    actions by key and the File > Open Recent menu."""
     sp = QStyle.StandardPixmap
     stack = w.doc.undo_stack
     a = {
@@ -54,7 +56,7 @@ def build_actions(w) -> dict[str, QAction]:
         "freeze": _action(w, "&Freeze / Unfreeze", w.toggle_frozen, "Ctrl+L",
                           "Keep the selected layers' weights fixed while training, or release them"),
         "rename": _action(w, "Re&name", w.rename_current, "F2", "Rename the selected layer"),
-        "search": _action(w, "Find &Layer Type", lambda: (w.docks["Layers"].show(), w.palette.search.setFocus()),
+        "search": _action(w, "Find &Layer Type", lambda: (w.docks["Layers"].show(), w.layer_palette.search.setFocus()),
                           QKeySequence.StandardKey.Find, "Search the palette"),
         "problem": _action(w, "Go to &Problem", lambda: w.stack.select_ids([w.stack.first_error_row()])
                            if w.stack.first_error_row() else None, "F8", "Select the first row that cannot work"),
@@ -78,7 +80,7 @@ def build_actions(w) -> dict[str, QAction]:
             a[key].setEnabled(not locked)
         mode = QAbstractItemView.DragDropMode
         w.stack.setDragDropMode(mode.NoDragDrop if locked else mode.DragDrop)
-        w.palette.tree.setDragEnabled(not locked)
+        w.layer_palette.tree.setDragEnabled(not locked)
         if locked:
             w.statusBar().showMessage(f"Model locked while {w.doc.edit_lock}")
     stack.indexChanged.connect(sync_undo)
@@ -86,8 +88,7 @@ def build_actions(w) -> dict[str, QAction]:
     w.doc.lockChanged.connect(sync_undo)
     sync_undo()
 
-    bar = w.menuBar()
-    file_menu = bar.addMenu("&File")
+    file_menu = w.add_menu("file", "&File")
     file_menu.addActions([a["new"], a["open"]])
     recent = file_menu.addMenu("Open &Recent")
     recent.aboutToShow.connect(partial(_fill_recent, w, recent))
@@ -96,18 +97,16 @@ def build_actions(w) -> dict[str, QAction]:
     file_menu.addAction(a["export"])
     file_menu.addSeparator()
     file_menu.addAction(a["quit"])
-    edit = bar.addMenu("&Edit")
+    edit = w.add_menu("edit", "&Edit")
     edit.addActions([a["undo"], a["redo"]])
     edit.addSeparator()
     edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"]])
     edit.addSeparator()
     edit.addActions([a["search"], a["problem"]])
-    w.view_menu = bar.addMenu("&View")
-    bar.addMenu("&Help").addAction(a["about"])
-    w.recent_menu = recent
+    w.add_menu("view", "&View")
+    w.add_menu("help", "&Help").addAction(a["about"])
 
-    tools = QToolBar("Main")
-    tools.setObjectName("toolbar_main")
+    tools = w.toolbar
     tools.setMovable(False)
     tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     tools.addActions([a["new"], a["open"], a["save"]])
@@ -118,7 +117,7 @@ def build_actions(w) -> dict[str, QAction]:
     tools.addSeparator()
     tools.addAction(a["export"])
     w.addToolBar(Qt.ToolBarArea.TopToolBarArea, tools)
-    return a
+    return a, recent
 
 
 def _fill_recent(w, menu) -> None:

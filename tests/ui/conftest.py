@@ -1,4 +1,6 @@
-"""Fixtures for the window tests: QSettings isolated from the user's, and a shown main window."""
+"""Window tests: isolated settings, a window fixture, and besides the QThread guard of
+tests/conftest.py, a guard that fails any test leaving a background worker
+(ui.common.workers) running: closing a window or widget must stop and await its jobs."""
 from __future__ import annotations
 
 import pytest
@@ -23,13 +25,31 @@ def isolated_settings(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def window(qtbot, isolated_settings):
+def window(qtbot, isolated_settings, monkeypatch):
+    from ui import project_io
     from ui.main_window import MainWindow
 
+    def closing_for_good(_window):
+        """At the end of a test the window closes for real (a test may have made it answer
+        Cancel to unsaved changes), so its shutdown hooks stop and await its workers."""
+        monkeypatch.setattr(project_io, "ask_unsaved", lambda *a: "discard")
+
     w = MainWindow(project=templates.load("digits_cnn"))
-    qtbot.addWidget(w)
+    qtbot.addWidget(w, before_close_func=closing_for_good)
     w.resize(1280, 800)
     w.show()
     qtbot.waitExposed(w)
     w.load_errors = isolated_settings
     return w
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_workers(request):
+    yield
+    from ui.common import workers
+
+    running = workers.running_workers()
+    if running:
+        names = ", ".join(sorted(w.name for w in running))
+        workers.await_workers(10.0)
+        pytest.fail(f"{request.node.nodeid} left {len(running)} worker(s) running: {names}")

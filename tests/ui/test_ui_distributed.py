@@ -49,7 +49,7 @@ def open_dialog(window) -> dd.DistributedDialog:
     menu = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Training")
     action = next(a for a in menu.actions() if a.text().replace("&", "") == "Run Distributed...")
     action.trigger()
-    dialog = window.distributed_dialog
+    dialog = window.distributed.dialog
     assert dialog is not None and dialog.isVisible()
     opened.append(dialog)
     return dialog

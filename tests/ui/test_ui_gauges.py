@@ -50,7 +50,7 @@ def test_polling_runs_off_the_ui_thread_and_skips_while_a_reading_is_slow(qtbot,
         gate.wait(2)
         return reading()
     monkeypatch.setattr(memory, "read", slow_read)
-    gauges._worker.drain()
+    gauges.finish_reading()
     gauges.poll()
     qtbot.wait(300)  # six timer ticks pass while the reading hangs
     assert len(seen) == 1 and seen[0] is not threading.main_thread()

@@ -92,9 +92,11 @@ def test_closing_with_changes_can_be_cancelled(window, monkeypatch):
 
 
 def test_a_close_check_can_veto_closing(window):
-    window.close_checks.append(lambda: False)
-    assert not window.close()
-    window.close_checks.clear()
+    refuse = [True]
+    window.add_close_check(lambda: not refuse[0])
+    assert not window.close() and window.isVisible()
+    refuse[0] = False
+    assert window.close()
 
 
 def test_new_from_a_template(window, monkeypatch):
@@ -150,20 +152,25 @@ def test_geometry_is_saved_in_the_test_settings_not_the_users(window, qtbot, tmp
     assert (again.width(), again.height()) == size and size[1] == 500
 
 
-def test_export_without_the_dialog_module_says_so(window, monkeypatch):
-    from PySide6.QtWidgets import QMessageBox
+def test_file_export_opens_the_export_dialog_on_the_project(window, monkeypatch):
+    from ui.export.dialog import ExportDialog
 
-    said = []
-    monkeypatch.setitem(sys.modules, "ui.export.dialog", None)  # as if the file were missing
-    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: said.append(text))
-    window.export_model()
-    assert "export_dialog" in said[0] and "workbench export" in said[0]
+    shown = []
+    monkeypatch.setattr(ExportDialog, "exec", lambda self: shown.append(self) or 0)
+    window.actions_["export"].trigger()
+    dialog = shown[0]
+    assert dialog.windowTitle() == "Export Digits CNN" and dialog.parent() is window
+    assert dialog.project is window.doc.project
+    assert [name for name, _ in dialog.model.named_children()] == ids_of(window.doc.spec)
+    assert dialog.export_button.isEnabled() and dialog.export_button.text().startswith("Export ")
 
 
 def test_export_hands_the_project_and_a_built_model_to_the_dialog(window, monkeypatch):
     seen = []
 
     class FakeDialog:
+        weightsLoaded = types.SimpleNamespace(connect=lambda slot: None)
+
         def __init__(self, project, model, parent):
             seen.append((project, model, parent))
 

@@ -39,7 +39,7 @@ w.show()
 w.activateWindow()
 QTest.qWaitForWindowExposed(w)
 QTest.qWait(300)
-tree, view = w.palette.tree, w.stack
+tree, view = w.layer_palette.tree, w.stack
 left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
 log = {"platform": app.platformName()}
 
@@ -66,7 +66,7 @@ def row_top(layer_id):
 
 
 QTimer.singleShot(15000, app.quit)  # never hang
-item = w.palette.item(sys.argv[1])
+item = w.layer_palette.item(sys.argv[1])
 tree.scrollToItem(item)
 log["palette_blocked_s"] = real_drag(tree.viewport(), tree.visualItemRect(item).center(), row_top("flat"))
 log["after_palette"] = [layer.id for layer in w.doc.spec.layers]  # read before later events run

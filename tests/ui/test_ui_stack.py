@@ -141,7 +141,7 @@ def test_rename_in_the_row(window):
 
 
 def test_palette_groups_search_and_help(window, qtbot):
-    palette = window.palette
+    palette = window.layer_palette
     assert palette.tree.topLevelItemCount() >= 8
     assert "sliding window" in palette.item("MaxPool2d").toolTip(0)
     qtbot.keyClicks(palette.search, "norm")
@@ -156,8 +156,8 @@ def test_palette_groups_search_and_help(window, qtbot):
 
 def test_palette_double_click_adds_after_the_selection(window, qtbot):
     window.stack.select_ids(["conv1"])
-    tree = window.palette.tree
-    item = window.palette.item("GELU")
+    tree = window.layer_palette.tree
+    item = window.layer_palette.item("GELU")
     tree.scrollToItem(item)
     pos = tree.visualItemRect(item).center()
     qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=pos)  # a double-click's first press
@@ -167,15 +167,15 @@ def test_palette_double_click_adds_after_the_selection(window, qtbot):
 
 
 def test_palette_enter_on_an_item_adds_it(window, qtbot):
-    tree = window.palette.tree
+    tree = window.layer_palette.tree
     tree.setFocus()
-    tree.setCurrentItem(window.palette.item("Softmax"))
+    tree.setCurrentItem(window.layer_palette.item("Softmax"))
     qtbot.keyClick(tree, Qt.Key.Key_Return)
     assert ids_of(window.doc.spec)[-1] == "softmax_1"
 
 
 def test_palette_drag_carries_the_layer_type(window):
-    mime = window.palette.tree.mimeData([window.palette.item("Conv2d")])
+    mime = window.layer_palette.tree.mimeData([window.layer_palette.item("Conv2d")])
     assert json.loads(bytes(mime.data("application/x-workbench-layer")).decode()) == {"type": "Conv2d"}
 
 

@@ -13,7 +13,7 @@ from window_helpers import above, deliver_drop, empty_area, ids_of, shown_rows, 
 
 
 def drag_from_palette(window, type_name, pos):
-    mime = window.palette.tree.mimeData([window.palette.item(type_name)])
+    mime = window.layer_palette.tree.mimeData([window.layer_palette.item(type_name)])
     deliver_drop(window.stack, mime, pos)
 
 

@@ -220,7 +220,7 @@ def test_a_model_that_does_not_fit_the_data_is_flagged_before_start(qtbot, windo
     assert "does not fit this data" in text_of(trainer.panel.task_label)
     assert "(1, 8, 8)" in text_of(trainer.panel.task_label)
     assert not trainer.panel.start_button.isEnabled()
-    assert not window.training_actions["start"].isEnabled()
+    assert not window.training_menu.action("start").isEnabled()
     assert trainer.start() is False and trainer.run is None
 
 
@@ -272,23 +272,23 @@ def test_export_gets_the_trained_model_and_loaded_weights(qtbot, window, trainer
     trainer.start()
     qtbot.waitUntil(lambda: steps_seen(trainer) >= 2, timeout=30_000)
     with pytest.raises(WorkbenchError, match="pause it"):
-        window.model_provider()
+        window.trained_model()
     trainer.pause()
     qtbot.waitUntil(lambda: trainer.panel.state == "paused", timeout=10_000)
-    paused = window.model_provider()
+    paused = window.trained_model()
     assert torch.equal(paused.fc.weight, trainer.run.engine.model.fc.weight)
     assert paused is not trainer.run.engine.model  # a copy: the run goes on with its own
     trainer.stop()
     wait_end(qtbot, trainer)
-    trained = window.model_provider()
+    trained = window.trained_model()
     assert trained is trainer.live_model and trained is not None
     other = templates.load("digits_cnn")
     from workbench.model import build
     loaded = build.build_model(other.model)
-    window.weights_receiver(loaded, "/tmp/w.pth")
-    assert window.model_provider() is loaded
+    window.receive_weights(loaded, "/tmp/w.pth")
+    assert window.trained_model() is loaded
     doc.set_arg("fc", "bias", False)  # a different model: trained weights no longer fit
-    assert window.model_provider() is None
+    assert window.trained_model() is None
 
 
 def test_freezing_a_backbone_stage_mid_run_also_freezes_its_batchnorm_statistics(qtbot, window, tmp_path):

@@ -1,6 +1,6 @@
 """Icons drawn in code (type badges, status marks) plus the app icon from resources/icons.
 
-Badges are coloured by category and carry a two-letter abbreviation of the layer type, so a
+Badges are coloured by category (colours: ui.common.theme) and carry a two-letter abbreviation of the layer type, so a
 row's kind reads at a glance in both the palette and the stack.
 """
 from __future__ import annotations
@@ -13,14 +13,8 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
 from workbench.model import catalog
 from workbench.resources import resource_path
 
-CATEGORY_COLORS = {
-    "Dense": "#2563eb", "Convolution": "#7c3aed", "Pooling": "#0d9488", "Normalization": "#d97706",
-    "Activation": "#16a34a", "Regularization": "#64748b", "Reshape": "#a16207", "Sequence": "#db2777",
-    "Composite": "#4f46e5", "Backbones": "#0f766e",
-}
-ERROR_COLOR = "#dc2626"
-ERROR_BACKGROUND = "#fde8e8"
-MUTED_COLOR = "#8a8f98"
+from ui.common import theme
+
 _SIZE = 18
 _SCALE = 2  # drawn at 2x so badges stay sharp on high-DPI screens
 
@@ -39,7 +33,7 @@ def abbreviation(type_name: str) -> str:
 
 def category_color(type_name: str) -> QColor:
     kind = catalog.kind(type_name)
-    return QColor(CATEGORY_COLORS.get(kind.category if kind else "", MUTED_COLOR))
+    return QColor(theme.CATEGORY_COLORS.get(kind.category if kind else "", theme.MUTED))
 
 
 def _canvas() -> tuple[QPixmap, QPainter]:
@@ -56,7 +50,7 @@ def _text(painter: QPainter, rect: QRectF, text: str, size: float) -> None:
     font.setPointSizeF(size)
     font.setBold(True)
     painter.setFont(font)
-    painter.setPen(QColor("white"))
+    painter.setPen(QColor(theme.BADGE_TEXT))
     painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
 
@@ -76,7 +70,7 @@ def type_badge(type_name: str) -> QIcon:
 def category_icon(category: str) -> QIcon:
     pix, painter = _canvas()
     painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(CATEGORY_COLORS.get(category, MUTED_COLOR)))
+    painter.setBrush(QColor(theme.CATEGORY_COLORS.get(category, theme.MUTED)))
     painter.drawEllipse(QRectF(5, 5, _SIZE - 10, _SIZE - 10))
     painter.end()
     return QIcon(pix)
@@ -87,7 +81,7 @@ def error_icon() -> QIcon:
     pix, painter = _canvas()
     rect = QRectF(1.5, 1.5, _SIZE - 3, _SIZE - 3)
     painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(ERROR_COLOR))
+    painter.setBrush(QColor(theme.ERROR))
     painter.drawEllipse(rect)
     _text(painter, rect, "!", 8.5)
     painter.end()
@@ -98,7 +92,7 @@ def error_icon() -> QIcon:
 def frozen_icon() -> QIcon:
     """A padlock: parameters that training leaves alone."""
     pix, painter = _canvas()
-    color = QColor("#2563eb")
+    color = QColor(theme.FROZEN)
     painter.setPen(QPen(color, 1.6))
     painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.drawArc(QRectF(5.5, 2.5, 7, 8), 0, 180 * 16)

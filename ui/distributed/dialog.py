@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication
-from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMenu, QMessageBox,
+from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from workbench.training import distributed
@@ -64,7 +64,7 @@ class DistributedDialog(QDialog):
 
     def __init__(self, window, parent=None):
         super().__init__(parent or window)
-        self.window, self.doc = window, window.doc
+        self.main_window, self.doc = window, window.doc
         self.setWindowTitle("Run Distributed")
         self.process: QProcess | None = None
         self.tail: MetricsTail | None = None
@@ -232,7 +232,7 @@ class DistributedDialog(QDialog):
             w.setEnabled(not running)
 
     def _save(self) -> None:
-        if self.window.save():
+        if self.main_window.save():
             self.out_dir = None
             self.refresh()
 
@@ -347,52 +347,48 @@ class DistributedDialog(QDialog):
                 self.process.kill()
                 self.process.waitForFinished(5000)
         if self.tail is not None:
-            self.tail._timer.stop()
+            self.tail.cancel()
 
 
-def install(window) -> QAction:
-    """Training > Run Distributed... (one dialog per window, kept while hidden)."""
-    holder: dict[str, DistributedDialog] = {}
+class DistributedMenu(QObject):
+    """Training > Run Distributed...: one dialog per window, made on first use and kept while
+    hidden (a run outlives closing it); the window asks before closing over a running job."""
 
-    def show():
-        dialog = holder.get("dialog")
-        if dialog is None:
-            dialog = holder["dialog"] = DistributedDialog(window)
-            window.distributed_dialog = dialog
-        dialog.refresh()
-        dialog.show()
-        dialog.raise_()
-        dialog.activateWindow()
+    def __init__(self, window):
+        super().__init__(window)
+        self._window = window
+        self.dialog: DistributedDialog | None = None
+        self.action = QAction("Run &Distributed...", window)
+        self.action.setStatusTip("Train this project on several processes or machines with torchrun (DDP)")
+        self.action.triggered.connect(lambda *_: self.show_dialog())
+        training = window.menu("training")
+        training.addSeparator()
+        training.addAction(self.action)
+        window.add_close_check(self.may_close)
+        window.add_shutdown_hook(self.shutdown)
 
-    action = QAction("Run &Distributed...", window)
-    action.setStatusTip("Train this project on several processes or machines with torchrun (DDP)")
-    action.triggered.connect(lambda *_: show())
-    window.distributed_action = action
-    window.distributed_dialog = None
-    _training_menu(window).addAction(action)
+    def show_dialog(self) -> DistributedDialog:
+        if self.dialog is None:
+            self.dialog = DistributedDialog(self._window)
+        self.dialog.refresh()
+        self.dialog.show()
+        self.dialog.raise_()
+        self.dialog.activateWindow()
+        return self.dialog
 
-    def may_close() -> bool:
-        dialog = holder.get("dialog")
-        if dialog is None or not dialog.is_running():
+    def may_close(self) -> bool:
+        if self.dialog is None or not self.dialog.is_running():
             return True
-        if not ask_stop(window):
+        if not ask_stop(self._window):
             return False
-        dialog.shutdown()
+        self.dialog.shutdown()
         return True
 
-    window.close_checks.append(may_close)
-    for hook in (getattr(window, "on_close", None),):
-        if hook is not None:
-            hook.append(lambda: holder.get("dialog") and holder["dialog"].shutdown())
-    return action
+    def shutdown(self) -> None:
+        if self.dialog is not None:
+            self.dialog.shutdown()
 
 
-def _training_menu(window) -> QMenu:
-    bar = window.menuBar()
-    for act in bar.actions():
-        if act.menu() is not None and act.text().replace("&", "") == "Training":
-            act.menu().addSeparator()
-            return act.menu()
-    menu = QMenu("&Training", bar)
-    bar.insertMenu(bar.actions()[-1], menu)  # before Help
-    return menu
+def install(window) -> DistributedMenu:
+    """Training > Run Distributed... in ``window`` (after the Training menu exists)."""
+    return DistributedMenu(window)

@@ -1,8 +1,9 @@
 """Every model edit as a ``QUndoCommand`` (orange-canvas style).
 
 Each command records what it needs to undo itself (positions, old values) and changes the
-project only through the document's small mutators (``_insert``, ``_remove``, ``_move``,
-``_update``), so the item model, the inspector and a training run all hear about it.
+project only through the document's small mutators (``apply_insert``, ``apply_remove``,
+``apply_move``, ``apply_update``), so the item model, the inspector and a training run all
+hear about it.
 The document's edit methods (``ProjectDocument.insert_kind`` etc.) create and push these.
 """
 from __future__ import annotations
@@ -32,11 +33,11 @@ class InsertLayers(QUndoCommand):
         self.doc, self.parent_id, self.row, self.layers = doc, parent_id, row, list(layers)
 
     def redo(self):
-        self.doc._insert(self.parent_id, self.row, self.layers)
+        self.doc.apply_insert(self.parent_id, self.row, self.layers)
 
     def undo(self):
         for offset in reversed(range(len(self.layers))):
-            self.doc._remove(self.parent_id, self.row + offset)
+            self.doc.apply_remove(self.parent_id, self.row + offset)
 
 
 class RemoveLayers(QUndoCommand):
@@ -49,11 +50,11 @@ class RemoveLayers(QUndoCommand):
         self.removed = []
         for layer_id in self.layer_ids:
             parent, row = self.doc.locate(layer_id)
-            self.removed.append((parent, row, self.doc._remove(parent, row)))
+            self.removed.append((parent, row, self.doc.apply_remove(parent, row)))
 
     def undo(self):
         for parent, row, layer in reversed(self.removed):
-            self.doc._insert(parent, row, [layer])
+            self.doc.apply_insert(parent, row, [layer])
 
 
 class MoveLayer(QUndoCommand):
@@ -66,12 +67,12 @@ class MoveLayer(QUndoCommand):
 
     def redo(self):
         self.origin = self.doc.locate(self.layer_id)
-        rest = [s.id for s in self.doc.children(self.parent_id) if s.id != self.layer_id]
+        rest = [s.id for s in self.doc.layers_in(self.parent_id) if s.id != self.layer_id]
         index = rest.index(self.anchor_id) if self.anchor_id is not None else len(rest)
-        self.doc._move(self.layer_id, self.parent_id, index)
+        self.doc.apply_move(self.layer_id, self.parent_id, index)
 
     def undo(self):
-        self.doc._move(self.layer_id, *self.origin)
+        self.doc.apply_move(self.layer_id, *self.origin)
 
 
 class SetArg(QUndoCommand):
@@ -108,7 +109,7 @@ class SetArg(QUndoCommand):
             args.pop(self.name, None)
         else:
             args[self.name] = value
-        self.doc._update(self.layer_id)
+        self.doc.apply_update(self.layer_id)
 
     def redo(self):
         self._apply(self.new)
@@ -136,7 +137,7 @@ class SetFrozen(QUndoCommand):
                 stages.add(self.stage)
             layer.frozen_stages = [s for s in stage_names(layer.type) if s in stages]
             path = f"{path}.{self.stage}"
-        self.doc._update(self.layer_id, path, frozen)
+        self.doc.apply_update(self.layer_id, path, frozen)
 
     def redo(self):
         self._apply(self.frozen)
@@ -152,7 +153,7 @@ class RenameLayer(QUndoCommand):
 
     def _apply(self, src, dst):
         self.doc.spec.find(src).id = dst
-        self.doc._update(dst)
+        self.doc.apply_update(dst)
 
     def redo(self):
         self._apply(self.old_id, self.new_id)
@@ -171,7 +172,7 @@ class SetInput(QUndoCommand):
 
     def _apply(self, value):
         self.doc.spec.input_shape, self.doc.spec.input_dtype = value
-        self.doc._update(None)
+        self.doc.apply_update(None)
 
     def redo(self):
         self._apply(self.new)

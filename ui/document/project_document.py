@@ -3,7 +3,8 @@ shape inference, and tells every panel when anything changed.
 
 Panels never edit the spec. They call the edit methods here (``insert_kind``, ``remove``,
 ``move``, ``set_arg``, ``set_frozen``, ...), each of which pushes one ``QUndoCommand`` from
-``ui.commands``; the commands call the small mutators below (``_insert``, ``_remove``, ...),
+``ui.document.commands``; the commands call the small mutators below (``apply_insert``,
+``apply_remove``, ...),
 which announce structural changes with begin/end signals (for the Qt item model) and then
 ``changed`` once inference is fresh. A training dock observes ``changed`` / ``frozenChanged``
 and may lock structural edits with ``set_edit_lock`` while a run owns the model.
@@ -67,7 +68,8 @@ class ProjectDocument(QObject):
     def layer_info(self, layer_id: str) -> build.LayerInfo | None:
         return self._by_id.get(layer_id)
 
-    def children(self, parent_id: str | None) -> list[LayerSpec]:
+    def layers_in(self, parent_id: str | None) -> list[LayerSpec]:
+        """The layer list of the top level (None) or of a Residual block."""
         if parent_id is None:
             return self.spec.layers
         parent = self.spec.find(parent_id)
@@ -139,7 +141,7 @@ class ProjectDocument(QObject):
 
     def insert_layers(self, layers: list[LayerSpec], parent_id: str | None, row: int | None, text: str) -> None:
         self._unlocked()
-        siblings = self.children(parent_id)
+        siblings = self.layers_in(parent_id)
         row = len(siblings) if row is None or row < 0 or row > len(siblings) else row
         self.undo_stack.push(commands.InsertLayers(self, parent_id, row, layers, text))
 
@@ -183,7 +185,7 @@ class ProjectDocument(QObject):
         layer_ids = self.outermost(layer_ids)
         if parent_id is not None and any(self.is_inside(parent_id, i) for i in layer_ids):
             raise WorkbenchError("a Residual block cannot be moved into itself")
-        siblings = self.children(parent_id)
+        siblings = self.layers_in(parent_id)
         anchor = next((s for s in siblings[before_row:] if s.id not in layer_ids), None) \
             if before_row is not None else None
         if self._moves_nothing(layer_ids, parent_id, anchor):
@@ -198,7 +200,7 @@ class ProjectDocument(QObject):
         return True
 
     def _moves_nothing(self, ids: list[str], parent_id: str | None, anchor: LayerSpec | None) -> bool:
-        siblings = [s.id for s in self.children(parent_id)]
+        siblings = [s.id for s in self.layers_in(parent_id)]
         if not all(i in siblings for i in ids):
             return False
         rest = [s for s in siblings if s not in ids]
@@ -239,23 +241,25 @@ class ProjectDocument(QObject):
         if tuple(shape) != tuple(self.spec.input_shape) or dtype != self.spec.input_dtype:
             self.undo_stack.push(commands.SetInput(self, tuple(shape), dtype))
 
-    # ------------------------------------------------------------ mutators (commands only)
-    def _insert(self, parent_id: str | None, row: int, layers: list[LayerSpec]) -> None:
+    # ------------------------------------------------------------ mutators
+    # The undo commands (ui.document.commands) call these: each changes the model without
+    # recording history and tells the views. Edits go through the methods above.
+    def apply_insert(self, parent_id: str | None, row: int, layers: list[LayerSpec]) -> None:
         self.layersAboutToBeInserted.emit(parent_id, row, row + len(layers) - 1)
-        self.children(parent_id)[row:row] = layers
+        self.layers_in(parent_id)[row:row] = layers
         self._reinfer()
         self.layersInserted.emit(parent_id, row, row + len(layers) - 1)
         self.changed.emit()
 
-    def _remove(self, parent_id: str | None, row: int) -> LayerSpec:
+    def apply_remove(self, parent_id: str | None, row: int) -> LayerSpec:
         self.layersAboutToBeRemoved.emit(parent_id, row, row)
-        layer = self.children(parent_id).pop(row)
+        layer = self.layers_in(parent_id).pop(row)
         self._reinfer()
         self.layersRemoved.emit(parent_id, row, row)
         self.changed.emit()
         return layer
 
-    def _move(self, layer_id: str, parent_id: str | None, index: int) -> None:
+    def apply_move(self, layer_id: str, parent_id: str | None, index: int) -> None:
         """Move a layer to ``index`` of ``parent_id``'s list as it is once the layer is out."""
         src_parent, src_row = self.locate(layer_id)
         same = src_parent == parent_id
@@ -263,13 +267,13 @@ class ProjectDocument(QObject):
             return
         qt_row = index + 1 if same and index > src_row else index
         self.layerAboutToBeMoved.emit(src_parent, src_row, parent_id, qt_row)
-        layer = self.children(src_parent).pop(src_row)
-        self.children(parent_id).insert(index, layer)
+        layer = self.layers_in(src_parent).pop(src_row)
+        self.layers_in(parent_id).insert(index, layer)
         self._reinfer()
         self.layerMoved.emit()
         self.changed.emit()
 
-    def _update(self, layer_id: str, frozen_path: str | None = None, frozen: bool = False) -> None:
+    def apply_update(self, layer_id: str, frozen_path: str | None = None, frozen: bool = False) -> None:
         """After a layer's args, flags or id changed in place."""
         self._reinfer()
         self.changed.emit()

@@ -119,7 +119,7 @@ class Inspector(QScrollArea):
 
     # ------------------------------------------------------------ model -> form
     def refresh(self) -> None:
-        if self.layer is not None and not any(l is self.layer for _, l in self.doc.spec.walk()):
+        if self.layer is not None and not any(row is self.layer for _, row in self.doc.spec.walk()):
             self.layer = None  # deleted (an undo may bring it back; then select it again)
             self._build_page()
         if self.layer is None:

@@ -15,7 +15,7 @@ from workbench.model import catalog
 from workbench.model.shapes import fmt
 from workbench.model.spec import LayerSpec
 
-from ui.common import icons
+from ui.common import icons, theme
 
 # The id is logical column 0 (the tree column: it indents nested rows and keeps Qt's model
 # checks meaningful); the view shows the position column first.
@@ -88,18 +88,18 @@ def layer_cells(doc, layer: LayerSpec, info) -> list[dict]:
     cells = [{_DISPLAY: text[col], _TIP: tip} for col in range(len(COLUMNS))]
     if error:
         for cell in cells:
-            cell[_BACKGROUND] = _brush(icons.ERROR_BACKGROUND)
+            cell[_BACKGROUND] = _brush(theme.ERROR_BACKGROUND)
         cells[ID][_DECORATION] = icons.error_icon()
-        cells[SHAPE][_FOREGROUND] = _brush(icons.ERROR_COLOR)
+        cells[SHAPE][_FOREGROUND] = _brush(theme.ERROR)
     elif not known:
-        cells[SHAPE][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+        cells[SHAPE][_FOREGROUND] = _brush(theme.MUTED)
     cells[ID][_EDIT] = layer.id
-    cells[POS][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+    cells[POS][_FOREGROUND] = _brush(theme.MUTED)
     cells[TYPE][_DECORATION] = icons.type_badge(layer.type)
     cells[PARAMS][_ALIGN] = _RIGHT
     if frozen:
         cells[PARAMS][_DECORATION] = icons.frozen_icon()
-        cells[PARAMS][_FOREGROUND] = _brush(icons.MUTED_COLOR)
+        cells[PARAMS][_FOREGROUND] = _brush(theme.MUTED)
     cells[FROZEN] = {_TIP: HEADER_TIPS[FROZEN],
                      _CHECK: Qt.CheckState.Checked if layer.frozen else Qt.CheckState.Unchecked}
     return cells
@@ -134,10 +134,10 @@ def stage_cells(doc, stage: Stage) -> list[dict]:
     tip = f"Stage {stage.name} of {stage.layer.id}: freeze it to keep its pretrained weights"
     cells = [{_TIP: tip} for _ in COLUMNS]
     cells[ID][_DISPLAY] = stage.name
-    cells[TYPE].update({_DISPLAY: "stage", _FOREGROUND: _brush(icons.MUTED_COLOR)})
+    cells[TYPE].update({_DISPLAY: "stage", _FOREGROUND: _brush(theme.MUTED)})
     if stage_info is not None:
         cells[PARAMS].update({_DISPLAY: f"{stage_info.params:,}", _ALIGN: _RIGHT})
     if frozen:
-        cells[PARAMS].update({_DECORATION: icons.frozen_icon(), _FOREGROUND: _brush(icons.MUTED_COLOR)})
+        cells[PARAMS].update({_DECORATION: icons.frozen_icon(), _FOREGROUND: _brush(theme.MUTED)})
     cells[FROZEN][_CHECK] = Qt.CheckState.Checked if frozen else Qt.CheckState.Unchecked
     return cells

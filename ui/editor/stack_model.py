@@ -20,6 +20,10 @@ from ui.editor.stack_cells import (
     ARGS, CHANGED_ROLES, COLUMNS, FROZEN, HEADER_TIPS, ID, PARAMS, POS, SHAPE, TYPE, Stage, key_args_text,
     layer_cells, stage_cells)
 
+# the column constants are part of this model's interface (the view and tests use them from here)
+__all__ = ["ARGS", "COLUMNS", "FROZEN", "ID", "PARAMS", "POS", "SHAPE", "TYPE", "MIME_LAYER", "MIME_ROWS",
+           "StackModel", "key_args_text"]
+
 MIME_LAYER = "application/x-workbench-layer"  # {"type": "Conv2d"} from the palette
 MIME_ROWS = "application/x-workbench-rows"  # ["conv1", "relu1"]: rows moved within the stack
 
@@ -229,7 +233,7 @@ class StackModel(QAbstractItemModel):
 
     def mimeData(self, indexes):
         ids = []
-        for index in sorted(indexes, key=lambda i: self._order(i)):
+        for index in sorted(indexes, key=lambda i: self.order_key(i)):
             layer_id = self.layer_id(index)
             if layer_id and layer_id not in ids:
                 ids.append(layer_id)
@@ -238,7 +242,7 @@ class StackModel(QAbstractItemModel):
         data.setText("\n".join(ids))
         return data
 
-    def _order(self, index: QModelIndex) -> list[int]:
+    def order_key(self, index: QModelIndex) -> list[int]:
         path = []
         while index.isValid():
             path.insert(0, index.row())

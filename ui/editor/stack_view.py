@@ -104,7 +104,7 @@ class StackView(QTreeView):
 
     def selected_ids(self) -> list[str]:
         rows = self.selectionModel().selectedRows()
-        ordered = sorted(rows, key=self.stack_model._order)
+        ordered = sorted(rows, key=self.stack_model.order_key)
         ids = [self.stack_model.layer_id(i) for i in ordered]
         return [i for i in ids if i]
 

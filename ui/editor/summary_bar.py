@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel
 
 from workbench.model.shapes import fmt
 
-from ui.common import icons
+from ui.common import theme
 
 
 def _cell(name: str) -> QLabel:
@@ -30,7 +30,7 @@ class SummaryBar(QFrame):
         self.doc = doc
         self.shapes = _cell("summaryShapes")
         self.params = _cell("summaryParams")
-        self.size = _cell("summarySize")
+        self.weights_size = _cell("summarySize")
         self.status = _cell("summaryStatus")
         self.status.linkActivated.connect(self.problemClicked.emit)
         self.message = _cell("summaryMessage")
@@ -39,7 +39,7 @@ class SummaryBar(QFrame):
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 3, 8, 3)
         row.setSpacing(18)
-        for label in (self.shapes, self.params, self.size, self.status):
+        for label in (self.shapes, self.params, self.weights_size, self.status):
             row.addWidget(label)
         row.addWidget(self.message, 1)
         doc.changed.connect(self.refresh)
@@ -57,8 +57,8 @@ class SummaryBar(QFrame):
         self.params.setText(f"<b>{info.total_params:,}</b> params &middot; {info.trainable_params:,} trainable "
                             f"&middot; {info.frozen_params:,} frozen")
         self.params.setToolTip("Parameters: total, learned by training, and kept fixed (frozen)")
-        self.size.setText(f"<b>{info.size_mb:.2f}</b> MB")
-        self.size.setToolTip("Size of the weights and buffers as float32")
+        self.weights_size.setText(f"<b>{info.size_mb:.2f}</b> MB")
+        self.weights_size.setToolTip("Size of the weights and buffers as float32")
         error = info.error
         if error is None:
             n = len(info.rows())
@@ -68,7 +68,7 @@ class SummaryBar(QFrame):
         else:
             problems = sum(1 for r in info.rows() if r.error is not None)
             more = f" (+{problems - 1} more)" if problems > 1 else ""
-            self.status.setText(f"<a href='{escape(error.layer_id)}' style='color:{icons.ERROR_COLOR}'>"
+            self.status.setText(f"<a href='{escape(error.layer_id)}' style='color:{theme.ERROR}'>"
                                 f"&#9888; '{escape(error.layer_id)}' (row {error.position}) cannot work"
                                 f"</a>{more}")
             self.status.setToolTip(f"{error.problem}. Fix: {error.fix}" if error.fix else error.problem)

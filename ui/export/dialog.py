@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 import re
+import traceback
+from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
                                QRadioButton, QSpinBox, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
@@ -24,17 +26,35 @@ from workbench.errors import WorkbenchError
 from workbench.export.python_source import class_name
 from workbench.model.shapes import fmt
 
-from ui.common import icons
-from ui.export.results import ResultTable, Task
+from ui.common import theme
+from ui.common.workers import Worker, start_worker
+from ui.export.results import ResultTable
 
 _MODES = {"auto": "Auto: trace, or script when tracing warns", "trace": "Trace (records one run)",
           "script": "Script (compiles the Python code)"}
 
 
+class JobReport(QObject):
+    """What a running job reports, emitted from its thread and received on the UI thread."""
+
+    progress = Signal(str)  # a stage: "[2/6] ONNX: verifying"
+    logged = Signal(str)  # a log line
+
+
+def _export_one(model, spec, fmt_key: str, target: Path, options, log, progress) -> list[export.ExportResult]:
+    return [export.export(model, spec, fmt_key, target, options, log=log, progress=progress)]
+
+
+def _read_weights(model, path: str) -> tuple[weights.Weights, weights.WeightsReport]:
+    """The weights in ``path`` and how they fit ``model`` (read only: nothing is copied in)."""
+    loaded = weights.read(path)
+    return loaded, weights.check(model, loaded.state_dict, loaded.source)
+
+
 def _muted(text: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
-    label.setStyleSheet(f"color: {icons.MUTED_COLOR};")
+    label.setStyleSheet(f"color: {theme.MUTED};")
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
 
@@ -49,11 +69,12 @@ class ExportDialog(QDialog):
         self.project = project
         self.spec = project.model
         self.model = model if model is not None else build.build_model(project.model)
-        self.task: Task | None = None
+        self.job: Worker | None = None
+        self.report = JobReport(self)
         self.results: list[export.ExportResult] = []
         self.error = ""
-        folder = project.path.parent if getattr(project, "path", None) else Path.cwd()
-        stem = project.path.stem if getattr(project, "path", None) else re.sub(r"\W+", "_", project.name).strip("_")
+        folder = project.path.parent if project.path else Path.cwd()
+        stem = project.path.stem if project.path else re.sub(r"\W+", "_", project.name).strip("_")
         self._folder, self._stem = folder, (stem.lower() or "model")
         self._build()
         self.formats.button(0).setChecked(True)
@@ -97,6 +118,8 @@ class ExportDialog(QDialog):
         self.log.setMaximumBlockCount(5000)
         self.tabs.addTab(self.table, "Result")
         self.tabs.addTab(self.log, "Log")
+        self.report.progress.connect(self._on_progress)
+        self.report.logged.connect(self.log.appendPlainText)
         root.addWidget(self.tabs, 1)
         root.addLayout(self._buttons())
 
@@ -128,7 +151,7 @@ class ExportDialog(QDialog):
             who.setContentsMargins(22, 0, 0, 6)
             grid.addWidget(who)
         grid.addStretch(1)
-        self.formats.idToggled.connect(lambda _id, on: on and self._format_changed())
+        self.formats.idToggled.connect(self._format_toggled)
         return box
 
     def _options_box(self) -> QGroupBox:
@@ -191,7 +214,7 @@ class ExportDialog(QDialog):
     def _warning(text: str) -> QLabel:
         label = QLabel(f"\u26a0 {text}")
         label.setWordWrap(True)
-        label.setStyleSheet("color: #b45309;")
+        label.setStyleSheet(f"color: {theme.WARNING};")
         return label
 
     def _buttons(self) -> QHBoxLayout:
@@ -205,7 +228,7 @@ class ExportDialog(QDialog):
         self.all_button.clicked.connect(self._choose_folder)
         self.export_button = QPushButton("Export")
         self.export_button.setDefault(True)
-        self.export_button.clicked.connect(lambda: self.export_to(self.path_edit.text()))
+        self.export_button.clicked.connect(self._export_clicked)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.reject)
         row.addWidget(self.weights_button)
@@ -221,6 +244,10 @@ class ExportDialog(QDialog):
 
     def select_format(self, key: str) -> None:
         self.formats.button(self.format_keys.index(key)).setChecked(True)
+
+    def _format_toggled(self, _id: int, on: bool) -> None:
+        if on:
+            self._format_changed()
 
     def _format_changed(self) -> None:
         f = export.FORMATS[self.format]
@@ -241,7 +268,7 @@ class ExportDialog(QDialog):
             verify=self.verify.isChecked(), class_name=self.class_edit.text().strip(), name=self.project.name)
 
     def busy(self) -> bool:
-        return self.task is not None
+        return self.job is not None
 
     # ------------------------------------------------------------ actions
     def _browse(self) -> None:
@@ -257,6 +284,9 @@ class ExportDialog(QDialog):
         if folder:
             self.export_all_to(folder)
 
+    def _export_clicked(self) -> None:
+        self.export_to(self.path_edit.text())
+
     def export_to(self, path: str) -> None:
         fmt_key, options, spec = self.format, self.options(), self.spec.copy()
         model = copy.deepcopy(self.model)
@@ -267,17 +297,19 @@ class ExportDialog(QDialog):
             self.exportFinished.emit([])
             return
         self.path_edit.setText(str(target))
-        self._start(f"Exporting {export.FORMATS[fmt_key].title}", 0,
-                    lambda task: [export.export(model, spec, fmt_key, target, options, log=task.logged.emit,
-                                                progress=task.progress.emit)])
+        self._start(f"Exporting {export.FORMATS[fmt_key].title}", 0, self._export_done, self._export_failed,
+                    _export_one, model, spec, fmt_key, target, options, log=self.report.logged.emit,
+                    progress=self.report.progress.emit)
 
     def export_all_to(self, folder: str) -> None:
         options, spec, model, stem = self.options(), self.spec.copy(), copy.deepcopy(self.model), self._stem
-        self._start(f"Exporting every format into {folder}", len(export.FORMATS),
-                    lambda task: export.export_all(model, spec, folder, stem, options=options,
-                                                   log=task.logged.emit, progress=task.progress.emit))
+        self._start(f"Exporting every format into {folder}", len(export.FORMATS), self._export_done,
+                    self._export_failed, export.export_all, model, spec, folder, stem, options=options,
+                    log=self.report.logged.emit, progress=self.report.progress.emit)
 
-    def _start(self, what: str, steps: int, job) -> None:
+    def _start(self, what: str, steps: int, returned, failed, fn, *args, **kwargs) -> None:
+        """Run ``fn(*args, **kwargs)`` off the UI thread; ``returned(result)`` or ``failed(message)``
+        follow on the UI thread once its thread has ended."""
         if self.busy():
             return
         self.error = ""
@@ -290,11 +322,25 @@ class ExportDialog(QDialog):
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self._set_enabled(False)
-        self.task = Task(job, self)
-        self.task.progress.connect(self._on_progress)
-        self.task.logged.connect(self.log.appendPlainText)
-        self.task.finished.connect(self._export_done)
-        self.task.start()
+        self.job = start_worker(fn, *args, name="export", returned=partial(self._returned, returned),
+                                errored=partial(self._errored, failed), **kwargs)
+
+    def _job_ended(self) -> None:
+        self.job = None
+        self.progress.setVisible(False)
+        self._set_enabled(True)
+
+    def _returned(self, handler, result) -> None:
+        self._job_ended()
+        handler(result)
+
+    def _errored(self, handler, exc: Exception) -> None:
+        self._job_ended()
+        if isinstance(exc, WorkbenchError):
+            handler(str(exc))
+            return
+        self.log.appendPlainText("".join(traceback.format_exception(exc)))  # a bug: its traceback in Log
+        handler(f"unexpected error: {type(exc).__name__}: {exc}")
 
     def _on_progress(self, stage: str) -> None:
         self.status.setText(stage + "...")
@@ -302,17 +348,8 @@ class ExportDialog(QDialog):
         if step and self.progress.maximum():
             self.progress.setValue(int(step.group(1)) - 1)
 
-    def _export_done(self) -> None:
-        task, self.task = self.task, None
-        task.wait()
-        task.deleteLater()
-        self.progress.setVisible(False)
-        self._set_enabled(True)
-        if task.error:
-            self._show_error(task.error)
-            self.exportFinished.emit([])
-            return
-        self.results = task.result or []
+    def _export_done(self, results: list[export.ExportResult]) -> None:
+        self.results = results or []
         for r in self.results:
             self.table.add_result(r)
         failed = [r for r in self.results if not r.ok]
@@ -320,16 +357,20 @@ class ExportDialog(QDialog):
             self._show_error(f"{len(failed)} of {len(self.results)} failed. " + failed[0].error)
         else:
             done = self.results[0] if len(self.results) == 1 else None
-            self.status.setStyleSheet("color: #15803d;")
+            self.status.setStyleSheet(f"color: {theme.GOOD};")
             self.status.setText(f"&#10004; Wrote {done.path}" if done else
                                 f"&#10004; Wrote {len(self.results)} files into {self.results[0].path.parent}")
             self.status.setTextFormat(Qt.TextFormat.RichText)
         self.exportFinished.emit(self.results)
 
+    def _export_failed(self, message: str) -> None:
+        self._show_error(message)
+        self.exportFinished.emit([])
+
     def _show_error(self, text: str) -> None:
         self.error = text
         self.status.setTextFormat(Qt.TextFormat.PlainText)
-        self.status.setStyleSheet(f"color: {icons.ERROR_COLOR};")
+        self.status.setStyleSheet(f"color: {theme.ERROR};")
         self.status.setText("\u2716 " + text)
         self.log.appendPlainText(f"error: {text}")
 
@@ -349,34 +390,26 @@ class ExportDialog(QDialog):
 
     def open_weights(self, path: str) -> None:
         """Read and check the file off the UI thread; copy the tensors in when they fit."""
-        model = self.model
-        self._start(f"Reading weights from {path}", 0,
-                    lambda task: (lambda w: (w, weights.check(model, w.state_dict, w.source)))(weights.read(path)))
-        self.task.finished.disconnect(self._export_done)
-        self.task.finished.connect(lambda: self._weights_read(path))
+        self._start(f"Reading weights from {path}", 0, partial(self._weights_read, path), self._weights_failed,
+                    _read_weights, self.model, path)
 
-    def _weights_read(self, path: str) -> None:
-        task, self.task = self.task, None
-        task.wait()
-        task.deleteLater()
-        self.progress.setVisible(False)
-        self._set_enabled(True)
-        if task.error:
-            self._show_error(task.error)
-            self.weightsLoaded.emit("")
-            return
-        loaded, report = task.result
-        partial = False
+    def _weights_failed(self, message: str) -> None:
+        self._show_error(message)
+        self.weightsLoaded.emit("")
+
+    def _weights_read(self, path: str, read: tuple[weights.Weights, weights.WeightsReport]) -> None:
+        loaded, report = read
+        only_fitting = False
         if not report.ok:
             self.log.appendPlainText(report.describe(limit=50))
             if not report.matched or not self.ask_partial(report):
                 self._show_error(f"{Path(path).name} does not fit this model; nothing was loaded (see Log).")
                 self.weightsLoaded.emit("")
                 return
-            partial = True
-        report = weights.load_into(self.model, loaded, partial=partial)
+            only_fitting = True
+        report = weights.load_into(self.model, loaded, partial=only_fitting)
         self.log.appendPlainText(report.describe())
-        self.status.setStyleSheet("color: #15803d;")
+        self.status.setStyleSheet(f"color: {theme.GOOD};")
         self.status.setText(f"Loaded {len(report.matched)} of {report.total} tensors from {Path(path).name}")
         self.weightsLoaded.emit(path)
 

@@ -1,21 +1,16 @@
 """The export dialog's result panel: one row per exported file with its size, the time it
-took and how closely it reproduces the model; and the thread that does the work."""
+took and how closely it reproduces the model."""
 from __future__ import annotations
 
-import traceback
-
-from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from workbench.errors import WorkbenchError
 from workbench.export.base import ExportResult, human_size, human_time
 from workbench.export.registry import FORMATS
 
-from ui.common import icons
+from ui.common import theme
 
 COLUMNS = ("Format", "File", "Size", "Export time", "Verification", "Max abs diff", "Max rel diff", "Batch sizes")
-PASS_COLOR = "#15803d"
 
 
 class ResultTable(QTableWidget):
@@ -56,32 +51,9 @@ class ResultTable(QTableWidget):
             item.setToolTip(tip)
             if col == 4:
                 good = r.ok and (v is None or v.passed)
-                item.setForeground(QBrush(QColor(PASS_COLOR if good and v else
-                                                 icons.MUTED_COLOR if good else icons.ERROR_COLOR)))
+                item.setForeground(QBrush(QColor(theme.GOOD if good and v else
+                                                 theme.MUTED if good else theme.ERROR)))
             self.setItem(row, col, item)
 
     def texts(self, row: int) -> list[str]:
         return [self.item(row, c).text() for c in range(self.columnCount())]
-
-
-class Task(QThread):
-    """Runs ``job(task)`` off the UI thread. The job reports through ``progress`` and ``logged``
-    (queued to the UI); its return value or error message is read after ``finished``."""
-
-    progress = Signal(str)
-    logged = Signal(str)
-
-    def __init__(self, job, parent=None):
-        super().__init__(parent)
-        self._job = job
-        self.result = None
-        self.error = ""
-
-    def run(self) -> None:
-        try:
-            self.result = self._job(self)
-        except WorkbenchError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # a bug must end as a message, never kill the thread silently
-            self.logged.emit("".join(traceback.format_exception(exc)))
-            self.error = f"unexpected error: {type(exc).__name__}: {exc}"

@@ -1,7 +1,7 @@
 """The Training dock: the panel, live plots, evaluation and memory gauges around one run at
 a time, wired into the window.
 
-``ui.training_window.install`` puts it in the window with its menu and hooks: a close check
+``ui.training.menu.install`` puts it in the window with its menu and hooks: a close check
 that asks before stopping a run (``confirm_close``), the trained model for Export
 (``provide_model``) and the weights loaded in the export dialog (``weights_loaded``: they
 become the model Export uses next).
@@ -25,7 +25,7 @@ from workbench.training import checkpoint, events as ev
 from workbench.errors import WorkbenchError
 
 from ui.training.plots import overlay as run_overlay
-from ui.common.workers import Background
+from ui.common.workers import Worker, start_worker
 from ui.training.engine_bridge import TrainingRun, run_settings, warm_up_optimizers
 from ui.training.evaluation import EvaluationPanel
 from ui.training.gauges import MemoryGauges
@@ -59,6 +59,17 @@ def show_details(parent, message: str, detail: str) -> None:
     box.open()
 
 
+def load_overlay_series(keys: list[str]) -> dict:
+    """Earlier runs' curves by run folder (a worker thread); None for one that cannot be read."""
+    loaded = {}
+    for key in keys:
+        try:
+            loaded[key] = run_overlay.load_series(key)
+        except Exception:  # a damaged run folder shows no overlay and hides none of the others
+            loaded[key] = None
+    return loaded
+
+
 def structure(spec) -> str:
     """The model's layers and arguments without freeze flags: what trained weights fit."""
     def strip(node):
@@ -73,13 +84,14 @@ def structure(spec) -> str:
 class TrainingDock(QWidget):
     def __init__(self, window, parent=None):
         super().__init__(parent)
-        self.window = window
+        self.main_window = window
         self.doc = window.doc
         self.run: TrainingRun | None = None
         self.series: RunSeries | None = None
         self.live_model = None  # the trained model (or one holding weights loaded in Export)
         self.live_structure: str | None = None
         self.last_end: ev.Event | None = None
+        self._failure: ev.FailedEvent | None = None  # the last failed run, for its details
         warm_up_optimizers()
         self.panel = TrainingPanel(self.doc)
         self.plots = LivePlots()
@@ -104,7 +116,8 @@ class TrainingDock(QWidget):
         layout.addWidget(self.panel.banner)
         layout.addWidget(self.panel.run_bar)
         layout.addWidget(split, 1)
-        self._overlay_loader = Background("overlays", self)
+        self._overlay_job: Worker | None = None
+        self._overlays_wanted = False  # asked again while a load was running
 
         p = self.panel
         p.startRequested.connect(self.start)
@@ -128,7 +141,7 @@ class TrainingDock(QWidget):
             return False
         problem = self.panel.fit_problem()
         if problem and resume_from is None:
-            self.window.say(f"Cannot start: {problem}")
+            self.main_window.say(f"Cannot start: {problem}")
             return False
         self.panel.hide_failure()
         try:
@@ -147,7 +160,6 @@ class TrainingDock(QWidget):
         self.plots.begin(RunSeries(1))
         self.series = None
         run.start()
-        self._sync_actions()
         return True
 
     def pause(self) -> None:
@@ -164,7 +176,6 @@ class TrainingDock(QWidget):
             self.run.stop()
             self.panel.set_state("stopping")
             self.panel.status.setText("Stopping after the current step (a checkpoint is saved)…")
-            self._sync_actions()
 
     def resume_from(self) -> None:
         if self.run is not None:
@@ -210,7 +221,7 @@ class TrainingDock(QWidget):
             self.panel.set_state("running")
             self.panel.on_started(e)
             for note in e.notes:
-                self.window.say(note)
+                self.main_window.say(note)
         elif isinstance(e, ev.EpochEvent) and self.series is not None:
             self.series.add_epoch(e.epoch, e.step, t, e.train_loss, e.val_loss, e.val_acc)
             self.plots.changed()
@@ -230,7 +241,6 @@ class TrainingDock(QWidget):
                                       "rate, then Resume.")
         elif isinstance(e, ev.ResumedEvent):
             self.panel.set_state("running")
-        self._sync_actions()
 
     def _on_ended(self, end: ev.Event, record: dict | None) -> None:
         run, self.run = self.run, None
@@ -248,9 +258,8 @@ class TrainingDock(QWidget):
         if isinstance(end, ev.FailedEvent):
             self.panel.show_failure(end.message, bool(end.detail))
             self._failure = end
-        self.window.say(self._end_text(end), 15000)
+        self.main_window.say(self._end_text(end), 15000)
         run.deleteLater()
-        self._sync_actions()
 
     def _end_text(self, end: ev.Event, short: bool = False) -> str:
         if isinstance(end, ev.FinishedEvent):
@@ -266,7 +275,7 @@ class TrainingDock(QWidget):
         return str(end)
 
     def _show_details(self) -> None:
-        failure = getattr(self, "_failure", None)
+        failure = self._failure
         if failure is not None:
             show_details(self, failure.message, failure.detail or "(no traceback: the message says it all)")
 
@@ -276,9 +285,9 @@ class TrainingDock(QWidget):
             try:
                 self.run.set_frozen(path, frozen)
             except WorkbenchError as exc:
-                self.window.say(str(exc))
+                self.main_window.say(str(exc))
                 return
-            self.window.say(f"{'Freezing' if frozen else 'Unfreezing'} {path} from the next step")
+            self.main_window.say(f"{'Freezing' if frozen else 'Unfreezing'} {path} from the next step")
 
     def _setting_changed(self, section: str, name: str) -> None:
         if (section, name) == ("optimizer", "lr") and self.is_running():
@@ -286,9 +295,9 @@ class TrainingDock(QWidget):
             try:
                 self.run.set_lr(lr)
             except WorkbenchError as exc:
-                self.window.say(str(exc))
+                self.main_window.say(str(exc))
                 return
-            self.window.say(f"Learning rate {lr:g} from the next step (and for the next run)")
+            self.main_window.say(f"Learning rate {lr:g} from the next step (and for the next run)")
         if self.run is None:
             self.refresh_overlays()
 
@@ -313,22 +322,39 @@ class TrainingDock(QWidget):
             if o.key not in old:
                 o.visible = False  # the last five show; older ones wait in the menu
         self.plots.set_overlays(overlays)
-        for o in overlays:
-            if o.series is None:
-                self._overlay_loader.submit(run_overlay.load_series, o.key,
-                                            done=lambda s, err, k=o.key: self.plots.overlay_loaded(k, s if not err else None))
+        self._load_overlays()
+
+    def _load_overlays(self) -> None:
+        """Read the curves of the overlays that have none yet, off the UI thread."""
+        if self._overlay_job is not None:
+            self._overlays_wanted = True
+            return
+        keys = [o.key for o in self.plots.overlays if o.series is None]
+        if keys:
+            self._overlay_job = start_worker(load_overlay_series, keys, name="overlays",
+                                             returned=self._overlays_loaded, finished=self._overlays_ended)
+
+    def _overlays_loaded(self, loaded: dict) -> None:
+        for key, series in loaded.items():
+            self.plots.overlay_loaded(key, series)
+
+    def _overlays_ended(self) -> None:
+        self._overlay_job = None
+        if self._overlays_wanted:
+            self._overlays_wanted = False
+            self._load_overlays()
 
     # ------------------------------------------------------------ window hooks
     def confirm_close(self) -> bool:
         """A close check of the window (also asked before New and Open)."""
         if not self.is_running():
             return True
-        if not ask_stop(self.window):
+        if not ask_stop(self.main_window):
             return False
         self.run.stop()
         self.panel.set_state("stopping")
         if not self.run.wait(120.0):
-            self.window.say("The run did not stop within two minutes; try again")
+            self.main_window.say("The run did not stop within two minutes; try again")
             return False
         return True
 
@@ -347,19 +373,8 @@ class TrainingDock(QWidget):
         if not path or self.run is not None:
             return
         self.live_model, self.live_structure = model, structure(self.doc.spec)
-        self.window.say(f"Weights from {Path(path).name} are in the model; Export uses them from now on "
+        self.main_window.say(f"Weights from {Path(path).name} are in the model; Export uses them from now on "
                         "(a new training run starts from fresh weights)")
-
-    def _sync_actions(self) -> None:
-        actions = getattr(self.window, "training_actions", None)
-        if not actions:
-            return
-        state = self.panel.state
-        actions["start"].setEnabled(self.panel.start_button.isEnabled())
-        actions["pause"].setEnabled(state in ("running", "paused"))
-        actions["pause"].setText("&Resume" if state == "paused" else "&Pause")
-        actions["stop"].setEnabled(state in ("starting", "running", "paused"))
-        actions["resume_from"].setEnabled(self.run is None)
 
     def shutdown(self) -> None:
         """Window closing (after confirm_close): no thread of ours may outlive it."""
@@ -368,5 +383,7 @@ class TrainingDock(QWidget):
             self.run.wait(120.0)
         self.gauges.shutdown()
         self.panel.shutdown()
-        self._overlay_loader.shutdown()
+        if self._overlay_job is not None:
+            self._overlay_job.quit()
+            self._overlay_job.wait(10.0)
 

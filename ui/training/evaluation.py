@@ -4,7 +4,7 @@ predicted and true labels, worst mistakes first.
 The matrix is painted from ``EpochEvent.confusion`` (rows: true class, columns: predicted),
 each row shaded by the share of that class (so a rare class's mistakes stand out as much
 as a common one's), with counts written in when the cells are big enough. The samples come
-from ``ui.eval_samples`` (gathered in the engine thread).
+from ``workbench.training.samples`` (gathered in the engine thread).
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollA
 
 from workbench.training.samples import SampleGrid
 
+from ui.common import theme
+
 TILE = 56  # sample image side on screen, pixels
-RIGHT, WRONG = "#15803d", "#b91c1c"
 
 
 def matrix_image(matrix: np.ndarray) -> QImage:
@@ -27,8 +28,8 @@ def matrix_image(matrix: np.ndarray) -> QImage:
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     n = len(m)
     rgb = np.empty((n, n, 3), dtype=np.float64)
-    white = np.array([255.0, 255.0, 255.0])
-    good, bad = np.array([29.0, 78.0, 216.0]), np.array([220.0, 38.0, 38.0])
+    white = np.array(theme.MATRIX_EMPTY, dtype=np.float64)
+    good, bad = np.array(theme.MATRIX_RIGHT, dtype=np.float64), np.array(theme.MATRIX_WRONG, dtype=np.float64)
     target = np.where(np.eye(n, dtype=bool)[..., None], good, bad)
     strength = np.sqrt(share)[..., None]  # sqrt: a few mistakes still show
     rgb[:] = white + (target - white) * strength
@@ -82,7 +83,7 @@ class ConfusionMatrix(QWidget):
     def paintEvent(self, _event) -> None:
         p = QPainter(self)
         if self.matrix is None or self.image is None:
-            p.setPen(QColor("#6b7280"))
+            p.setPen(QColor(theme.MUTED_TEXT))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                        "The confusion matrix shows after the first epoch\n(classification with validation data)")
             p.end()
@@ -93,7 +94,7 @@ class ConfusionMatrix(QWidget):
         small = QFont(self.font())
         small.setPixelSize(max(7, min(12, int(cell * 0.6))))
         p.setFont(small)
-        p.setPen(QColor("#d1d5db"))
+        p.setPen(QColor(theme.FRAME))
         p.drawRect(area.adjusted(0, 0, -1, -1))
         if cell >= 12:
             rows = self.matrix.sum(axis=1)
@@ -103,10 +104,10 @@ class ConfusionMatrix(QWidget):
                     if not count:
                         continue
                     strong = rows[t] and count / rows[t] > 0.4
-                    p.setPen(QColor("white" if strong else "#111827"))
+                    p.setPen(QColor(theme.MATRIX_STRONG_TEXT if strong else theme.TEXT))
                     p.drawText(QRect(int(area.left() + q * cell), int(area.top() + t * cell), int(cell), int(cell)),
                                Qt.AlignmentFlag.AlignCenter, str(count))
-        p.setPen(QColor("#374151"))
+        p.setPen(QColor(theme.SOFT_TEXT))
         if n <= 30:
             for i, name in enumerate(self.names):
                 text = name[:4]
@@ -173,9 +174,9 @@ class SampleTiles(QWidget):
                 values.setObjectName("muted")
                 box.addWidget(values)
             true, pred = _name(names, s.true), _name(names, s.predicted)
-            caption = QLabel(f"<span style='color:{WRONG if s.wrong else RIGHT}'>"
+            caption = QLabel(f"<span style='color:{theme.BAD if s.wrong else theme.GOOD}'>"
                              f"{'&#10007;' if s.wrong else '&#10003;'} {pred}</span> "
-                             f"<span style='color:#6b7280'>({s.confidence:.0%}) true {true}</span>")
+                             f"<span style='color:{theme.MUTED_TEXT}'>({s.confidence:.0%}) true {true}</span>")
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
             box.addWidget(caption)
             tile.setToolTip(f"validation example {s.index}: true {true}, predicted {pred} with "
@@ -210,6 +211,7 @@ def _name(names: list[str], index: int) -> str:
 class EvaluationPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._pending: tuple | None = None  # the latest epoch, drawn when the panel shows
         self.title = QLabel("No evaluation yet: it appears after each epoch.", objectName="evalTitle")
         self.title.setWordWrap(True)
         self.matrix = ConfusionMatrix()
@@ -246,7 +248,7 @@ class EvaluationPanel(QWidget):
         self._draw_pending()
 
     def _draw_pending(self) -> None:
-        pending, self._pending = getattr(self, "_pending", None), None
+        pending, self._pending = self._pending, None
         if pending is None:
             return
         epoch, val_acc, confusion, names, grid = pending

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPlainTextEdit
 from workbench.training import memory
 from workbench.training.memory import fmt_bytes
 
-from ui.common.workers import Background
+from ui.common import theme
+from ui.common.workers import Worker, start_worker
 
 POLL_MS = 500
 CUDA_TIP = ("<b>allocated</b>: memory held by tensors right now.<br>"
@@ -57,8 +58,8 @@ class Bar(QWidget):
     def paintEvent(self, _event) -> None:
         p = QPainter(self)
         r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        p.setPen(QPen(QColor("#9ca3af")))
-        p.setBrush(QColor("#f3f4f6"))
+        p.setPen(QPen(QColor(theme.GAUGE_FRAME)))
+        p.setBrush(QColor(theme.GAUGE_BACKGROUND))
         p.drawRect(r)
         inner = r.adjusted(1, 1, -1, -1)
         p.setPen(Qt.PenStyle.NoPen)
@@ -72,7 +73,7 @@ class Bar(QWidget):
             p.drawRect(QRectF(inner.left(), inner.top(), inner.width() * self.fraction(self.dark), inner.height()))
         if self.peak is not None:
             x = inner.left() + inner.width() * self.fraction(self.peak)
-            p.setPen(QPen(QColor("#111827"), 2))
+            p.setPen(QPen(QColor(theme.GAUGE_PEAK), 2))
             p.drawLine(int(x), int(r.top()), int(x), int(r.bottom()))
         p.end()
 
@@ -106,8 +107,8 @@ class MemoryGauges(QWidget):
         self.headline = QLabel(objectName="gaugeHeadline")
         self.headline.setWordWrap(True)
         self.devices: dict[str, Gauge] = {}
-        self.process = Gauge("Process RAM", "#2563eb", RAM_TIP)
-        self.system = Gauge("System RAM", "#64748b", RAM_TIP)
+        self.process = Gauge("Process RAM", theme.GAUGE_PROCESS, RAM_TIP)
+        self.system = Gauge("System RAM", theme.GAUGE_SYSTEM, RAM_TIP)
         self.summary_button = QPushButton("CUDA memory summary...", objectName="gaugeSummary")
         self.summary_button.setToolTip("torch.cuda.memory_summary(): the caching allocator's full statistics")
         self.summary_button.clicked.connect(self.show_summary)
@@ -122,7 +123,8 @@ class MemoryGauges(QWidget):
         self._cuda_seen = self._cuda_available()
         self.headline.setText("Reading memory..." if self._cuda_seen else self._no_gpu_text())
         self.summary_button.setVisible(False)
-        self._worker = Background("memory", self)
+        self._job: Worker | None = None
+        self._closed = False
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
@@ -140,14 +142,20 @@ class MemoryGauges(QWidget):
 
     # ------------------------------------------------------------ polling
     def poll(self) -> None:
-        if not self._worker.busy():  # never queue readings behind a slow one
-            self._worker.submit(memory.read, done=self._got)
+        if self._job is None and not self._closed:  # never queue readings behind a slow one
+            self._job = start_worker(memory.read, name="memory", returned=self.show_reading,
+                                     errored=self._failed, finished=self._ended)
 
-    def _got(self, reading, error) -> None:
-        if error is not None:
-            self.headline.setText(f"Memory reading failed: {error}")
-            return
-        self.show_reading(reading)
+    def _failed(self, error: Exception) -> None:
+        self.headline.setText(f"Memory reading failed: {error}")
+
+    def _ended(self) -> None:
+        self._job = None
+
+    def finish_reading(self, timeout_s: float = 10.0) -> None:
+        """Wait for the reading in flight and show it now (tests)."""
+        if self._job is not None:
+            self._job.wait(timeout_s)
 
     def show_reading(self, reading: memory.MemoryReading) -> None:
         self.reading = reading
@@ -176,7 +184,7 @@ class MemoryGauges(QWidget):
     def _show_device(self, d: memory.DeviceMemory) -> None:
         gauge = self.devices.get(d.device)
         if gauge is None:
-            gauge = Gauge(d.device, "#16a34a", CUDA_TIP)
+            gauge = Gauge(d.device, theme.GAUGE_DEVICE, CUDA_TIP)
             self._layout.insertWidget(self._device_at + len(self.devices), gauge)
             self.devices[d.device] = gauge
         if d.allocated is None:  # NVML: whole-device use only
@@ -206,8 +214,12 @@ class MemoryGauges(QWidget):
         self.summary_dialog = dialog
 
     def shutdown(self) -> None:
+        """The window is closing: polling stops and the reading in flight is awaited."""
+        self._closed = True
         self._timer.stop()
-        self._worker.shutdown()
+        if self._job is not None:
+            self._job.quit()
+            self._job.wait(10.0)
 
 
 def summary_text() -> str:

@@ -1,7 +1,7 @@
 """The training panel: settings, what the data is and whether the model fits it, the run
 buttons, progress, and a banner when a run fails.
 
-The panel shows and asks; the dock (ui.training_dock) runs. Reading the data to show its
+The panel shows and asks; the dock (ui.training.dock) runs. Reading the data to show its
 task happens on a background thread (``TaskProbe``), debounced, and is redone when the data
 settings or the model change; a model that does not fit is flagged here, and Start is
 refused with the reason, before any run begins.
@@ -22,7 +22,8 @@ from workbench.errors import WorkbenchError
 from workbench.model.shapes import fmt
 from workbench.progress import Progress
 
-from ui.common.workers import Background
+from ui.common import theme
+from ui.common.workers import Worker, start_worker
 from ui.training.settings_form import SettingsForm
 
 LOCK_NOTE = ("During a run the layers are locked (edits wait for the next run); freeze boxes and the "
@@ -59,42 +60,51 @@ class TaskProbe(QObject):
         self.doc = doc
         self.result: Fit | WorkbenchError | None = None
         self._cache: dict = {}
-        self._worker = Background("data-probe", self)
+        self._job: Worker | None = None
         self._again = False
+        self._closed = False
         self._timer = QTimer(self, singleShot=True, interval=300)
         self._timer.timeout.connect(self._run)
 
     def schedule(self) -> None:
-        self._timer.start()
+        if not self._closed:
+            self._timer.start()
 
     def _run(self) -> None:
-        if self._worker.busy():
+        if self._job is not None:
             self._again = True
             return
         p = self.doc.project
-        self._worker.submit(_probe, p.data, p.model.copy(), p.training.loss, self._cache, done=self._got)
+        self._job = start_worker(_probe, p.data, p.model.copy(), p.training.loss, self._cache,
+                                 name="data-probe", returned=self._got, errored=self._got, finished=self._ended)
 
-    def _got(self, fit, error) -> None:
-        if error is not None and not isinstance(error, WorkbenchError):
-            error = WorkbenchError(f"{type(error).__name__}: {error}")
-        self.result = error if error is not None else fit
+    def _got(self, result) -> None:
+        if isinstance(result, Exception) and not isinstance(result, WorkbenchError):
+            result = WorkbenchError(f"{type(result).__name__}: {result}")
+        self.result = result
         self.done.emit(self.result)
-        if self._again:
+
+    def _ended(self) -> None:
+        self._job = None
+        if self._again and not self._closed:
             self._again = False
             self._run()
 
     def wait(self, timeout_s: float = 20.0) -> None:
-        """Finish the pending probe now (tests)."""
+        """Finish the pending probe now (tests), and one queued behind it."""
         if self._timer.isActive():
             self._timer.stop()
             self._run()
-        self._worker.drain(timeout_s)
-        while self._worker.busy():  # a probe that was queued behind an older one
-            self._worker.drain(timeout_s)
+        while self._job is not None and self._job.wait(timeout_s):
+            pass
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """The window is closing: no probe starts again, and the one running is awaited."""
+        self._closed = True
         self._timer.stop()
-        self._worker.shutdown()
+        if self._job is not None:
+            self._job.quit()
+            self._job.wait(timeout_s)
 
 
 class TrainingPanel(QWidget):
@@ -103,6 +113,7 @@ class TrainingPanel(QWidget):
     resumeRequested = Signal()
     stopRequested = Signal()
     resumeFromRequested = Signal()
+    stateChanged = Signal(str)  # after set_state: the buttons (and the Training menu) follow
 
     def __init__(self, doc, parent=None):
         super().__init__(parent)
@@ -111,6 +122,9 @@ class TrainingPanel(QWidget):
         self.form = SettingsForm(doc)
         self.probe = TaskProbe(doc, self)
         self.progress: Progress | None = None
+        self._trainable: int | None = None  # parameters trainable, of _params in all
+        self._params = 0
+        self.epoch_line = ""
         self._build()
         self.form.changed.connect(self._settings_changed)
         doc.changed.connect(self.probe.schedule)
@@ -121,7 +135,7 @@ class TrainingPanel(QWidget):
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
         """The settings side is this widget; ``run_bar`` (buttons, progress) and ``banner``
-        (a failed run) are placed across the top of the dock by ui.training_dock."""
+        (a failed run) are placed across the top of the dock by ui.training.dock."""
         self.start_button = QPushButton("Start", objectName="trainStart")
         self.pause_button = QPushButton("Pause", objectName="trainPause")
         self.pause_button.setToolTip("Pause after the current step; Resume goes on exactly from there (F6)")
@@ -130,7 +144,7 @@ class TrainingPanel(QWidget):
         self.resume_from_button = QPushButton("Resume from checkpoint…", objectName="trainResumeFrom")
         self.resume_from_button.setToolTip("Continue a stopped run from its last.ckpt or best.ckpt (Ctrl+F5)")
         self.start_button.clicked.connect(self.startRequested.emit)
-        self.pause_button.clicked.connect(self._pause_clicked)
+        self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stopRequested.emit)
         self.resume_from_button.clicked.connect(self.resumeFromRequested.emit)
         self.bar = QProgressBar(objectName="trainProgress")
@@ -194,9 +208,11 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("starting", "running", "paused"))
-        self.lock_note.setStyleSheet("color: #92400e;" if busy else "")
+        self.lock_note.setStyleSheet(f"color: {theme.LOCKED};" if busy else "")
+        self.stateChanged.emit(state)
 
-    def _pause_clicked(self) -> None:
+    def toggle_pause(self) -> None:
+        """Pause a running run, resume a paused one (the Pause button, F6)."""
         (self.resumeRequested if self.state == "paused" else self.pauseRequested).emit()
 
     def _settings_changed(self, section: str, _name: str) -> None:
@@ -213,7 +229,7 @@ class TrainingPanel(QWidget):
 
     def show_fit(self, result) -> None:
         if isinstance(result, WorkbenchError):
-            self.task_label.setText(f"<span style='color:#b91c1c'>&#9888; The data cannot be read: "
+            self.task_label.setText(f"<span style='color:{theme.BAD}'>&#9888; The data cannot be read: "
                                     f"{_html(str(result))}</span>")
         else:
             t = result.task
@@ -222,10 +238,10 @@ class TrainingPanel(QWidget):
             text = (f"<b>{_html(t.description)}</b><br>{kind} · input {fmt(t.input_shape)} · "
                     f"loss {t.default_loss if loss == 'auto' else loss}")
             if result.problem:
-                text += (f"<br><span style='color:#b91c1c'>&#9888; The model does not fit this data: "
+                text += (f"<br><span style='color:{theme.BAD}'>&#9888; The model does not fit this data: "
                          f"{_html(result.problem)}</span>")
             else:
-                text += "<br><span style='color:#15803d'>&#10003; the model fits this data</span>"
+                text += f"<br><span style='color:{theme.GOOD}'>&#10003; the model fits this data</span>"
             self.task_label.setText(text)
         problem = self.fit_problem()
         self.start_button.setToolTip(f"Cannot start: {problem}" if problem else
@@ -258,15 +274,15 @@ class TrainingPanel(QWidget):
         self._refresh_trainable()
 
     def show_trainable(self, trainable: int, total: int | None = None) -> None:
-        self._params = total if total is not None else getattr(self, "_params", trainable)
+        self._params = total if total is not None else (self._params if self._trainable is not None else trainable)
         self._trainable = trainable
         self._refresh_trainable()
 
     def _refresh_trainable(self) -> None:
         parts = []
-        if hasattr(self, "_trainable"):
+        if self._trainable is not None:
             parts.append(f"<b>{self._trainable:,}</b> of {self._params:,} parameters trainable")
-        if getattr(self, "epoch_line", ""):
+        if self.epoch_line:
             parts.append(self.epoch_line)
         self.trainable.setText(" · ".join(parts))
 

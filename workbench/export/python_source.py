@@ -191,7 +191,8 @@ def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = 
     types = {layer.type for _, layer in spec.walk()}
     needs = "PyTorch and torchvision" if types & set(catalog.BACKBONES) else "PyTorch"
     ordered = "from collections import OrderedDict\n\n" if types & {"Residual", *catalog.BACKBONES} else ""
-    text = HEADER.format(name=title, version=__version__, stem=stem, needs=needs, ordered=ordered, dtype=spec.input_dtype, params=f"{params:,}",
+    text = HEADER.format(name=title, version=__version__, stem=stem, needs=needs, ordered=ordered,
+                         dtype=spec.input_dtype, params=f"{params:,}",
                          shape_inner=", ".join(map(str, spec.input_shape)),
                          out_inner=", ".join(map(str, info.output_shape)),
                          input_shape=tuple(spec.input_shape), torch_dtype=dtype)

@@ -380,7 +380,7 @@ def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tenso
     g = torch.Generator().manual_seed(seed)
     shape = (batch,) + tuple(spec.input_shape)
     if spec.input_dtype == "int64":
-        emb = next((l for _, l in spec.walk() if l.type == "Embedding"), None)
+        emb = next((row for _, row in spec.walk() if row.type == "Embedding"), None)
         high = emb.args.get("num_embeddings", 2) if emb else 2
         return torch.randint(0, high, shape, generator=g)
     return torch.randn(shape, generator=g)

@@ -1,12 +1,12 @@
 """Live training plots (pyqtgraph): loss per step, validation loss and accuracy per epoch,
 learning rate; earlier runs muted underneath.
 
-Data arrives in batches (ui.engine_thread) and only marks the plots dirty; a QTimer redraws
+Data arrives in batches (ui.training.engine_bridge) and only marks the plots dirty; a QTimer redraws
 at most every ``REDRAW_MS``, and less often when a frame is slow, so that drawing never
 takes more than ``BUDGET`` of the UI thread: a frame holds the GIL, and every millisecond
 of it is a millisecond the training thread waits (measured: drawing at 20 Hz cut the digits
 CNN's training speed in the window by a third). Every curve is a 1-pixel line with clip-to-view and automatic
-'peak' downsampling over float64 views of growing buffers (ui.plot_buffer), so a run of a
+'peak' downsampling over float64 views of growing buffers (ui.training.plots.series), so a run of a
 million steps redraws in milliseconds. The x axis switches between step, epoch and wall
 time; the loss axis can be logarithmic. Freezes and learning-rate changes made during the
 run show as vertical marks.
@@ -14,6 +14,7 @@ run show as vertical marks.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +26,14 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 from workbench import fileio
 from workbench.errors import WorkbenchError
 
+from ui.common import theme
 from ui.training.plots.series import AXES, AXIS_TITLES, EMA, Buffer, Mark, RunSeries
 from ui.training.plots.level_of_detail import Peaks, visible_range
 from ui.training.plots.overlay import Overlay
 
 REDRAW_MS = 100  # at most 10 Hz
 BUDGET = 0.05  # share of the UI thread the plots may take: slower frames come less often
-RAW = (37, 99, 235, 70)
-SMOOTH = (29, 78, 216)
-VAL = (234, 88, 12)
-ACC = (22, 163, 74)
-LR = (124, 58, 237)
-MARK = (220, 38, 38)
-GRID = (229, 231, 235)
 SYMBOLS_UP_TO = 60  # epochs: more points than that draw as a plain line (symbols cost per point)
-MUTED = [(100, 116, 139), (190, 120, 140), (180, 150, 80), (90, 150, 150), (130, 120, 190)]
 AXIS_NAMES = {"step": "Step", "epoch": "Epoch", "time": "Wall time"}
 
 
@@ -118,7 +112,7 @@ class LivePlots(QWidget):
         pg.setConfigOptions(antialias=False)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setObjectName("plotView")
-        self.view.setBackground("w")
+        self.view.setBackground(theme.PLOT_BACKGROUND)
         self.view.ci.setContentsMargins(2, 2, 2, 2)
         self.loss_plot = self.view.addPlot(row=0, col=0, title="Loss")
         self.acc_plot = self.view.addPlot(row=0, col=1, title="Validation accuracy")
@@ -133,7 +127,7 @@ class LivePlots(QWidget):
             # minor level) cost ~10 ms a frame in software rendering; these cost ~1 ms
             left = plot.getAxis("left")
             left.setWidth(46)  # fixed: a width that follows the tick labels re-lays the plots out every frame
-            left.setTickPen(pg.mkPen(GRID))
+            left.setTickPen(pg.mkPen(theme.PLOT_GRID))
             left.setZValue(-100)  # under the curves, not over them
             plot.showGrid(x=False, y=True, alpha=1.0)
             plot.setMenuEnabled(False)
@@ -141,17 +135,18 @@ class LivePlots(QWidget):
             plot.setDownsampling(auto=True, mode="peak")
             plot.titleLabel.setMaximumHeight(18)
             plot.setLabel("bottom", AXIS_TITLES[self.axis])
-        self.legend = self.loss_plot.addLegend(offset=(-2, 2), labelTextSize="7pt", brush=(255, 255, 255, 190),
+        self.legend = self.loss_plot.addLegend(offset=(-2, 2), labelTextSize="7pt", brush=theme.PLOT_LEGEND,
                                               verSpacing=-6)
-        self.overlay_legend = self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="7pt", brush=(255, 255, 255, 210))
+        self.overlay_legend = self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="7pt",
+                                                      brush=theme.PLOT_OVERLAY_LEGEND)
         for legend in (self.legend, self.overlay_legend):
             legend.setZValue(50)  # over curves and marks
-        self.raw = _curve(self.loss_plot, RAW, "per step")
-        self.smooth = _curve(self.loss_plot, SMOOTH, f"smoothed: EMA {EMA:g}")
-        self.val_loss = _curve(self.loss_plot, VAL, "validation", symbol="o")
-        self.acc = _curve(self.acc_plot, ACC, None, symbol="o")
+        self.raw = _curve(self.loss_plot, theme.PLOT_RAW, "per step")
+        self.smooth = _curve(self.loss_plot, theme.PLOT_SMOOTH, f"smoothed: EMA {EMA:g}")
+        self.val_loss = _curve(self.loss_plot, theme.PLOT_VAL, "validation", symbol="o")
+        self.acc = _curve(self.acc_plot, theme.PLOT_ACC, None, symbol="o")
         self.acc_plot.setLimits(yMin=-0.02, yMax=1.02)  # follows the curve (a rise from 0.95 shows) within 0..1
-        self.lr = _curve(self.lr_plot, LR)
+        self.lr = _curve(self.lr_plot, theme.PLOT_LR)
         self.lr_plot.getAxis("left").enableAutoSIPrefix(False)
         for plot in (self.loss_plot, self.lr_plot):
             plot.sigXRangeChanged.connect(self._range_changed)
@@ -183,9 +178,10 @@ class LivePlots(QWidget):
         self._dirty = True
 
     def add_mark(self, mark: Mark) -> None:
-        line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(MARK, width=1, style=Qt.PenStyle.DashLine),
-                               label=mark.text, labelOpts={"position": 0.3, "color": MARK, "anchors": [(0, 0.5), (0, 0.5)],
-                                                           "fill": (255, 255, 255, 200)})
+        pen = pg.mkPen(theme.PLOT_MARK, width=1, style=Qt.PenStyle.DashLine)
+        line = pg.InfiniteLine(angle=90, movable=False, pen=pen, label=mark.text,
+                               labelOpts={"position": 0.3, "color": theme.PLOT_MARK, "anchors": [(0, 0.5), (0, 0.5)],
+                                          "fill": theme.PLOT_LABEL_FILL})
         self.loss_plot.addItem(line)
         self._mark_lines.append((mark, line))
         self._place_marks()
@@ -199,7 +195,7 @@ class LivePlots(QWidget):
         self.overlay_legend.clear()
         self.overlays = overlays
         for n, overlay in enumerate(overlays):
-            color = MUTED[n % len(MUTED)]
+            color = theme.PLOT_OVERLAYS[n % len(theme.PLOT_OVERLAYS)]
             loss = _curve(self.loss_plot, color, alpha=150)
             loss.setZValue(-10)
             acc = _curve(self.acc_plot, color, symbol="t", alpha=170)
@@ -222,6 +218,12 @@ class LivePlots(QWidget):
                 self._draw_overlay(overlay)
         self._fill_menu()
 
+    def set_all_overlays_visible(self, visible: bool) -> None:
+        for overlay in self.overlays:
+            overlay.visible = visible
+            self._draw_overlay(overlay)
+        self._fill_menu()
+
     def _fill_menu(self) -> None:
         self.runs_menu.clear()
         if not self.overlays:
@@ -233,8 +235,8 @@ class LivePlots(QWidget):
             action.toggled.connect(lambda on, k=overlay.key: self.set_overlay_visible(k, on))
         if self.overlays:
             self.runs_menu.addSeparator()
-            self.runs_menu.addAction("Hide all", lambda: [self.set_overlay_visible(o.key, False) for o in self.overlays])
-            self.runs_menu.addAction("Show all", lambda: [self.set_overlay_visible(o.key, True) for o in self.overlays])
+            self.runs_menu.addAction("Hide all", partial(self.set_all_overlays_visible, False))
+            self.runs_menu.addAction("Show all", partial(self.set_all_overlays_visible, True))
         shown = sum(o.visible for o in self.overlays)
         self.runs_button.setText(f"Earlier runs ({shown}/{len(self.overlays)})" if self.overlays else "Earlier runs")
 

@@ -71,6 +71,10 @@ class MetricsTail(QObject):
         while self.poll():
             pass
 
+    def cancel(self) -> None:
+        """Stop polling now, leaving unread what is left (the window is closing)."""
+        self._timer.stop()
+
     def poll(self) -> int:
         """Read what was added (at most MAX_READ bytes: a long backlog comes over a few ticks)."""
         rows = self.reader.read()

@@ -2,7 +2,7 @@
 
 A run record (``project.runs``, see workbench.training) written by the window carries the
 hyper-parameters and the frozen layers it started with and the freezes made during it
-(ui.engine_thread adds them), so a label can say what differed from the run it is compared
+(ui.training.engine_bridge adds them), so a label can say what differed from the run it is compared
 with: ``run 3 (stopped): lr 0.01, batch 32, frozen conv1``. Curves come from each run's
 ``metrics.jsonl``, read on a background thread (``load_series``).
 """
