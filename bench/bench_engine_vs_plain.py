@@ -16,6 +16,7 @@ Goals: step-time ratio <= 1.03, peak-memory ratio <= 1.05. Last line: RESULT nam
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -37,7 +38,7 @@ def engine_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], lis
     from workbench.training.engine import Engine
 
     proj = templates.load(TEMPLATE)
-    proj.training.update(epochs=epochs, device=device)
+    proj.training = dataclasses.replace(proj.training, epochs=epochs, device=device)
     losses, marks = [], []
 
     def on_event(e):
@@ -46,7 +47,7 @@ def engine_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], lis
         elif isinstance(e, ev.EpochEvent):
             _sync(torch.device(device))
             marks.append((time.perf_counter(), time.process_time()))  # after validation and the checkpoint
-    engine = Engine(proj, run_dir=Path(tempfile.mkdtemp()) / "run", on_event=on_event)
+    engine = Engine(proj, run_dir=Path(tempfile.mkdtemp()) / "run", handlers=[on_event])
     engine.setup()
     t0 = (time.perf_counter(), time.process_time())
     end = engine.run()
@@ -65,10 +66,10 @@ def plain_run(epochs: int, device: str) -> tuple[list[tuple[float, float]], list
 
     proj = templates.load(TEMPLATE)
     bundle = data.load_data(proj.data)
-    seed, dev = proj.training["seed"], torch.device(device)
+    seed, dev = proj.training.seed, torch.device(device)
     torch.manual_seed(seed)
     model = build.build_model(proj.model).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=proj.training["optimizer"]["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=proj.training.optimizer.lr)
     loss_fn = nn.CrossEntropyLoss()
     loader, val_loader = bundle.loader("train", seed=seed), bundle.loader("val")
     tmp = Path(tempfile.mkdtemp())

@@ -12,6 +12,7 @@ import time
 T_PROCESS = time.perf_counter()
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -32,7 +33,7 @@ def main() -> int:
     torch.set_num_threads(2)
     proj = templates.load("digits_cnn")
     if args.quick:
-        proj.training.update(epochs=1)
+        proj.training = dataclasses.replace(proj.training, epochs=1)
     hit: list[float] = []
     t_start = time.perf_counter()
 
@@ -45,7 +46,7 @@ def main() -> int:
                 hit.append(now)
 
     with tempfile.TemporaryDirectory() as tmp:
-        end = Engine(proj, run_dir=Path(tmp) / "run", on_event=on_event).run()
+        end = Engine(proj, run_dir=Path(tmp) / "run", handlers=[on_event]).run()
     total = time.perf_counter() - T_PROCESS
     if not isinstance(end, ev.FinishedEvent):
         print(f"RESULT failed=1 message={end!r}")

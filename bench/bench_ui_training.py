@@ -17,6 +17,7 @@ run whose RESULT says quick=1).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -44,7 +45,7 @@ GOALS = {"ratio": 1.10, "p99": 30.0, "max": 100.0}
 
 def project(epochs: int, folder: Path):
     proj = templates.load("digits_cnn")
-    proj.training.update(epochs=epochs)
+    proj.training = dataclasses.replace(proj.training, epochs=epochs)
     proj.path = folder / "digits.wbproj"
     return proj
 
@@ -53,8 +54,8 @@ def headless_worker(epochs: int, folder: Path) -> None:
     """In its own process: train in the main thread, print epoch times as JSON."""
     torch.set_num_threads(2)
     seconds = []
-    engine = Engine(project(epochs, folder), on_event=lambda e: isinstance(e, ev.EpochEvent)
-                    and seconds.append(e.seconds))
+    engine = Engine(project(epochs, folder), handlers=[lambda e: isinstance(e, ev.EpochEvent)
+                                                      and seconds.append(e.seconds)])
     end = engine.run()
     assert isinstance(end, ev.FinishedEvent), end
     print(json.dumps({"seconds": seconds[1:], "train_size": engine.task.train_size}))

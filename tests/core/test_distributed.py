@@ -64,20 +64,18 @@ def epochs(run_dir: Path) -> list[dict]:
     return [r for r in runlog.read_metrics(run_dir) if r["event"] == "epoch"]
 
 
-def one_process(path: Path, out: Path, epochs: int = 2, resume: Path | None = None, stop_at: int | None = None):
+def one_process(path: Path, out: Path, epochs: int = 2, resume: Path | None = None,
+                stop_at: int | None = None) -> list[str]:
+    """Train in this process; returns the run's notes (its StartedEvent's)."""
     engine = Engine(project.load(path), run_dir=out if resume is None else None, resume_from=resume, epochs=epochs)
     if stop_at is not None:
-        engine.on_event = lambda e: engine.stop() if getattr(e, "step", 0) == stop_at and e.kind == "step" else None
+        engine.add_handler(lambda e: engine.controls.stop() if getattr(e, "step", 0) == stop_at and e.kind == "step"
+                           else None)
     notes = []
-    engine.on_event = _chain(engine.on_event, lambda e: notes.extend(e.notes) if e.kind == "started" else None)
+    engine.add_handler(lambda e: notes.extend(e.notes) if e.kind == "started" else None)
     end = engine.run()
     assert end.kind == ("stopped" if stop_at else "finished"), getattr(end, "message", end)
-    engine.notes = notes
-    return engine
-
-
-def _chain(*listeners):
-    return lambda event: [f(event) for f in listeners if f is not None]
+    return notes
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +94,7 @@ def runs(tmp_path_factory, wine_ddp_project):
     out["two_then_one_first"] = torchrun(p8, "--out", out["two_then_one"], "--epochs", "1")
     if out["two_then_one_first"].returncode == 0:
         out["two_then_one_world"] = checkpoint.load(out["two_then_one"] / checkpoint.LAST)["world_size"]
-        out["two_then_one_notes"] = one_process(p16, None, resume=out["two_then_one"] / checkpoint.LAST).notes
+        out["two_then_one_notes"] = one_process(p16, None, resume=out["two_then_one"] / checkpoint.LAST)
     # 1 process stopped in the middle of the first epoch, then 2 processes (8 each) from that same example on
     one_process(p16, out["one_then_two"], stop_at=5)
     out["one_then_two_second"] = torchrun(p8, "--resume", out["one_then_two"] / checkpoint.LAST)

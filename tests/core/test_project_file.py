@@ -1,6 +1,8 @@
 """Project files: round trip, validation that reports every problem by JSON path, atomic saves."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import os
 
@@ -29,7 +31,7 @@ def test_issue_example_loads_and_round_trips(tmp_path):
     proj = project.from_json(_doc())
     assert [layer.id for layer in proj.model.layers] == ["conv1", "flat", "fc"]
     assert proj.model.layers[2].frozen is True
-    assert proj.training["optimizer"] == {**proj.training["optimizer"], "type": "SGD", "lr": 0.1, "nesterov": True}
+    assert proj.training.optimizer == replace(proj.training.optimizer, type="SGD", lr=0.1, nesterov=True)
     path = project.save(proj, tmp_path / "p.wbproj")
     again = project.load(path)
     assert again.to_json() == proj.to_json()

@@ -19,7 +19,7 @@ from workbench.export.verify import HERE
 from workbench.model import build, catalog, shapes
 from workbench.model.params import Param
 from workbench.model.spec import LayerSpec, ModelSpec, model_from_json
-from workbench.project import config, project_file as project
+from workbench.project import project_file as project, settings
 from workbench.training import events as ev
 from workbench.training.engine import Engine
 
@@ -51,7 +51,7 @@ TOY_KIND = catalog.LayerKind(
 # ---------------------------------------------------------------- a toy data source
 
 
-def read_toy(cfg: dict) -> TensorSource:
+def read_toy(settings) -> TensorSource:
     """Two well separated blobs of 4 features; 60 examples."""
     g = torch.Generator().manual_seed(7)
     y = torch.arange(60) % 2
@@ -143,12 +143,12 @@ def test_a_registered_format_exports_and_verifies(registered, tmp_path):
 
 
 def test_registrations_are_removed_again():
-    before = (list(catalog.KINDS), list(catalog.CATEGORIES), dict(sources.SOURCES), list(config.DATA_SOURCES),
-              list(config.PATH_SOURCES), dict(formats.FORMATS))
+    before = (list(catalog.KINDS), list(catalog.CATEGORIES), dict(sources.SOURCES), list(settings.DATA_SOURCES),
+              list(settings.PATH_SOURCES), dict(formats.FORMATS))
     with toys():
-        assert "ToyRepeat" in catalog.BY_NAME and "toy_blobs" in config.DATA_SOURCES
-    after = (list(catalog.KINDS), list(catalog.CATEGORIES), dict(sources.SOURCES), list(config.DATA_SOURCES),
-             list(config.PATH_SOURCES), dict(formats.FORMATS))
+        assert "ToyRepeat" in catalog.BY_NAME and "toy_blobs" in settings.DATA_SOURCES
+    after = (list(catalog.KINDS), list(catalog.CATEGORIES), dict(sources.SOURCES), list(settings.DATA_SOURCES),
+             list(settings.PATH_SOURCES), dict(formats.FORMATS))
     assert after == before
     assert "ToyRepeat" not in catalog.BY_NAME and "toy_blobs" not in sources.SOURCES
     assert "toy_npz" not in formats.FORMATS

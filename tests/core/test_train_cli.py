@@ -1,6 +1,8 @@
 """`workbench train`: summary, run folder, project history, bad input, Ctrl-C and resume."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import io
 import json
 import os
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def save_template(tmp_path, name="digits_mlp", **training):
     proj = templates.load(name)
-    proj.training.update(tensorboard=False, **training)
+    proj.training = replace(proj.training, tensorboard=False, **training)
     path = tmp_path / "p.wbproj"
     project.save(proj, path)
     return path
@@ -57,7 +59,7 @@ def test_bad_input_is_one_line_and_exit_2(args, words, capsys, tmp_path, monkeyp
 
 def test_model_that_does_not_fit_is_exit_2_naming_the_layer(tmp_path, capsys):
     proj = templates.load("digits_mlp")
-    proj.data["source"] = "wine"
+    proj.data = replace(proj.data, source="wine")
     project.save(proj, tmp_path / "w.wbproj")
     assert cli.main(["train", str(tmp_path / "w.wbproj"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,6 +1,8 @@
 """The engine end to end: events, files, exact resume, failures that lose nothing."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import math
 
@@ -14,10 +16,7 @@ from workbench.training.engine import Engine
 
 def digits(name="digits_mlp", epochs=2, **training):
     proj = templates.load(name)
-    proj.training["epochs"] = epochs
-    proj.training["tensorboard"] = False
-    for k, v in training.items():
-        proj.training[k] = v
+    proj.training = replace(proj.training, **{"epochs": epochs, "tensorboard": False, **training})
     return proj
 
 
@@ -31,7 +30,7 @@ class Recorder(list):
 
 def run(proj, tmp_path, name="run", **kw):
     rec = Recorder()
-    end = Engine(proj, run_dir=tmp_path / name, on_event=rec, **kw).run()
+    end = Engine(proj, run_dir=tmp_path / name, handlers=[rec], **kw).run()
     return end, rec
 
 
@@ -41,7 +40,7 @@ def state_of(model):
 
 def test_trains_the_digits_template_and_writes_its_run(tmp_path):
     proj = digits("digits_mlp", epochs=3, tensorboard=True)
-    proj.training["optimizer"]["lr"] = 0.01
+    proj.set_setting("training.optimizer.lr", 0.01)
     end, rec = run(proj, tmp_path)
     assert isinstance(end, ev.FinishedEvent), end
     assert isinstance(rec[0], ev.StartedEvent) and rec[-1] is end
@@ -93,18 +92,18 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     full_end, full = run(proj, tmp_path, "full")
     assert isinstance(full_end, ev.FinishedEvent)
 
-    engine = Engine(proj, run_dir=tmp_path / "part", on_event=None)
+    engine = Engine(proj, run_dir=tmp_path / "part")
     first = Recorder()
 
     def stop_mid_epoch_two(e):
         first(e)
         if isinstance(e, ev.StepEvent) and e.step == 26:
-            engine.stop()
-    engine.on_event = stop_mid_epoch_two
+            engine.controls.stop()
+    engine.add_handler(stop_mid_epoch_two)
     stopped = engine.run()
     assert isinstance(stopped, ev.StoppedEvent) and stopped.epoch == 2
     assert stopped.step == 27  # the first step boundary after the request (losses are read 4 at a time)
-    resumed = Engine(proj, resume_from=stopped.checkpoint, on_event=(second := Recorder()))
+    resumed = Engine(proj, resume_from=stopped.checkpoint, handlers=[second := Recorder()])
     end = resumed.run()
     assert isinstance(end, ev.FinishedEvent) and resumed.run_dir == tmp_path / "part"
     losses = [s.loss for s in first.of(ev.StepEvent) + second.of(ev.StepEvent)]
@@ -118,7 +117,7 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
 
 def test_nan_loss_fails_naming_the_step_and_restores_good_weights(tmp_path):
     proj = digits(epochs=1, log_every=4)
-    engine = Engine(proj, run_dir=tmp_path / "r", on_event=(rec := Recorder()))
+    engine = Engine(proj, run_dir=tmp_path / "r", handlers=[rec := Recorder()])
     engine.setup()
     good = {}
     real_loss, calls = engine.runner.loss_fn, [0]
@@ -128,8 +127,7 @@ def test_nan_loss_fails_naming_the_step_and_restores_good_weights(tmp_path):
         loss = real_loss(out, y)
         return loss * float("nan") if calls[0] == 7 else loss
     engine.runner.loss_fn = poisoned
-    engine.on_event = lambda e: (rec(e), isinstance(e, ev.StepEvent) and e.step == 4 and good.update(
-        state_of(engine.model)))
+    engine.add_handler(lambda e: isinstance(e, ev.StepEvent) and e.step == 4 and good.update(state_of(engine.model)))
     end = engine.run()
     assert isinstance(end, ev.FailedEvent) and end.step == 7 and end.phase == "training"
     assert "step 7" in end.message and "learning rate" in end.message and "weights after step 4" in end.message
@@ -140,7 +138,7 @@ def test_nan_loss_fails_naming_the_step_and_restores_good_weights(tmp_path):
 
 def test_a_learning_rate_far_too_high_ends_in_a_clear_failure(tmp_path):
     proj = digits(epochs=3, log_every=1)
-    proj.training["optimizer"] = {**proj.training["optimizer"], "type": "SGD", "lr": 1e6, "momentum": 0.9}
+    proj.training = replace(proj.training, optimizer=replace(proj.training.optimizer, type="SGD", lr=1e6, momentum=0.9))
     engine = Engine(proj, run_dir=tmp_path / "r")
     end = engine.run()
     assert isinstance(end, ev.FailedEvent), end
@@ -151,7 +149,7 @@ def test_a_learning_rate_far_too_high_ends_in_a_clear_failure(tmp_path):
 @pytest.mark.parametrize("where", ["forward", "optimizer step"])
 def test_out_of_memory_names_the_batch_size_and_keeps_the_weights(tmp_path, where):
     proj = digits(epochs=1, log_every=1)
-    engine = Engine(proj, run_dir=tmp_path / "r", on_event=(rec := Recorder()))
+    engine = Engine(proj, run_dir=tmp_path / "r", handlers=[rec := Recorder()])
     engine.setup()
     good = {}
 
@@ -172,8 +170,7 @@ def test_out_of_memory_names_the_batch_size_and_keeps_the_weights(tmp_path, wher
                 oom_on_step_5()
             return real_step(*a, **k)
         engine.optimizer.step = half_update_then_oom
-    engine.on_event = lambda e: (rec(e), isinstance(e, ev.StepEvent) and e.step == 4 and good.update(
-        state_of(engine.model)))
+    engine.add_handler(lambda e: isinstance(e, ev.StepEvent) and e.step == 4 and good.update(state_of(engine.model)))
     end = engine.run()
     assert isinstance(end, ev.FailedEvent), end
     assert "out of memory" in end.message and "batch size 64" in end.message and "try 32" in end.message
@@ -183,7 +180,7 @@ def test_out_of_memory_names_the_batch_size_and_keeps_the_weights(tmp_path, wher
 
 def test_unreadable_data_is_a_failed_event_not_an_exception(tmp_path):
     proj = digits()
-    proj.data.update(source="csv", path=str(tmp_path / "missing.csv"))
+    proj.data = replace(proj.data, source="csv", path=str(tmp_path / "missing.csv"))
     end, rec = run(proj, tmp_path)
     assert isinstance(end, ev.FailedEvent) and end.phase == "setup" and "does not exist" in end.message
     assert not (tmp_path / "run").exists() and proj.runs == []
@@ -195,7 +192,7 @@ def test_unreadable_data_is_a_failed_event_not_an_exception(tmp_path):
         for i in range(4):
             Image.new("L", (8, 8), color=40 * i).save(tmp_path / "img" / c / f"{i}.png")
     (tmp_path / "img" / "b" / "3.png").write_bytes(b"\x89PNG broken")
-    proj.data.update(source="image_folder", path=str(tmp_path / "img"), grayscale=True, val_fraction=0.0)
+    proj.data = replace(proj.data, source="image_folder", path=str(tmp_path / "img"), grayscale=True, val_fraction=0.0)
     proj.model.find("fc2").args["out_features"] = 2
     end, rec = run(proj, tmp_path, "img_run")
     assert isinstance(end, ev.FailedEvent) and end.phase == "training"
@@ -204,7 +201,7 @@ def test_unreadable_data_is_a_failed_event_not_an_exception(tmp_path):
 
 def test_a_model_that_does_not_fit_the_data_is_refused_before_training(tmp_path):
     proj = digits()
-    proj.data["source"] = "iris"
+    proj.data = replace(proj.data, source="iris")
     end, rec = run(proj, tmp_path)
     assert isinstance(end, ev.FailedEvent) and end.phase == "setup"
     assert "'flat'" in end.message and "[4]" in end.message
@@ -217,9 +214,9 @@ def test_a_model_that_does_not_fit_the_data_is_refused_before_training(tmp_path)
     {"type": "RMSprop", "lr": 0.005, "momentum": 0.5}])
 def test_each_optimizer_learns_iris(tmp_path, opt):
     proj = digits("tabular_mlp", epochs=8, grad_clip=1.0)
-    proj.data["source"] = "iris"
+    proj.data = replace(proj.data, source="iris")
     proj.model.input_shape = (4,)
-    proj.training["optimizer"] = {**proj.training["optimizer"], **opt}
+    proj.training = replace(proj.training, optimizer=replace(proj.training.optimizer, **opt))
     end, rec = run(proj, tmp_path)
     epochs = rec.of(ev.EpochEvent)
     assert isinstance(end, ev.FinishedEvent) and epochs[-1].train_loss < epochs[0].train_loss
@@ -232,8 +229,8 @@ def test_each_optimizer_learns_iris(tmp_path, opt):
     ({"type": "onecycle", "max_lr": 0.05}, lambda lrs: lrs[0] < 0.01 and max(lrs) > 0.04 and lrs[-1] < max(lrs))])
 def test_schedules_move_the_learning_rate(tmp_path, schedule, check):
     proj = digits("tabular_mlp", epochs=4)
-    proj.training["optimizer"]["lr"] = 0.01
-    proj.training["schedule"] = {**proj.training["schedule"], **schedule}
+    proj.set_setting("training.optimizer.lr", 0.01)
+    proj.training = replace(proj.training, schedule=replace(proj.training.schedule, **schedule))
     end, rec = run(proj, tmp_path)
     assert isinstance(end, ev.FinishedEvent)
     steps = rec.of(ev.StepEvent)
@@ -248,7 +245,7 @@ def test_default_run_folder_and_run_record_beside_the_project(tmp_path):
     path = tmp_path / "my.wbproj"
     project.save(proj, path)
     proj = project.load(path)
-    proj.training["tensorboard"] = False
+    proj.training = replace(proj.training, tensorboard=False)
     engine = Engine(proj)
     end = engine.run()
     assert isinstance(end, ev.FinishedEvent)
@@ -263,7 +260,7 @@ def test_default_run_folder_and_run_record_beside_the_project(tmp_path):
 def test_a_broken_listener_does_not_break_the_run(tmp_path, caplog):
     def listener(e):
         raise ValueError("listener bug")
-    end = Engine(digits(epochs=1), run_dir=tmp_path / "r", on_event=listener).run()
+    end = Engine(digits(epochs=1), run_dir=tmp_path / "r", handlers=[listener]).run()
     assert isinstance(end, ev.FinishedEvent)
     assert "listener" in caplog.text
 

@@ -1,6 +1,8 @@
 """The engine on other tasks and losses: binary and multi-label BCE, NLL, regression."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -20,7 +22,7 @@ def train(tmp_path, model, data, loss="auto", epochs=15, lr=0.01, **training):
                        training={"loss": loss, "epochs": epochs, "tensorboard": False,
                                  "optimizer": {"type": "Adam", "lr": lr}, **training})
     events = []
-    end = Engine(proj, run_dir=tmp_path / "run", on_event=events.append).run()
+    end = Engine(proj, run_dir=tmp_path / "run", handlers=[events.append]).run()
     return end, [e for e in events if isinstance(e, ev.EpochEvent)], events
 
 
@@ -59,9 +61,9 @@ def test_resume_with_another_batch_size_says_it_is_not_exact(tmp_path):
     proj = project.new("t", mlp(4, 3), data={"source": "iris", "batch_size": 16},
                        training={"epochs": 2, "tensorboard": False})
     first = Engine(proj, run_dir=tmp_path / "run").run()
-    proj.data["batch_size"] = 8
-    proj.training["epochs"] = 3
+    proj.data = replace(proj.data, batch_size=8)
+    proj.training = replace(proj.training, epochs=3)
     events = []
-    end = Engine(proj, resume_from=first.checkpoint.replace("best", "last"), on_event=events.append).run()
+    end = Engine(proj, resume_from=first.checkpoint.replace("best", "last"), handlers=[events.append]).run()
     assert isinstance(end, ev.FinishedEvent) and end.epochs == 3
     assert any("not exactly" in n for n in events[0].notes)

@@ -2,6 +2,8 @@
 predicted and true labels, worst mistakes first."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
@@ -77,14 +79,14 @@ def test_to_image_undoes_normalisation_for_display():
 
 def test_collect_evaluates_the_epochs_mistakes_and_spread_samples(tmp_path):
     proj = templates.load("digits_cnn")
-    proj.training.update(epochs=1, tensorboard=False)
+    proj.training = replace(proj.training, epochs=1, tensorboard=False)
     grids = []
     engine = None
 
     def on_event(e):
         if isinstance(e, ev.EpochEvent):
             grids.append((e, collect(engine, e, n=12)))
-    engine = Engine(proj, run_dir=tmp_path / "r", on_event=on_event)
+    engine = Engine(proj, run_dir=tmp_path / "r", handlers=[on_event])
     assert isinstance(engine.run(), ev.FinishedEvent)
     event, grid = grids[0]
     assert len(grid.samples) == 12 and grid.class_names == [str(i) for i in range(10)]

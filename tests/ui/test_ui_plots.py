@@ -2,6 +2,8 @@
 points, freeze marks, earlier runs overlaid and labelled, PNG and CSV export."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import csv
 import io
 
@@ -211,7 +213,7 @@ def test_overlays_keep_one_per_run_folder_and_hide_on_request(live):
 
 def test_a_real_runs_metrics_come_back_as_curves(tmp_path):
     proj = templates.load("digits_mlp")
-    proj.training.update(epochs=2, tensorboard=False)
+    proj.training = replace(proj.training, epochs=2, tensorboard=False)
     end = Engine(proj, run_dir=tmp_path / "run").run()
     assert isinstance(end, ev.FinishedEvent)
     series = load_series(str(tmp_path / "run"))

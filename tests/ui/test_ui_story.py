@@ -24,7 +24,7 @@ def shape(window, layer_id):
 def test_build_fix_undo_save_reopen(window, qtbot, tmp_path, monkeypatch):
     doc, view = window.doc, window.stack
     template = doc.spec.to_json()
-    assert tuple(doc.spec.input_shape) == (1, 8, 8) and doc.project.data["source"] == "digits"
+    assert tuple(doc.spec.input_shape) == (1, 8, 8) and doc.project.data.source == "digits"
 
     # clear the template's stack: select all, Delete
     view.setFocus()

@@ -3,6 +3,8 @@ UI, live learning rate, failures shown in the window, closing mid-run, the train
 handed to Export."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 import sys
 import threading
@@ -33,7 +35,7 @@ def trainer(window, tmp_path):
     """The window on a saved digits CNN project (runs go under tmp_path), short runs."""
     project = window.doc.project
     project.path = tmp_path / "digits.wbproj"
-    project.training.update(epochs=2, log_every=2, tensorboard=False)
+    project.training = replace(project.training, epochs=2, log_every=2, tensorboard=False)
     dock = window.training
     dock.panel.probe.wait()
     return dock
@@ -53,7 +55,7 @@ def steps_seen(dock) -> int:
 def test_bridge_delivers_events_in_batches_and_ends_after_its_thread(qtbot, tmp_path):
     project = templates.load("digits_cnn")
     project.path = tmp_path / "p.wbproj"
-    project.training.update(epochs=2, log_every=1, tensorboard=False)
+    project.training = replace(project.training, epochs=2, log_every=1, tensorboard=False)
     run = TrainingRun(project)
     batches: list[list] = []
     run.events.connect(batches.append)
@@ -61,9 +63,8 @@ def test_bridge_delivers_events_in_batches_and_ends_after_its_thread(qtbot, tmp_
     seen_threads = []
     run.events.connect(lambda _: seen_threads.append(threading.current_thread()))
     niceness = []
-    forward = run.engine.on_event
-    run.engine.on_event = lambda e: (niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-                                     if sys.platform.startswith("linux") else None, forward(e))
+    run.engine.add_handler(lambda e: niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+                           if sys.platform.startswith("linux") else None)
     order = []
     run.events.connect(lambda _: order.append("events"))
     run.ended.connect(lambda *_: order.append("ended"))
@@ -86,7 +87,7 @@ def test_bridge_delivers_events_in_batches_and_ends_after_its_thread(qtbot, tmp_
     assert [e.epoch for e in events if isinstance(e, ev.EpochEvent)] == [1, 2]
     grids = [d.samples for batch in batches for d in batch if isinstance(d.event, ev.EpochEvent)]
     assert all(g is not None and g.samples for g in grids)  # evaluated samples come with each epoch
-    assert record["status"] == "finished" and record["settings"]["lr"] == project.training["optimizer"]["lr"]
+    assert record["status"] == "finished" and record["settings"]["lr"] == project.training.optimizer.lr
     assert project.runs == [record]  # the record lands in the project the run started from
     if sys.platform.startswith("linux"):  # the engine thread yields the CPU to the window
         assert set(niceness) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + ENGINE_NICE)}
@@ -95,9 +96,9 @@ def test_bridge_delivers_events_in_batches_and_ends_after_its_thread(qtbot, tmp_
 def test_the_engine_works_on_a_copy_so_edits_during_a_run_cannot_reach_it(qtbot, tmp_path):
     project = templates.load("digits_cnn")
     project.path = tmp_path / "p.wbproj"
-    project.training.update(epochs=1, tensorboard=False)
+    project.training = replace(project.training, epochs=1, tensorboard=False)
     run = TrainingRun(project)
-    project.training["optimizer"]["lr"] = 123.0
+    project.set_setting("training.optimizer.lr", 123.0)
     project.model.layers.pop()
     with qtbot.waitSignal(run.ended, timeout=60_000):
         run.start()
@@ -137,7 +138,7 @@ def test_press_train_watch_loss_fall_and_accuracy_rise(qtbot, window, trainer):
 
 def test_pause_freeze_resume_stop_and_it_is_all_recorded(qtbot, window, trainer):
     doc = window.doc
-    doc.project.training.update(epochs=500)
+    doc.project.training = replace(doc.project.training, epochs=500)
     assert trainer.start()
     qtbot.waitUntil(lambda: steps_seen(trainer) >= 4, timeout=30_000)
     qtbot.mouseClick(trainer.panel.pause_button, Qt.MouseButton.LeftButton)
@@ -172,7 +173,7 @@ def test_pause_freeze_resume_stop_and_it_is_all_recorded(qtbot, window, trainer)
 
 
 def test_learning_rate_changed_during_a_run_acts_at_once(qtbot, window, trainer):
-    window.doc.project.training.update(epochs=500)
+    window.doc.project.training = replace(window.doc.project.training, epochs=500)
     trainer.start()
     qtbot.waitUntil(lambda: steps_seen(trainer) >= 2, timeout=30_000)
     trainer.panel.form.fields[("optimizer", "lr")].widget.setValue(0.0005)
@@ -180,14 +181,14 @@ def test_learning_rate_changed_during_a_run_acts_at_once(qtbot, window, trainer)
     qtbot.waitUntil(lambda: trainer.series.lr.last() == pytest.approx(0.0005), timeout=10_000)
     trainer.stop()
     wait_end(qtbot, trainer)
-    assert window.doc.project.training["optimizer"]["lr"] == 0.0005  # and the next run uses it
+    assert window.doc.project.training.optimizer.lr == 0.0005  # and the next run uses it
 
 
 def test_a_failed_run_shows_what_to_do_and_keeps_model_and_project(qtbot, window, trainer):
     doc = window.doc
-    doc.project.training["optimizer"] = {**doc.project.training["optimizer"], "type": "SGD", "lr": 1e6,
-                                         "momentum": 0.9}
-    spec_before, training_before = doc.spec.to_json(), dict(doc.project.training)
+    doc.project.training = replace(doc.project.training, optimizer=replace(doc.project.training.optimizer, type="SGD",
+                                                                           lr=1e6, momentum=0.9))
+    spec_before, training_before = doc.spec.to_json(), doc.project.training
     trainer.start()
     end = wait_end(qtbot, trainer)
     assert isinstance(end, ev.FailedEvent)
@@ -199,7 +200,7 @@ def test_a_failed_run_shows_what_to_do_and_keeps_model_and_project(qtbot, window
     assert doc.project.runs[-1]["status"] == "failed"
     assert not doc.edit_lock and trainer.panel.start_button.isEnabled()
     # a good run afterwards clears the banner
-    doc.project.training["optimizer"]["lr"] = 0.003
+    doc.project.set_setting("training.optimizer.lr", 0.003)
     trainer.start()
     assert not banner.isVisible()
     wait_end(qtbot, trainer)
@@ -224,7 +225,7 @@ def test_a_model_that_does_not_fit_the_data_is_flagged_before_start(qtbot, windo
 
 
 def test_resume_from_checkpoint_continues_the_stopped_run(qtbot, window, trainer, monkeypatch):
-    window.doc.project.training.update(epochs=3)
+    window.doc.project.training = replace(window.doc.project.training, epochs=3)
     trainer.start()
     qtbot.waitUntil(lambda: steps_seen(trainer) >= 3, timeout=30_000)
     trainer.stop()
@@ -241,7 +242,7 @@ def test_resume_from_checkpoint_continues_the_stopped_run(qtbot, window, trainer
 # ---------------------------------------------------------------- closing and export
 
 def test_close_while_training_asks_then_stops_the_thread_cleanly(qtbot, window, trainer, monkeypatch):
-    window.doc.project.training.update(epochs=500)
+    window.doc.project.training = replace(window.doc.project.training, epochs=500)
     trainer.start()
     qtbot.waitUntil(lambda: steps_seen(trainer) >= 2, timeout=30_000)
     answers = [False, True]
@@ -255,7 +256,7 @@ def test_close_while_training_asks_then_stops_the_thread_cleanly(qtbot, window, 
 
 
 def test_new_project_while_training_asks_first(qtbot, window, trainer, monkeypatch):
-    window.doc.project.training.update(epochs=500)
+    window.doc.project.training = replace(window.doc.project.training, epochs=500)
     trainer.start()
     qtbot.waitUntil(lambda: steps_seen(trainer) >= 1, timeout=30_000)
     monkeypatch.setattr(training_dock, "ask_stop", lambda parent: False)
@@ -267,7 +268,7 @@ def test_new_project_while_training_asks_first(qtbot, window, trainer, monkeypat
 
 def test_export_gets_the_trained_model_and_loaded_weights(qtbot, window, trainer):
     doc = window.doc
-    doc.project.training.update(epochs=500)
+    doc.project.training = replace(doc.project.training, epochs=500)
     trainer.start()
     qtbot.waitUntil(lambda: steps_seen(trainer) >= 2, timeout=30_000)
     with pytest.raises(WorkbenchError, match="pause it"):
@@ -295,8 +296,8 @@ def test_freezing_a_backbone_stage_mid_run_also_freezes_its_batchnorm_statistics
 
     proj = templates.load("resnet18_transfer")
     proj.model.input_shape = [3, 32, 32]
-    proj.data.update(fake_shape=[3, 32, 32], fake_size=64, batch_size=8)
-    proj.training.update(epochs=500, log_every=1, tensorboard=False)
+    proj.data = replace(proj.data, fake_shape=[3, 32, 32], fake_size=64, batch_size=8)
+    proj.training = replace(proj.training, epochs=500, log_every=1, tensorboard=False)
     projects.save(proj, tmp_path / "resnet.wbproj")
     assert window.open_file(str(tmp_path / "resnet.wbproj"))
     dock = window.training
@@ -329,9 +330,9 @@ def test_table_data_trains_and_shows_what_fits_it(qtbot, window, tmp_path, task)
     from workbench.project import project_file as projects
 
     proj = templates.load("tabular_mlp")
-    proj.training.update(epochs=2, tensorboard=False, loss="auto")
+    proj.training = replace(proj.training, epochs=2, tensorboard=False, loss="auto")
     if task == "regression":
-        proj.data["task"] = "regression"
+        proj.data = replace(proj.data, task="regression")
         proj.model.layers[-1].args["out_features"] = 1
     projects.save(proj, tmp_path / "wine.wbproj")
     assert window.open_file(str(tmp_path / "wine.wbproj"))
@@ -352,3 +353,23 @@ def test_table_data_trains_and_shows_what_fits_it(qtbot, window, tmp_path, task)
         assert dock.plots.acc_plot.titleLabel.text == "Accuracy: classification only"
         assert not tiles and "no confusion matrix" in text_of(dock.evaluation.title)
         assert dock.series.val_loss.n == 2 and np.isfinite(dock.series.val_loss.view()).all()
+
+
+def test_settings_form_edits_replace_the_settings_and_undo_redo(qtbot, window):
+    doc = window.doc
+    form = window.training.panel.form
+    before = doc.project.training
+    changes = []
+    form.changed.connect(lambda section, name: changes.append((section, name)))
+    form.fields[("optimizer", "lr")].widget.setValue(0.02)
+    form.fields[("data", "batch_size")].widget.setValue(16)
+    assert doc.project.training.optimizer.lr == 0.02 and doc.project.data.batch_size == 16
+    assert before.optimizer.lr != 0.02  # a new settings object: one held by a run keeps its values
+    assert changes == [("optimizer", "lr"), ("data", "batch_size")]
+    doc.undo_stack.undo()
+    assert doc.project.data.batch_size == 64 and form.fields[("data", "batch_size")].widget.value() == 64
+    doc.undo_stack.undo()
+    assert doc.project.training == before
+    doc.undo_stack.redo()
+    assert doc.project.training.optimizer.lr == 0.02
+    assert doc.project.to_json()["training"]["optimizer"]["lr"] == 0.02

@@ -207,7 +207,7 @@ class DistributedDialog(QDialog):
         else:
             self.where.setText(f"Project: {path}")
         self.save_button.setVisible(not self.ready())
-        per = self.doc.project.data.get("batch_size", 64)
+        per = self.doc.project.data.batch_size
         world = self.nproc.value() * self.nnodes.value()
         self.batch.setText(f"{per} per process (data.batch_size) x {world} process{'es' if world > 1 else ''} = "
                            f"{per * world} examples per optimiser step")

@@ -291,7 +291,7 @@ class TrainingDock(QWidget):
 
     def _setting_changed(self, section: str, name: str) -> None:
         if (section, name) == ("optimizer", "lr") and self.is_running():
-            lr = self.doc.project.training["optimizer"]["lr"]
+            lr = self.doc.project.training.optimizer.lr
             try:
                 self.run.set_lr(lr)
             except WorkbenchError as exc:

@@ -3,18 +3,18 @@
 Everything the worker sees is plain data copied before the thread starts (``snapshot``):
 the model spec, the data and training sections and the project's path, never a widget or
 the live project. The engine's events land in a locked list in the worker thread (with
-their arrival time, and for each epoch a grid of evaluated validation samples); a QTimer
+their arrival time, and for each epoch a grid of evaluated validation samples): the bridge
+is one of the engine's handlers, after a ``SampleCollector`` when samples are wanted. A QTimer
 on the UI thread drains that list every ``DELIVERY_MS`` and emits one ``events`` signal
 per batch, so a thousand steps a second cost the UI ~15 signals. ``ended`` comes after
 the thread has stopped, with the end event and the run record (also appended to the
 project the run was started from).
 
 Controls (pause, resume, stop, freeze, learning rate) go straight to the engine's
-thread-safe requests; it applies them between two steps.
+thread-safe ``controls``; it applies them between two steps.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import re
@@ -66,8 +66,8 @@ def snapshot(project: projects.Project) -> projects.Project:
         stem = re.sub(r"\W+", "_", project.name).strip("_").lower() or "untitled"
         path = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) \
             / "unsaved" / f"{stem}{projects.SUFFIX}"
-    return projects.Project(project.name, project.model.copy(), copy.deepcopy(project.data),
-                            copy.deepcopy(project.training), [], project.description, path)
+    return projects.Project(project.name, project.model.copy(), project.data, project.training, [],
+                            project.description, path)  # settings are frozen: shared, never changed in place
 
 
 @dataclass
@@ -129,10 +129,13 @@ class TrainingRun(QObject):
         super().__init__(parent)
         self.project = project  # the live project: the record goes here at the end
         self.copy = snapshot(project)
-        self.engine = Engine(self.copy, run_dir=run_dir, on_event=self._on_event, resume_from=resume_from,
-                             epochs=epochs)
+        self.engine = Engine(self.copy, run_dir=run_dir, resume_from=resume_from, epochs=epochs)
         self.info = RunSettings(run_settings(self.copy), build.frozen_paths(self.copy.model))
         self.samples = samples
+        self._grids: dict[int, eval_samples.SampleGrid | None] = {}  # epoch -> its samples (engine thread)
+        if samples:  # before the bridge: an epoch's samples are ready when its event arrives here
+            self.engine.add_handler(eval_samples.SampleCollector(self._samples_ready, samples))
+        self.engine.add_handler(self._on_event)
         self._lock = threading.Lock()
         self._pending: list[Delivered] = []
         self._t0 = 0.0
@@ -168,28 +171,29 @@ class TrainingRun(QObject):
     # ------------------------------------------------------------ controls (any thread)
     def pause(self) -> None:
         self.paused = True
-        self.engine.pause()
+        self.engine.controls.pause()
 
     def resume(self) -> None:
         self.paused = False
-        self.engine.resume()
+        self.engine.controls.resume()
 
     def stop(self) -> None:
         self.paused = False
-        self.engine.stop()
+        self.engine.controls.stop()
 
     def set_frozen(self, path: str, frozen: bool) -> None:
-        self.engine.set_frozen(path, frozen)
+        self.engine.controls.set_frozen(path, frozen)
 
     def set_lr(self, lr: float) -> None:
-        self.engine.set_lr(lr)
+        self.engine.controls.set_lr(lr)
 
     # ------------------------------------------------------------ worker thread
+    def _samples_ready(self, event: ev.EpochEvent, grid: eval_samples.SampleGrid | None) -> None:
+        self._grids[event.epoch] = grid
+
     def _on_event(self, event: ev.Event) -> None:
         stamp = time.perf_counter() - self._t0
-        grid = None
-        if isinstance(event, ev.EpochEvent) and self.samples:
-            grid = eval_samples.collect(self.engine, event, self.samples)  # the model is idle in eval mode here
+        grid = self._grids.pop(event.epoch, None) if isinstance(event, ev.EpochEvent) else None
         with self._lock:
             self._pending.append(Delivered(event, stamp, grid))
 
@@ -223,10 +227,9 @@ class TrainingRun(QObject):
 def run_settings(project: projects.Project) -> dict:
     """The hyper-parameters a person compares runs by."""
     d, t = project.data, project.training
-    out = {"source": d["source"], "batch_size": d["batch_size"], "val_fraction": d["val_fraction"],
-           "optimizer": t["optimizer"]["type"], "lr": t["optimizer"]["lr"],
-           "weight_decay": t["optimizer"]["weight_decay"], "schedule": t["schedule"]["type"],
-           "epochs": t["epochs"], "seed": t["seed"], "device": t["device"], "amp": t["amp"]}
-    if d.get("path"):
-        out["path"] = d["path"]
+    out = {"source": d.source, "batch_size": d.batch_size, "val_fraction": d.val_fraction,
+           "optimizer": t.optimizer.type, "lr": t.optimizer.lr, "weight_decay": t.optimizer.weight_decay,
+           "schedule": t.schedule.type, "epochs": t.epochs, "seed": t.seed, "device": t.device, "amp": t.amp}
+    if d.path:
+        out["path"] = d.path
     return out

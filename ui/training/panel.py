@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, Q
                                QWidget)
 
 from workbench.data import bundle as data
+from workbench.project.settings import DataSettings
 from workbench.training import events as ev
 from workbench.errors import WorkbenchError
 from workbench.model.shapes import fmt
@@ -35,11 +36,11 @@ class Fit:
     problem: str | None  # why the model cannot train on this data (None: it fits)
 
 
-def _probe(data_cfg: dict, spec, loss: str, cache: dict) -> Fit:
-    key = json.dumps(data_cfg, sort_keys=True, default=str)
+def _probe(settings: DataSettings, spec, loss: str, cache: dict) -> Fit:
+    key = json.dumps(settings.to_dict(), sort_keys=True, default=str)
     task = cache.get(key)
     if task is None:
-        task = data.load_data(data_cfg).task  # reads (a part of) the data: background thread only
+        task = data.load_data(settings).task  # reads (a part of) the data: background thread only
         cache.clear()
         cache[key] = task
     try:
@@ -74,7 +75,7 @@ class TaskProbe(QObject):
             self._again = True
             return
         p = self.doc.project
-        self._job = start_worker(_probe, dict(p.data), p.model.copy(), p.training["loss"], self._cache,
+        self._job = start_worker(_probe, p.data, p.model.copy(), p.training.loss, self._cache,
                                  name="data-probe", returned=self._got, errored=self._got, finished=self._ended)
 
     def _got(self, result) -> None:
@@ -233,8 +234,9 @@ class TrainingPanel(QWidget):
         else:
             t = result.task
             kind = (f"{t.num_classes} classes" if t.is_classification else "regression (one number)")
+            loss = self.doc.project.training.loss
             text = (f"<b>{_html(t.description)}</b><br>{kind} · input {fmt(t.input_shape)} · "
-                    f"loss {t.default_loss if self.doc.project.training['loss'] == 'auto' else self.doc.project.training['loss']}")
+                    f"loss {t.default_loss if loss == 'auto' else loss}")
             if result.problem:
                 text += (f"<br><span style='color:{theme.BAD}'>&#9888; The model does not fit this data: "
                          f"{_html(result.problem)}</span>")

@@ -1,9 +1,10 @@
 """The data and training settings of the project as a form, every change undoable.
 
-Fields come from the ``Param`` tables of ``workbench.config`` (ui.fields builds them), so
-bounds and help match what the project file accepts. A change pushes ``SetSetting`` on the
-document's undo stack (quick successive edits of one field merge), which writes the
-project's ``data`` / ``training`` section and emits ``SettingsForm.changed``. The device
+Fields come from the ``Param``s of the typed settings (``workbench.project.settings``;
+ui.editor.fields builds them), so bounds and help match what the project file accepts. A
+change pushes ``SetSetting`` on the document's undo stack (quick successive edits of one
+field merge), which replaces the project's ``data`` / ``training`` settings with a copy
+holding the new value (``Project.set_setting``) and emits ``SettingsForm.changed``. The device
 list offers only devices that exist here (asking the driver for a count creates no CUDA
 context); mixed precision is offered only where CUDA is.
 """
@@ -13,19 +14,19 @@ import time
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from workbench.project import config
+from workbench.project.settings import (PATH_SOURCES, DataSettings, OptimizerSettings, ScheduleSettings,
+                                        TrainingSettings)
 
 from ui.document.commands import UNSET
 from ui.editor.fields import Field, format_value, make_field
 
 MERGE_WINDOW_S = 1.5
-PATH_SOURCES = ("image_folder", "csv", "mnist", "fashion_mnist")
-SECTIONS = {"data": config.DATA_FIELDS, "training": config.TRAINING_FIELDS,
-            "optimizer": config.OPTIMIZER_FIELDS, "schedule": config.SCHEDULE_FIELDS}
+SECTIONS = {"data": DataSettings.params(), "training": TrainingSettings.params(),
+            "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params()}
 # (section, name, label, row, column) of the compact two-pair grid the form shows
 ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0, 1),
         ("data", "path", "Path", 1, 0), ("data", "val_fraction", "Validation", 2, 0),
@@ -35,12 +36,9 @@ ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0
         ("training", "amp", "Mixed precision", 5, 1))
 
 
-def section_dict(project, section: str) -> dict:
-    if section == "data":
-        return project.data
-    if section == "training":
-        return project.training
-    return project.training[section]
+def setting_name(section: str, name: str) -> str:
+    """The project's dotted name of a form field: ('optimizer', 'lr') -> 'training.optimizer.lr'."""
+    return f"{section}.{name}" if section in ("data", "training") else f"training.{section}.{name}"
 
 
 class SetSetting(QUndoCommand):
@@ -49,7 +47,7 @@ class SetSetting(QUndoCommand):
     def __init__(self, form: "SettingsForm", section: str, name: str, value):
         super().__init__()
         self.form, self.section, self.name, self.new = form, section, name, value
-        self.old = section_dict(form.project, section)[name]
+        self.old = form.project.setting(setting_name(section, name))
         self.stamp = time.monotonic()
         self._label()
 
@@ -161,9 +159,9 @@ class SettingsForm(QWidget):
     # ------------------------------------------------------------ model -> form
     def refresh(self) -> None:
         for (section, name), field in self.fields.items():
-            field.show_value(section_dict(self.project, section)[name])
+            field.show_value(self.project.setting(setting_name(section, name)))
         self._fill_devices()
-        source = self.project.data["source"]
+        source = self.project.data.source
         self._show_row(("data", "path"), source in PATH_SOURCES)
         self._show_row(("training", "amp"), self.cuda)
 
@@ -172,7 +170,7 @@ class SettingsForm(QWidget):
             widget.setVisible(visible)
 
     def _fill_devices(self) -> None:
-        box, current = self.device_box, self.project.training["device"]
+        box, current = self.device_box, self.project.training.device
         box.blockSignals(True)
         box.clear()
         for value, label in devices_here():
@@ -191,18 +189,18 @@ class SettingsForm(QWidget):
             if err:  # the fields' own bounds normally prevent this
                 self.refresh()
                 return
-        if section_dict(self.project, section).get(name) == value:
+        if self.project.setting(setting_name(section, name)) == value:
             return
         self.doc.undo_stack.push(SetSetting(self, section, name, value))
 
     def _apply(self, section: str, name: str, value) -> None:
-        section_dict(self.project, section)[name] = value
+        self.project.set_setting(setting_name(section, name), value)
         self.refresh()
         self.changed.emit(section, name)
 
     def browse(self) -> None:
         data = self.project.data
-        start = data.get("path") or (str(self.doc.path.parent) if self.doc.path else str(Path.home()))
-        path = choose_data_path(self, data["source"], start)
+        start = data.path or (str(self.doc.path.parent) if self.doc.path else str(Path.home()))
+        path = choose_data_path(self, data.source, start)
         if path:
             self.set_value("data", "path", path)

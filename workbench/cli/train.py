@@ -56,7 +56,7 @@ def run(args) -> int:
 
         if not resolve(args.resume).is_file():
             raise WorkbenchError(f"no checkpoint at {args.resume} (--resume); pass a last.ckpt or its run folder")
-    with distributed.session(args.device or proj.training["device"], getattr(args, "dist_timeout", None)) as par:
+    with distributed.session(args.device or proj.training.device, getattr(args, "dist_timeout", None)) as par:
         code = _train(args, proj, par)
     if par is not None:
         distributed.leave(code)  # never returns: see there
@@ -70,10 +70,10 @@ def _train(args, proj, par) -> int:
 
     main = par is None or par.is_main
     progress = ProgressLine(sys.stderr, quiet=args.quiet or not main)
-    engine = Engine(proj, run_dir=args.out, on_event=progress, resume_from=args.resume,
+    engine = Engine(proj, run_dir=args.out, handlers=[progress], resume_from=args.resume,
                     device=args.device if par is None else par.device_name, epochs=args.epochs, parallel=par)
     if par is not None and main and not args.quiet:
-        for line in [par.describe(engine.data_cfg["batch_size"]), *(f"note: {n}" for n in par.notes)]:
+        for line in [par.describe(engine.data_settings.batch_size), *(f"note: {n}" for n in par.notes)]:
             progress.line(line)
     signals = (signal.SIGINT,) if par is None else (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.getsignal(s) for s in signals}
@@ -81,12 +81,12 @@ def _train(args, proj, par) -> int:
     def on_sigint(signum, frame):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts at once
         progress.message("stopping after this step (Ctrl-C again to abort)")
-        engine.stop()
+        engine.controls.stop()
 
     def on_stop_signal(signum, frame):  # torchrun forwards Ctrl-C / SIGTERM to every process once
         if main:
             progress.message(f"stopping: every process stops at the next loss read-out "
-                             f"(within {engine.cfg['log_every']} steps) and rank 0 saves a checkpoint")
+                             f"(within {engine.settings.log_every} steps) and rank 0 saves a checkpoint")
         par.request_stop()
 
     for s in signals:

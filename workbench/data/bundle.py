@@ -1,6 +1,7 @@
 """Data: a project's ``data`` section -> train / validation datasets, loaders and the task.
 
-``load_data(cfg)`` reads a source (see workbench.data.sources.registry), splits it deterministically from
+``load_data(settings)`` reads the source a project's ``DataSettings`` name (see
+workbench.data.sources.registry), splits it deterministically from
 ``split_seed`` (stratified by class), normalises with statistics of the training part only,
 and returns a ``DataBundle``. The bundle's ``task`` says what the data implies: classes,
 input shape and dtype, the default loss. ``check_fit`` refuses a model whose input or
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 import signal
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 import torch
@@ -24,7 +25,7 @@ from workbench.data.sources.base import TensorData
 from workbench.errors import LayerError, SpecError, WorkbenchError
 from workbench.model import build, shapes
 from workbench.model.spec import ModelSpec
-from workbench.project import config
+from workbench.project.settings import DataSettings
 
 CLASS_LOSSES = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss")
 REGRESSION_LOSSES = ("MSELoss", "L1Loss", "SmoothL1Loss")
@@ -120,7 +121,7 @@ class DataBundle:
     task: Task
     train: Dataset
     val: Dataset | None
-    cfg: dict
+    settings: DataSettings
     train_index: list[int] = field(default_factory=list)  # positions in the source, for display
     val_index: list[int] = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # normalisation used, as plain lists
@@ -131,11 +132,11 @@ class DataBundle:
         ds = self.train if split == "train" else self.val
         if ds is None:
             raise WorkbenchError("there is no validation data (data.val_fraction is 0)")
-        bs = self.cfg["batch_size"]
+        bs = self.settings.batch_size
         batches = EpochBatches(len(ds), bs, shuffle=split == "train", seed=seed, rank=rank,
                                world_size=world_size, drop_single=split == "train", pad=split == "train")
-        workers = self.cfg["num_workers"]
-        pin = bool(self.cfg["pin_memory"]) and device is not None and torch.device(device).type == "cuda"
+        workers = self.settings.num_workers
+        pin = bool(self.settings.pin_memory) and device is not None and torch.device(device).type == "cuda"
         return DataLoader(ds, batch_sampler=batches, num_workers=workers, pin_memory=pin,
                           collate_fn=_already_batched if isinstance(ds, TensorData) else None,
                           persistent_workers=workers > 0, worker_init_fn=_worker_init if workers else None,
@@ -156,37 +157,34 @@ def _worker_init(_worker_id: int) -> None:
 
 # ---------------------------------------------------------------- loading
 
-def load_data(cfg: dict, *, allow_download: bool | None = None) -> DataBundle:
-    """Read, split and normalise the data a project's ``data`` section describes.
+def load_data(settings: DataSettings | dict, *, allow_download: bool | None = None) -> DataBundle:
+    """Read, split and normalise the data a project's ``data`` settings describe (or a ``data``
+    section as JSON, e.g. ``{"source": "wine", "batch_size": 32}``, validated here).
 
     Raises WorkbenchError with what to do for a missing or unreadable source.
     """
-    cfg = _with_defaults(cfg)
+    if not isinstance(settings, DataSettings):
+        problems: list = []
+        settings = DataSettings.from_json(dict(settings or {}), "$.data", problems)
+        if problems:
+            raise SpecError(problems)
     if allow_download is not None:
-        cfg["download"] = bool(allow_download)
-    raw = sources.read(cfg)
-    return _split(raw, cfg)
+        settings = replace(settings, download=bool(allow_download))
+    raw = sources.read(settings)
+    return _split(raw, settings)
 
 
-def _with_defaults(cfg: dict) -> dict:
-    problems: list = []
-    out = config.data_from_json(dict(cfg or {}), "$.data", problems)
-    if problems:
-        raise SpecError(problems)
-    return out
-
-
-def _split(raw, cfg: dict) -> DataBundle:
+def _split(raw, settings: DataSettings) -> DataBundle:
     n = raw.size
     if raw.val is not None:  # the source has its own validation part (MNIST's test files)
         train_idx, val_idx = list(range(n)), []
     else:
-        train_idx, val_idx = split_indices(raw.split_targets(), cfg["val_fraction"], cfg["split_seed"],
+        train_idx, val_idx = split_indices(raw.split_targets(), settings.val_fraction, settings.split_seed,
                                            stratify=raw.stratify)
     if not train_idx:
         raise WorkbenchError(f"{raw.name}: {n} examples leave none for training with val_fraction "
-                             f"{cfg['val_fraction']:g}; lower val_fraction or add examples")
-    train, val, stats = raw.make_datasets(train_idx, val_idx, cfg)
+                             f"{settings.val_fraction:g}; lower val_fraction or add examples")
+    train, val, stats = raw.make_datasets(train_idx, val_idx, settings)
     val_size = len(val) if val is not None else 0
     task = Task(
         kind="classification" if raw.class_names is not None else "regression",
@@ -196,7 +194,7 @@ def _split(raw, cfg: dict) -> DataBundle:
         default_loss="CrossEntropyLoss" if raw.class_names is not None else "MSELoss",
         description=f"{raw.name}: {len(train)} training / {val_size} validation examples",
         train_size=len(train), val_size=val_size)
-    return DataBundle(task, train, val if val_size else None, cfg, train_idx,
+    return DataBundle(task, train, val if val_size else None, settings, train_idx,
                       val_idx if raw.val is None else list(range(val_size)), stats)
 
 

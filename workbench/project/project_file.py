@@ -1,7 +1,9 @@
-"""The project file (``*.wbproj``): model spec + data + training config + run history.
+"""The project file (``*.wbproj``): model spec + data + training settings + run history.
 
-JSON, versioned, human-readable. Loading validates everything and reports all problems with
-their JSON path; older versions are migrated; saving is atomic. Weights never live in here.
+JSON, versioned, human-readable. Loading validates everything once and reports all problems
+with their JSON path (the ``data`` and ``training`` sections become the typed settings of
+workbench/project/settings.py); older versions are migrated; saving is atomic and compact
+(settings at their default are not written). Weights never live in here.
 """
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from workbench.project import config
 from workbench import fileio
 from workbench.errors import Problem, SpecError, WorkbenchError
 from workbench.model.spec import ModelSpec, model_from_json
+from workbench.project.settings import DataSettings, TrainingSettings
 
 FORMAT = "model-workbench/project"
 VERSION = 1
@@ -21,16 +23,14 @@ SUFFIX = ".wbproj"
 _TOP_KEYS = {"format", "version", "name", "description", "model", "data", "training", "runs"}
 # version n -> function turning a version-n document into version n+1
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
-_ALWAYS_SAVED = {"data": ("source", "val_fraction", "batch_size"),
-                 "training": ("loss", "epochs", "device", "seed")}
 
 
 @dataclass
 class Project:
     name: str
     model: ModelSpec
-    data: dict = field(default_factory=config.default_data)
-    training: dict = field(default_factory=config.default_training)
+    data: DataSettings = field(default_factory=DataSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     runs: list[dict] = field(default_factory=list)
     description: str = ""
     path: Path | None = None
@@ -40,16 +40,31 @@ class Project:
         if self.description:
             out["description"] = self.description
         out["model"] = self.model.to_json()
-        out["data"] = _compact(self.data, config.DATA_FIELDS, _ALWAYS_SAVED["data"])
-        training = _compact(self.training, config.TRAINING_FIELDS, _ALWAYS_SAVED["training"])
-        training["optimizer"] = _compact(self.training["optimizer"], config.OPTIMIZER_FIELDS, ("type", "lr"))
-        schedule = _compact(self.training["schedule"], config.SCHEDULE_FIELDS, ())
-        if schedule:
-            training["schedule"] = schedule
-        out["training"] = training
+        out["data"] = self.data.to_json()
+        out["training"] = self.training.to_json()
         if self.runs:
             out["runs"] = self.runs
         return out
+
+    def setting(self, name: str) -> Any:
+        """A setting by dotted name: 'data.batch_size', 'training.optimizer.lr'."""
+        section, _, rest = name.partition(".")
+        return self._section(section).value(rest)
+
+    def set_setting(self, name: str, value: Any) -> None:
+        """Change one setting by dotted name. The section object is replaced, never changed in
+        place: a run keeps the settings it started with."""
+        section, _, rest = name.partition(".")
+        changed = self._section(section).with_value(rest, value)
+        if section == "data":
+            self.data = changed
+        else:
+            self.training = changed
+
+    def _section(self, section: str) -> DataSettings | TrainingSettings:
+        if section not in ("data", "training"):
+            raise KeyError(f"no settings section {section!r}; use data.NAME or training.NAME")
+        return self.data if section == "data" else self.training
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2) + "\n"
@@ -59,16 +74,6 @@ class Project:
         if self.path is None:
             return Path.cwd() / "runs"
         return self.path.with_name(self.path.stem + ".runs")
-
-
-def _compact(values: dict, fields, keep) -> dict:
-    out = {}
-    for f in fields:
-        v = values.get(f.name)
-        default = list(f.default) if isinstance(f.default, tuple) else f.default
-        if f.name in keep or v != default:
-            out[f.name] = v
-    return out
 
 
 def loads(text: str, source: str | None = None) -> Project:
@@ -100,15 +105,15 @@ def from_json(data: Any, source: str | None = None) -> Project:
     if "model" not in data:
         problems.append(Problem("$.model", "missing: a project needs a model with 'input' and 'layers'"))
     model = _collect(lambda: model_from_json(data.get("model", {}), "$.model"), problems)
-    data_cfg = config.data_from_json(data.get("data"), "$.data", problems)
-    training = config.training_from_json(data.get("training"), "$.training", problems)
+    data_settings = DataSettings.from_json(data.get("data"), "$.data", problems)
+    training = TrainingSettings.from_json(data.get("training"), "$.training", problems)
     runs = data.get("runs", [])
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         problems.append(Problem("$.runs", "must be a list of run records"))
         runs = []
     if problems:
         raise SpecError(problems, source)
-    return Project(name, model, data_cfg, training, runs, description)
+    return Project(name, model, data_settings, training, runs, description)
 
 
 def _collect(fn, problems: list[Problem]):
@@ -159,9 +164,10 @@ def save(project: Project, path: Path | str | None = None) -> Path:
 
 
 def new(name: str, model: ModelSpec, **sections) -> Project:
+    """A project from a model and the ``data`` / ``training`` sections as JSON objects."""
     problems: list[Problem] = []
-    data_cfg = config.data_from_json(sections.get("data", {}), "$.data", problems)
-    training = config.training_from_json(sections.get("training", {}), "$.training", problems)
+    data_settings = DataSettings.from_json(sections.get("data", {}), "$.data", problems)
+    training = TrainingSettings.from_json(sections.get("training", {}), "$.training", problems)
     if problems:
         raise SpecError(problems)
-    return Project(name, model, data_cfg, training)
+    return Project(name, model, data_settings, training)

@@ -1,32 +1,50 @@
 """Thread-safe controls of a running engine: pause, resume, stop, freeze, learning rate.
 
-Any thread may call the public methods; they only record a request and raise a flag. The
-engine thread checks that one flag between steps and applies the requests there (see
-``Controls._controls``), so a step never sees a half-made change.
+``Controls`` is the object an engine holds (``engine.controls``). Any thread may call its
+public methods; they only record a request and raise a flag. The engine thread checks that
+one flag (``attention``) between steps and serves the requests there (``Engine`` takes them
+with ``take()`` and waits with ``wait_resumed()`` while paused), so a step never sees a
+half-made change. ``freeze`` and ``train_mode`` are what a freeze request does to a model.
 """
 from __future__ import annotations
 
 import math
 import threading
-import time
+from dataclasses import dataclass
 
+from torch import nn
 
-from workbench.model import build
-from workbench.training import optim
-from workbench.training import events as ev
-from workbench.model.backbones import stage_names
 from workbench.errors import WorkbenchError
+from workbench.model.backbones import stage_names
+
+
+@dataclass(frozen=True)
+class Freeze:
+    path: str  # module path: 'conv1', 'backbone.layer2'
+    frozen: bool
+
+
+@dataclass(frozen=True)
+class SetLr:
+    lr: float
+
+
+Request = Freeze | SetLr
+
+
+def controllable_paths(spec) -> set[str]:
+    """The module paths a run can freeze: every layer, and every stage of a backbone."""
+    return {p for p, _ in spec.walk()} | {f"{p}.{s}" for p, layer in spec.walk() for s in stage_names(layer.type)}
 
 
 class Controls:
-    """Mixin for Engine: the request side runs in any thread, the apply side in the engine's."""
+    """Requests from any thread, served by the engine thread between two steps."""
 
-    def _init_controls(self, spec) -> None:
-        self.paths = {p for p, _ in spec.walk()} | {f"{p}.{s}" for p, layer in spec.walk()
-                                                    for s in stage_names(layer.type)}
+    def __init__(self, paths: set[str]):
+        self.paths = frozenset(paths)
         self._lock = threading.Lock()
-        self._requests: list[tuple] = []
-        self._attention = False  # any control request waiting: checked once per step
+        self._requests: list[Request] = []
+        self._attention = False  # any request waiting: the engine checks this once per step
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -34,6 +52,7 @@ class Controls:
     # ------------------------------------------------------------ any thread
 
     def pause(self) -> None:
+        """Pause after the current step; requests made while paused are applied at once."""
         self._running.clear()
         self._attention = True
 
@@ -50,62 +69,62 @@ class Controls:
         """Freeze or unfreeze a layer or backbone stage by module path ('conv1', 'backbone.layer2')."""
         if path not in self.paths:
             raise WorkbenchError(f"no layer or stage {path!r} in this model; known: {', '.join(sorted(self.paths))}")
-        self._request(("freeze", path, bool(frozen)))
+        self._request(Freeze(path, bool(frozen)))
 
     def set_lr(self, lr: float) -> None:
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise WorkbenchError(f"the learning rate must be a positive number, got {lr!r}")
-        self._request(("lr", float(lr)))
+        self._request(SetLr(float(lr)))
 
-    def _request(self, item: tuple) -> None:
+    def _request(self, item: Request) -> None:
         with self._lock:
             self._requests.append(item)
         self._attention = True
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
     # ------------------------------------------------------------ engine thread
 
-    def _controls(self) -> str | None:
-        self._attention = False
-        self._apply_requests()
-        if not self._running.is_set() and not self._stop.is_set():
-            self._flush()
-            self._emit(ev.PausedEvent(self.pos.step))
-            while not self._running.wait(0.05):
-                self._apply_requests()
-            self._apply_requests()
-            if not self._stop.is_set():
-                self._emit(ev.ResumedEvent(self.pos.step))
-            self._flush_t = time.perf_counter()
-        return "stop" if self._stop.is_set() else None
+    @property
+    def attention(self) -> bool:
+        """True when something waits for the engine: a request, a pause or a stop."""
+        return self._attention
 
-    def _apply_requests(self) -> None:
+    def take(self) -> list[Request]:
+        """The waiting requests, oldest first; clears the flag (a request made after this call
+        raises it again)."""
+        self._attention = False
         with self._lock:
             todo, self._requests = self._requests, []
-        for item in todo:
-            if item[0] == "freeze":
-                self._freeze(item[1], item[2])
-            elif item[0] == "lr":
-                optim.set_lr(self.optimizer, self.scheduler, item[1])
-                self._emit(ev.LrEvent(self.pos.step, item[1]))
+        return todo
 
-    def _freeze(self, path: str, frozen: bool) -> None:
-        for p in self.model.get_submodule(path).parameters():
-            p.requires_grad_(not frozen)
-            if frozen:
-                p.grad = None
-        self._set_train_mode()
-        self._emit(ev.FreezeEvent(self.pos.step, path, frozen, build.param_count(self.model)[1]))
+    @property
+    def pausing(self) -> bool:
+        """A pause was asked for and no stop: the engine should wait."""
+        return not self._running.is_set() and not self._stop.is_set()
 
-    def _apply_bn_modes(self) -> None:
-        """BatchNorm whose parameters are frozen keeps its running statistics: eval mode."""
-        for m in self._bn:
+    def wait_resumed(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True once resumed (or stopped)."""
+        return self._running.wait(timeout)
+
+
+def freeze(model: nn.Module, path: str, frozen: bool) -> None:
+    """Stop or restart learning in a submodule; frozen parameters drop their gradient."""
+    for p in model.get_submodule(path).parameters():
+        p.requires_grad_(not frozen)
+        if frozen:
+            p.grad = None
+    train_mode(model)
+
+
+def train_mode(model: nn.Module) -> None:
+    """``model.train()``, except that BatchNorm whose parameters are all frozen stays in eval
+    mode: it keeps its running statistics."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
             params = list(m.parameters(recurse=False))
-            frozen = bool(params) and not any(p.requires_grad for p in params)
-            if frozen:
+            if params and not any(p.requires_grad for p in params):
                 m.eval()
-            elif self.model.training:
-                m.train()
-
-    def _set_train_mode(self) -> None:
-        self.model.train()
-        self._apply_bn_modes()

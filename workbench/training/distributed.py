@@ -12,7 +12,7 @@ What a run means under DDP:
   takes every world_size-th example of the epoch's shuffled order (data.EpochBatches, like
   DistributedSampler), so global batch k holds exactly the examples of batch k of a single
   process with batch_size x world size, and DDP's gradient average over equal shards is the
-  mean over that global batch. The two runs agree to float rounding (tests/test_distributed.py)
+  mean over that global batch. The two runs agree to float rounding (tests/core/test_distributed.py)
   when the training set divides by the world size (else the last batch is padded by wrapping,
   as DistributedSampler does), the model has no BatchNorm (it normalises each process's shard;
   running statistics are rank 0's) and no dropout (each process draws its own masks).

@@ -1,72 +1,161 @@
-"""The training engine: a plain-Python loop with events, thread-safe controls and checkpoints.
+"""The training engine: a plain-Python loop built from parts it holds.
 
 ``Engine(project, ...).run()`` blocks in the calling thread (the window runs it in a
 QThread, the CLI in the main thread) and never lets an exception escape: a failure ends in
 a ``FailedEvent`` whose message says what happened and what to do, with the model left at
-its last good weights. Other threads may call ``pause``, ``resume``, ``stop``,
-``set_frozen`` and ``set_lr`` at any time; they take effect between two steps.
+its last good weights. The parts:
+
+- ``engine.controls`` (controls.py): pause, resume, stop, freeze, learning rate. Any thread
+  may call them at any time; the engine serves them between two steps.
+- ``engine.state`` (state.py): the resumable state, one ``TrainingState`` with
+  ``state_dict()`` / ``load_state_dict()``; checkpoints (checkpoint.py) save and restore it.
+- ``engine.handlers`` (events.py ``Handler``): who follows the run. Every engine starts with
+  the run log (runlog.py: metrics.jsonl, TensorBoard) and memory polling (memory.py); add
+  more with ``add_handler`` or ``handlers=`` (evaluation samples: samples.py; any plain
+  function of one event).
+- loop.py: the step, the evaluation pass, the good-weights copy.
 
 Losses stay on the device and are read every ``log_every`` steps in one transfer (one
 host sync instead of one per step); each step still gets its own ``StepEvent``.
 """
 from __future__ import annotations
 
-import copy
+import collections
+import dataclasses
 import logging
 import math
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
+from workbench.data import bundle as data
+from workbench.errors import WorkbenchError
 from workbench.model import build
 from workbench.training import checkpoint, memory, optim
-from workbench.data import bundle as data
 from workbench.training import events as ev
-from workbench.training.controls import Controls
-from workbench.errors import WorkbenchError
-from workbench.training.runlog import RunLog
-from workbench.training.loop import (
-    GoodWeights, NonFiniteLoss, Parallel, Position, StepRunner, evaluate, resolve_device)
+from workbench.training.controls import Controls, Freeze, Request, controllable_paths, freeze, train_mode
+from workbench.training.loop import GoodWeights, NonFiniteLoss, Parallel, StepRunner, evaluate, resolve_device
+from workbench.training.runlog import MetricsLog, TensorBoardLog
+from workbench.training.state import Best, RunShape, TrainingState, set_rng_state
 
 _logger = logging.getLogger(__name__)
-MEMORY_EVERY_S = 2.0
+
+__all__ = ["Engine", "resolve_device"]
 
 
-class Engine(Controls):
+class Engine:
+    """One training run of a project (an engine runs once; resume with a new one)."""
+
     def __init__(self, project, run_dir: Path | str | None = None,
-                 on_event: Callable[[ev.Event], None] | None = None, resume_from: Path | str | None = None,
-                 device: str | None = None, epochs: int | None = None, parallel: Parallel | None = None):
+                 handlers: Iterable[ev.Handler | Callable[[ev.Event], object]] = (),
+                 resume_from: Path | str | None = None, device: str | None = None, epochs: int | None = None,
+                 parallel: Parallel | None = None):
         # Copy everything now: the window may edit the project while the run goes on.
         self.project = project
         self.spec = project.model.copy()
-        self.data_cfg = copy.deepcopy(project.data)
-        self.cfg = copy.deepcopy(project.training)
+        self.data_settings = project.data  # frozen dataclasses: the engine keeps the ones it started with
+        self.settings = project.training
         if epochs is not None:
-            self.cfg["epochs"] = int(epochs)
+            self.settings = dataclasses.replace(self.settings, epochs=int(epochs))
         if device is not None:
-            self.cfg["device"] = device
+            self.settings = dataclasses.replace(self.settings, device=device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.on_event = on_event
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.parallel = parallel or Parallel()
-        self.model: nn.Module | None = None
+        self.controls = Controls(controllable_paths(self.spec))
+        self.handlers: list[ev.Handler] = [MetricsLog()]
+        if self.settings.tensorboard:
+            self.handlers.append(TensorBoardLog())
+        self.handlers.append(memory.MemoryMonitor())
+        for handler in handlers:
+            self.add_handler(handler)
+        # made by setup()
+        self.device: torch.device | None = None
         self.data: data.DataBundle | None = None
         self.task: data.Task | None = None
-        self.device: torch.device | None = None
-        self.record: dict | None = None
-        self._init_controls(self.spec)
-        self._log: RunLog | None = None
-        self._ready = False
+        self.loss_name: str | None = None
+        self.model: nn.Module | None = None  # the plain module (the runner may hold it wrapped in DDP)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.loader = self.val_loader = None
+        self.steps_per_epoch = 0
+        self.runner: StepRunner | None = None
+        self.state: TrainingState | None = None
+        self.keeper: GoodWeights | None = None
+        self.writer = checkpoint.Writer()
+        self.record: dict | None = None  # the project's run record, once the run is over
+        # the run's own bookkeeping (engine thread)
+        self._ran = self._ready = self._opened = self._validating = False
+        self._t0: float | None = None
+        self._started_at = ""
+        self._resume_rng: dict | None = None
+        self._pending: list[torch.Tensor] = []  # losses of the steps since the last read-out
+        self._pending_meta: list[tuple[float, int]] = []  # their (lr, examples)
+        self._flush_t = 0.0
+        self._queue: collections.deque[ev.Event] = collections.deque()
+        self._dispatching = False
+
+    # ------------------------------------------------------------ handlers
+
+    def add_handler(self, handler: ev.Handler | Callable[[ev.Event], object]) -> ev.Handler:
+        """Follow the run with a Handler, or with a plain function of one event. Add handlers
+        before ``run``; they are called in the order they were added, after the built-in ones."""
+        if not isinstance(handler, ev.Handler):
+            if not callable(handler):
+                raise TypeError(f"a handler is a workbench.training.events.Handler or a function of one event, "
+                                f"not {type(handler).__name__}")
+            handler = ev.Listener(handler)
+        self.handlers.append(handler)
+        return handler
+
+    def emit(self, event: ev.Event) -> ev.Event:
+        """Hand an event to every handler (engine thread). One emitted from inside a handler
+        waits until the event being handled has reached every handler."""
+        self._queue.append(event)
+        if not self._dispatching:
+            self._drain()
+        return event
+
+    def _drain(self) -> None:
+        self._dispatching = True
+        try:
+            while self._queue:
+                event = self._queue.popleft()
+                for handler in self.handlers:
+                    try:
+                        handler.on_event(self, event)
+                    except Exception:  # a broken listener must not break the run
+                        _logger.exception("event listener %s failed on %s", type(handler).__name__, event.kind)
+        finally:
+            self._dispatching = False
+
+    def _emit_steps(self, steps: list[ev.StepEvent]) -> None:
+        self._dispatching = True
+        try:
+            for handler in self.handlers:
+                try:
+                    handler.on_steps(self, steps)
+                except Exception:  # a broken listener must not break the run
+                    _logger.exception("event listener %s failed on steps", type(handler).__name__)
+        finally:
+            self._dispatching = False
+        if self._queue:
+            self._drain()
+
+    @property
+    def step(self) -> int:
+        """Optimiser steps done in the whole run (resumed runs count the earlier ones)."""
+        return self.state.position.step if self.state is not None else 0
 
     # ------------------------------------------------------------ running
 
     def run(self) -> ev.Event:
         """Set up and train to the end; returns the FinishedEvent, StoppedEvent or FailedEvent."""
-        if getattr(self, "_ran", False):
+        if self._ran:
             return ev.FailedEvent("this engine has already run; start a new Engine (resume_from=its last.ckpt "
                                   "to continue)", "setup")
         self._ran = True
@@ -81,8 +170,11 @@ class Engine(Controls):
             end = self._fail(exc, phase)
         finally:
             self._settle_writes()
-            if self._log is not None:
-                self._log.close()
+            for handler in self.handlers:
+                try:
+                    handler.on_run_end(self)
+                except Exception:  # the run is over; closing a log must not hide how it ended
+                    _logger.exception("handler %s failed at the end of the run", type(handler).__name__)
             self._stop_workers()
         self._record(end)
         return end
@@ -91,61 +183,60 @@ class Engine(Controls):
         """Load data, build and check the model, create optimiser and schedule, restore a
         checkpoint. Raises WorkbenchError; ``run`` turns that into a FailedEvent."""
         self._mark_start()
-        cfg = self.cfg
-        self.device = device = resolve_device(cfg["device"])
-        self.data = bundle = data.load_data(self.data_cfg)
+        s, par = self.settings, self.parallel
+        self.device = device = resolve_device(s.device)
+        self.data = bundle = data.load_data(self.data_settings)
         self.task = task = bundle.task
-        self.loss_name = task.default_loss if cfg["loss"] == "auto" else cfg["loss"]
+        self.loss_name = task.default_loss if s.loss == "auto" else s.loss
         data.check_fit(self.spec, task, self.loss_name)
-        torch.manual_seed(cfg["seed"])
-        model = build.build_model(self.spec).to(device)
-        self.model = model
-        self._bn = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        self.optimizer = optim.make_optimizer(model.parameters(), cfg)
-        self.loader = bundle.loader("train", seed=cfg["seed"], rank=self.parallel.rank,
-                                    world_size=self.parallel.world_size, device=device)
-        self.val_loader = bundle.loader("val", rank=self.parallel.rank, world_size=self.parallel.world_size,
+        torch.manual_seed(s.seed)
+        self.model = model = build.build_model(self.spec).to(device)
+        self.optimizer = optim.make_optimizer(model.parameters(), s.optimizer)
+        self.loader = bundle.loader("train", seed=s.seed, rank=par.rank, world_size=par.world_size, device=device)
+        self.val_loader = bundle.loader("val", rank=par.rank, world_size=par.world_size,
                                         device=device) if bundle.val is not None else None
         self.steps_per_epoch = len(self.loader.batch_sampler)
-        self.scheduler, self.sched_per_step = optim.make_scheduler(self.optimizer, cfg, cfg["epochs"],
-                                                                   self.steps_per_epoch)
+        self.scheduler, sched_per_step = optim.make_scheduler(self.optimizer, s, self.steps_per_epoch)
         notes: list[str] = []
         amp_dtype, scaler = None, None
-        if cfg["amp"] and device.type == "cuda":
+        if s.amp and device.type == "cuda":
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-        elif cfg["amp"]:
+        elif s.amp:
             notes.append(f"mixed precision is for CUDA only; training in float32 on {device}")
-        self.runner = StepRunner(model, self.optimizer,
-                                 optim.make_loss(self.loss_name, task.is_classification), device,
-                                 cfg["grad_clip"], amp_dtype, scaler, non_blocking=self.loader.pin_memory)
-        self.pos = Position()
-        self.best: dict = {"val_acc": None, "val_loss": None, "train_loss": None, "epoch": None}
+        shape = RunShape(s.epochs, self.steps_per_epoch, self.data_settings.batch_size, par.world_size,
+                         self.spec.to_json(), task.to_dict())
+        self.state = TrainingState(model, self.optimizer, self.scheduler, sched_per_step, scaler, shape)
         if self.resume_from is not None:
-            checkpoint.restore(self, checkpoint.load(self.resume_from), notes)
-        self.runner.model = self.parallel.wrap(model)  # DDP after the restore: it sees the final frozen set
-        self._apply_bn_modes()
+            saved = checkpoint.load(self.resume_from)
+            notes += self.state.load_state_dict(saved, source=str(self.resume_from))
+            self._resume_rng = saved["rng"]
+        # DDP after the restore: it sees the final frozen set
+        self.runner = StepRunner(par.wrap(model), self.optimizer,
+                                 optim.make_loss(self.loss_name, task.is_classification), device,
+                                 s.grad_clip, amp_dtype, scaler, non_blocking=self.loader.pin_memory)
+        train_mode(model)
         if not any(p.requires_grad for p in model.parameters()):
             notes.append("every layer is frozen: nothing will learn until one is unfrozen")
-        self._open_run_dir(notes)
+        self._open_run_dir()
+        for handler in self.handlers:
+            handler.on_run_start(self, notes)
         memory.reset_peak(device)
-        self.keeper = GoodWeights(model, self.pos.step)
-        self._writer = checkpoint.Writer()
+        self.keeper = GoodWeights(model, self.step)
         total, trainable = build.param_count(model)
-        self._emit(ev.StartedEvent(str(self.run_dir), str(device), cfg["epochs"], self.steps_per_epoch,
-                                   self.pos.epoch + 1, self.pos.step, self.data_cfg["batch_size"], total,
-                                   trainable, task.to_dict(), notes + self._log_notes()))
-        self._emit_memory()
-        if self.resume_from is not None:
-            checkpoint.set_rng_state(self._resume_rng)  # last, so nothing in set-up draws from it
+        self.emit(ev.StartedEvent(str(self.run_dir), str(device), s.epochs, self.steps_per_epoch,
+                                  self.state.position.epoch + 1, self.step, self.data_settings.batch_size, total,
+                                  trainable, task.to_dict(), notes))
+        if self._resume_rng is not None:
+            set_rng_state(self._resume_rng)  # last, so nothing in set-up draws from it
         self._ready = True
 
     def _mark_start(self) -> None:
-        if not hasattr(self, "_t0"):
+        if self._t0 is None:
             self._t0 = time.perf_counter()
             self._started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
 
-    def _open_run_dir(self, notes: list[str]) -> None:
+    def _open_run_dir(self) -> None:
         if self.run_dir is None:
             if self.resume_from is not None:
                 self.run_dir = checkpoint.resolve(self.resume_from).parent
@@ -165,22 +256,16 @@ class Engine(Controls):
             except OSError as exc:
                 raise WorkbenchError(f"cannot create the run folder {self.run_dir}: {exc.strerror or exc}; "
                                      "choose a folder you can write to") from None
-            self._log = RunLog(self.run_dir, self.cfg["tensorboard"])
-
-    def _log_notes(self) -> list[str]:
-        return list(self._log.notes) if self._log is not None else []
+            self._opened = True
 
     def _train(self) -> ev.Event:
-        cfg, pos = self.cfg, self.pos
-        self._pending: list[torch.Tensor] = []
-        self._pending_meta: list[tuple[float, int]] = []
-        self._mem_t = time.perf_counter()
+        s, pos = self.settings, self.state.position
         try:
-            while pos.epoch < cfg["epochs"]:
+            while pos.epoch < s.epochs:
                 t_epoch = time.perf_counter()
-                self._set_train_mode()
+                train_mode(self.model)
                 self.loader.batch_sampler.set_epoch(pos.epoch, skip=pos.batch)
-                self.loader.generator.manual_seed(cfg["seed"] * 1_000_003 + pos.epoch)
+                self.loader.generator.manual_seed(s.seed * 1_000_003 + pos.epoch)
                 if self._run_epoch() == "stop":
                     return self._stopped()
                 self._flush()
@@ -188,7 +273,7 @@ class Engine(Controls):
         except NonFiniteLoss as bad:
             back = self.keeper.restore_before(bad.step)
             lr = optim.current_lr(self.optimizer)
-            return self._emit(ev.FailedEvent(
+            return self.emit(ev.FailedEvent(
                 f"the loss became {bad.value} at step {bad.step} (epoch {pos.epoch + 1}): the learning rate "
                 f"{lr:g} is probably too high; lower it (try {lr / 10:g}) or set training.grad_clip (e.g. 1.0). "
                 f"The model is back at {self._weights_at(back)}, the last known to give a finite loss",
@@ -196,9 +281,10 @@ class Engine(Controls):
         return self._finished()
 
     def _run_epoch(self) -> str:
-        pos, runner, pending, meta = self.pos, self.runner, self._pending, self._pending_meta
-        log_every = self.cfg["log_every"]
-        sched = self.scheduler if self.sched_per_step else None
+        pos, runner, pending, meta = self.state.position, self.runner, self._pending, self._pending_meta
+        controls = self.controls
+        log_every = self.settings.log_every
+        sched = self.scheduler if self.state.sched_per_step else None
         opt_groups = self.optimizer.param_groups
         self._flush_t = time.perf_counter()
         for x, y in self.loader:
@@ -210,7 +296,7 @@ class Engine(Controls):
                 sched.step()
             if len(pending) >= log_every:
                 self._flush()
-            if self._attention and self._controls() == "stop":
+            if controls.attention and self._serve_controls():
                 return "stop"
         return "done"
 
@@ -220,13 +306,13 @@ class Engine(Controls):
             return
         values, meta, stop = self.parallel.reduce_steps(torch.stack(self._pending), self._pending_meta)
         if stop:  # a process was asked to stop (DDP): every process stops after this same step
-            self.stop()
+            self.controls.stop()
         now = time.perf_counter()
         rate = sum(n for _, n in meta) / max(now - self._flush_t, 1e-9)
         self._flush_t = now
-        first = self.pos.step - len(values) + 1
-        epoch = self.pos.epoch + 1
-        pos = self.pos
+        pos = self.state.position
+        first = pos.step - len(values) + 1
+        epoch = pos.epoch + 1
         steps = []
         try:
             for i, (value, (lr, n)) in enumerate(zip(values, meta)):
@@ -236,21 +322,45 @@ class Engine(Controls):
                 pos.loss_count += n
                 steps.append(ev.StepEvent(first + i, epoch, value, lr, rate))
         finally:
-            if self._log is not None:
-                self._log.write_steps(steps)
-            for step in steps:
-                self._emit(step, log=False)
+            self._emit_steps(steps)
         self._pending.clear()
         self._pending_meta.clear()
         self.keeper.confirm(pos.step)
-        if now - self._mem_t >= MEMORY_EVERY_S:
-            self._emit_memory()
+
+    # ------------------------------------------------------------ controls (engine thread)
+
+    def _serve_controls(self) -> bool:
+        """Between two steps: apply the waiting requests; while paused, wait (applying requests
+        as they come). True: stop now."""
+        c = self.controls
+        self._apply(c.take())
+        if c.pausing:
+            self._flush()
+            self.emit(ev.PausedEvent(self.step))
+            while not c.wait_resumed(0.05):
+                self._apply(c.take())
+            self._apply(c.take())
+            if not c.stop_requested:
+                self.emit(ev.ResumedEvent(self.step))
+            self._flush_t = time.perf_counter()
+        return c.stop_requested
+
+    def _apply(self, requests: list[Request]) -> None:
+        for r in requests:
+            if isinstance(r, Freeze):
+                freeze(self.model, r.path, r.frozen)
+                self.emit(ev.FreezeEvent(self.step, r.path, r.frozen, build.param_count(self.model)[1]))
+            else:
+                optim.set_lr(self.optimizer, self.scheduler, r.lr)
+                self.emit(ev.LrEvent(self.step, r.lr))
+
+    # ------------------------------------------------------------ epochs
 
     def _weights_at(self, step: int) -> str:
         return "its starting weights" if step == 0 else f"its weights after step {step}"
 
     def _end_epoch(self, seconds: float) -> None:
-        pos, task = self.pos, self.task
+        pos, task = self.state.position, self.task
         train_loss = pos.loss_sum / max(1, pos.loss_count)
         result = None
         if self.val_loader is not None:
@@ -260,9 +370,9 @@ class Engine(Controls):
             self._validating = False
         better = self._is_better(train_loss, result)
         if better:
-            self.best = {"val_acc": result.acc if result else None, "val_loss": result.loss if result else None,
-                         "train_loss": train_loss, "epoch": pos.epoch + 1}
-        if self.scheduler is not None and not self.sched_per_step:
+            self.state.best = Best(result.acc if result else None, result.loss if result else None, train_loss,
+                                   pos.epoch + 1)
+        if self.scheduler is not None and not self.state.sched_per_step:
             self.scheduler.step()
         pos.epoch += 1
         pos.batch, pos.loss_sum, pos.loss_count = 0, 0.0, 0
@@ -271,20 +381,18 @@ class Engine(Controls):
                                  result.confusion if result else [],
                                  [ev.Mistake(*m) for m in result.mistakes] if result else [],
                                  optim.current_lr(self.optimizer), seconds, better)
-        self._emit(epoch_ev)
-        self._save(best=better)  # also flushes metrics.jsonl, epoch line included
-        if time.perf_counter() - self._mem_t >= MEMORY_EVERY_S:
-            self._emit_memory()
+        self.emit(epoch_ev)
+        self._save(best=better)  # the logs flush here, epoch line included
 
     def _is_better(self, train_loss: float, result) -> bool:
-        b = self.best
-        if b["epoch"] is None:
+        b = self.state.best
+        if b.epoch is None:
             return True
         if result is None:
-            return train_loss < b["train_loss"]
+            return train_loss < b.train_loss
         if result.acc is not None:
-            return (result.acc, -result.loss) > (b["val_acc"], -b["val_loss"])
-        return result.loss < b["val_loss"]
+            return (result.acc, -result.loss) > (b.val_acc, -b.val_loss)
+        return result.loss < b.val_loss
 
     # ------------------------------------------------------------ checkpoints
 
@@ -292,13 +400,11 @@ class Engine(Controls):
         if not self.parallel.is_main:
             return None
         last = self.run_dir / checkpoint.LAST
-        self._writer.submit(last, checkpoint.capture(self), self.run_dir / checkpoint.BEST if best else None)
-        if self._log is not None:
-            self._log.flush()
-            if self._log.error:
-                raise WorkbenchError(f"{self._log.error}; free some space or choose another run folder")
+        self.writer.submit(last, self.state.state_dict(), self.run_dir / checkpoint.BEST if best else None)
+        for handler in self.handlers:
+            handler.on_checkpoint(self)  # a log that cannot be written ends the run here
         if wait:
-            self._writer.wait()
+            self.writer.wait()
         return last
 
     # ------------------------------------------------------------ endings
@@ -306,18 +412,19 @@ class Engine(Controls):
     def _stopped(self) -> ev.Event:
         self._flush()
         path = self._save(wait=True)
-        return self._emit(ev.StoppedEvent(self.pos.step, self.pos.epoch + 1, self._elapsed(), str(self.run_dir),
-                                          str(path) if path else None))
+        pos = self.state.position
+        return self.emit(ev.StoppedEvent(pos.step, pos.epoch + 1, self._elapsed(), str(self.run_dir),
+                                         str(path) if path else None))
 
     def _finished(self) -> ev.Event:
-        self._writer.wait()
+        self.writer.wait()
         best = self.run_dir / checkpoint.BEST
-        return self._emit(ev.FinishedEvent(self.pos.step, self.pos.epoch, self.best["val_acc"],
-                                           self.best["val_loss"], self.best["epoch"], self._elapsed(),
-                                           str(self.run_dir), str(best) if best.exists() else None))
+        b = self.state.best
+        return self.emit(ev.FinishedEvent(self.step, self.state.position.epoch, b.val_acc, b.val_loss, b.epoch,
+                                          self._elapsed(), str(self.run_dir), str(best) if best.exists() else None))
 
     def _fail(self, exc: Exception, phase: str) -> ev.Event:
-        step = self.pos.step if hasattr(self, "pos") else 0
+        step = self.step
         detail = ""
         if isinstance(exc, torch.OutOfMemoryError):
             message = self._oom_message(step, phase)
@@ -328,70 +435,51 @@ class Engine(Controls):
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             message = f"unexpected error at step {step}: {type(exc).__name__}: {text}"
         if phase == "training" and self.model is not None:
-            if getattr(self.runner, "updating", False) or isinstance(exc, torch.OutOfMemoryError):
-                self.runner.updating = False
+            if self.runner.clear_update() or isinstance(exc, torch.OutOfMemoryError):
                 message += f"; the model is back at {self._weights_at(self.keeper.restore_latest())}"
             self.optimizer.zero_grad(set_to_none=True)
         if self.device is not None and self.device.type == "cuda":
             torch.cuda.empty_cache()
-        return self._emit(ev.FailedEvent(message, phase, step, detail))
+        return self.emit(ev.FailedEvent(message, phase, step, detail))
 
     def _oom_message(self, step: int, phase: str) -> str:
-        bs = self.data_cfg["batch_size"]
+        bs = self.data_settings.batch_size
         where = f"at step {step + 1}" if phase == "training" else "while setting up"
-        if getattr(self, "_validating", False):
-            where = f"validating after epoch {self.pos.epoch + 1}"
+        if self._validating:
+            where = f"validating after epoch {self.state.position.epoch + 1}"
         fix = f"lower data.batch_size (try {max(1, bs // 2)})"
         if self.device is not None and self.device.type == "cuda":
             reading = memory.read([self.device]).device(f"cuda:{self.device.index or 0}")
             if reading is not None:
                 where += f" ({memory.fmt_bytes(reading.peak)} peak of {memory.fmt_bytes(reading.total)})"
-            if not self.cfg["amp"]:
+            if not self.settings.amp:
                 fix += ", turn on training.amp"
         return (f"out of memory {where} on {self.device} with batch size {bs}: {fix}, use smaller images or a "
                 "smaller model")
 
     def _settle_writes(self) -> None:
         """A failed run still waits for its last checkpoint write (its error is secondary)."""
-        writer = getattr(self, "_writer", None)
-        if writer is not None:
-            try:
-                writer.wait()
-            except WorkbenchError as exc:
-                _logger.warning("%s", exc)
+        try:
+            self.writer.wait()
+        except WorkbenchError as exc:
+            _logger.warning("%s", exc)
 
     def _stop_workers(self) -> None:
-        """End DataLoader worker processes now rather than whenever the engine is collected."""
-        for loader in (getattr(self, "loader", None), getattr(self, "val_loader", None)):
-            if loader is not None and getattr(loader, "_iterator", None) is not None:
-                loader._iterator = None
+        """End DataLoader worker processes now rather than whenever the engine is collected:
+        a loader with workers keeps them (persistent) until it is dropped."""
+        self.loader = self.val_loader = None
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._t0
 
-    def _emit(self, event: ev.Event, log: bool = True) -> ev.Event:
-        if log and self._log is not None:
-            self._log.write(event)
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # a broken listener must not break the run
-                _logger.exception("event listener failed on %s", event.kind)
-        return event
-
-    def _emit_memory(self) -> None:
-        self._mem_t = time.perf_counter()
-        devices = [self.device] if self.device is not None and self.device.type != "cpu" else None
-        self._emit(ev.MemoryEvent(self.pos.step, memory.read(devices).to_dict()))
-
     def _record(self, end: ev.Event) -> None:
-        if self._log is None:  # the run never got a folder: nothing to record
+        if not self._opened:  # the run never got a folder (or is not the main process): nothing to record
             return
-        b = getattr(self, "best", {})
+        b, pos = self.state.best, self.state.position
         self.record = {"id": self.run_dir.name, "dir": str(self.run_dir), "started": self._started_at,
-                       "status": end.kind, "epochs": self.pos.epoch, "steps": self.pos.step,
-                       "best_val_acc": b.get("val_acc"), "best_val_loss": b.get("val_loss"),
-                       "best_epoch": b.get("epoch"), "seconds": round(self._elapsed(), 2),
+                       "status": end.kind, "epochs": pos.epoch, "steps": pos.step,
+                       "best_val_acc": b.val_acc, "best_val_loss": b.val_loss,
+                       "best_epoch": b.epoch, "seconds": round(self._elapsed(), 2),
                        "device": str(self.device)}
         if self.resume_from is not None:
             self.record["resumed_from"] = str(self.resume_from)

@@ -1,14 +1,22 @@
-"""What the training engine reports: small dataclasses holding plain values only.
+"""What the training engine reports, and who listens: events and handlers.
 
-No tensors and no Qt objects, so an event can cross threads, go into ``metrics.jsonl`` as
-one JSON line (``to_dict``) and feed the window's plots. Epochs and steps count from 1:
-``StepEvent(step=5)`` is the fifth optimiser step, ``EpochEvent(epoch=1)`` ends the first pass.
+Events are small dataclasses holding plain values only: no tensors and no Qt objects, so an
+event can cross threads, go into ``metrics.jsonl`` as one JSON line (``to_dict``) and feed
+the window's plots. Epochs and steps count from 1: ``StepEvent(step=5)`` is the fifth
+optimiser step, ``EpochEvent(epoch=1)`` ends the first pass.
+
+A ``Handler`` follows a run (``Engine.add_handler``), like Lightning's callbacks and
+ignite's event handlers: the run log, TensorBoard, memory polling and evaluation samples
+are handlers, and so is any plain function of one event (wrapped in a ``Listener``).
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,7 +86,7 @@ class EpochEvent(Event):
 class MemoryEvent(Event):
     kind: ClassVar[str] = "memory"
     step: int
-    reading: dict  # workbench.memory.MemoryReading.to_dict()
+    reading: dict  # workbench.training.memory.MemoryReading.to_dict()
 
 
 @dataclass
@@ -142,3 +150,54 @@ class FailedEvent(Event):
 
 
 END_EVENTS = (FinishedEvent, StoppedEvent, FailedEvent)
+
+
+# ---------------------------------------------------------------- handlers
+
+class Handler:
+    """Follows a run. The engine calls these hooks in its own thread, in the order the handlers
+    were added; override the ones you need. ``engine`` is the ``workbench.training.engine.Engine``
+    (its public attributes: model, task, data, runner, device, run_dir, parallel, state, ...).
+
+    An error in ``on_event`` / ``on_steps`` is logged and the run goes on (a broken listener
+    must not break training). ``on_run_start`` and ``on_checkpoint`` may raise WorkbenchError
+    to end the run with a FailedEvent (a log that cannot be written). ``engine.emit(event)``
+    from a hook reaches every handler after the event being handled has reached them all."""
+
+    def on_run_start(self, engine, notes: list[str]) -> None:
+        """Set-up is done and the run folder is chosen (``engine.run_dir``; only the main
+        process writes there: ``engine.parallel.is_main``), just before the StartedEvent.
+        Append to ``notes`` what the person should know (they go into the StartedEvent)."""
+
+    def on_event(self, engine, event: Event) -> None:
+        """Every event, in order (steps too, unless ``on_steps`` is overridden)."""
+
+    def on_steps(self, engine, steps: list[StepEvent]) -> None:
+        """The step events of one loss read-out (``training.log_every`` steps), in order."""
+        for step in steps:
+            self.on_event(engine, step)
+
+    def on_checkpoint(self, engine) -> None:
+        """A checkpoint was handed to the writer (each epoch's end, a stop): flush files now."""
+
+    def on_run_end(self, engine) -> None:
+        """The run is over (finished, stopped or failed, set-up failures too): close files.
+        Comes before the project's run record is made."""
+
+
+class Listener(Handler):
+    """A plain function of one event as a handler: ``Engine(..., handlers=[print])``."""
+
+    def __init__(self, fn: Callable[[Event], Any]):
+        self.fn = fn
+
+    def on_event(self, engine, event: Event) -> None:
+        self.fn(event)
+
+    def on_steps(self, engine, steps: list[StepEvent]) -> None:
+        fn = self.fn
+        for step in steps:  # each step on its own: one failure does not hide the others
+            try:
+                fn(step)
+            except Exception:  # a broken listener must not break the run
+                _logger.exception("event listener failed on %s", step.kind)

@@ -20,7 +20,7 @@ from workbench.training.optim import predict
 class Parallel:
     """Where this process sits in a multi-process job. The hook for torchrun: rank and
     world size shard the batches (data.EpochBatches); only the main process writes files.
-    This base is the single process; workbench.distributed.DistributedParallel does DDP."""
+    This base is the single process; workbench.training.distributed.DistributedParallel does DDP."""
 
     rank: int = 0
     world_size: int = 1
@@ -30,14 +30,11 @@ class Parallel:
         return self.rank == 0
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        if self.world_size > 1:
-            raise NotImplementedError("multi-process training (DDP) is not available yet")
+        """The module to train with (DDP: the model wrapped in DistributedDataParallel)."""
         return model
 
     def sum(self, t: torch.Tensor) -> torch.Tensor:
         """Sum a metric tensor over processes (identity in a single process)."""
-        if self.world_size > 1:
-            raise NotImplementedError("multi-process training (DDP) is not available yet")
         return t
 
     def reduce_steps(self, losses: torch.Tensor, meta: list[tuple[float, int]]):
@@ -58,15 +55,6 @@ class NonFiniteLoss(Exception):
     def __init__(self, step: int, value: float):
         super().__init__(f"loss {value} at step {step}")
         self.step, self.value = step, value
-
-
-@dataclass
-class Position:
-    epoch: int = 0  # 0-based epoch of the next step
-    batch: int = 0  # batches of that epoch already done
-    step: int = 0  # optimiser steps done in the whole run
-    loss_sum: float = 0.0  # example-weighted training loss so far this epoch
-    loss_count: int = 0
 
 
 class StepRunner:
@@ -110,6 +98,12 @@ class StepRunner:
             opt.step()
         self.updating = False
         return loss.detach()
+
+    def clear_update(self) -> bool:
+        """After a failure: True when it came inside the optimiser step (the weights may be
+        half-updated, so the caller puts good ones back). Clears the mark."""
+        interrupted, self.updating = self.updating, False
+        return interrupted
 
     def _clip(self) -> None:
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]

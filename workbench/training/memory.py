@@ -4,6 +4,7 @@
 initialised in this process (the engine uses it) or when the caller passes the devices it
 trains on. Without CUDA, NVML (nvidia-ml-py) reports device totals and usage when installed,
 which needs no context either. Process and system RAM come from psutil everywhere.
+``MemoryMonitor`` is the engine handler that polls these readings during a run.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import psutil
 import torch
+
+from workbench.training import events as ev
 
 _PROCESS = psutil.Process()
 
@@ -163,3 +166,30 @@ def fmt_bytes(n: int | None) -> str:
         if abs(value) < 1024 or unit == "TiB":
             return f"{value:.1f} {unit}"
     return f"{value:.1f} TiB"
+
+
+class MemoryMonitor(ev.Handler):
+    """Memory readings during a run, as MemoryEvents: one when the run starts, then at a loss
+    read-out or an epoch's end once ``every_s`` seconds have passed since the last one."""
+
+    def __init__(self, every_s: float = 2.0):
+        self.every_s = every_s
+        self.last = 0.0
+
+    def on_event(self, engine, event: ev.Event) -> None:
+        if isinstance(event, ev.StartedEvent) or (isinstance(event, ev.EpochEvent) and self.due()):
+            self.poll(engine)
+
+    def on_steps(self, engine, steps: list[ev.StepEvent]) -> None:
+        if self.due():
+            self.poll(engine)
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.every_s
+
+    def poll(self, engine) -> None:
+        """Read now (the training device only: never a context on another GPU) and emit it."""
+        self.last = time.perf_counter()
+        device = engine.device
+        engine.emit(ev.MemoryEvent(engine.step, read([device] if device is not None and device.type != "cpu"
+                                                     else None).to_dict()))

@@ -1,4 +1,4 @@
-"""Optimisers, learning-rate schedules and losses from a project's ``training`` section."""
+"""Optimisers, learning-rate schedules and losses from a project's ``training`` settings."""
 from __future__ import annotations
 
 import math
@@ -9,40 +9,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.project.settings import OptimizerSettings, TrainingSettings
 
 
-def make_optimizer(params: Iterable[nn.Parameter], cfg: dict) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[nn.Parameter], o: OptimizerSettings) -> torch.optim.Optimizer:
     """Every parameter goes in, frozen ones too: they have no gradient, so the update rule
     (weight decay and momentum included) skips them until they are unfrozen."""
-    o = cfg["optimizer"]
-    kind, lr, wd = o["type"], o["lr"], o["weight_decay"]
+    kind, lr, wd = o.type, o.lr, o.weight_decay
     params = list(params)
     if kind == "SGD":
-        if o["nesterov"] and o["momentum"] <= 0:
+        if o.nesterov and o.momentum <= 0:
             raise WorkbenchError("Nesterov momentum needs momentum > 0; set optimizer.momentum (e.g. 0.9) "
                                  "or turn nesterov off")
-        return torch.optim.SGD(params, lr=lr, momentum=o["momentum"], nesterov=o["nesterov"], weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=wd)
     if kind in ("Adam", "AdamW"):
-        return getattr(torch.optim, kind)(params, lr=lr, betas=(o["beta1"], o["beta2"]), weight_decay=wd)
+        return getattr(torch.optim, kind)(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=wd)
     if kind == "RMSprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=o["momentum"], weight_decay=wd)
+        return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=wd)
     raise WorkbenchError(f"unknown optimizer {kind!r}; use SGD, Adam, AdamW or RMSprop")
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: dict, epochs: int, steps_per_epoch: int):
+def make_scheduler(opt: torch.optim.Optimizer, settings: TrainingSettings, steps_per_epoch: int):
     """(scheduler or None, stepped per optimiser step?). step and cosine move once per epoch,
-    one-cycle once per step over the whole run."""
-    s = cfg["schedule"]
-    kind = s["type"]
+    one-cycle once per step over the whole run (``settings.epochs`` epochs)."""
+    s, epochs = settings.schedule, settings.epochs
+    kind = s.type
     if kind == "none":
         return None, False
     if kind == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=s["step_size"], gamma=s["gamma"]), False
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma), False
     if kind == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs)), False
     if kind == "onecycle":
-        max_lr = s["max_lr"] if s["max_lr"] is not None else 10 * cfg["optimizer"]["lr"]
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=max(1, epochs * steps_per_epoch)), True
+        max_lr = s.max_lr if s.max_lr is not None else 10 * settings.optimizer.lr
+        total = max(1, epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total), True
     raise WorkbenchError(f"unknown schedule {kind!r}; use none, step, cosine or onecycle")
 
 

@@ -1,73 +1,137 @@
-"""A run's metrics on disk: ``metrics.jsonl`` (one JSON object per event) and, when the
-tensorboard package is installed, TensorBoard event files under ``tensorboard/``.
+"""A run's metrics on disk, as two engine handlers: ``MetricsLog`` writes ``metrics.jsonl``
+(one JSON object per event) and ``TensorBoardLog`` TensorBoard event files under
+``tensorboard/`` when the tensorboard package is installed.
 
 Both are append-only logs, written as the run goes (a file renamed into place could not
-be followed live); a crash can cut at most the last line, which readers skip.
+be followed live); a crash can cut at most the last line, which readers skip. Only the
+main process writes (``engine.parallel.is_main``). A write that fails (disk full, folder
+gone) stops that log and ends the run at the next checkpoint with a message that says so.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
 from workbench.training import events as ev
 
 METRICS = "metrics.jsonl"
 _STEP_LINE = '{"event":"step","step":%d,"epoch":%d,"loss":%r,"lr":%r,"samples_per_s":%r}\n'
 
 
-class RunLog:
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.path = run_dir / METRICS
-        self._fh = open(self.path, "a", encoding="utf-8")
-        self._tb = None
-        self._tb_pending: list = []
-        self.notes: list[str] = []
-        self.error: str | None = None  # set when a write failed (disk full...); later writes are skipped
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                self.notes.append("TensorBoard files skipped: the tensorboard package is not installed")
-            else:
-                self._tb = SummaryWriter(str(run_dir / "tensorboard"), flush_secs=10)
+class _FileLog(ev.Handler):
+    """What both logs share: open on the main process at the run's start, never let a failed
+    write take the run down with it (remember it, stop logging, say so at the next checkpoint)."""
 
-    def write_steps(self, steps: list[ev.StepEvent]) -> None:
-        """A batch of step events: every one to metrics.jsonl, their mean loss to TensorBoard
-        (one point per read-out keeps TensorBoard's cost off the step time)."""
-        self._guard(self._write_steps, steps)
+    def __init__(self):
+        self.folder: Path | None = None
+        self.error: str | None = None  # set when a write failed; later writes are skipped
+        self.open = False
 
-    def write(self, event: ev.Event) -> None:
-        self._guard(self._write, event)
+    def on_run_start(self, engine, notes: list[str]) -> None:
+        if engine.parallel.is_main and engine.run_dir is not None:
+            self.folder = Path(engine.run_dir)
+            self.open = self.start(self.folder, notes)
 
-    def flush(self) -> None:
-        """metrics.jsonl to disk now; TensorBoard gets the waiting events and writes them to
-        disk itself within 10 s (its own flush waits on its thread: too slow for every epoch)."""
-        self._guard(self._flush)
+    def start(self, folder: Path, notes: list[str]) -> bool:
+        """Open the log in ``folder``; False when it will not write."""
+        raise NotImplementedError
 
-    def _guard(self, fn, *args) -> None:
-        """A failed log write must not take the run down with it: remember it, stop logging."""
-        if self.error is not None:
+    def guard(self, fn, *args) -> None:
+        if not self.open or self.error is not None:
             return
         try:
             fn(*args)
         except (OSError, ValueError) as exc:
-            self.error = f"cannot write to {self.path.parent}: {getattr(exc, 'strerror', None) or exc}"
+            self.error = f"cannot write to {self.folder}: {getattr(exc, 'strerror', None) or exc}"
+
+    def on_checkpoint(self, engine) -> None:
+        self.guard(self.flush)
+        if self.error:
+            raise WorkbenchError(f"{self.error}; free some space or choose another run folder")
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class MetricsLog(_FileLog):
+    """``metrics.jsonl``: every event as one JSON line."""
+
+    def __init__(self):
+        super().__init__()
+        self._fh = None
+
+    @property
+    def path(self) -> Path | None:
+        return self.folder / METRICS if self.folder is not None else None
+
+    def start(self, folder: Path, notes: list[str]) -> bool:
+        self._fh = open(folder / METRICS, "a", encoding="utf-8")
+        return True
+
+    def on_steps(self, engine, steps: list[ev.StepEvent]) -> None:
+        self.guard(self._write_steps, steps)
+
+    def on_event(self, engine, event: ev.Event) -> None:
+        self.guard(self._write, event)
 
     def _write_steps(self, steps: list[ev.StepEvent]) -> None:
         # printf instead of json.dumps: 1 us instead of 8 per step; the values are finite floats
         self._fh.write("".join(_STEP_LINE % (e.step, e.epoch, e.loss, e.lr, e.samples_per_s) for e in steps))
-        if self._tb is not None and steps:
-            last = steps[-1]
-            self._scalars(last.step, {"train/loss": sum(e.loss for e in steps) / len(steps), "train/lr": last.lr})
 
     def _write(self, event: ev.Event) -> None:
         if isinstance(event, ev.StepEvent):
             self._write_steps([event])
+        else:
+            self._fh.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def on_run_end(self, engine) -> None:
+        if not self.open:
             return
-        self._fh.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
-        if self._tb is None:
-            return
-        if isinstance(event, ev.EpochEvent):
+        self.guard(self.flush)
+        try:
+            self._fh.close()
+        except (OSError, ValueError) as exc:
+            self.error = self.error or f"cannot write to {self.folder}: {exc}"
+        self.open = False
+
+
+class TensorBoardLog(_FileLog):
+    """TensorBoard event files: the mean loss of each read-out, epoch metrics, memory."""
+
+    def __init__(self):
+        super().__init__()
+        self._tb = None
+        self._pending: list = []
+
+    def start(self, folder: Path, notes: list[str]) -> bool:
+        try:
+            from torch.utils.tensorboard.writer import FileWriter
+        except ImportError:
+            notes.append("TensorBoard files skipped: the tensorboard package is not installed")
+            return False
+        self._tb = FileWriter(str(folder / "tensorboard"), flush_secs=10)  # what SummaryWriter writes through
+        return True
+
+    def on_steps(self, engine, steps: list[ev.StepEvent]) -> None:
+        """One point per read-out keeps TensorBoard's cost off the step time."""
+        if steps:
+            self.guard(self._write_steps, steps)
+
+    def on_event(self, engine, event: ev.Event) -> None:
+        self.guard(self._write, event)
+
+    def _write_steps(self, steps: list[ev.StepEvent]) -> None:
+        last = steps[-1]
+        self._scalars(last.step, {"train/loss": sum(e.loss for e in steps) / len(steps), "train/lr": last.lr})
+
+    def _write(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StepEvent):
+            self._write_steps([event])
+        elif isinstance(event, ev.EpochEvent):
             values = {"epoch/train_loss": event.train_loss, "epoch/val_loss": event.val_loss,
                       "epoch/val_acc": event.val_acc}
             self._scalars(event.epoch, {k: v for k, v in values.items() if v is not None})
@@ -85,25 +149,27 @@ class RunLog:
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()])
-        self._tb_pending.append((summary, step))
+        self._pending.append((summary, step))
 
-    def _flush(self) -> None:
-        self._fh.flush()
-        if self._tb is not None and self._tb_pending:
-            writer = self._tb._get_file_writer()
-            for summary, step in self._tb_pending:
-                writer.add_summary(summary, step)
-            self._tb_pending.clear()
+    def flush(self) -> None:
+        """Hand the waiting events to TensorBoard, which writes them to disk itself within
+        10 s (its own flush waits on its thread: too slow for every epoch)."""
+        if self._pending:
+            for summary, step in self._pending:
+                self._tb.add_summary(summary, step)
+            self._pending.clear()
 
-    def close(self) -> None:
-        self.flush()
+    def on_run_end(self, engine) -> None:
+        if not self.open:
+            return
+        self.guard(self.flush)
         try:
-            self._fh.close()
-            if self._tb is not None:
-                self._tb.close()
+            self._tb.flush()
+            self._tb.close()
         except (OSError, ValueError) as exc:
-            self.error = self.error or f"cannot write to {self.path.parent}: {exc}"
+            self.error = self.error or f"cannot write to {self.folder}: {exc}"
         self._tb = None
+        self.open = False
 
 
 def read_metrics(run_dir: Path | str) -> list[dict]:

@@ -1,13 +1,15 @@
 """Validation samples with predicted and true labels, gathered in the engine thread.
 
-``collect`` runs right after an epoch's validation (the engine calls its listener there,
-with the model idle in eval mode) and returns plain data only: small uint8 images (or a
-short text for table rows), labels and confidences, worst mistakes first. The window draws
-it; no tensor and no Qt object crosses the thread.
+``collect`` runs right after an epoch's validation (the engine hands its EpochEvent to the
+handlers there, with the model idle in eval mode; ``SampleCollector`` is that handler) and
+returns plain data only: small uint8 images (or a short text for table rows), labels and
+confidences, worst mistakes first. The window draws it; no tensor and no Qt object crosses
+the thread.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -75,6 +77,18 @@ def collect(engine, event: ev.EpochEvent, n: int = 12) -> SampleGrid | None:
         image, text = (to_image(xi), "") if task.is_image else (None, describe(xi))
         samples.append(Sample(idx, int(yi), int(pred[i]), float(conf[i]), image, text))
     return SampleGrid(event.epoch, list(task.class_names), order(samples))
+
+
+class SampleCollector(ev.Handler):
+    """The engine handler: after each epoch, ``deliver(epoch_event, grid)`` in the engine
+    thread (``grid`` is None where there is nothing to show: no validation split, regression)."""
+
+    def __init__(self, deliver: Callable[[ev.EpochEvent, SampleGrid | None], None], n: int = 12):
+        self.deliver, self.n = deliver, n
+
+    def on_event(self, engine, event: ev.Event) -> None:
+        if isinstance(event, ev.EpochEvent):
+            self.deliver(event, collect(engine, event, self.n))
 
 
 def to_image(x: torch.Tensor) -> np.ndarray | None:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
+from workbench.project.settings import DataSettings
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -95,7 +97,7 @@ class TensorSource:
     def val(self):
         return None if self.val_x is None else (self.val_x, self.val_y)
 
-    def make_datasets(self, train_idx: list[int], val_idx: list[int], cfg: dict):
+    def make_datasets(self, train_idx: list[int], val_idx: list[int], settings: DataSettings):
         ti = torch.as_tensor(train_idx, dtype=torch.long)
         xt, yt = self.x[ti].contiguous(), self.y[ti].contiguous()
         if self.val_x is not None:
@@ -104,7 +106,7 @@ class TensorSource:
             vi = torch.as_tensor(val_idx, dtype=torch.long)
             xv, yv = self.x[vi].contiguous(), self.y[vi].contiguous()
         stats: dict = {}
-        if cfg["normalize"]:
+        if settings.normalize:
             dims = (0, 2, 3) if self.is_image and xt.dim() == 4 else (0,)
             mean = xt.mean(dim=dims, keepdim=True)
             std = xt.std(dim=dims, keepdim=True) if len(xt) > 1 else torch.ones_like(mean)
@@ -112,7 +114,7 @@ class TensorSource:
             xt, xv = (xt - mean) / std, (xv - mean) / std
             stats = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
         augment = None
-        if cfg["augment"] and self.is_image and xt.dim() == 4:
+        if settings.augment and self.is_image and xt.dim() == 4:
             augment = ShiftFlip(max(1, xt.shape[-1] // 8), flip=self.flip_ok)
         return TensorData(xt, yt, augment), (TensorData(xv, yv) if len(yv) else None), stats
 
@@ -143,7 +145,7 @@ class LazySource:
     def split_targets(self) -> torch.Tensor:
         return self.targets if self.targets is not None else torch.zeros(self.size, dtype=torch.long)
 
-    def make_datasets(self, train_idx: list[int], val_idx: list[int], cfg: dict):
+    def make_datasets(self, train_idx: list[int], val_idx: list[int], settings: DataSettings):
         train = Transformed(Subset(self.base, train_idx), self.train_transform)
         val = Transformed(Subset(self.base, val_idx), self.val_transform) if val_idx else None
         return train, val, dict(self.stats)
@@ -164,4 +166,4 @@ class Transformed(Dataset):
 
 
 Source = TensorSource | LazySource
-Reader = Callable[[dict], Source]  # a project's data section -> the source it names
+Reader = Callable[[DataSettings], Source]  # a project's data settings -> the source they name

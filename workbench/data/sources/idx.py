@@ -12,6 +12,7 @@ import torch
 
 from workbench.data.sources.base import TensorSource
 from workbench.errors import WorkbenchError
+from workbench.project.settings import DataSettings
 
 _IDX_TYPES = {0x08: torch.uint8, 0x09: torch.int8, 0x0B: torch.int16, 0x0C: torch.int32,
               0x0D: torch.float32, 0x0E: torch.float64}
@@ -64,12 +65,12 @@ def _idx_folder(path: Path, cls_name: str) -> Path | None:
     return None
 
 
-def read_mnist(cfg: dict) -> TensorSource:
-    """MNIST or FashionMNIST (``cfg["source"]``) from its idx files under ``cfg["path"]``; the
+def read_mnist(settings: DataSettings) -> TensorSource:
+    """MNIST or FashionMNIST (``settings.source``) from its idx files under ``settings.path``; the
     official test files, when present, are the validation part."""
-    source, download = cfg["source"], cfg["download"]
+    source, download = settings.source, settings.download
     cls_name, classes = _MNIST[source]
-    root = Path(cfg["path"]).expanduser()
+    root = Path(settings.path).expanduser()
     folder = _idx_folder(root, cls_name)
     if folder is None and download:
         _download_mnist(root, cls_name)

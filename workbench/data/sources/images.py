@@ -8,6 +8,7 @@ import torch
 
 from workbench.data.sources.base import IMAGENET_MEAN, IMAGENET_STD, LazySource
 from workbench.errors import WorkbenchError
+from workbench.project.settings import DataSettings
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -32,28 +33,28 @@ class ImageReader:
             raise WorkbenchError(f"cannot read image {path}: {exc}; remove or replace the file") from None
 
 
-def _transforms(size: tuple[int, int], channels: int, cfg: dict, flip: bool):
+def _transforms(size: tuple[int, int], channels: int, settings: DataSettings, flip: bool):
     from torchvision import transforms as T
 
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,), (0.5,))
-    tail = [T.ToTensor()] + ([T.Normalize(mean, std)] if cfg["normalize"] else [])
+    tail = [T.ToTensor()] + ([T.Normalize(mean, std)] if settings.normalize else [])
     head = [T.Resize(size)]
     if channels == 1:
         head.append(T.Grayscale(1))
     aug = []
-    if cfg["augment"]:
+    if settings.augment:
         aug = [T.RandomCrop(size, padding=max(1, min(size) // 8))] + ([T.RandomHorizontalFlip()] if flip else [])
-    stats = {"mean": list(mean), "std": list(std)} if cfg["normalize"] else {}
+    stats = {"mean": list(mean), "std": list(std)} if settings.normalize else {}
     return T.Compose(head + aug + tail), T.Compose(head + tail), stats
 
 
-def read_image_folder(cfg: dict) -> LazySource:
+def read_image_folder(settings: DataSettings) -> LazySource:
     from torchvision.datasets import ImageFolder
 
-    root = Path(cfg["path"]).expanduser()
+    root = Path(settings.path).expanduser()
     if not root.is_dir():
         raise WorkbenchError(f"image folder {root} does not exist; choose a folder with one subfolder per class")
-    mode = "L" if cfg["grayscale"] else "RGB"
+    mode = "L" if settings.grayscale else "RGB"
     try:
         ds = ImageFolder(str(root), loader=ImageReader(mode), is_valid_file=is_image_file)
     except (FileNotFoundError, OSError) as exc:
@@ -61,9 +62,9 @@ def read_image_folder(cfg: dict) -> LazySource:
                              "(e.g. cats/001.jpg, dogs/001.jpg)") from None
     if len(ds.classes) < 2:
         raise WorkbenchError(f"{root} has {len(ds.classes)} class folder(s); a classifier needs at least 2")
-    size = tuple(cfg["image_size"]) if cfg["image_size"] else _first_size(ds.samples[0][0])
-    channels = 1 if cfg["grayscale"] else 3
-    train_tf, val_tf, stats = _transforms(size, channels, cfg, flip=True)
+    size = tuple(settings.image_size) if settings.image_size else _first_size(ds.samples[0][0])
+    channels = 1 if settings.grayscale else 3
+    train_tf, val_tf, stats = _transforms(size, channels, settings, flip=True)
     return LazySource(f"image folder {root}", ds, list(ds.classes), (channels, *size), train_tf, val_tf,
                       targets=torch.as_tensor(ds.targets, dtype=torch.long), stats=stats)
 
@@ -79,18 +80,18 @@ def _first_size(path: str) -> tuple[int, int]:
     return h, w
 
 
-def read_fake(cfg: dict) -> LazySource:
+def read_fake(settings: DataSettings) -> LazySource:
     from torchvision.datasets import FakeData
 
-    shape = tuple(cfg["fake_shape"])
+    shape = tuple(settings.fake_shape)
     if len(shape) != 3 or shape[0] not in (1, 3):
         raise WorkbenchError(f"data.fake_shape must be [channels, height, width] with 1 or 3 channels, "
                              f"got {list(shape)}")
-    ds = FakeData(cfg["fake_size"], shape, cfg["fake_classes"])
-    size = tuple(cfg["image_size"]) if cfg["image_size"] else shape[1:]
-    channels = 1 if cfg["grayscale"] else shape[0]
+    ds = FakeData(settings.fake_size, shape, settings.fake_classes)
+    size = tuple(settings.image_size) if settings.image_size else shape[1:]
+    channels = 1 if settings.grayscale else shape[0]
     if channels == 3 and shape[0] == 1:
         raise WorkbenchError("FakeData with 1 channel cannot be read as RGB; set fake_shape to 3 channels")
-    train_tf, val_tf, stats = _transforms(size, channels, cfg, flip=True)
-    names = [str(i) for i in range(cfg["fake_classes"])]
+    train_tf, val_tf, stats = _transforms(size, channels, settings, flip=True)
+    names = [str(i) for i in range(settings.fake_classes)]
     return LazySource(f"FakeData {list(shape)}", ds, names, (channels, *size), train_tf, val_tf, stats=stats)

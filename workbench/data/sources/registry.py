@@ -1,10 +1,10 @@
 """Which reader serves each ``data.source`` name: one line per source.
 
-Adding a source: write its reader (``reader(cfg) -> TensorSource | LazySource``, see
-base.py) in a module of its family beside this one, and add one ``register_source`` line
-below. A test or a plugin can register one at run time the same way (and remove it with
-``unregister_source``). ``register_source`` also adds the name to the project file's
-choices (``workbench.project.config``), so projects naming it validate.
+Adding a source: write its reader (``reader(settings: DataSettings) -> TensorSource |
+LazySource``, see base.py) in a module of its family beside this one, and add one
+``register_source`` line below. A test or a plugin can register one at run time the same way
+(and remove it with ``unregister_source``). ``register_source`` also adds the name to the
+project file's choices (``workbench.project.settings``), so projects naming it validate.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from workbench.data.sources import idx, images, sklearn, tables
 from workbench.data.sources.base import Reader, Source
 from workbench.errors import WorkbenchError
-from workbench.project import config
+from workbench.project import settings as project_settings
+from workbench.project.settings import DataSettings
 
 
 @dataclass(frozen=True)
@@ -27,26 +28,26 @@ SOURCES: dict[str, SourceEntry] = {}
 
 
 def register_source(name: str, reader: Reader, *, needs_path: bool = False) -> SourceEntry:
-    """Make ``data.source = name`` read its examples with ``reader(cfg)``."""
+    """Make ``data.source = name`` read its examples with ``reader(settings)``."""
     if name in SOURCES:
         raise ValueError(f"data source {name!r} is registered already")
     entry = SOURCES[name] = SourceEntry(name, reader, needs_path)
-    config.add_data_source(name, needs_path=needs_path)
+    project_settings.add_data_source(name, needs_path=needs_path)
     return entry
 
 
 def unregister_source(name: str) -> None:
     """Forget a source added with ``register_source`` (tests, plugins)."""
     del SOURCES[name]
-    config.remove_data_source(name)
+    project_settings.remove_data_source(name)
 
 
-def read(cfg: dict) -> Source:
-    """The source a project's (defaults-filled) data section names."""
-    entry = SOURCES.get(cfg["source"])
+def read(settings: DataSettings) -> Source:
+    """The source a project's data settings name."""
+    entry = SOURCES.get(settings.source)
     if entry is None:
-        raise WorkbenchError(f"unknown data source {cfg['source']!r}; choose one of {', '.join(SOURCES)}")
-    return entry.reader(cfg)
+        raise WorkbenchError(f"unknown data source {settings.source!r}; choose one of {', '.join(SOURCES)}")
+    return entry.reader(settings)
 
 
 register_source("digits", sklearn.read_digits)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from workbench.data.sources.base import TensorSource
+from workbench.project.settings import DataSettings
 
 
-def read_digits(cfg: dict) -> TensorSource:
+def read_digits(settings: DataSettings) -> TensorSource:
     """scikit-learn's 1,797 8x8 handwritten digits (shipped inside scikit-learn), values 0..16."""
     from sklearn.datasets import load_digits
 
@@ -18,11 +19,11 @@ def read_digits(cfg: dict) -> TensorSource:
                         flip_ok=False)
 
 
-def read_table(cfg: dict) -> TensorSource:
-    """One of scikit-learn's small tables, named by ``cfg["source"]`` (iris, wine, breast_cancer)."""
+def read_table(settings: DataSettings) -> TensorSource:
+    """One of scikit-learn's small tables, named by ``settings.source`` (iris, wine, breast_cancer)."""
     from sklearn import datasets
 
-    name, task = cfg["source"], cfg["task"]
+    name, task = settings.source, settings.task
     d = getattr(datasets, f"load_{name}")()
     x = torch.as_tensor(d.data, dtype=torch.float32)
     if task == "regression":

@@ -11,17 +11,18 @@ import torch
 
 from workbench.data.sources.base import TensorSource
 from workbench.errors import WorkbenchError
+from workbench.project.settings import DataSettings
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 MAX_CATEGORIES = 200  # per text column; more is an id or free text, not a category
 MAX_CLASSES_AUTO = 20  # whole-number targets with at most this many values are classes
 
 
-def read_csv(cfg: dict) -> TensorSource:
-    """The table at ``cfg["path"]``; ``cfg["target"]`` names the column to predict (default: the
-    last one) and ``cfg["task"]`` says classification, regression or auto."""
-    target, task = cfg["target"], cfg["task"]
-    file = Path(cfg["path"]).expanduser()
+def read_csv(settings: DataSettings) -> TensorSource:
+    """The table at ``settings.path``; ``settings.target`` names the column to predict (default: the
+    last one) and ``settings.task`` says classification, regression or auto."""
+    target, task = settings.target, settings.task
+    file = Path(settings.path).expanduser()
     header, rows = _read_rows(file)
     if target is None:
         target = header[-1]
