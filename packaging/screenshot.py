@@ -94,7 +94,7 @@ def train_until(window, args: argparse.Namespace) -> None:
 
     dock = window.training
     window.doc.project.path = Path(os.environ["WORKBENCH_RUNS"]) / "digits.wbproj"
-    window.doc.project.training["epochs"] = max(args.train + 5, window.doc.project.training["epochs"])
+    window.doc.project.set_setting("training.epochs", max(args.train + 5, window.doc.project.training.epochs))
     dock.panel.probe.wait()
     if not dock.start():
         raise SystemExit("error: training did not start: " + dock.panel.status.text())
