@@ -44,7 +44,7 @@ def conv_stack(n=200):
 
 
 def measure(name, spec, edit_row, repeat=20):
-    build._CACHE.clear()
+    build.clear_cache()
     cold = timed(lambda: build.infer(spec))
     warm = timed(lambda: build.infer(spec), repeat=repeat)
 
@@ -79,7 +79,7 @@ def main():
     t = time.perf_counter()
     import torchvision.models  # noqa: F401  (first backbone in a process pays this once)
     tv_import = (time.perf_counter() - t) * 1e3
-    build._CACHE.clear()
+    build.clear_cache()
     cold = timed(lambda: build.infer(r18))
     warm = timed(lambda: build.infer(r18), repeat=repeat)
     real = timed(lambda: build.build_model(r18), repeat=1 if args.quick else 3)

@@ -79,7 +79,7 @@ def main() -> None:
     from ui.training.plots.live_plots import LivePlots
 
     plots = LivePlots()
-    plots._timer.stop()  # frames are driven here, one at a time
+    plots.stop_redraw_timer()  # frames are driven here, one at a time
     plots.resize(1100, 330)
     plots.show()
     app.processEvents()

@@ -98,3 +98,57 @@ def test_ruff_finds_nothing():
                              "workbench", "ui", "tests", "bench", "packaging"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Underscore names of libraries we use on purpose, each with its reason.
+LIBRARY_PRIVATES = {
+    "os._exit": "torchrun workers leave without gloo's exit teardown (it aborted 7 of 60 runs)",
+    "torch._C": "whether this process already has a CUDA context (polling must never create one)",
+    "torch._foreach_copy_": "one fused copy of every weight for the last-good-weights snapshot",
+    "nn.modules.batchnorm._BatchNorm": "the base class of every BatchNorm kind (frozen ones stay in eval)",
+    "scheduler._last_lr": "torch's schedulers have no public setter for the rate they report after a live change",
+}
+
+
+def private_reaches(folder: Path, root: Path = ROOT) -> list[str]:
+    """``obj._name`` where ``obj`` is not self / cls / super() and ``_name`` is not defined in
+    the same file: a module reaching into another module's object."""
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        own = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.id)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+                continue
+            base = node.value
+            if isinstance(base, ast.Name) and base.id in ("self", "cls"):
+                continue
+            if isinstance(base, ast.Call) and getattr(base.func, "id", "") == "super":
+                continue
+            text = ast.unparse(node)
+            if node.attr in own or text in LIBRARY_PRIVATES:
+                continue
+            found.append(f"{path.relative_to(root)}:{node.lineno}: {text}")
+    return found
+
+
+def test_no_module_reaches_into_another_modules_privates():
+    """The window, the core, the benchmarks and the packaging scripts use public methods of
+    each other's objects (issue 10: no calls of another object's underscore methods)."""
+    found = [line for folder in ("workbench", "ui", "bench", "packaging") for line in private_reaches(ROOT / folder)]
+    assert not found, "\n".join(found)
+
+
+def test_the_private_reach_check_can_fail(tmp_path):
+    (tmp_path / "a.py").write_text("import other\n\ndef f(engine):\n    return engine._flush() + other._helper\n")
+    (tmp_path / "b.py").write_text("class W:\n    def __init__(self):\n        self._t = 1\n\n"
+                                   "def alive(w):\n    return w._t\n")
+    found = private_reaches(tmp_path, root=tmp_path)
+    assert sorted(line.split(": ")[1] for line in found) == ["engine._flush", "other._helper"]

@@ -75,6 +75,10 @@ class Worker(QObject):
         """Started and not yet delivered (the answer may be on its way)."""
         return self._thread.ident is not None and not self._delivered
 
+    def job_running(self) -> bool:
+        """Its thread is still alive (the job itself has not returned)."""
+        return self._thread.is_alive()
+
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the job ends, then deliver its answer now. False: still running."""
         if self._thread.ident is None:
@@ -129,7 +133,7 @@ def start_worker(fn: Callable[..., Any], *args, name: str = "job", returned: Cal
 
 def running_workers() -> list[Worker]:
     """Workers whose job has not ended yet (the tests fail any test that leaves one)."""
-    return [w for w in list(_live) if w._thread.is_alive()]
+    return [w for w in list(_live) if w.job_running()]
 
 
 def await_workers(timeout_s: float = 10.0) -> bool:

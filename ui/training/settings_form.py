@@ -68,10 +68,10 @@ class SetSetting(QUndoCommand):
         return True
 
     def redo(self) -> None:
-        self.form._apply(self.section, self.name, self.new)
+        self.form.apply_value(self.section, self.name, self.new)
 
     def undo(self) -> None:
-        self.form._apply(self.section, self.name, self.old)
+        self.form.apply_value(self.section, self.name, self.old)
 
 
 def devices_here() -> list[tuple[str, str]]:
@@ -193,7 +193,7 @@ class SettingsForm(QWidget):
             return
         self.doc.undo_stack.push(SetSetting(self, section, name, value))
 
-    def _apply(self, section: str, name: str, value) -> None:
+    def apply_value(self, section: str, name: str, value) -> None:
         self.project.set_setting(setting_name(section, name), value)
         self.refresh()
         self.changed.emit(section, name)

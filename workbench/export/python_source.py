@@ -131,7 +131,7 @@ def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
         lines.append(f"{pad}{IND * 2}({child.id!r}, {expr}),{note}")
     lines.append(f"{pad}{IND}])),")
     if info.in_shape != info.out_shape:
-        proj = build._projection(info.in_shape, info.out_shape)
+        proj = build.projection(info.in_shape, info.out_shape)
         if isinstance(proj, nn.Linear):
             text = f"nn.Linear({proj.in_features}, {proj.out_features}, bias=False)"
         else:

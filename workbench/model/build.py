@@ -108,6 +108,11 @@ class _Leaf:
 
 # ---------------------------------------------------------------- inference
 
+def clear_cache() -> None:
+    """Forget every cached layer result (benchmarks measure a cold start with it)."""
+    _CACHE.clear()
+
+
 def infer(spec: ModelSpec) -> ModelInfo:
     """Shapes and parameter counts for every row; problems are recorded, never raised."""
     acc = {"buffers": 0}
@@ -292,7 +297,7 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc):
             return info, None, dtype
         try:
             with torch.device("meta"):
-                proj_params = sum(p.numel() for p in _projection(shape, out).parameters())
+                proj_params = sum(p.numel() for p in projection(shape, out).parameters())
         except shapes.Bad as bad:
             info.error = LayerError(layer.id, layer.type, pos, bad.problem, bad.fix)
             return info, None, dtype
@@ -302,7 +307,7 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc):
     return info, out, out_dtype
 
 
-def _projection(src: Shape, dst: Shape) -> nn.Module:
+def projection(src: Shape, dst: Shape) -> nn.Module:
     """The shortcut that maps x to f(x)'s shape: Linear for vectors/sequences, 1x1 conv for maps."""
     if len(src) == len(dst) == 1 or (len(src) == len(dst) == 2 and src[0] == dst[0]):
         return nn.Linear(src[-1], dst[-1], bias=False)
@@ -343,7 +348,7 @@ def _make_list(layers: list[LayerSpec], infos: list[LayerInfo]):
 def _make(layer: LayerSpec, info: LayerInfo) -> nn.Module:
     if layer.type == "Residual":
         body = nn.Sequential(OrderedDict(_make_list(layer.layers, info.children)))
-        proj = _projection(info.in_shape, info.out_shape) if info.in_shape != info.out_shape else None
+        proj = projection(info.in_shape, info.out_shape) if info.in_shape != info.out_shape else None
         return Residual(body, proj)
     if layer.type in catalog.BACKBONES:
         return build_backbone(layer.type, info.args.get("weights", "none"), info.args.get("pool", True))

@@ -287,6 +287,10 @@ class LivePlots(QWidget):
                 line.setValue(x)
 
     # ------------------------------------------------------------ drawing
+    def stop_redraw_timer(self) -> None:
+        """No more timed frames: the caller draws with ``redraw()`` (benchmarks, exports)."""
+        self._timer.stop()
+
     def _tick(self) -> None:
         t = time.perf_counter()
         if not (self._dirty and self.isVisible()) or t < self._next:
