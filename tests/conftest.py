@@ -110,3 +110,17 @@ def run_bench(tmp_path):
         pairs = [token.split("=", 1) for token in last.split()[1:]] if last.startswith("RESULT ") else []
         return proc, {pair[0]: pair[1] if len(pair) == 2 else None for pair in pairs}
     return run
+
+
+@pytest.fixture
+def quick_bench_result(run_bench):
+    """Run a bench script in quick mode and check what a person running it would: exit 0 and
+    a last line ``RESULT name=value ... quick=1`` with every value given and no failure."""
+    def check(script: Path) -> dict:
+        proc, result = run_bench(script)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert result, f"the last line is not 'RESULT name=value ...':\n{proc.stdout[-2000:]}"
+        assert all(value is not None for value in result.values()), proc.stdout.splitlines()[-1]
+        assert result.get("quick") == "1" and "failed" not in result, proc.stdout.splitlines()[-1]
+        return result
+    return check

@@ -75,47 +75,63 @@ class MoveLayer(QUndoCommand):
         self.doc.apply_move(self.layer_id, *self.origin)
 
 
-class SetArg(QUndoCommand):
+class SetValue(QUndoCommand):
+    """Set one value from ``old`` to ``new``; quick successive edits of the same value (same
+    command type and ``key``) merge into one step, and an edit back to ``old`` disappears.
+    Subclasses give ``ID`` (Qt merges only equal ids), ``label()`` and ``apply(value)``."""
+
+    ID = -1
+
+    def __init__(self, key: tuple, old, new):
+        super().__init__()
+        self.key, self.old, self.new = key, old, new
+        self.stamp = time.monotonic()
+        self.setText(self.label())
+
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def apply(self, value) -> None:
+        raise NotImplementedError
+
+    def id(self) -> int:
+        return self.ID
+
+    def mergeWith(self, other) -> bool:
+        if type(other) is not type(self) or other.key != self.key or other.stamp - self.stamp > MERGE_WINDOW_S:
+            return False
+        self.new, self.stamp = other.new, other.stamp
+        self.setText(self.label())
+        if self.new == self.old:
+            self.setObsolete(True)
+        return True
+
+    def redo(self) -> None:
+        self.apply(self.new)
+
+    def undo(self) -> None:
+        self.apply(self.old)
+
+
+class SetArg(SetValue):
     """Set or clear one constructor argument; quick successive edits of it merge."""
 
     ID = 1
 
     def __init__(self, doc, layer_id, name, value):
-        super().__init__()
-        self.doc, self.layer_id, self.name, self.new = doc, layer_id, name, value
-        self.old = doc.spec.find(layer_id).args.get(name, UNSET)
-        self.stamp = time.monotonic()
-        self._label()
+        self.doc, self.layer_id, self.name = doc, layer_id, name
+        super().__init__((layer_id, name), doc.spec.find(layer_id).args.get(name, UNSET), value)
 
-    def _label(self):
-        self.setText(f"Set {self.layer_id}.{self.name} to {_show(self.new)}")
+    def label(self) -> str:
+        return f"Set {self.layer_id}.{self.name} to {_show(self.new)}"
 
-    def id(self):
-        return self.ID
-
-    def mergeWith(self, other):
-        if (not isinstance(other, SetArg) or (other.layer_id, other.name) != (self.layer_id, self.name)
-                or other.stamp - self.stamp > MERGE_WINDOW_S):
-            return False
-        self.new, self.stamp = other.new, other.stamp
-        self._label()
-        if self.new == self.old:
-            self.setObsolete(True)
-        return True
-
-    def _apply(self, value):
+    def apply(self, value) -> None:
         args = self.doc.spec.find(self.layer_id).args
         if value is UNSET:
             args.pop(self.name, None)
         else:
             args[self.name] = value
         self.doc.apply_update(self.layer_id)
-
-    def redo(self):
-        self._apply(self.new)
-
-    def undo(self):
-        self._apply(self.old)
 
 
 class SetFrozen(QUndoCommand):

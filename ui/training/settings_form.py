@@ -10,21 +10,18 @@ context); mixed precision is offered only where CUDA is.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from workbench.project.settings import (PATH_SOURCES, DataSettings, OptimizerSettings, ScheduleSettings,
                                         TrainingSettings)
 
-from ui.document.commands import UNSET
+from ui.document.commands import UNSET, SetValue
 from ui.editor.fields import Field, format_value, make_field
 
-MERGE_WINDOW_S = 1.5
 SECTIONS = {"data": DataSettings.params(), "training": TrainingSettings.params(),
             "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params()}
 # (section, name, label, row, column) of the compact two-pair grid the form shows
@@ -41,37 +38,20 @@ def setting_name(section: str, name: str) -> str:
     return f"{section}.{name}" if section in ("data", "training") else f"training.{section}.{name}"
 
 
-class SetSetting(QUndoCommand):
+class SetSetting(SetValue):
+    """Set one data or training setting; quick successive edits of it merge."""
+
     ID = 51
 
     def __init__(self, form: "SettingsForm", section: str, name: str, value):
-        super().__init__()
-        self.form, self.section, self.name, self.new = form, section, name, value
-        self.old = form.project.setting(setting_name(section, name))
-        self.stamp = time.monotonic()
-        self._label()
+        self.form, self.section, self.name = form, section, name
+        super().__init__((section, name), form.project.setting(setting_name(section, name)), value)
 
-    def _label(self) -> None:
-        self.setText(f"Set {self.section}.{self.name} to {format_value(self.new) or 'default'}")
+    def label(self) -> str:
+        return f"Set {self.section}.{self.name} to {format_value(self.new) or 'default'}"
 
-    def id(self) -> int:
-        return self.ID
-
-    def mergeWith(self, other) -> bool:
-        if (not isinstance(other, SetSetting) or (other.section, other.name) != (self.section, self.name)
-                or other.stamp - self.stamp > MERGE_WINDOW_S):
-            return False
-        self.new, self.stamp = other.new, other.stamp
-        self._label()
-        if self.new == self.old:
-            self.setObsolete(True)
-        return True
-
-    def redo(self) -> None:
-        self.form.apply_value(self.section, self.name, self.new)
-
-    def undo(self) -> None:
-        self.form.apply_value(self.section, self.name, self.old)
+    def apply(self, value) -> None:
+        self.form.apply_value(self.section, self.name, value)
 
 
 def devices_here() -> list[tuple[str, str]]:
