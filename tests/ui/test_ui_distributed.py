@@ -55,6 +55,15 @@ def open_dialog(window) -> dd.DistributedDialog:
     return dialog
 
 
+def launch_long_run(qtbot, tmp_path, project):
+    """A 2-process run of a 1000-epoch project, launched from the dialog: (window, dialog, run folder)."""
+    window = open_window(qtbot, saved_project(tmp_path, project, epochs=1000))
+    dialog = open_dialog(window)
+    dialog.nproc.setValue(2)
+    dialog.launch_button.click()
+    return window, dialog, dialog.run_dir
+
+
 def workers_of(run_dir: Path) -> list[int]:
     """Processes whose command line names this run folder (torchrun and its workers)."""
     found = []
@@ -143,12 +152,7 @@ def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_sett
 
 
 def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp_path, wine_ddp_project):
-    path = saved_project(tmp_path, wine_ddp_project, epochs=1000)
-    window = open_window(qtbot, path)
-    dialog = open_dialog(window)
-    dialog.nproc.setValue(2)
-    dialog.launch_button.click()
-    run_dir = dialog.run_dir
+    window, dialog, run_dir = launch_long_run(qtbot, tmp_path, wine_ddp_project)
     qtbot.waitUntil(lambda: dialog.feed.series is not None and len(dialog.feed.series.epoch_no) >= 1,
                     timeout=120_000)
     assert len(workers_of(run_dir)) == 3  # torchrun and two workers
@@ -166,12 +170,7 @@ def test_stop_ends_every_process_with_a_checkpoint(qtbot, isolated_settings, tmp
 
 def test_closing_the_window_over_a_run_stops_it_first(qtbot, isolated_settings, tmp_path, monkeypatch,
                                                       wine_ddp_project):
-    path = saved_project(tmp_path, wine_ddp_project, epochs=1000)
-    window = open_window(qtbot, path)
-    dialog = open_dialog(window)
-    dialog.nproc.setValue(2)
-    dialog.launch_button.click()
-    run_dir = dialog.run_dir
+    window, dialog, run_dir = launch_long_run(qtbot, tmp_path, wine_ddp_project)
     qtbot.waitUntil(lambda: dialog.feed.series is not None and dialog.feed.series.n_steps > 0, timeout=120_000)
     monkeypatch.setattr(dd, "ask_stop", lambda parent: False)
     assert not window.close() and dialog.is_running()  # "Cancel": the window and the run stay

@@ -133,6 +133,15 @@ _IMG = "(channels, height, width)"
 _SEQ = "(channels, length)"
 _TOK = "(sequence length, features)"
 
+# LSTM and GRU take the same arguments (torch.nn.RNNBase) plus what feeds the next layer
+_RECURRENT_PARAMS = (
+    _p("input_size", "int", help="features per step (inferred)", min=1, infer=_LAST),
+    _p("hidden_size", "int", help="features of the hidden state", min=1),
+    _p("num_layers", "int", 1, "stacked recurrent layers", min=1, max=64), _BIAS,
+    _p("dropout", "float", 0.0, "dropout between stacked layers", min=0.0, max=1.0),
+    _p("bidirectional", "bool", False, "also read the sequence backwards"),
+    _p("output", "choice", "last", "what feeds the next layer: the last step or the whole sequence",
+       choices=("last", "sequence")))
 _TABLE: tuple[LayerKind, ...] = (
     # Dense
     LayerKind("Linear", "Dense", "Fully connected layer: y = xW^T + b over the last dimension.",
@@ -242,23 +251,11 @@ _TABLE: tuple[LayerKind, ...] = (
                _p("padding_idx", "int", None, "token id whose vector stays zero", nullable=True, min=0)),
               key_args=("num_embeddings", "embedding_dim"), shape=shapes.embedding, factory=_torch("Embedding")),
     LayerKind("LSTM", "Sequence", "Long short-term memory over a (length, features) sequence.",
-              (_p("input_size", "int", help="features per step (inferred)", min=1, infer=_LAST),
-               _p("hidden_size", "int", help="features of the hidden state", min=1),
-               _p("num_layers", "int", 1, "stacked recurrent layers", min=1, max=64), _BIAS,
-               _p("dropout", "float", 0.0, "dropout between stacked layers", min=0.0, max=1.0),
-               _p("bidirectional", "bool", False, "also read the sequence backwards"),
-               _p("output", "choice", "last", "what feeds the next layer: the last step or the whole "
-                  "sequence", choices=("last", "sequence"))),
+              _RECURRENT_PARAMS,
               ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
               factory=_recurrent("LSTM")),
     LayerKind("GRU", "Sequence", "Gated recurrent unit over a (length, features) sequence.",
-              (_p("input_size", "int", help="features per step (inferred)", min=1, infer=_LAST),
-               _p("hidden_size", "int", help="features of the hidden state", min=1),
-               _p("num_layers", "int", 1, "stacked recurrent layers", min=1, max=64), _BIAS,
-               _p("dropout", "float", 0.0, "dropout between stacked layers", min=0.0, max=1.0),
-               _p("bidirectional", "bool", False, "also read the sequence backwards"),
-               _p("output", "choice", "last", "what feeds the next layer: the last step or the whole "
-                  "sequence", choices=("last", "sequence"))),
+              _RECURRENT_PARAMS,
               ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
               factory=_recurrent("GRU")),
     LayerKind("TransformerEncoderLayer", "Sequence", "Self-attention plus feed-forward block over a "
