@@ -1,14 +1,21 @@
 """Atomic file writes: temp file in the target folder, fsync, rename. Clear errors for
-read-only folders and full disks; a failed write leaves the old file untouched."""
+read-only folders and full disks; a failed write leaves the old file untouched.
+
+Temporary names carry the writing process's id (``.<name>.<pid>.<random>.tmp<suffix>``), so a
+later run can tell a temp file orphaned by a killed process from one being written right now
+(``clean_stale_temps``). ``regular_file`` refuses FIFOs, devices and folders before anything
+opens them (opening a FIFO blocks forever)."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
+import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from workbench.errors import WorkbenchError
 
@@ -31,7 +38,7 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent or ".")
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=f".tmp{suffix}", dir=path.parent or ".")
         os.close(fd)
     except OSError as exc:
         raise WorkbenchError(describe_os_error(exc, path)) from None
@@ -90,3 +97,100 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# .<name>.<pid>.<8 random chars>.tmp[<suffix>], as written by atomic_path (and mkdtemp users that
+# pass temp_prefix); the older form without the pid is recognised too, and judged by age.
+_TEMP = re.compile(r"\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?", re.ASCII)
+LEGACY_STALE_S = 3600.0
+
+
+def temp_prefix(name: str) -> str:
+    """The start of a temporary name for ``name``: hidden, and stamped with this process's id."""
+    return f".{name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def stale_temps(folder: Path | str, names: Iterable[str] | None = None) -> list[Path]:
+    """Temp files (or folders) of our naming in ``folder`` whose writer is gone.
+
+    A stamped one is stale when its process no longer exists; an unstamped (older) one when it
+    is over an hour old. ``names`` limits the search to temps of those target names.
+    """
+    folder = Path(folder)
+    wanted = set(names) if names is not None else None
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    now = time.time()
+    for entry in entries:
+        m = _TEMP.fullmatch(entry.name)
+        if not m or (wanted is not None and m["name"] not in wanted):
+            continue
+        if m["pid"] is not None:
+            stale = not _alive(int(m["pid"]))
+        else:
+            try:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > LEGACY_STALE_S
+            except OSError:
+                continue
+        if stale:
+            found.append(Path(entry.path))
+    return sorted(found)
+
+
+def clean_stale_temps(folder: Path | str, names: Iterable[str] | None = None,
+                      log: Callable[[str], None] | None = None) -> list[Path]:
+    """Remove what ``stale_temps`` finds; one log line says what went and how much space came back."""
+    import shutil
+
+    removed, size = [], 0
+    for path in stale_temps(folder, names):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                size += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                shutil.rmtree(path)
+            else:
+                size += path.lstat().st_size
+                path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    if removed and log:
+        shown = ", ".join(p.name for p in removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+        log(f"removed {len(removed)} temporary file(s) left by an interrupted run in {folder} "
+            f"({size / 1e6:.1f} MB): {shown}")
+    return removed
+
+
+def regular_file(path: Path | str, what: str = "file") -> Path:
+    """``path`` if it is an existing regular file (or a link to one); else a WorkbenchError that
+    says what it is. Call before opening user-given paths: a FIFO would block the open forever."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise WorkbenchError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise WorkbenchError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode):
+        return path
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    raise WorkbenchError(f"{what} {path} is {kind}, not a regular file; give the path of a file")
