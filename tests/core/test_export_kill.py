@@ -105,6 +105,7 @@ def test_kill_9_during_export_all_never_leaves_a_half_file_and_the_next_export_c
             {n for n in os.listdir(out) if not n.startswith(".")} <= {t.name for t in targets}
     assert len(set(stages)) >= 3, stages  # the kills landed at different stages
     left = our_temps(out) if out.exists() else []
+    print(f"killed at: {stages}; temp files left before the next export: {left}")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     final = subprocess.run([sys.executable, "-m", "workbench", "export", STEM, "--format", "all", "-o", str(out)],
                            capture_output=True, text=True, timeout=600, env=env)

@@ -4,6 +4,9 @@ The formats are the registered ones (registry.py). Every export runs in eval mod
 previous mode is restored), on a CPU copy when the model lives elsewhere, writes a temporary
 file in the target folder, verifies it, and only then renames it into place: a failure
 leaves no file (and an older file at that path untouched) and says which layer or path.
+Temp files that a killed export of the same target left in the folder are removed first (and
+logged); a format that will take long (``Format.estimate``) is announced with a figure before
+it starts.
 """
 from __future__ import annotations
 
@@ -72,7 +75,10 @@ def target_path(path: Path | str, fmt: str) -> Path:
 def _checked_path(path: Path | str, what: str) -> Path:
     if "\x00" in str(path):
         raise WorkbenchError(f"the {what} {str(path)!r} contains a NUL character, which no file name may hold")
-    return Path(path).expanduser()
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # "~" without a home folder: take the name as written
+        return Path(path)
 
 
 @contextlib.contextmanager
