@@ -256,6 +256,8 @@ class ExportDialog(QDialog):
         self.export_button.setText(f"Export {f.title.split(' (')[0]}")
         text = self.path_edit.text().strip()
         path = Path(text) if text else self._folder / self._stem
+        if path.name in ("", ".", ".."):  # a folder typed in: the default name inside it
+            path = path / self._stem
         if path.suffix.lower() in {g.suffix for g in export.FORMATS.values()}:
             path = path.with_suffix("")
         self.path_edit.setText(str(path.with_name(path.name + f.suffix)))

@@ -39,6 +39,9 @@ def run(args) -> int:
     from workbench.export.torch_formats import buildable
     from workbench.model import build, weights
 
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not valid UTF-8 is still printed
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if not OPSET_RANGE[0] <= args.opset <= OPSET_RANGE[1]:
         raise WorkbenchError(f"the ONNX opset (--opset) must be between {OPSET_RANGE[0]} and {OPSET_RANGE[1]}, "
                              f"got {args.opset}")
@@ -58,7 +61,15 @@ def run(args) -> int:
     options = export.ExportOptions(opset=args.opset, dynamic_batch=not args.static_batch,
                                    torchscript_mode=args.torchscript_mode, include_spec=not args.no_spec,
                                    verify=not args.no_verify, name=proj.name)
-    log = (lambda line: print(f"  | {line}", file=sys.stderr)) if args.verbose else None
+
+    def log(line: str) -> None:
+        if args.verbose:
+            print(f"  | {line}", file=sys.stderr)
+        elif line.startswith("removed "):  # temp files a killed export left behind, now gone
+            print(f"note: {line}", file=sys.stderr)
+
+    for note in export.slow_notes(spec, list(export.FORMATS) if args.format == "all" else [args.format]):
+        print(note, file=sys.stderr)  # before the wait, not after it
     if args.format == "all":
         stem = args.file.stem if args.file.suffix else str(args.file)
         results = export.export_all(model, spec, args.output, stem, options=options, log=log)

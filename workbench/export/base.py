@@ -51,6 +51,8 @@ class Format:
     names_modules: bool = False  # a graph whose module names are the layer ids (no Python keywords)
     # how the file is written atomically; None: fileio.atomic_path with the format's suffix
     atomic: Callable[[Job, Path], ContextManager[Path]] | None = None
+    # rough seconds the writer takes for a model, where that can be long; None: quick
+    estimate: Callable[[ModelSpec], float] | None = None
 
 
 @dataclass
@@ -120,7 +122,7 @@ class Job:
 
     def fresh_process(self) -> FreshProcess:
         if self.fresh is None:
-            self.fresh = FreshProcess()
+            self.fresh = FreshProcess(self.log)
         return self.fresh
 
     def check(self, got: list[np.ndarray], where: str, notes: list[str] | None = None) -> Verification:

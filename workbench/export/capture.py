@@ -3,14 +3,28 @@ records go, line by line, to a callback (the dialog's log, the CLI's --verbose).
 
 Warnings are reported once per distinct message with a count, so the dozens of identical
 ``torch.jit.script is deprecated`` FutureWarnings become one line.
+
+Capture is per thread. An export runs in a worker thread while training may print and warn
+in another, so nothing here swaps a process-wide setting for the length of a job. While any
+capture is active (counted, installed by the first and removed by the last):
+
+- ``sys.stdout`` is a router: a write from a thread that captures goes to that capture, any
+  other thread's to the stdout that was there before;
+- ``warnings.showwarning`` routes the same way, and one filter at the front of
+  ``warnings.filters`` makes every warning of a capturing thread shown ("always", so each one
+  is counted), while other threads' warnings meet the filters as before (the filter's message
+  pattern matches only in a capturing thread; ``warnings.catch_warnings``, which swaps the
+  filters of the whole process, is not used);
+- the torch / onnx loggers hand each record to the capture of the thread that logged it
+  (``record.thread``); other threads' records go where they went before.
 """
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import re
 import sys
+import threading
 import warnings
 from collections import Counter
 from typing import Callable, Iterator
@@ -25,93 +39,219 @@ def clean(text: str) -> str:
     return _ANSI.sub("", text).replace("\u2705", "done").replace("\u274c", "failed").rstrip()
 
 
-class _LineStream(io.TextIOBase):
-    """A text stream that hands each complete line to ``log``."""
+class _Capture:
+    """One ``captured`` block of one thread: its line buffer and the warnings it saw."""
 
-    def __init__(self, log: Log, original):
-        self._log = log
-        self._original = original
-        self._buf = ""
-        self._inside = False  # the callback itself printing must not loop back here
+    def __init__(self, log: Log):
+        self.log = log
+        self.buf = ""
+        self.inside = False  # the callback itself printing, warning or logging must not loop back here
+        self.warnings: Counter = Counter()
 
-    def writable(self) -> bool:
-        return True
+    def deliver(self, line: str) -> None:
+        self.inside = True
+        try:
+            self.log(line)
+        finally:
+            self.inside = False
 
     def write(self, text: str) -> int:
-        if self._inside:
-            return self._original.write(text)
-        self._buf += text
-        while "\n" in self._buf:
-            line, self._buf = self._buf.split("\n", 1)
+        self.buf += text
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
             if line.strip():
-                self._deliver(clean(line))
+                self.deliver(clean(line))
         return len(text)
 
-    def _deliver(self, line: str) -> None:
-        self._inside = True
-        try:
-            self._log(line)
-        finally:
-            self._inside = False
-
     def flush(self) -> None:
-        if self._buf.strip() and not self._inside:
-            self._deliver(clean(self._buf))
-            self._buf = ""
+        if self.buf.strip():
+            self.deliver(clean(self.buf))
+        self.buf = ""
 
+    def warned(self, message, category) -> None:
+        lines = clean(str(message)).splitlines()
+        self.warnings[f"{category.__name__}: {lines[0] if lines else ''}"] += 1
 
-class _ListHandler(logging.Handler):
-    def __init__(self, log: Log):
-        super().__init__(logging.INFO)
-        self._log = log
-        self._inside = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._inside:
+    def logged(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.INFO:
             return
         try:
             first = clean(record.getMessage()).splitlines()
         except Exception:  # a malformed record must not break an export
             return
         if first:
-            self._inside = True
-            try:
-                self._log(f"{record.levelname.lower()}: {first[0]}")
-            finally:
-                self._inside = False
+            self.deliver(f"{record.levelname.lower()}: {first[0]}")
+
+    def close(self) -> None:
+        self.flush()
+        for text, n in self.warnings.items():
+            self.deliver(f"warning: {text}" + (f" (x{n})" if n > 1 else ""))
+
+
+_lock = threading.RLock()
+_captures: dict[int, list[_Capture]] = {}  # thread id -> its nested captures, innermost last
+
+
+def _capture_of(thread: int | None) -> _Capture | None:
+    stack = _captures.get(thread) if thread is not None else None
+    if stack and not stack[-1].inside:
+        return stack[-1]
+    return None
+
+
+def _current() -> _Capture | None:
+    return _capture_of(threading.get_ident())
+
+
+class _Stdout:
+    """``sys.stdout`` while captures run: each thread's writes go to its capture or to ``original``."""
+
+    def __init__(self, original):
+        self.original = original
+
+    def _target(self):
+        return _current() or self.original
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def __getattr__(self, name):  # encoding, fileno, isatty, buffer ... of the real stream
+        return getattr(self.original, name)
+
+
+class _CapturingThread:
+    """The message pattern of the front warnings filter: matches only in a thread that captures."""
+
+    def match(self, text) -> bool:
+        return _current() is not None
+
+
+_FILTER = ("always", _CapturingThread(), Warning, None, 0)
+
+
+class _ShowWarning:
+    """``warnings.showwarning`` while captures run."""
+
+    def __init__(self, original):
+        self.original = original
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        capture = _current()
+        if capture is not None:
+            capture.warned(message, category)
+        else:
+            self.original(message, category, filename, lineno, file, line)
+
+
+class _LogRouter(logging.Handler):
+    """The only handler of one exporter logger while captures run: a record goes to the capture
+    of the thread that logged it, else to the handlers that would have had it without us."""
+
+    def __init__(self, logger: logging.Logger):
+        super().__init__(logging.NOTSET)
+        self.logger = logger
+        self.handlers = logger.handlers[:]
+        self.propagate = logger.propagate
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no lock: routing is per thread
+        capture = _capture_of(record.thread)
+        if capture is not None:
+            capture.logged(record)
+        else:
+            self.pass_on(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+    def pass_on(self, record: logging.LogRecord) -> None:
+        """What ``Logger.callHandlers`` does with the logger's own handlers and propagation."""
+        found = 0
+        handlers = list(self.handlers)
+        parent = self.logger.parent if self.propagate else None
+        while True:
+            for handler in handlers:
+                found += 1
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+            if parent is None:
+                break
+            handlers = parent.handlers
+            parent = parent.parent if parent.propagate else None
+        if not found and logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
+
+    def restore(self) -> None:
+        if self.logger.handlers == [self]:
+            self.logger.handlers = self.handlers
+            self.logger.propagate = self.propagate
+
+
+_installed: dict[str, object] = {}
+
+
+def _install() -> None:
+    """Put the routers in place (first capture) and make sure the warnings hooks are still ours:
+    a ``catch_warnings`` elsewhere may have restored older ones meanwhile."""
+    if not _installed:
+        _installed["stdout"] = sys.stdout = _Stdout(sys.stdout)
+        routers = []
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            router = _LogRouter(logger)
+            logger.handlers = [router]
+            logger.propagate = False
+            routers.append(router)
+        _installed["loggers"] = routers
+    if not isinstance(warnings.showwarning, _ShowWarning):
+        warnings.showwarning = _ShowWarning(warnings.showwarning)
+    if not warnings.filters or warnings.filters[0] is not _FILTER:
+        with contextlib.suppress(ValueError):
+            warnings.filters.remove(_FILTER)
+        warnings.filters.insert(0, _FILTER)
+    # Tell the warnings machinery the filters changed, so warnings a module has shown once
+    # before are shown (and counted) again. A trailing catch-all "default" is what happens
+    # to a warning no filter matches anyway, so it changes nothing else.
+    warnings.simplefilter("default", append=True)
+
+
+def _uninstall() -> None:
+    stdout = _installed.pop("stdout")
+    if sys.stdout is stdout:
+        sys.stdout = stdout.original
+    for router in _installed.pop("loggers"):
+        router.restore()
+    if isinstance(warnings.showwarning, _ShowWarning):
+        warnings.showwarning = warnings.showwarning.original
+    with contextlib.suppress(ValueError):
+        warnings.filters.remove(_FILTER)
 
 
 @contextlib.contextmanager
 def captured(log: Log | None) -> Iterator[None]:
-    """Route stdout, warnings and torch / onnx log records to ``log`` (dropped when None)."""
-    log = log or (lambda line: None)
-    stream = _LineStream(log, sys.stdout)
-    handler = _ListHandler(log)
-    saved = []
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.handlers[:], logger.propagate))
-        logger.handlers = [handler]
-        logger.propagate = False
-    caught: list = []
+    """Route this thread's stdout, warnings and torch / onnx log records to ``log`` (dropped when None)."""
+    capture = _Capture(log or (lambda line: None))
+    me = threading.get_ident()
+    with _lock:
+        _install()
+        _captures.setdefault(me, []).append(capture)
     try:
-        with warnings.catch_warnings(record=True) as record, contextlib.redirect_stdout(stream):
-            warnings.simplefilter("always")
-            try:
-                yield
-            finally:
-                caught.extend(record)
+        yield
     finally:
-        stream.flush()
-        for logger, handlers, propagate in saved:
-            logger.handlers = handlers
-            logger.propagate = propagate
-        counts: Counter = Counter()
-        for w in caught:
-            lines = clean(str(w.message)).splitlines()
-            counts[f"{w.category.__name__}: {lines[0] if lines else ''}"] += 1
-        for text, n in counts.items():
-            log(f"warning: {text}" + (f" (x{n})" if n > 1 else ""))
+        with _lock:
+            stack = _captures[me]
+            stack.remove(capture)
+            if not stack:
+                del _captures[me]
+            if not _captures:
+                _uninstall()
+        capture.close()
 
 
 def warning_names(lines: list[str], category: str) -> list[str]:

@@ -4,6 +4,9 @@ The formats are the registered ones (registry.py). Every export runs in eval mod
 previous mode is restored), on a CPU copy when the model lives elsewhere, writes a temporary
 file in the target folder, verifies it, and only then renames it into place: a failure
 leaves no file (and an older file at that path untouched) and says which layer or path.
+Temp files that a killed export of the same target left in the folder are removed first (and
+logged); a format that will take long (``Format.estimate``) is announced with a figure before
+it starts.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import contextlib
 import copy
 import itertools
 import keyword
+import os
 import time
 import traceback
 from pathlib import Path
@@ -31,19 +35,50 @@ from workbench.model.spec import ModelSpec
 from workbench.progress import Stage, numbered
 
 __all__ = ["FORMATS", "EXPORT_BATCH", "ExportError", "ExportOptions", "ExportResult", "export", "export_all",
-           "target_path", "eval_mode"]
+           "target_path", "eval_mode", "slow_notes"]
+SLOW_S = 30.0  # a format expected to take longer is announced before it starts, with the figure
+
+
+def slow_notes(spec: ModelSpec, formats: list[str]) -> list[str]:
+    """One line for each of ``formats`` expected to take over SLOW_S seconds for ``spec``."""
+    notes = []
+    for key in formats:
+        f = registry.get(key)
+        seconds = f.estimate(spec) if f.estimate else 0.0
+        if seconds > SLOW_S:
+            layers = sum(1 for _ in spec.walk())
+            notes.append(f"note: {f.title} export of {layers} layers takes long: expect about "
+                         f"{_duration(seconds)} (it grows with the layer count); state_dict and "
+                         "safetensors take seconds")
+    return notes
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def target_path(path: Path | str, fmt: str) -> Path:
     """``path`` with the format's extension added when it has none; a wrong one is an error."""
     f = registry.get(fmt)
-    path = Path(path).expanduser()
+    path = _checked_path(path, "output file")
+    if path.name in ("", ".", "..") or os.path.isdir(path):  # isdir: False for a name too long, too
+        raise WorkbenchError(f"the output {str(path)!r} is a folder, not a file name; give a file name such as "
+                             f"{path / ('model' + f.suffix)}")
     if path.suffix == "":
         return path.with_name(path.name + f.suffix)
     if path.suffix.lower() != f.suffix:
         raise WorkbenchError(f"{path} ends in {path.suffix} but {f.title} files end in {f.suffix}; "
                              f"name it {path.with_suffix(f.suffix).name}")
     return path
+
+
+def _checked_path(path: Path | str, what: str) -> Path:
+    if "\x00" in str(path):
+        raise WorkbenchError(f"the {what} {str(path)!r} contains a NUL character, which no file name may hold")
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # "~" without a home folder: take the name as written
+        return Path(path)
 
 
 @contextlib.contextmanager
@@ -77,7 +112,7 @@ def export(model: nn.Module, spec: ModelSpec, fmt: str, path: Path | str, option
     f = registry.get(fmt)
     options = options or ExportOptions()
     target = target_path(path, fmt)
-    if not target.parent.is_dir():
+    if not os.path.isdir(target.parent):
         raise WorkbenchError(f"cannot write {target}: the folder {target.parent} does not exist; "
                              "create it or choose another")
     _precheck(spec, f)
@@ -88,7 +123,12 @@ def export(model: nn.Module, spec: ModelSpec, fmt: str, path: Path | str, option
         if log:
             log(line)
 
+    # temp files of an export of this target that was killed (kill -9, power cut) before its rename
+    fileio.clean_stale_temps(target.parent, names=[target.name], log=say)
+
     progress = progress or (lambda stage: None)
+    for note in slow_notes(spec, [fmt]):
+        say(note)
     cpu_model = _on_cpu(model, say)
     own_fresh = fresh is None
     with eval_mode(cpu_model):
@@ -186,13 +226,13 @@ def export_all(model: nn.Module, spec: ModelSpec, folder: Path | str, stem: str 
 
     The verification process is shared, so PyTorch is imported there once.
     """
-    folder = Path(folder).expanduser()
+    folder = _checked_path(folder, "output folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WorkbenchError(fileio.describe_os_error(exc, folder)) from None
     results = []
-    with FreshProcess() as fresh:
+    with FreshProcess(log) as fresh:
         for n, fmt in enumerate(formats or list(FORMATS), 1):
             path = folder / f"{stem}{registry.get(fmt).suffix}"
             step = numbered(progress, n, len(formats or FORMATS)) if progress else None

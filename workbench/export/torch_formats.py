@@ -5,12 +5,15 @@ Writers take a ``Job`` (base.py) and a temporary path; verifiers prove the file 
 """
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from workbench.model import build, weights
+from workbench.export import spool
 from workbench.export.base import EXACT, ExportError, Format, Job
 from workbench.export.capture import captured, warning_names
 from workbench.export.locate import failing_layer, first_line
@@ -22,6 +25,16 @@ def state_dict_of(job: Job) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in job.model.state_dict().items()}
 
 
+def weight_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def save_safely(job: Job, tmp: Path, save) -> None:
+    """``save(file)`` through spool.write: in memory, then written from Python (a full disk is
+    a clear error, not an abort of the C++ writer)."""
+    spool.write(tmp, job.target, save, weight_bytes(job.model))
+
+
 def write_state_dict(job: Job, tmp: Path) -> None:
     state = state_dict_of(job)
     if job.options.include_spec:
@@ -30,17 +43,25 @@ def write_state_dict(job: Job, tmp: Path) -> None:
                 "torch.load(path, weights_only=True)['state_dict']")
     else:
         data = state
-    torch.save(data, tmp)
+    save_safely(job, tmp, lambda f: torch.save(data, f))
 
 
 def write_safetensors(job: Job, tmp: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save, save_file
 
     meta = {"format": weights.FORMAT, "version": str(weights.VERSION)}
     if job.options.include_spec:
         meta["spec"] = json.dumps(job.spec.to_json(), separators=(",", ":"))
+    tensors = {k: v.contiguous() for k, v in state_dict_of(job).items()}
+
+    def write(f) -> None:
+        if isinstance(f, str):
+            save_file(tensors, f, metadata=meta)
+        else:
+            f.write(save(tensors, metadata=meta))
+
     try:
-        save_file({k: v.contiguous() for k, v in state_dict_of(job).items()}, str(tmp), metadata=meta)
+        save_safely(job, tmp, write)
     except RuntimeError as exc:  # tensors sharing memory (tied weights)
         if "share" in str(exc):
             raise ExportError(f"safetensors cannot store tensors that share memory ({first_line(exc)}); "
@@ -104,7 +125,7 @@ def write_torchscript(job: Job, tmp: Path) -> None:
     job.log("note: TorchScript is deprecated upstream (torch.jit prints FutureWarnings); prefer .pt2 or ONNX")
     module = _torchscript(job)
     with captured(job.log):
-        torch.jit.save(module, str(tmp))
+        save_safely(job, tmp, lambda f: torch.jit.save(module, f))
 
 
 def _torchscript(job: Job):
@@ -166,7 +187,7 @@ def write_pt2(job: Job, tmp: Path) -> None:
         raise ExportError(f"torch.export cannot capture {where or 'the model'}: {first_line(why or exc)}; "
                           f"{hint}export TorchScript or ONNX instead") from None
     with captured(job.log):
-        torch.export.save(program, str(tmp))
+        save_safely(job, tmp, lambda f: torch.export.save(program, f))
 
 
 # ---------------------------------------------------------------- the formats

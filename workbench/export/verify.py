@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench import fileio
 from workbench.errors import WorkbenchError
 
 FRESH = "a fresh Python process"
@@ -22,6 +23,12 @@ HERE = "this process"
 BUNDLED = "this process (a bundled app has no separate Python to start)"
 START_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 600
+FOLDER_NAME = "workbench-verify"  # temp folders .workbench-verify.<pid>.<random>.tmp (fileio's naming)
+
+
+def clean_stale_folders(log=None) -> list[Path]:
+    """Remove verification folders that killed processes left in the temp folder; logged."""
+    return fileio.clean_stale_temps(tempfile.gettempdir(), names=[FOLDER_NAME], log=log)
 
 
 @dataclass
@@ -90,12 +97,13 @@ class FreshProcess:
     PyTorch is imported once. It cannot import ``workbench``: what loads there loads anywhere.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, log=None) -> None:
+        clean_stale_folders(log)
         # A frozen (PyInstaller) app's sys.executable is the app itself: load the files here
         # instead, unless WORKBENCH_VERIFY_PYTHON names an interpreter.
         self.in_process = bool(getattr(sys, "frozen", False)) and not os.environ.get("WORKBENCH_VERIFY_PYTHON")
         self.where = BUNDLED if self.in_process else FRESH
-        self._dir = tempfile.TemporaryDirectory(prefix="workbench-verify-")
+        self._dir = tempfile.TemporaryDirectory(prefix=fileio.temp_prefix(FOLDER_NAME), suffix=".tmp")
         self.folder = Path(self._dir.name)
         self._proc: subprocess.Popen | None = None
         self._replies: queue.Queue = queue.Queue()
