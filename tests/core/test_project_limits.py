@@ -72,7 +72,8 @@ def test_an_integer_of_5000_digits_is_refused_naming_the_field(tmp_path, capsys)
     assert "$.training.seed" in line and "5,000 digits" in line
 
 
-@pytest.mark.parametrize("value", [10**400, -(10**150), 10**5000], ids=["401-digits", "minus-151-digits", "5001-digits"])
+@pytest.mark.parametrize("value", [10**400, -(10**150), 10**5000],
+                         ids=["401-digits", "minus-151-digits", "5001-digits"])
 def test_long_numbers_in_layer_arguments_never_overflow(value):
     d = doc()
     d["model"]["layers"][2]["args"]["out_features"] = value

@@ -328,7 +328,8 @@ def check_args(kind: catalog.LayerKind, args: dict, path: str, problems: list[Pr
         param = kind.param(name)
         if param is None:
             known = ", ".join(p.name for p in kind.params) or "none"
-            problems.append(Problem(f"{path}.{name}", f"{kind.name} has no argument {shown(name)} (arguments: {known})"))
+            problems.append(Problem(f"{path}.{name}",
+                                    f"{kind.name} has no argument {shown(name)} (arguments: {known})"))
             continue
         value, err = param.check(value)
         if err:
