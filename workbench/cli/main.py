@@ -1,9 +1,11 @@
 """Headless commands: ``workbench summary|templates|new|catalog|train|export``.
 
 Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
-input; never a traceback for a user mistake. ``train`` and ``export`` live in their own
-modules (workbench/cli/train.py, workbench/cli/export.py); what they share with the commands
-here is in workbench/cli/common.py.
+input (a mistyped command too, with its close matches: ``unknown_command``, which the window
+launcher asks as well); never a traceback for a user mistake. Text from a project file is
+printed through ``common.printable``, so no file can send escape sequences to the terminal.
+``train`` and ``export`` live in their own modules (workbench/cli/train.py,
+workbench/cli/export.py); what they share with the commands here is in workbench/cli/common.py.
 """
 from __future__ import annotations
 
