@@ -1,7 +1,9 @@
 """The ``workbench`` console script.
 
 No arguments, or a project file: open the window. A subcommand (summary, train, ...): hand
-over to ``workbench.cli`` before anything imports Qt, so headless commands never load it.
+over to ``workbench.cli`` before anything imports Qt, so headless commands never load it. A
+first word that is neither (``workbench evaulate x``) is a mistyped command: one error line
+with the close matches, exit 2, no window.
 """
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import sys
 
 
 def _is_headless(argv: list[str]) -> bool:
-    from workbench.cli.main import COMMANDS
+    from workbench.cli.main import COMMANDS, unknown_command
 
-    return bool(argv) and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"))
+    return bool(argv) and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")
+                           or unknown_command(argv) is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,14 @@ class SpecError(WorkbenchError):
         super().__init__(text)
 
 
+def layer_label(layer_id: str | None, layer_type: str, position: str) -> str:
+    """How every message names a layer: ``layer 'fc' (Linear, #9)``; ``layer #9 (Linear)`` while
+    the layer has no usable id. ``position`` counts from 1, nested layers as ``2.1``."""
+    if layer_id is None:
+        return f"layer #{position} ({layer_type})"
+    return f"layer '{layer_id}' ({layer_type}, #{position})"
+
+
 class LayerError(WorkbenchError):
     """A layer cannot work where it stands; names the layer, what it got, and the fix."""
 
@@ -43,7 +51,7 @@ class LayerError(WorkbenchError):
         self.position = position
         self.problem = problem
         self.fix = fix
-        text = f"layer '{layer_id}' ({layer_type}, #{position}): {problem}"
+        text = f"{layer_label(layer_id, layer_type, position)}: {problem}"
         if fix:
             text += f"; {fix}"
         super().__init__(text)

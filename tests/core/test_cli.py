@@ -78,3 +78,58 @@ def test_usage_errors_exit_2():
     assert result.returncode == 2 and "error:" in result.stderr
     result = run("new", "-t", "nope", "-o", "x.wbproj")
     assert result.returncode == 2 and "no template 'nope'" in result.stderr
+
+
+def test_summary_prints_no_terminal_escape_from_the_file(tmp_path):
+    doc = {"format": "model-workbench/project", "version": 1,
+           "name": "Evil\x1b[2J\x1b]0;pwned\x07\r\x9b31m\u202eName",
+           "model": {"input": {"shape": [4]}, "layers": [{"id": "fc", "type": "Linear", "args": {"out_features": 2}}]}}
+    path = tmp_path / "e.wbproj"
+    path.write_text(json.dumps(doc))
+    result = run("summary", path)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("Evil\\x1b[2J\\x1b]0;pwned\\x07\\r\\x9b31m\\u202eName")
+    for shown in (result.stdout, result.stderr):
+        assert not any(ord(ch) < 32 and ch != "\n" or 0x7f <= ord(ch) < 0xa0 or ch == "\u202e" for ch in shown)
+
+
+def test_error_lines_are_printable_whatever_the_path_holds(tmp_path):
+    path = tmp_path / "a\x1b[31m\udcff.wbproj"  # an undecodable byte reaches Python as a lone surrogate
+    result = run("summary", path)
+    line = result.stderr.strip()
+    assert result.returncode == 2 and line.startswith("error: ") and "\\x1b[31m\\udcff.wbproj" in line
+    assert "\x1b" not in line and "Traceback" not in result.stderr
+
+
+WINDOW = ("import sys; from ui.app import main; rc = main(sys.argv[1:]); "
+          "print('qt loaded' if 'PySide6.QtWidgets' in sys.modules else 'qt not loaded'); sys.exit(rc)")
+
+
+def launcher(*args, cwd):
+    """The `workbench` console script (ui.app:main) without a display."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    return subprocess.run([sys.executable, "-c", WINDOW, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=180)
+
+
+@pytest.mark.parametrize("typo,hint", [("sumary", "did you mean 'summary'?"), ("exprot", "did you mean 'export'?"),
+                                       ("evaulate", "commands: summary, templates, new, catalog, train, export")])
+def test_a_mistyped_command_is_named_with_close_matches(tmp_path, typo, hint):
+    window, module = launcher(typo, "x", cwd=tmp_path), run(typo, "x", cwd=tmp_path)
+    for result in (window, module):
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert lines == [lines[0]] and lines[0].startswith(f"error: unknown command '{typo}'; {hint}")
+    assert window.stdout.strip() == "qt not loaded" and module.stdout == ""
+
+
+@pytest.mark.parametrize("target", ["mine.wbproj", "missing/other.wbproj", "plain"])
+def test_a_project_path_still_goes_to_the_window(tmp_path, target):
+    """Without a display the window says so: proof that the path went to the window, not the parser."""
+    (tmp_path / "mine.wbproj").write_text("{}")
+    (tmp_path / "plain").write_text("{}")  # an existing file without the suffix
+    result = launcher(target, cwd=tmp_path)
+    assert result.returncode == 2 and "no display" in result.stderr and "unknown command" not in result.stderr

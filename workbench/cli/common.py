@@ -1,5 +1,5 @@
-"""What the headless commands share: finding the project a command names, and turning an
-error into the one ``error: ...`` line they print."""
+"""What the headless commands share: finding the project a command names, turning an error
+into the one ``error: ...`` line they print, and making text from a file safe for a terminal."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,5 +15,12 @@ def load_project(file: Path):
 
 
 def one_line(exc: Exception) -> str:
-    """An error's text on one line (its lines joined with `` | ``)."""
-    return " | ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip())
+    """An error's text on one line (its lines joined with `` | ``), safe for a terminal."""
+    return printable(" | ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip()))
+
+
+def printable(text: str) -> str:
+    """``text`` as a terminal may show it: control characters (escape sequences, carriage
+    returns, bells), other unprintable ones and lone surrogates written as Python escapes
+    (``\\x1b``), so a project file can neither drive the terminal nor break the output."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)

@@ -1,19 +1,23 @@
 """Headless commands: ``workbench summary|templates|new|catalog|train|export``.
 
 Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
-input; never a traceback for a user mistake. ``train`` and ``export`` live in their own
-modules (workbench/cli/train.py, workbench/cli/export.py); what they share with the commands
-here is in workbench/cli/common.py.
+input (a mistyped command too, with its close matches: ``unknown_command``, which the window
+launcher asks as well); never a traceback for a user mistake. Text from a project file is
+printed through ``common.printable``, so no file can send escape sequences to the terminal.
+``train`` and ``export`` live in their own modules (workbench/cli/train.py,
+workbench/cli/export.py); what they share with the commands here is in workbench/cli/common.py.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import sys
 from pathlib import Path
 
 from workbench.cli import export as export_command, train as train_command
-from workbench.cli.common import load_project, one_line
+from workbench.cli.common import load_project, one_line, printable
 from workbench.errors import WorkbenchError
 
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
@@ -52,7 +56,28 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unknown_command(argv: list[str]) -> str | None:
+    """The error for a first argument that is neither a command, an option nor a file the
+    window could open (an existing path, a ``.wbproj`` name, a path with a folder); else None."""
+    if not argv:
+        return None
+    first = argv[0]
+    if first in COMMANDS or first.startswith("-") or first.lower().endswith(".wbproj") or os.sep in first:
+        return None
+    if os.path.exists(first):
+        return None
+    close = difflib.get_close_matches(first, COMMANDS, n=2)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"commands: {', '.join(COMMANDS)}"
+    return (f"unknown command {printable(repr(first))}; {hint} (`workbench --help` lists them; a project to "
+            "open in the window ends in .wbproj)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    typo = unknown_command(argv)
+    if typo:
+        print(f"error: {typo}", file=sys.stderr)
+        return 2
     parser = make_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -81,24 +106,25 @@ def cmd_summary(args) -> int:
 
     proj = load_project(args.file)
     info = build.infer(proj.model)
+    error = str(info.error) if info.error else build.memory_problem(info)
     if args.json:
         rows = [{"id": r.id, "type": r.type, "output_shape": list(r.out_shape) if r.out_shape else None,
                  "params": r.params, "trainable_params": r.trainable} for r in info.rows()]
         out = {"layers": rows, "total_params": info.total_params, "trainable_params": info.trainable_params,
                "input_shape": list(info.input_shape),
                "output_shape": list(info.output_shape) if info.output_shape else None}
-        if info.error:
-            out["error"] = str(info.error)
+        if error:
+            out["error"] = error
         print(json.dumps(out, indent=2))
     else:
-        print(f"{proj.name}  input {fmt(info.input_shape)}")
+        print(f"{printable(proj.name)}  input {fmt(info.input_shape)}")
         table = [("#", "id", "type", "output shape", "params", "trainable")]
         for r in info.rows():
             shape = fmt(r.out_shape) if r.out_shape else ("ERROR" if r.error else "?")
-            table.append((r.position, ("  " * r.position.count(".")) + r.id, r.type, shape,
+            table.append((r.position, ("  " * r.position.count(".")) + printable(r.id), r.type, shape,
                           _num(r.params), _num(r.trainable)))
             for stage in r.stages:  # backbone stages, freezable one by one
-                table.append(("", f"  {r.id}.{stage.name}", "stage" + (" (frozen)" if stage.frozen else ""),
+                table.append(("", f"  {printable(r.id)}.{stage.name}", "stage" + (" (frozen)" if stage.frozen else ""),
                               "", _num(stage.params), _num(0 if stage.frozen else stage.params)))
         widths = [max(len(row[i]) for row in table) for i in range(6)]
         for j, row in enumerate(table):
@@ -109,9 +135,9 @@ def cmd_summary(args) -> int:
               f"{info.frozen_params:,} frozen, {info.size_mb:.2f} MB; output {fmt(info.output_shape)}")
     for r in info.rows():
         for note in r.advice:
-            print(f"note: layer '{r.id}': {note}", file=sys.stderr)
-    if info.error:
-        print(f"error: {info.error}", file=sys.stderr)
+            print(f"note: layer '{r.id}': {printable(note)}", file=sys.stderr)
+    if error:
+        print(f"error: {printable(error)}", file=sys.stderr)
         return 2
     return 0
 

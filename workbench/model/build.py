@@ -5,6 +5,11 @@ for backbones and kinds without a rule, a forward pass on the ``meta`` device. R
 cached by (layer JSON, input shape, dtype, catalog version), so an edit only
 re-infers the rows whose layer or input changed; everything below an unchanged shape is a
 cache hit. Nothing here allocates real weights until ``build_model``.
+
+Inference refuses a layer nested deeper than ``spec.MAX_DEPTH`` (a spec made in code or in the
+window, not only one read from a file), and ``memory_problem`` compares what the model needs
+(parameters, and the activations of a small batch) with the machine's memory, so a model too
+big to ever build is refused with the figures before anything allocates.
 """
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from torch import nn
 
 from workbench.model import catalog, shapes
 from workbench.model.backbones import Backbone, build_backbone, stage_names
-from workbench.errors import LayerError
+from workbench.errors import LayerError, WorkbenchError, layer_label
 from workbench.model.params import REQUIRED
-from workbench.model.spec import LayerSpec, ModelSpec
+from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec
 
 Shape = tuple[int, ...]
 _CACHE: "OrderedDict[tuple, _Leaf]" = OrderedDict()
@@ -130,24 +135,32 @@ def check(spec: ModelSpec) -> ModelInfo:
     return info
 
 
-def _infer_list(layers, shape, dtype, pos_prefix, path_prefix, parent_frozen, acc):
+def _infer_list(layers, shape, dtype, pos_prefix, path_prefix, parent_frozen, acc, depth=1):
     infos: list[LayerInfo] = []
     for i, layer in enumerate(layers):
         pos, path = f"{pos_prefix}{i + 1}", f"{path_prefix}{layer.id}"
         if shape is None:
-            infos.append(_unknown(layer, pos, path))
+            infos.append(_unknown(layer, pos, path, depth))
             continue
         frozen = parent_frozen or layer.frozen
+        if depth > MAX_DEPTH:
+            info = LayerInfo(layer.id, layer.type, path, pos, shape)
+            info.error = LayerError(layer.id, layer.type, pos, f"nested {depth} levels deep; layers nest at most "
+                                    f"{MAX_DEPTH} deep", "move it out of its Residual")
+            infos.append(info)
+            shape = None
+            continue
         if layer.type == "Residual":
-            info, shape, dtype = _infer_residual(layer, shape, dtype, pos, path, frozen, acc)
+            info, shape, dtype = _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth)
         else:
             info, shape, dtype = _infer_leaf(layer, shape, dtype, pos, path, frozen, acc)
         infos.append(info)
     return infos, shape, dtype
 
 
-def _unknown(layer: LayerSpec, pos: str, path: str) -> LayerInfo:
-    children = [_unknown(c, f"{pos}.{j + 1}", f"{path}.body.{c.id}") for j, c in enumerate(layer.layers)]
+def _unknown(layer: LayerSpec, pos: str, path: str, depth: int = 1) -> LayerInfo:
+    children = ([_unknown(c, f"{pos}.{j + 1}", f"{path}.body.{c.id}", depth + 1) for j, c in enumerate(layer.layers)]
+                if depth < MAX_DEPTH else [])
     return LayerInfo(layer.id, layer.type, path, pos, None, children=children)
 
 
@@ -280,8 +293,9 @@ def _resolve_args(kind: catalog.LayerKind, layer: LayerSpec, shape: Shape) -> di
     return args
 
 
-def _infer_residual(layer, shape, dtype, pos, path, frozen, acc):
-    children, out, out_dtype = _infer_list(layer.layers, shape, dtype, f"{pos}.", f"{path}.body.", frozen, acc)
+def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
+    children, out, out_dtype = _infer_list(layer.layers, shape, dtype, f"{pos}.", f"{path}.body.", frozen, acc,
+                                           depth + 1)
     info = LayerInfo(layer.id, layer.type, path, pos, shape, None, None, None, dict(layer.args), children=children)
     if out is None:
         return info, None, dtype
@@ -319,6 +333,71 @@ def projection(src: Shape, dst: Shape) -> nn.Module:
                      "keep the rank the same and change size by a whole stride")
 
 
+# ---------------------------------------------------------------- memory
+
+EXAMPLE_BATCH = 2  # the batch memory_problem sizes activations for (export's example input is as large)
+
+
+def memory_need(info: ModelInfo, batch: int = EXAMPLE_BATCH) -> tuple[int, int]:
+    """Bytes the model needs at least: (parameters and buffers, float32; the input and every
+    layer's output for ``batch`` examples). Backbones' inner activations are not counted."""
+    weights = (info.total_params + info.buffer_values) * 4
+    per_example = _numel(info.input_shape) * (8 if info.input_dtype == "int64" else 4)
+    per_example += sum(_numel(r.out_shape) * 4 for r in info.rows() if r.out_shape)
+    return weights, per_example * batch
+
+
+def machine_memory() -> int:
+    """Bytes of memory in this machine (all of it: what a model may ever use here)."""
+    import psutil
+
+    return psutil.virtual_memory().total
+
+
+def memory_problem(info: ModelInfo, batch: int = EXAMPLE_BATCH, available: int | None = None) -> str | None:
+    """Why this model can never be built and run here, with the figures; None when it can."""
+    weights, activations = memory_need(info, batch)
+    available = machine_memory() if available is None else available
+    if weights + activations <= available:
+        return None
+    rows = [r for r in info.rows() if not r.children]
+    if weights >= activations:
+        big = max(rows, key=lambda r: r.params or 0)
+        culprit = f"the largest layer is {layer_label(big.id, big.type, big.position)} with {big.params:,} parameters"
+    else:
+        big = max(rows, key=lambda r: _numel(r.out_shape) if r.out_shape else 0, default=None)
+        culprit = (f"the largest output is {shapes.fmt(big.out_shape)} per example, of "
+                   f"{layer_label(big.id, big.type, big.position)}" if big is not None and big.out_shape else
+                   f"the input {shapes.fmt(info.input_shape)} alone is too large")
+    return (f"the model needs {human_bytes(weights + activations)} of memory ({human_bytes(weights)} for its "
+            f"{info.total_params:,} parameters, {human_bytes(activations)} for the activations of a batch of "
+            f"{batch}), but this machine has {human_bytes(available)}; {culprit}: make the model or its "
+            "input smaller")
+
+
+def check_memory(info: ModelInfo, batch: int = EXAMPLE_BATCH) -> None:
+    """Raise a WorkbenchError with ``memory_problem``'s figures when the model cannot fit here."""
+    problem = memory_problem(info, batch)
+    if problem:
+        raise WorkbenchError(problem)
+
+
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as disks and `df -H` count)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def _numel(shape: Shape) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
 # ---------------------------------------------------------------- building
 
 class Residual(nn.Module):
@@ -334,8 +413,10 @@ class Residual(nn.Module):
 
 
 def build_model(spec: ModelSpec) -> nn.Sequential:
-    """A real module whose named children are the layer ids; frozen flags applied."""
+    """A real module whose named children are the layer ids; frozen flags applied. A model too
+    large for this machine's memory is refused before any weight is allocated."""
     info = check(spec)
+    check_memory(info)
     model = nn.Sequential(OrderedDict(_make_list(spec.layers, info.layers)))
     apply_frozen(model, spec)
     return model
@@ -398,5 +479,6 @@ def warm_up() -> None:
     infer(spec)
 
 
-__all__ = ["infer", "check", "build_model", "ModelInfo", "LayerInfo", "StageInfo", "Residual", "Backbone",
+__all__ = ["infer", "check", "build_model", "memory_need", "memory_problem", "check_memory", "human_bytes",
+           "machine_memory", "EXAMPLE_BATCH", "ModelInfo", "LayerInfo", "StageInfo", "Residual", "Backbone",
            "frozen_paths", "apply_frozen", "param_count", "example_input", "warm_up"]

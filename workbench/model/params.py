@@ -5,6 +5,27 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 REQUIRED = object()  # sentinel: the user must give a value
+SHOWN_CHARS = 60  # a value quoted in a message is cut to this many characters
+
+
+def shown(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut short; a whole number too long to print
+    (Python refuses to turn one of over 4,300 digits into text) by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        digits = int(value.bit_length() * 0.30103) + 1
+        return f"{'-' if value < 0 else ''}a whole number of about {digits:,} digits"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a huge number or a deep nest inside a list
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+
+
+def _number(v: float) -> str:
+    """A bound or a checked value in a message: whole numbers in full, others as %g."""
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e16):
+        return shown(int(v))
+    return f"{v:g}"
 
 
 @dataclass(frozen=True)
@@ -43,9 +64,9 @@ class Param:
 
     def _bounds(self, v: float) -> str | None:
         if self.min is not None and v < self.min:
-            return f"{self.name} must be >= {self.min:g}, got {v:g}"
+            return f"{self.name} must be >= {_number(self.min)}, got {_number(v)}"
         if self.max is not None and v > self.max:
-            return f"{self.name} must be <= {self.max:g}, got {v:g}"
+            return f"{self.name} must be <= {_number(self.max)}, got {_number(v)}"
         return None
 
     def _check_int(self, v):
@@ -53,31 +74,31 @@ class Param:
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             else:
-                return None, f"{self.name} must be a whole number, got {v!r}"
+                return None, f"{self.name} must be a whole number, got {shown(v)}"
         return v, self._bounds(v)
 
     def _check_float(self, v):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return None, f"{self.name} must be a number, got {v!r}"
+            return None, f"{self.name} must be a number, got {shown(v)}"
         v = float(v)
         if v != v or v in (float("inf"), float("-inf")):
-            return None, f"{self.name} must be a finite number, got {v!r}"
+            return None, f"{self.name} must be a finite number, got {shown(v)}"
         return v, self._bounds(v)
 
     def _check_bool(self, v):
         if not isinstance(v, bool):
-            return None, f"{self.name} must be true or false, got {v!r}"
+            return None, f"{self.name} must be true or false, got {shown(v)}"
         return v, None
 
     def _check_choice(self, v):
         if v not in self.choices:
             opts = ", ".join(repr(c) for c in self.choices)
-            return None, f"{self.name} must be one of {opts}, got {v!r}"
+            return None, f"{self.name} must be one of {opts}, got {shown(v)}"
         return v, None
 
     def _check_str(self, v):
         if not isinstance(v, str):
-            return None, f"{self.name} must be text, got {v!r}"
+            return None, f"{self.name} must be text, got {shown(v)}"
         return v, None
 
     def _check_ints(self, v):
@@ -85,7 +106,7 @@ class Param:
             if v in self.words:
                 return v, None
             extra = f" or one of {', '.join(map(repr, self.words))}" if self.words else ""
-            return None, f"{self.name} must be a whole number or a list of {self.dims}{extra}, got {v!r}"
+            return None, f"{self.name} must be a whole number or a list of {self.dims}{extra}, got {shown(v)}"
         if isinstance(v, (list, tuple)):
             if len(v) != self.dims:
                 return None, f"{self.name} needs {self.dims} values (one per spatial dimension), got {len(v)}"
@@ -103,11 +124,11 @@ class Param:
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v]
         if not isinstance(v, (list, tuple)) or not v:
-            return None, f"{self.name} must be a non-empty list of whole numbers, got {v!r}"
+            return None, f"{self.name} must be a non-empty list of whole numbers, got {shown(v)}"
         out = []
         for item in v:
             if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-                return None, f"{self.name} must hold whole numbers >= 1, got {item!r}"
+                return None, f"{self.name} must hold whole numbers >= 1, got {shown(item)}"
             out.append(item)
         return tuple(out), None
 

@@ -4,6 +4,10 @@ JSON, versioned, human-readable. Loading validates everything once and reports a
 with their JSON path (the ``data`` and ``training`` sections become the typed settings of
 workbench/project/settings.py); older versions are migrated; saving is atomic and compact
 (settings at their default are not written). Weights never live in here.
+
+Only a regular file of at most ``MAX_FILE_BYTES`` is read (a FIFO would block the read
+forever), and its JSON must keep the limits of workbench/model/spec.py (nesting depth, length
+of numbers, valid text), so whatever a file holds ends in a Project or a SpecError.
 """
 from __future__ import annotations
 
@@ -14,12 +18,14 @@ from typing import Any, Callable
 
 from workbench import fileio
 from workbench.errors import Problem, SpecError, WorkbenchError
-from workbench.model.spec import ModelSpec, model_from_json
+from workbench.model.params import shown
+from workbench.model.spec import ModelSpec, json_problems, model_from_json, read_json
 from workbench.project.settings import DataSettings, TrainingSettings
 
 FORMAT = "model-workbench/project"
 VERSION = 1
 SUFFIX = ".wbproj"
+MAX_FILE_BYTES = 64 << 20  # far above any real project (a model spec and settings are a few kB)
 _TOP_KEYS = {"format", "version", "name", "description", "model", "data", "training", "runs"}
 # version n -> function turning a version-n document into version n+1
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
@@ -77,17 +83,15 @@ class Project:
 
 
 def loads(text: str, source: str | None = None) -> Project:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError([Problem(f"line {exc.lineno} column {exc.colno}", f"not valid JSON: {exc.msg}")],
-                        source) from None
-    return from_json(data, source)
+    return from_json(read_json(text, source), source)
 
 
 def from_json(data: Any, source: str | None = None) -> Project:
     if not isinstance(data, dict):
         raise SpecError([Problem("$", "a project file must hold a JSON object")], source)
+    unsafe = json_problems(data)
+    if unsafe:
+        raise SpecError(unsafe, source)
     if data.get("format") != FORMAT:
         raise SpecError([Problem("$.format", f"must be {FORMAT!r}; is this a Model Workbench project?")], source)
     data = migrate(data, source)
@@ -127,9 +131,9 @@ def _collect(fn, problems: list[Problem]):
 def migrate(data: dict, source: str | None = None) -> dict:
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise SpecError([Problem("$.version", f"must be a whole number >= 1, got {version!r}")], source)
+        raise SpecError([Problem("$.version", f"must be a whole number >= 1, got {shown(version)}")], source)
     if version > VERSION:
-        raise SpecError([Problem("$.version", f"this file is version {version}, written by a newer Model "
+        raise SpecError([Problem("$.version", f"this file is version {shown(version)}, written by a newer Model "
                                  f"Workbench (this one reads up to {VERSION}); please update")], source)
     while version < VERSION:
         data = MIGRATIONS[version](dict(data))
@@ -140,7 +144,14 @@ def migrate(data: dict, source: str | None = None) -> dict:
 
 def load(path: Path | str) -> Project:
     path = Path(path)
+    if not path.exists():
+        raise WorkbenchError(f"{path}: no such file")
+    fileio.regular_file(path, "project")  # before opening: a FIFO would block the read forever
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError([Problem("$", f"{path.stat().st_size / 2**20:,.0f} MB is far too large for a project "
+                                     f"file (at most {MAX_FILE_BYTES >> 20} MB); is it a data or weights file?")],
+                            str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkbenchError(f"{path}: no such file") from None

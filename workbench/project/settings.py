@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from workbench.errors import Problem
-from workbench.model.params import REQUIRED, Param
+from workbench.model.params import REQUIRED, Param, shown
 
 # The data.source names a project may use. The built-in ones are listed here so a project file
 # validates without loading the data layer; workbench.data.sources.registry maps each name to
@@ -32,6 +33,8 @@ OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 LOSSES = ("auto", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 TASKS = ("auto", "classification", "regression")
+MAX_SEED = 2**32 - 1  # numpy's bound; torch takes up to 2**64 - 1, and a seed * 1_000_003 + epoch must fit
+_DEVICE = re.compile(r"auto|cpu|cuda|mps|cuda:[0-9]{1,3}")  # used with fullmatch (ASCII digits only)
 
 _PARAM = "workbench.param"
 S = TypeVar("S", bound="Settings")
@@ -171,7 +174,7 @@ class DataSettings(Settings):
     normalize: bool = setting("bool", True, "standardise inputs (per channel for images, per column for tables)")
     augment: bool = setting("bool", False, "random flips and crops for image training data")
     download: bool = setting("bool", False, "allow torchvision to download MNIST-style data (needs internet)")
-    split_seed: int = setting("int", 0, "seed of the train / validation split", min=0)
+    split_seed: int = setting("int", 0, "seed of the train / validation split", min=0, max=MAX_SEED)
     fake_size: int = setting("int", 512, "examples FakeData generates", min=2)
     fake_shape: list[int] = setting("shape", [3, 32, 32], "image shape FakeData generates")
     fake_classes: int = setting("int", 10, "classes FakeData generates", min=2)
@@ -217,7 +220,7 @@ class TrainingSettings(Settings):
     loss: str = setting("choice", "auto", "objective; 'auto' picks what the data implies", choices=LOSSES)
     epochs: int = setting("int", 10, "passes over the training data", min=1, max=100000)
     device: str = setting("str", "auto", "auto, cpu, cuda, cuda:N or mps")
-    seed: int = setting("int", 0, "seed for weights, shuffling and dropout", min=0)
+    seed: int = setting("int", 0, "seed for weights, shuffling and dropout", min=0, max=MAX_SEED)
     grad_clip: float | None = setting("float", None, "clip the gradient norm to this value", nullable=True, min=0.0)
     amp: bool = setting("bool", False, "mixed precision (CUDA only)")
     log_every: int = setting("int", 10, "steps between loss read-outs (each step is still logged)", min=1)
@@ -228,6 +231,6 @@ class TrainingSettings(Settings):
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
         dev = values.get("device", "auto")
-        if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            problems.append(Problem(f"{path}.device", f"must be auto, cpu, cuda, cuda:N or mps, got {dev!r}"))
+        if not _DEVICE.fullmatch(dev):
+            problems.append(Problem(f"{path}.device", f"must be auto, cpu, cuda, cuda:N or mps, got {shown(dev)}"))
             values["device"] = "auto"

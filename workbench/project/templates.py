@@ -17,9 +17,9 @@ def names() -> list[str]:
 
 
 def load(name: str) -> project.Project:
-    path = template_dir() / f"{name}{project.SUFFIX}"
-    if not path.is_file():
+    if name not in names():  # a name, never a path: '../x' must not reach outside the templates
         raise WorkbenchError(f"no template {name!r}; available: {', '.join(names())}")
+    path = template_dir() / f"{name}{project.SUFFIX}"
     proj = project.load(path)
     proj.path = None  # a template is a starting point, never saved over
     return proj
