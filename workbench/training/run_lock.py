@@ -39,6 +39,7 @@ except ImportError:  # Windows: the pid-file lock below
 
 LOCK_FILE = "run.lock"
 _ATTEMPTS = 20
+_DEAD_HOLDER_WAIT_S = 3.0  # a killed holder's forked children close their copy of the lock on their first breath
 _EMPTY_WAIT_S = 1.0  # a holder writes its details right after taking the lock: wait that long for them
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENOTSUP}
 
@@ -92,6 +93,8 @@ class RunFolderBusy(WorkbenchError):
     def __init__(self, folder: Path, holder: Holder | None):
         self.folder, self.holder = folder, holder
         who = holder.describe() if holder is not None else "a process that has not written its pid yet"
+        if holder is not None and not _pid_alive(holder):
+            who += "; that process has ended, but a process it started still holds the folder"
         super().__init__(f"the run folder {folder} is in use by another training run ({who}); wait for it to "
                          "end or stop it, or choose another run folder")
 
@@ -199,7 +202,8 @@ def _read_fd(fd: int) -> Holder | None:
 def _acquire_flock(folder: Path) -> RunLock | None:
     """The OS lock; None when the file system does not support it."""
     path = folder / LOCK_FILE
-    for _ in range(_ATTEMPTS):
+    dead_since: float | None = None
+    for _ in range(_ATTEMPTS * 10):
         created = False
         try:
             try:
@@ -221,6 +225,11 @@ def _acquire_flock(folder: Path) -> RunLock | None:
                     time.sleep(0.05)
                     holder = _read_fd(fd)
                 os.close(fd)
+                if holder is not None and not _pid_alive(holder):  # a child it forked has not let go yet
+                    dead_since = dead_since or time.monotonic()
+                    if time.monotonic() - dead_since < _DEAD_HOLDER_WAIT_S:
+                        time.sleep(0.05)
+                        continue
                 raise RunFolderBusy(folder, holder) from None
             os.close(fd)
             if exc.errno in _NO_FLOCK:
@@ -242,6 +251,7 @@ def _acquire_flock(folder: Path) -> RunLock | None:
             os.pwrite(fd, me.to_text().encode("utf-8"), 0)
             os.fsync(fd)
         except OSError as exc:
+            path.unlink(missing_ok=True)  # ours while we hold it; an empty lock file would only mislead
             os.close(fd)
             raise _lock_error(path, exc) from None
         with _held_guard:
