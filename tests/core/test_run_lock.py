@@ -243,3 +243,22 @@ def test_two_trains_into_one_folder_the_second_is_refused(tmp_path, capsys):
     epoch = checkpoint.load(out / checkpoint.LAST)["position"]["epoch"]
     assert cli.main(["train", str(path), "--resume", str(out), "--epochs", str(epoch + 1)]) == 0
     assert "took over" not in capsys.readouterr().err
+
+
+def test_under_torchrun_a_busy_folder_stops_every_process_at_once(tmp_path, wine_ddp_project):
+    """Only rank 0 locks: the processes agree on the outcome, so the others do not wait for a
+    refused rank 0 until the distributed timeout (10 minutes)."""
+    path = tmp_path / "p.wbproj"
+    path.write_text(json.dumps(wine_ddp_project))
+    out = tmp_path / "run"
+    out.mkdir()
+    with RunLock.acquire(out):
+        t0 = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                               "-m", "workbench", "train", str(path), "--out", str(out)],
+                              env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=150)
+    assert done.returncode != 0 and time.monotonic() - t0 < 150
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and str(out) in errors[0] and f"pid {os.getpid()}" in errors[0], done.stderr[-3000:]
+    assert "lost the other processes" not in done.stderr
+    assert not (out / runlog.METRICS).exists()

@@ -14,6 +14,10 @@ its last good weights. The parts:
   more with ``add_handler`` or ``handlers=`` (evaluation samples: samples.py; any plain
   function of one event).
 - loop.py: the step, the evaluation pass, the good-weights copy.
+- ``engine.lock`` (run_lock.py): the run folder's lock, taken first thing in ``setup`` (a
+  folder another live run uses is refused; a killed run's lock is taken over, and temp files
+  killed runs left are removed, both said in the StartedEvent's notes) and let go on every
+  way out of ``run``.
 
 Losses stay on the device and are read every ``log_every`` steps in one transfer (one
 host sync instead of one per step); each step still gets its own ``StepEvent``.
@@ -249,7 +253,28 @@ class Engine:
     def _claim_run_dir(self) -> None:
         """Choose the run folder; on the main process create it, lock it (RunLock: a live run
         there is refused, a killed run's lock taken over) and remove the temp files killed runs
-        left there; then make sure it holds no other run's checkpoints."""
+        left there; then make sure it holds no other run's checkpoints. Under DDP the processes
+        agree on the outcome (one collective): all start in rank 0's folder or all fail, so a
+        refused rank 0 cannot leave the others waiting for it."""
+        par = self.parallel
+        if par.world_size == 1:
+            self._claim_here()
+            return
+        problem = None
+        try:
+            self._claim_here()
+        except WorkbenchError as exc:
+            problem = exc
+        answers = par.gather((str(self.run_dir) if par.is_main else None, str(problem) if problem else None))
+        if problem is not None:
+            raise problem
+        others = [(rank, text) for rank, (_, text) in enumerate(answers) if text]
+        if others:
+            rank, text = others[0]
+            raise WorkbenchError(f"process {rank} could not start, so none does: {text}")
+        self.run_dir = Path(answers[0][0])
+
+    def _claim_here(self) -> None:
         if self.run_dir is None:
             if self.resume_from is not None:
                 self.run_dir = checkpoint.resolve(self.resume_from).parent

@@ -141,8 +141,9 @@ class RunLock:
         self.path = folder / LOCK_FILE
         self.holder = holder  # this run
         self.taken_over = taken_over  # the killed run whose lock file this run took over, if any
-        self.mode = mode  # "flock" or "pid file"
+        self.mode = mode  # "flock" or "pid file"; "released" once let go
         self._fd = fd
+        self._pid = os.getpid()  # a forked child's copy of this object must never remove the file
 
     @classmethod
     def acquire(cls, folder: Path | str) -> RunLock:
@@ -170,6 +171,9 @@ class RunLock:
         """Remove the lock file and let go of the folder; safe to call more than once."""
         if self.mode == "released":
             return
+        if os.getpid() != self._pid:  # a forked child: its copy of the descriptor is closed already
+            self.mode = "released"
+            return
         try:
             self.path.unlink(missing_ok=True)  # before unlocking: a waiting run then sees a new file
         except OSError:
@@ -183,6 +187,12 @@ class RunLock:
                 pass
             self._fd = None
         self.mode = "released"
+
+    def __del__(self):  # an engine set up but never run lets go when it is dropped
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def __enter__(self) -> RunLock:
         return self
