@@ -23,7 +23,7 @@ from workbench.training.run_lock import LOCK_FILE, RunLock
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = ("import sys, time\n"
         "from workbench.training.run_lock import RunLock\n"
-        "RunLock.acquire(sys.argv[1])\n"
+        "lock = RunLock.acquire(sys.argv[1])  # held while referenced\n"
         "print('locked', flush=True)\n"
         "time.sleep(120)\n")
 
