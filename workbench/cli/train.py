@@ -3,7 +3,14 @@
 Runs the same Engine the window runs, in the main thread, with a progress line on stderr
 and a summary on stdout. Ctrl-C asks the engine to stop after the current step; it saves
 ``last.ckpt`` and the command prints how to resume (exit 130). A second Ctrl-C aborts.
-Exit 0 when training finished, 1 when it failed while training, 2 on bad input.
+Exit 0 when training finished, 2 on bad input and on anything else the message asks the person
+to fix (a run folder another run is using, a full disk), 1 when training itself failed (a loss
+that became NaN, out of memory, an unexpected error).
+
+The engine locks the run folder (workbench/training/run_lock.py): a second run into a folder a
+live run is using ends at once with exit 2 and one ``error:`` line naming the folder and the
+other run's pid. A run that takes over the lock of a killed run, or removes the temp files a
+killed run left, says so in a ``note:`` line.
 
 Under ``torchrun ... -m workbench train FILE`` every process runs this command and trains
 with DDP (workbench/training/distributed.py): only rank 0 prints and writes; Ctrl-C or the SIGTERM
@@ -119,7 +126,7 @@ def _train(args, proj, par) -> int:
     if par is not None:  # a failure may be one process's own: never silent on other ranks
         who, message = ("" if main else f"rank {par.rank}: "), distributed.explain_failure(par, message)
     print(f"{who}error: {' | '.join(line.strip() for line in message.splitlines() if line.strip())}", file=sys.stderr)
-    return 2 if end.phase == "setup" else 1
+    return 2 if end.phase == "setup" or end.fixable else 1
 
 
 def summary(end: ev.FinishedEvent) -> str:

@@ -14,6 +14,10 @@ its last good weights. The parts:
   more with ``add_handler`` or ``handlers=`` (evaluation samples: samples.py; any plain
   function of one event).
 - loop.py: the step, the evaluation pass, the good-weights copy.
+- ``engine.lock`` (run_lock.py): the run folder's lock, taken first thing in ``setup`` (a
+  folder another live run uses is refused; a killed run's lock is taken over, and temp files
+  killed runs left are removed, both said in the StartedEvent's notes) and let go on every
+  way out of ``run``.
 
 Losses stay on the device and are read every ``log_every`` steps in one transfer (one
 host sync instead of one per step); each step still gets its own ``StepEvent``.
@@ -32,6 +36,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from workbench import fileio
 from workbench.data import bundle as data
 from workbench.errors import WorkbenchError
 from workbench.model import build
@@ -39,6 +44,7 @@ from workbench.training import checkpoint, memory, optim
 from workbench.training import events as ev
 from workbench.training.controls import Controls, Freeze, Request, controllable_paths, freeze, train_mode
 from workbench.training.loop import GoodWeights, NonFiniteLoss, Parallel, StepRunner, evaluate, resolve_device
+from workbench.training.run_lock import RunLock
 from workbench.training.runlog import MetricsLog, TensorBoardLog
 from workbench.training.state import Best, RunShape, TrainingState, set_rng_state
 
@@ -88,8 +94,11 @@ class Engine:
         self.keeper: GoodWeights | None = None
         self.writer = checkpoint.Writer()
         self.record: dict | None = None  # the project's run record, once the run is over
+        self.lock: RunLock | None = None  # the run folder's lock while the run holds it (main process)
         # the run's own bookkeeping (engine thread)
         self._ran = self._ready = self._opened = self._validating = False
+        self._made: list[Path] = []  # folders this run created (removed again if it never starts)
+        self._notes: list[str] = []  # what claiming the folder found (a taken-over lock, temp files)
         self._t0: float | None = None
         self._started_at = ""
         self._resume_rng: dict | None = None
@@ -176,13 +185,18 @@ class Engine:
                 except Exception:  # the run is over; closing a log must not hide how it ended
                     _logger.exception("handler %s failed at the end of the run", type(handler).__name__)
             self._stop_workers()
+            self._release_run_dir()
         self._record(end)
         return end
 
     def setup(self) -> None:
         """Load data, build and check the model, create optimiser and schedule, restore a
-        checkpoint. Raises WorkbenchError; ``run`` turns that into a FailedEvent."""
+        checkpoint. Raises WorkbenchError; ``run`` turns that into a FailedEvent.
+
+        The run folder is claimed first (chosen, locked, cleared of temp files that killed runs
+        left), so a folder another run is using is refused before any data is read."""
         self._mark_start()
+        self._claim_run_dir()
         s, par = self.settings, self.parallel
         self.device = device = resolve_device(s.device)
         self.data = bundle = data.load_data(self.data_settings)
@@ -197,7 +211,7 @@ class Engine:
                                         device=device) if bundle.val is not None else None
         self.steps_per_epoch = len(self.loader.batch_sampler)
         self.scheduler, sched_per_step = optim.make_scheduler(self.optimizer, s, self.steps_per_epoch)
-        notes: list[str] = []
+        notes: list[str] = list(self._notes)
         amp_dtype, scaler = None, None
         if s.amp and device.type == "cuda":
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -218,7 +232,7 @@ class Engine:
         train_mode(model)
         if not any(p.requires_grad for p in model.parameters()):
             notes.append("every layer is frozen: nothing will learn until one is unfrozen")
-        self._open_run_dir()
+        self._opened = self.parallel.is_main
         for handler in self.handlers:
             handler.on_run_start(self, notes)
         memory.reset_peak(device)
@@ -236,27 +250,93 @@ class Engine:
             self._t0 = time.perf_counter()
             self._started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
 
-    def _open_run_dir(self) -> None:
+    def _claim_run_dir(self) -> None:
+        """Choose the run folder; on the main process create it, lock it (RunLock: a live run
+        there is refused, a killed run's lock taken over) and remove the temp files killed runs
+        left there; then make sure it holds no other run's checkpoints. Under DDP the processes
+        agree on the outcome (one collective): all start in rank 0's folder or all fail, so a
+        refused rank 0 cannot leave the others waiting for it."""
+        par = self.parallel
+        if par.world_size == 1:
+            self._claim_here()
+            return
+        problem = None
+        try:
+            self._claim_here()
+        except WorkbenchError as exc:
+            problem = exc
+        answers = par.gather((str(self.run_dir) if par.is_main else None, str(problem) if problem else None))
+        if problem is not None:
+            raise problem
+        others = [(rank, text) for rank, (_, text) in enumerate(answers) if text]
+        if others:
+            rank, text = others[0]
+            raise WorkbenchError(f"process {rank} could not start, so none does: {text}")
+        self.run_dir = Path(answers[0][0])
+
+    def _claim_here(self) -> None:
         if self.run_dir is None:
             if self.resume_from is not None:
                 self.run_dir = checkpoint.resolve(self.resume_from).parent
-            else:
-                base = self.project.run_folder() / time.strftime("%Y%m%d-%H%M%S")
-                self.run_dir, n = base, 1
-                while self.run_dir.exists():
-                    n += 1
-                    self.run_dir = base.with_name(f"{base.name}-{n}")
+            elif self.parallel.is_main:
+                self.run_dir = self._new_run_dir(self.project.run_folder() / time.strftime("%Y%m%d-%H%M%S"))
+            else:  # other processes never write: the name only has to look like rank 0's
+                self.run_dir = self.project.run_folder() / time.strftime("%Y%m%d-%H%M%S")
+        if self.parallel.is_main:
+            self._make_dirs(self.run_dir)
+            self.lock = RunLock.acquire(self.run_dir)
+            note = self.lock.takeover_note()
+            if note:
+                self._note(note)
+            fileio.clean_stale_temps(self.run_dir, log=self._note)
         last = self.run_dir / checkpoint.LAST
         if last.exists() and (self.resume_from is None or checkpoint.resolve(self.resume_from).parent != self.run_dir):
             raise WorkbenchError(f"{self.run_dir} already holds a run ({checkpoint.LAST}); choose another folder, "
                                  f"or resume from {last}")
-        if self.parallel.is_main:
+
+    def _note(self, text: str) -> None:
+        _logger.info("%s", text)
+        self._notes.append(text)
+
+    def _new_run_dir(self, base: Path) -> Path:
+        """A fresh folder named for the start time (-2, -3... when taken), made here: two runs
+        starting in the same second (two windows) get a folder each."""
+        self._make_dirs(base.parent)
+        folder, n = base, 1
+        while True:
             try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
+                folder.mkdir()
+            except FileExistsError:
+                n += 1
+                folder = base.with_name(f"{base.name}-{n}")
+                continue
             except OSError as exc:
-                raise WorkbenchError(f"cannot create the run folder {self.run_dir}: {exc.strerror or exc}; "
+                raise WorkbenchError(f"cannot create the run folder {folder}: {exc.strerror or exc}; "
                                      "choose a folder you can write to") from None
-            self._opened = True
+            self._made.insert(0, folder)
+            return folder
+
+    def _make_dirs(self, folder: Path) -> None:
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkbenchError(f"cannot create the run folder {folder}: {exc.strerror or exc}; "
+                                 "choose a folder you can write to") from None
+        self._made = missing + self._made  # deepest first
+
+    def _release_run_dir(self) -> None:
+        """Every way out of ``run``: let go of the folder's lock; a run that never started
+        removes the folders it made (empty ones only)."""
+        if self.lock is not None:
+            self.lock.release()
+        if not self._opened:
+            for folder in self._made:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        self._made = []
 
     def _train(self) -> ev.Event:
         s, pos = self.settings, self.state.position
@@ -401,8 +481,12 @@ class Engine:
             return None
         last = self.run_dir / checkpoint.LAST
         self.writer.submit(last, self.state.state_dict(), self.run_dir / checkpoint.BEST if best else None)
-        for handler in self.handlers:
-            handler.on_checkpoint(self)  # a log that cannot be written ends the run here
+        try:
+            for handler in self.handlers:
+                handler.on_checkpoint(self)  # a log that cannot be written ends the run here
+        except WorkbenchError:
+            self.writer.wait()  # a full disk fails the checkpoint too: that error (naming last.ckpt) comes first
+            raise
         if wait:
             self.writer.wait()
         return last
@@ -425,11 +509,12 @@ class Engine:
 
     def _fail(self, exc: Exception, phase: str) -> ev.Event:
         step = self.step
-        detail = ""
+        detail, fixable = "", False
         if isinstance(exc, torch.OutOfMemoryError):
             message = self._oom_message(step, phase)
         elif isinstance(exc, WorkbenchError):
             message = str(exc)
+            fixable = True
         else:
             detail = traceback.format_exc()
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -440,7 +525,7 @@ class Engine:
             self.optimizer.zero_grad(set_to_none=True)
         if self.device is not None and self.device.type == "cuda":
             torch.cuda.empty_cache()
-        return self.emit(ev.FailedEvent(message, phase, step, detail))
+        return self.emit(ev.FailedEvent(message, phase, step, detail, fixable))
 
     def _oom_message(self, step: int, phase: str) -> str:
         bs = self.data_settings.batch_size

@@ -147,6 +147,7 @@ class FailedEvent(Event):
     phase: str  # "setup" (bad input, nothing trained) or "training"
     step: int = 0
     detail: str = ""  # traceback of an unexpected error, for a bug report
+    fixable: bool = False  # the message names something to fix outside the training (input, a full disk, a folder)
 
 
 END_EVENTS = (FinishedEvent, StoppedEvent, FailedEvent)

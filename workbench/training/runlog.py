@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from workbench import fileio
 from workbench.errors import WorkbenchError
 from workbench.training import events as ev
 
@@ -42,13 +43,15 @@ class _FileLog(ev.Handler):
             return
         try:
             fn(*args)
-        except (OSError, ValueError) as exc:
-            self.error = f"cannot write to {self.folder}: {getattr(exc, 'strerror', None) or exc}"
+        except OSError as exc:
+            self.error = fileio.describe_os_error(exc, self.folder)  # says "the disk is full" and the fix
+        except ValueError as exc:
+            self.error = f"cannot write to {self.folder}: {exc}; choose another run folder"
 
     def on_checkpoint(self, engine) -> None:
         self.guard(self.flush)
         if self.error:
-            raise WorkbenchError(f"{self.error}; free some space or choose another run folder")
+            raise WorkbenchError(self.error)
 
     def flush(self) -> None:
         raise NotImplementedError
