@@ -135,6 +135,24 @@ def test_memory_need_counts_parameters_and_activations():
     assert "this machine has 100 B" in build.memory_problem(info, available=100)
 
 
+def test_training_checks_memory_for_its_own_batch_size(tmp_path, monkeypatch):
+    """Summary checks a batch of 2; a run checks the batch it will train with, before building."""
+    import dataclasses
+
+    from workbench.training import events as ev
+    from workbench.training.engine import Engine
+
+    proj = templates.load("digits_mlp")
+    proj.path = tmp_path / "p.wbproj"
+    proj.training = dataclasses.replace(proj.training, epochs=1)
+    info = build.infer(proj.model)
+    weights, per_two = build.memory_need(info, batch=2)
+    monkeypatch.setattr(build, "machine_memory", lambda: weights + per_two * 4)  # fits 8, not the batch
+    assert build.memory_problem(info) is None and proj.data.batch_size > 8
+    end = Engine(proj).run()
+    assert isinstance(end, ev.FailedEvent) and "the model needs" in end.message, end
+
+
 def test_a_file_far_too_large_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(project, "MAX_FILE_BYTES", 1000)
     path = tmp_path / "big.wbproj"

@@ -204,6 +204,8 @@ class Engine:
         self.loss_name = task.default_loss if s.loss == "auto" else s.loss
         data.check_fit(self.spec, task, self.loss_name)
         torch.manual_seed(s.seed)
+        if device.type == "cpu":  # the training batch, not build_model's example batch of 2, must fit
+            build.check_memory(build.infer(self.spec), batch=self.data_settings.batch_size)
         self.model = model = build.build_model(self.spec).to(device)
         self.optimizer = optim.make_optimizer(model.parameters(), s.optimizer)
         self.loader = bundle.loader("train", seed=s.seed, rank=par.rank, world_size=par.world_size, device=device)
