@@ -89,14 +89,14 @@ class TrainingState:
                                  "resume with the project that made it") from None
         for name, p in self.model.named_parameters():
             p.requires_grad_(state["trainable"].get(name, p.requires_grad))
-        self.optimizer.load_state_dict(state["optimizer"])
+        _load_part(self.optimizer, state["optimizer"], "optimizer", source)
         if self.scheduler is not None and state["scheduler"] is not None:
             if self.sched_per_step and state["epochs"] != s.epochs:
                 raise WorkbenchError(f"the one-cycle schedule of this checkpoint was planned for {state['epochs']} "
                                      f"epochs; resume with --epochs {state['epochs']}")
-            self.scheduler.load_state_dict(state["scheduler"])
+            _load_part(self.scheduler, state["scheduler"], "learning-rate schedule", source)
         if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+            _load_part(self.scaler, state["scaler"], "gradient scaler", source)
         # another world size or batch size: the same example of the epoch
         total = max(1, s.epochs * s.steps_per_epoch) if self.sched_per_step else None
         self.position = Position(**resume_position(state, s.batch_size, s.world_size, notes, total))
@@ -109,6 +109,18 @@ class TrainingState:
                          f"batches of {then_batch}, now {s.task['train_size']} in batches of {batch}): "
                          "the run goes on, but not exactly as it would have")
         return notes
+
+
+def _load_part(part, saved: dict, what: str, source: str) -> None:
+    """``part.load_state_dict(saved)``; a state that does not fit (another optimiser, other
+    parameter groups, a damaged entry) is a WorkbenchError naming the checkpoint and the part."""
+    try:
+        part.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        text = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+        raise WorkbenchError(f"checkpoint {source}: its {what} state does not fit this run ({detail}); resume "
+                             "with the project settings that made it") from None
 
 
 def rng_state() -> dict:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import gzip
 import os
 import socket
+import zlib
 from pathlib import Path
 
 import torch
 
+from workbench import fileio
 from workbench.data.sources.base import TensorSource
 from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
@@ -24,11 +26,12 @@ DOWNLOAD_TIMEOUT_S = 20
 
 def read_idx(path: Path) -> torch.Tensor:
     """One idx file (optionally .gz), the format of MNIST and FashionMNIST."""
+    fileio.regular_file(path, "idx file")  # a FIFO would block the read forever
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise WorkbenchError(f"cannot read {path}: {exc}; replace the file") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise WorkbenchError(f"{path} is not an idx file (bad header); replace it with the original "
@@ -53,7 +56,7 @@ def read_idx(path: Path) -> torch.Tensor:
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
+        if (folder / name).exists():  # read_idx refuses what is not a regular file
             return folder / name
     return None
 
@@ -83,6 +86,10 @@ def read_mnist(settings: DataSettings) -> TensorSource:
     vx = vy = None
     if _find_idx(folder, "t10k-images-idx3-ubyte") and _find_idx(folder, "t10k-labels-idx1-ubyte"):
         vx, vy = _pair(folder, "t10k")  # the official test set is the validation part
+    for labels, part in ((y, "train"), (vy, "t10k")):
+        if labels is not None and len(labels) and int(labels.min()) < 0:
+            raise WorkbenchError(f"{folder}: the {part} labels include {int(labels.min())}; class labels start "
+                                 "at 0. Are these the right files?")
     bad = int(y.max()) if len(y) else 0
     if bad >= len(classes) or (vy is not None and len(vy) and int(vy.max()) >= len(classes)):
         raise WorkbenchError(f"{folder}: labels go up to {max(bad, int(vy.max()) if vy is not None else 0)} but "
