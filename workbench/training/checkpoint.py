@@ -153,9 +153,13 @@ def _check_optimizer(opt, where: str) -> None:
         raise WorkbenchError(f"{where}: 'optimizer' must be an optimizer state_dict (a dict), got {_kind(opt)}")
     if not isinstance(opt.get("state"), dict):
         raise WorkbenchError(f"{where}: the optimizer state has no 'state' dict (got {_shown(opt.get('state'))})")
+    bad = next((k for k, v in opt["state"].items() if not isinstance(v, dict)), None)
+    if bad is not None:
+        raise WorkbenchError(f"{where}: the optimizer state of parameter {torch_files.key_text(bad)} is "
+                             f"{_kind(opt['state'][bad])}, not a dict")
     groups = opt.get("param_groups")
     if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list)
-                                               for g in groups):
+                                               and all(_is_int(i) for i in g["params"]) for g in groups):
         raise WorkbenchError(f"{where}: the optimizer state's 'param_groups' must be a list of dicts with "
                              f"'params' lists, got {_shown(groups)}")
 
