@@ -51,6 +51,12 @@ def delitem(*path):
     return change
 
 
+def split_groups(state):
+    group = state["optimizer"]["param_groups"][0]
+    state["optimizer"]["param_groups"] = [dict(group, params=group["params"][:2]),
+                                          dict(group, params=group["params"][2:])]
+
+
 CASES = [
     (lambda s: [s.pop(k) for k in list(s) if k not in ("format", "version")], "has no 'model' entry"),
     (delitem("model"), "has no 'model' entry"),
@@ -110,8 +116,13 @@ def test_a_good_checkpoint_passes_the_check_unchanged(run, tmp_path):
     (lambda s: [s.pop(k) for k in list(s) if k not in ("format", "version")], "has no 'model' entry"),
     (setitem(["version"], "a"), "'version' must be an integer, got 'a'"),
     (setitem(["rng", "torch"], torch.zeros(5, dtype=torch.uint8)), "the rng state is damaged"),
-    (setitem(["optimizer", "param_groups"], []), "its optimizer state does not fit this run"),
-    (setitem(["optimizer", "param_groups"], [{"params": [0]}]), "its optimizer state does not fit this run"),
+    (setitem(["optimizer", "param_groups", 0, "lr"], "fast"),
+     "its optimizer state does not fit this run (param_groups[0]['lr'] should be a number)"),
+    (split_groups, "its optimizer state does not fit this run (ValueError: loaded state dict has a different number"),
+    (setitem(["optimizer", "state", 0, "exp_avg"], torch.zeros(2)),
+     "its optimizer state does not fit this run (its 'exp_avg' for a parameter of shape [32, 13] is [2])"),
+    (delitem("optimizer", "state", 0, "exp_avg_sq"), "expected ['exp_avg', 'exp_avg_sq', 'step']"),
+    (setitem(["optimizer", "state", 0, "step"], torch.tensor(-3.0)), "its 'step' for a parameter"),
     (setitem(["position", "epoch"], "x"), "position['epoch'] has a wrong value"),
 ])
 def test_resume_from_a_bad_checkpoint_exits_2_with_one_line(run, tmp_path, capsys, change, words):

@@ -162,6 +162,13 @@ def _check_optimizer(opt, where: str) -> None:
                                                and all(_is_int(i) for i in g["params"]) for g in groups):
         raise WorkbenchError(f"{where}: the optimizer state's 'param_groups' must be a list of dicts with "
                              f"'params' lists, got {_shown(groups)}")
+    ids = [i for g in groups for i in g["params"]]
+    if len(set(ids)) != len(ids):
+        raise WorkbenchError(f"{where}: the optimizer's param_groups list a parameter twice")
+    orphan = next((k for k in opt["state"] if k not in set(ids)), None)
+    if orphan is not None:
+        raise WorkbenchError(f"{where}: the optimizer has a state for parameter {torch_files.key_text(orphan)}, "
+                             "which no param group lists")
 
 
 def _check_rng(rng, where: str) -> None:
