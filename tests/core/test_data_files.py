@@ -130,3 +130,19 @@ def test_negative_idx_labels_are_refused(tmp_path):
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx(torch.tensor([0, 1, -1, 2], dtype=torch.int8), 0x09))
     with pytest.raises(WorkbenchError, match="the train labels include -1; class labels start at 0"):
         load_data({"source": "mnist", "path": str(tmp_path)})
+
+
+def test_idx_headers_with_empty_or_impossible_shapes(tmp_path):
+    from workbench.data.sources.idx import read_idx
+
+    empty = tmp_path / "empty-idx1-ubyte"
+    empty.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 0]))  # found by the fuzz test: torch.frombuffer refused it
+    assert read_idx(empty).shape == (0,)
+    huge = tmp_path / "huge-idx3-ubyte"
+    huge.write_bytes(bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big") + (2 ** 31).to_bytes(4, "big") * 2)
+    with pytest.raises(WorkbenchError, match=r"far beyond any data set"):
+        read_idx(huge)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + bytes(12))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(empty.read_bytes())
+    with pytest.raises(WorkbenchError, match="holds no images"):
+        load_data({"source": "mnist", "path": str(tmp_path)})
