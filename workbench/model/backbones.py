@@ -1,8 +1,9 @@
 """torchvision backbones as one block whose named children are freezable stages.
 
 Weights: 'none' (random init), a local file holding a torchvision state_dict (read by
-``workbench.model.weights``: weights-only, checked key by key), or 'download' which fetches torchvision's published weights. A
-download is never attempted implicitly and gives a clear error offline instead of hanging.
+``workbench.model.torch_files``: weights-only; checked key by key here), or 'download' which
+fetches torchvision's published weights. A download is never attempted implicitly and gives a
+clear error offline instead of hanging.
 """
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ def _load_weights(net: nn.Module, arch: str, weights: str) -> None:
     wrong = [f"{k}: file {list(state[k].shape)}, {arch} {list(v.shape)}" for k, v in own.items()
              if k in state and state[k].shape != v.shape]
     if missing or unexpected or wrong:
+        kinds = (("missing", missing), ("not in " + arch, unexpected), ("of the wrong shape", wrong))
         found = [f"{len(items)} {what} ({', '.join(items[:3])}{', ...' if len(items) > 3 else ''})"
-                 for what, items in (("missing", missing), ("not in " + arch, unexpected), ("of the wrong shape", wrong))
-                 if items]
+                 for what, items in kinds if items]
         raise WorkbenchError(f"{path} does not hold {arch} weights: {'; '.join(found)}; choose a torchvision "
                              f"{arch} state_dict, or set weights to 'none'")
     try:

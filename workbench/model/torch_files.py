@@ -33,17 +33,18 @@ def load(path: Path, what: str = "weights file"):
             raise WorkbenchError(f"{path}: refused: the file asks to run code ({name}) when loaded; it was not "
                                  "loaded (weights_only=True). If it holds a model object, save a plain "
                                  "state_dict instead: torch.save(model.state_dict(), path)") from None
-        raise WorkbenchError(f"{path}: not a PyTorch {what} or it is damaged "
+        raise WorkbenchError(f"cannot read {what} {path}: not a PyTorch file or it is damaged "
                              f"({_kind_of_file(path) or _first_reason(exc)})") from None
     except OSError as exc:
         raise WorkbenchError(f"cannot read {what} {path} ({exc.strerror or exc})") from None
     except MemoryError:
-        raise WorkbenchError(f"{path}: too large to load into memory; is it a {what}?") from None
+        raise WorkbenchError(f"cannot read {what} {path}: too large to load into memory") from None
     except RecursionError:
-        raise WorkbenchError(f"{path}: not a PyTorch {what} or it is damaged (nested too deeply)") from None
+        raise WorkbenchError(f"cannot read {what} {path}: not a PyTorch file or it is damaged (nested too "
+                             "deeply)") from None
     except Exception as exc:  # torch's unpickler raises KeyError, RuntimeError, ValueError... for foreign files
         hint = _kind_of_file(path) or _first_reason(exc)
-        raise WorkbenchError(f"{path}: not a PyTorch {what} or it is damaged ({hint})") from None
+        raise WorkbenchError(f"cannot read {what} {path}: not a PyTorch file or it is damaged ({hint})") from None
 
 
 _GLOBAL = re.compile(r"unsupported (?:global:? )?GLOBAL (\S+)", re.IGNORECASE)

@@ -173,11 +173,13 @@ def _optimizer_state_problem(optimizer: torch.optim.Optimizer) -> str:
                 continue  # not stepped yet: the optimiser makes its state at the first step
             if set(saved) != set(expected):
                 odd = sorted(map(str, set(saved) ^ set(expected)))
-                return f"a parameter of group {i} has entries {sorted(map(str, saved))}, expected {sorted(expected)} ({', '.join(odd)})"
+                return (f"a parameter of group {i} has entries {sorted(map(str, saved))}, expected "
+                        f"{sorted(expected)} ({', '.join(odd)})")
             for key, made in expected.items():
                 value = saved[key]
                 if made == "param":
-                    ok = isinstance(value, torch.Tensor) and value.shape == p.shape and not torch_files.tensor_problem(value)
+                    ok = (isinstance(value, torch.Tensor) and value.shape == p.shape
+                          and not torch_files.tensor_problem(value))
                 elif made == "scalar":  # a count of steps
                     ok = ((isinstance(value, (int, float)) and not isinstance(value, bool)) or (
                         isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex()

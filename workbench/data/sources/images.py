@@ -78,8 +78,9 @@ def read_image_folder(settings: DataSettings) -> LazySource:
 
 def scan_images(paths: list[str], mode: str = "RGB") -> list[tuple[int, int]]:
     """Decode every image once (JPEGs at a reduced scale, which still reads the whole file),
-    convert it to ``mode`` as training will, and return each one's (height, width). A broken or unreadable file is a WorkbenchError naming
-    it, here before training rather than in the middle of a run; the error counts the others."""
+    convert it to ``mode`` as training will, and return each one's (height, width). A broken or
+    unreadable file is a WorkbenchError naming it, here before training rather than in the
+    middle of a run; the error counts the others."""
     from concurrent.futures import ThreadPoolExecutor
 
     workers = max(1, min(8, os.cpu_count() or 1))  # decoders release the GIL
