@@ -1,8 +1,9 @@
 """Open weights: read a ``.pth`` / ``.safetensors`` file (an export, a plain state_dict or a
 training checkpoint) and load it into a model, checked key by key.
 
-``torch.load`` always runs with ``weights_only=True``: a file that holds anything but
-tensors and plain data is refused, never executed. The report lists missing, unexpected
+``torch.load`` always runs with ``weights_only=True`` (``workbench.model.torch_files``): a
+file that holds anything but tensors and plain data is refused, never executed, and so is a
+tensor without plain values (meta, sparse, nested, quantized). The report lists missing, unexpected
 and mis-shaped keys; nothing is loaded unless every key fits, or the caller asks for the
 matching ones only.
 """

@@ -2,8 +2,9 @@
 
 What goes in is a ``TrainingState.state_dict()`` (workbench/training/state.py: model,
 optimiser, schedule, scaler, RNG states and position). Only tensors and plain containers go
-in, so ``torch.load(..., weights_only=True)`` reads them back; files are written to a
-temporary path and renamed into place. ``Writer`` does the writing off the training thread:
+in, so ``torch.load(..., weights_only=True)`` reads them back (``model.torch_files``); ``load``
+checks every entry a resume reads (``check``) and names the first one missing or wrong. Files
+are written to a temporary path and renamed into place. ``Writer`` does the writing off the training thread:
 the state is serialised at once, the disk work overlaps the next steps.
 """
 from __future__ import annotations
