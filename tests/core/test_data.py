@@ -151,8 +151,12 @@ def test_image_folder_reads_classes_and_sizes(tmp_path):
 def test_image_folder_broken_file_names_it(tmp_path):
     root = make_images(tmp_path / "imgs")
     (root / "dog" / "9.png").write_bytes(b"not an image at all")
+    with pytest.raises(WorkbenchError, match=r"cannot read image .*9\.png"):  # found by the scan, before training
+        load(source="image_folder", path=str(root), val_fraction=0.0, batch_size=64)
+    (root / "dog" / "9.png").unlink()
     b = load(source="image_folder", path=str(root), val_fraction=0.0, batch_size=64)
-    with pytest.raises(WorkbenchError, match=r"cannot read image .*9\.png"):
+    (root / "dog" / "3.png").write_bytes(b"broken after the scan")  # and while reading batches
+    with pytest.raises(WorkbenchError, match=r"cannot read image .*3\.png"):
         all_batches(b.loader("train"))
 
 

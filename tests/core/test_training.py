@@ -195,8 +195,10 @@ def test_unreadable_data_is_a_failed_event_not_an_exception(tmp_path):
     proj.data = replace(proj.data, source="image_folder", path=str(tmp_path / "img"), grayscale=True, val_fraction=0.0)
     proj.model.find("fc2").args["out_features"] = 2
     end, rec = run(proj, tmp_path, "img_run")
-    assert isinstance(end, ev.FailedEvent) and end.phase == "training"
+    # found by the data scan before the run (issue 12 item 10), no longer at the batch that reads it
+    assert isinstance(end, ev.FailedEvent) and end.phase == "setup"
     assert "3.png" in end.message and "remove or replace" in end.message
+    assert not (tmp_path / "img_run").exists()
 
 
 def test_a_model_that_does_not_fit_the_data_is_refused_before_training(tmp_path):

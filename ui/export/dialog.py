@@ -409,7 +409,12 @@ class ExportDialog(QDialog):
                 self.weightsLoaded.emit("")
                 return
             only_fitting = True
-        report = weights.load_into(self.model, loaded, partial=only_fitting)
+        try:
+            report = weights.load_into(self.model, loaded, partial=only_fitting)
+        except WorkbenchError as exc:  # a tensor that cannot be converted to the model's type: nothing loaded
+            self._show_error(str(exc))
+            self.weightsLoaded.emit("")
+            return
         self.log.appendPlainText(report.describe())
         self.status.setStyleSheet(f"color: {theme.GOOD};")
         self.status.setText(f"Loaded {len(report.matched)} of {report.total} tensors from {Path(path).name}")

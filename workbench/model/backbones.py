@@ -1,8 +1,9 @@
 """torchvision backbones as one block whose named children are freezable stages.
 
-Weights: 'none' (random init), a local file holding a torchvision state_dict (loaded with
-``weights_only=True``), or 'download' which fetches torchvision's published weights. A
-download is never attempted implicitly and gives a clear error offline instead of hanging.
+Weights: 'none' (random init), a local file holding a torchvision state_dict (read by
+``workbench.model.torch_files``: weights-only; checked key by key here), or 'download' which
+fetches torchvision's published weights. A download is never attempted implicitly and gives a
+clear error offline instead of hanging.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.model import torch_files
 
 # stage name -> indices into torchvision's `features` (mobilenet / efficientnet) or
 # attribute names (resnet). Grouped where the resolution changes.
@@ -50,7 +52,7 @@ def build_backbone(arch: str, weights: str = "none", pool: bool = True, meta: bo
     else:
         net = ctor(weights=None)
         if weights and weights != "none":
-            net.load_state_dict(_load_weights(arch, weights))
+            _load_weights(net, arch, weights)
     parts = OrderedDict()
     for stage, members in _STAGES[arch].items():
         if isinstance(members[0], int):
@@ -63,23 +65,40 @@ def build_backbone(arch: str, weights: str = "none", pool: bool = True, meta: bo
     return Backbone(parts)
 
 
-def _load_weights(arch: str, weights: str) -> dict:
+def _load_weights(net: nn.Module, arch: str, weights: str) -> None:
+    """Copy a torchvision state_dict for ``arch`` into ``net``; a file for another architecture
+    (or anything but weights) is a WorkbenchError naming the file and what does not fit."""
     if weights == "download":
         path = _cached_or_downloaded(arch)
     else:
         path = Path(weights).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise WorkbenchError(f"{arch} weights file not found: {path}; choose an existing .pth file "
                                  "or set weights to 'none'")
+    data = torch_files.load(path, f"{arch} weights file")
+    if isinstance(data, dict):
+        for key in ("state_dict", "model"):  # a checkpoint or an export around the state_dict
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict):
+        raise WorkbenchError(f"{path} holds a {type(data).__name__}, not a state_dict for {arch}")
+    state = torch_files.checked_state(path, {k: v for k, v in data.items() if isinstance(v, torch.Tensor)})
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k}: file {list(state[k].shape)}, {arch} {list(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        kinds = (("missing", missing), ("not in " + arch, unexpected), ("of the wrong shape", wrong))
+        found = [f"{len(items)} {what} ({', '.join(items[:3])}{', ...' if len(items) > 3 else ''})"
+                 for what, items in kinds if items]
+        raise WorkbenchError(f"{path} does not hold {arch} weights: {'; '.join(found)}; choose a torchvision "
+                             f"{arch} state_dict, or set weights to 'none'")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or non-tensor pickle
-        raise WorkbenchError(f"cannot read {arch} weights from {path}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise WorkbenchError(f"{path} does not hold a state_dict for {arch}")
-    return state
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:  # a dtype that cannot be copied in
+        raise WorkbenchError(f"{path}: cannot load it into {arch} ({str(exc).strip().splitlines()[-1]})") from None
 
 
 def _weights_url(arch: str) -> str:

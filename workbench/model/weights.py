@@ -1,24 +1,24 @@
 """Open weights: read a ``.pth`` / ``.safetensors`` file (an export, a plain state_dict or a
 training checkpoint) and load it into a model, checked key by key.
 
-``torch.load`` always runs with ``weights_only=True``: a file that holds anything but
-tensors and plain data is refused, never executed. The report lists missing, unexpected
+``torch.load`` always runs with ``weights_only=True`` (``workbench.model.torch_files``): a
+file that holds anything but tensors and plain data is refused, never executed, and so is a
+tensor without plain values (meta, sparse, nested, quantized). The report lists missing, unexpected
 and mis-shaped keys; nothing is loaded unless every key fits, or the caller asks for the
 matching ones only.
 """
 from __future__ import annotations
 
 import json
-import pickle
-import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from workbench import fileio
 from workbench.errors import SpecError, WorkbenchError
+from workbench.model import torch_files
 from workbench.model.shapes import fmt
 from workbench.model.spec import ModelSpec, model_from_json
 
@@ -88,11 +88,12 @@ def _shape(shape: tuple) -> str:
 def read(path: Path | str) -> Weights:
     """Read a weights file; raise WorkbenchError saying what is wrong with it."""
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise WorkbenchError(f"{path}: no such file; choose a .pth or .safetensors weights file")
+    fileio.regular_file(path, "weights file")
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
-    return _read_torch(path)
+    return unpack(path, torch_files.load(path, "weights file"))
 
 
 def _read_safetensors(path: Path) -> Weights:
@@ -104,30 +105,12 @@ def _read_safetensors(path: Path) -> Weights:
             state = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise WorkbenchError(f"{path}: not a readable safetensors file ({_first(exc)}); is it complete?") from None
-    weights = Weights(path, state, "safetensors file")
+    weights = Weights(path, torch_files.checked_state(path, state), "safetensors file")
     if meta.get("format") == FORMAT:
         weights.source = "Model Workbench safetensors export"
         if "spec" in meta:
             weights.spec = _spec(meta["spec"], weights)
     return weights
-
-
-def _read_torch(path: Path) -> Weights:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if found is None:
-            raise WorkbenchError(f"{path}: not a PyTorch weights file or it is damaged") from None
-        raise WorkbenchError(f"{path}: holds a Python object ({found.group(1)}), not only tensors and plain "
-                             "data; such objects are never loaded (weights_only=True) because loading them "
-                             "could run code. Save a plain state_dict instead: "
-                             "torch.save(model.state_dict(), path)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-        raise WorkbenchError(f"{path}: not a PyTorch weights file or it is damaged ({_first(exc)})") from None
-    except OSError as exc:
-        raise WorkbenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return unpack(path, data)
 
 
 def unpack(path: Path, data) -> Weights:
@@ -147,10 +130,11 @@ def unpack(path: Path, data) -> Weights:
     elif data and _tensors(data):
         weights = Weights(path, data, "plain state_dict")
     else:
-        keys = ", ".join(sorted(map(str, data))[:8]) or "none"
+        keys = ", ".join(sorted(map(torch_files.key_text, data))[:8]) or "none"
         raise WorkbenchError(f"{path}: no state_dict found (top-level keys: {keys}); expected a dict of "
                              "tensors or a checkpoint with a 'model' state_dict")
-    weights.state_dict = {k: v for k, v in weights.state_dict.items() if isinstance(v, torch.Tensor)}
+    weights.state_dict = torch_files.checked_state(path, {k: v for k, v in weights.state_dict.items()
+                                               if isinstance(v, torch.Tensor)})
     return weights
 
 
@@ -163,7 +147,11 @@ def _spec(raw, weights: Weights) -> ModelSpec | None:
         return model_from_json(json.loads(raw) if isinstance(raw, str) else raw, "$.spec", str(weights.path))
     except (SpecError, json.JSONDecodeError) as exc:
         weights.notes.append(f"its model description is unreadable and was ignored ({_first(exc)})")
-        return None
+    except RecursionError:
+        weights.notes.append("its model description is nested too deeply to read and was ignored")
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a description of the wrong shape
+        weights.notes.append(f"its model description is malformed and was ignored ({type(exc).__name__})")
+    return None
 
 
 def _first(exc: BaseException) -> str:
@@ -223,7 +211,15 @@ def load_into(model: nn.Module, weights: Weights | Path | str, partial: bool = F
         raise WeightsMismatch(weights.path, report)
     state = _strip_ddp(weights.state_dict, model.state_dict(), WeightsReport())
     own = model.state_dict()
+    converted = {}
+    for key in report.matched:  # converted first: a tensor that cannot be converted loads nothing
+        try:
+            converted[key] = state[key].to(dtype=own[key].dtype)
+        except (RuntimeError, TypeError) as exc:
+            raise WorkbenchError(f"{weights.path}: tensor {key!r} cannot be converted to "
+                                 f"{str(own[key].dtype).removeprefix('torch.')} ({_first(exc)}); nothing "
+                                 "was loaded") from None
     with torch.no_grad():
-        for key in report.matched:
-            own[key].copy_(state[key])
+        for key, value in converted.items():
+            own[key].copy_(value)
     return report

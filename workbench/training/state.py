@@ -9,6 +9,7 @@ callbacks do. The keys are the checkpoint file format: keep them, or migrate on 
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass, field
 
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.model import torch_files
 from workbench.training.distributed import resume_position
 
 
@@ -89,17 +91,27 @@ class TrainingState:
                                  "resume with the project that made it") from None
         for name, p in self.model.named_parameters():
             p.requires_grad_(state["trainable"].get(name, p.requires_grad))
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
+        _load_part(self.optimizer, state["optimizer"], "optimizer", source)
+        if self.scheduler is not None and state.get("scheduler") is not None:
             if self.sched_per_step and state["epochs"] != s.epochs:
                 raise WorkbenchError(f"the one-cycle schedule of this checkpoint was planned for {state['epochs']} "
                                      f"epochs; resume with --epochs {state['epochs']}")
-            self.scheduler.load_state_dict(state["scheduler"])
+            _load_part(self.scheduler, state["scheduler"], "learning-rate schedule", source)
         if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+            _load_part(self.scaler, state["scaler"], "gradient scaler", source)
         # another world size or batch size: the same example of the epoch
         total = max(1, s.epochs * s.steps_per_epoch) if self.sched_per_step else None
         self.position = Position(**resume_position(state, s.batch_size, s.world_size, notes, total))
+        planned = (state.get("scheduler") or {}).get("total_steps")
+        if total is not None and self.scheduler is not None and planned is not None and planned != total:
+            raise WorkbenchError(f"the one-cycle schedule of checkpoint {source} was planned for {_shown(planned)} "
+                                 f"steps, but this run has {total} ({s.epochs} epochs of {s.steps_per_epoch}): the "
+                                 "data changed since; resume with the data and batch size it was made with")
+        done = (state.get("scheduler") or {}).get("last_epoch")
+        if total is not None and self.scheduler is not None and isinstance(done, (int, float)) \
+                and not done <= self.position.step:  # the schedule would end before the run
+            raise WorkbenchError(f"checkpoint {source} is damaged: its one-cycle schedule is at step {_shown(done)} "
+                                 f"but its position at step {self.position.step}")
         self.best = Best(**state["best"])
         notes.append(f"resumed from {source} at epoch {self.position.epoch + 1}, step {self.position.step}")
         then, batch = state["task"], s.batch_size * s.world_size  # global batches
@@ -109,6 +121,142 @@ class TrainingState:
                          f"batches of {then_batch}, now {s.task['train_size']} in batches of {batch}): "
                          "the run goes on, but not exactly as it would have")
         return notes
+
+
+def _load_part(part, saved: dict, what: str, source: str) -> None:
+    """``part.load_state_dict(saved)``, when ``saved`` has the form of ``part``'s own state (the
+    same entries, numbers where it has numbers, tensors of the same shape); a state that does
+    not fit (another optimiser, other parameter groups, a damaged entry) is a WorkbenchError
+    naming the checkpoint and the part, never a surprise at the next step."""
+    own = part.state_dict()
+    if isinstance(part, torch.optim.Optimizer):
+        groups = saved.get("param_groups") if isinstance(saved, dict) else None
+        if isinstance(groups, list) and len(groups) == len(own["param_groups"]):
+            for i, (g, fresh) in enumerate(zip(groups, own["param_groups"])):
+                fresh = {k: v for k, v in fresh.items() if k != "params"}
+                problem = _form_problem(g, fresh, f"param_groups[{i}]")
+                if problem:
+                    _refuse(what, source, problem)
+    elif own:
+        problem = _form_problem(saved, own, what)
+        shadowing = [k for k in saved if k not in own and hasattr(part, str(k))] if not problem else []
+        if shadowing:  # schedulers take their state as attributes: this would replace a method or the optimizer
+            problem = f"an entry {shadowing[0]!r} that is not state"
+        if problem:
+            _refuse(what, source, problem)
+    try:
+        part.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        text = str(exc).strip().splitlines()
+        _refuse(what, source, f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__)
+    if isinstance(part, torch.optim.Optimizer):
+        problem = _optimizer_state_problem(part)
+        for i, (group, fresh) in enumerate(zip(part.param_groups, own["param_groups"])):
+            missing = sorted(k for k in fresh if k not in group)  # torch fills in the entries it added lately
+            if missing and not problem:
+                problem = f"param_groups[{i}] has no {', '.join(map(repr, missing))}"
+        if problem:
+            _refuse(what, source, problem)
+
+
+def _optimizer_state_problem(optimizer: torch.optim.Optimizer) -> str:
+    """'' when each parameter's loaded state has the entries this optimiser's step reads, each
+    a dense tensor of the parameter's shape or a scalar as the step makes them; else what is wrong.
+    What the step makes is learnt from one step of the same optimiser on a stand-in parameter."""
+    for i, group in enumerate(optimizer.param_groups):
+        expected = _state_made_by_a_step(optimizer, group)
+        if isinstance(expected, str):
+            return f"the settings of param_groups[{i}] do not work with {type(optimizer).__name__}: {expected}"
+        for p in group["params"]:
+            saved = optimizer.state.get(p)
+            if not saved:
+                continue  # not stepped yet: the optimiser makes its state at the first step
+            if set(saved) != set(expected):
+                odd = sorted(map(str, set(saved) ^ set(expected)))
+                return (f"a parameter of group {i} has entries {sorted(map(str, saved))}, expected "
+                        f"{sorted(expected)} ({', '.join(odd)})")
+            for key, made in expected.items():
+                value = saved[key]
+                if made == "param":
+                    ok = (isinstance(value, torch.Tensor) and value.shape == p.shape
+                          and not torch_files.tensor_problem(value))
+                elif made == "scalar":  # a count of steps
+                    ok = ((isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+                        isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex()
+                        and not torch_files.tensor_problem(value))) and math.isfinite(float(value)) and value >= 0
+                else:
+                    ok = True
+                if not ok:
+                    shown = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                    return f"its {key!r} for a parameter of shape {list(p.shape)} is {shown}"
+    return ""
+
+
+def _state_made_by_a_step(optimizer: torch.optim.Optimizer, group: dict) -> dict[str, str] | str:
+    """{state key: 'param' | 'scalar' | 'other'} that one step of ``optimizer``'s kind with
+    ``group``'s settings leaves for a parameter; or why such a step fails (the run's would too)."""
+    stand_in = torch.zeros(2, requires_grad=True)
+    stand_in.grad = torch.ones(2)
+    settings = {k: group[k] for k in optimizer.defaults if k in group}
+    try:
+        probe = type(optimizer)([stand_in], **settings)
+        probe.step()
+    except Exception as exc:  # any error of the optimiser's own: what the run's first step would meet
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+    return {k: "param" if isinstance(v, torch.Tensor) and v.shape == (2,) else
+            "scalar" if isinstance(v, (int, float, torch.Tensor)) else "other"
+            for k, v in probe.state[stand_in].items()}
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _refuse(what: str, source: str, detail: str) -> None:
+    raise WorkbenchError(f"checkpoint {source}: its {what} state does not fit this run ({detail}); resume "
+                         "with the project settings that made it")
+
+
+def _form_problem(saved, fresh, where: str, top: bool = True) -> str:
+    """'' when ``saved`` has the form of ``fresh`` (a state made now), else what differs. At
+    the top, an entry one of them lacks is left to torch (versions add entries, and fill in
+    their defaults); inside, every entry must be there."""
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict):
+            return f"{where} is a {type(saved).__name__}, not a dict"
+        for key, value in fresh.items():
+            if key not in saved:
+                if top:
+                    continue
+                return f"{where} has no {key!r}"
+            problem = _form_problem(saved[key], value, f"{where}[{key!r}]", top=False)
+            if problem:
+                return problem
+        return ""
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(fresh):
+            return f"{where} should be a list of {len(fresh)}"
+        for i, (a, b) in enumerate(zip(saved, fresh)):
+            problem = _form_problem(a, b, f"{where}[{i}]", top=False)
+            if problem:
+                return problem
+        return ""
+    if isinstance(fresh, bool):
+        return "" if isinstance(saved, bool) else f"{where} should be true or false"
+    if isinstance(fresh, (int, float)):
+        ok = isinstance(saved, (int, float)) and not isinstance(saved, bool)
+        return "" if ok else f"{where} should be a number"
+    if isinstance(fresh, str):  # names (a strategy, the group entry a phase reads): the same as now
+        return "" if saved == fresh else f"{where} should be {fresh!r}, not {_shown(saved)}"
+    if fresh is None:  # an optional setting (foreach, fused...): none, or a flag or number
+        ok = saved is None or isinstance(saved, (bool, int, float, str))
+        return "" if ok else f"{where} should be a flag or nothing, not a {type(saved).__name__}"
+    if isinstance(fresh, torch.Tensor):
+        ok = isinstance(saved, torch.Tensor) and saved.shape == fresh.shape and saved.device.type == "cpu"
+        return "" if ok else f"{where} should be a tensor of shape {list(fresh.shape)}"
+    return ""
 
 
 def rng_state() -> dict:

@@ -4,12 +4,15 @@ directly; downloaded by torchvision only when the project allows it (and never w
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import socket
+import zlib
 from pathlib import Path
 
 import torch
 
+from workbench import fileio
 from workbench.data.sources.base import TensorSource
 from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
@@ -20,15 +23,17 @@ _MNIST = {"mnist": ("MNIST", [str(i) for i in range(10)]),
           "fashion_mnist": ("FashionMNIST", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                                              "Shirt", "Sneaker", "Bag", "Ankle boot"])}
 DOWNLOAD_TIMEOUT_S = 20
+MAX_ELEMENTS = 2 ** 40  # a header claiming more values than this is corrupt
 
 
 def read_idx(path: Path) -> torch.Tensor:
     """One idx file (optionally .gz), the format of MNIST and FashionMNIST."""
+    fileio.regular_file(path, "idx file")  # a FIFO would block the read forever
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise WorkbenchError(f"cannot read {path}: {exc}; replace the file") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise WorkbenchError(f"{path} is not an idx file (bad header); replace it with the original "
@@ -37,14 +42,17 @@ def read_idx(path: Path) -> torch.Tensor:
     if len(raw) < 4 + 4 * ndim:
         raise WorkbenchError(f"{path} is truncated; replace the file")
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    count = 1
-    for d in dims:
-        count *= d
+    count = math.prod(dims)
+    if math.prod(d for d in dims if d) > MAX_ELEMENTS:
+        raise WorkbenchError(f"{path}: its header gives the shape {dims}, far beyond any data set; the file is "
+                             "corrupt, replace it")
     itemsize = torch.empty((), dtype=dtype).element_size()
     body = raw[4 + 4 * ndim:]
     if len(body) != count * itemsize:
         raise WorkbenchError(f"{path} should hold {count * itemsize} bytes of data for shape {dims} but has "
                              f"{len(body)}; the file is truncated or corrupt, replace it")
+    if count == 0:  # a dimension of 0: no data (frombuffer refuses an empty buffer)
+        return torch.empty(dims, dtype=dtype)
     t = torch.frombuffer(bytearray(body), dtype=dtype)
     if itemsize > 1:
         t = t.view(torch.uint8).view(-1, itemsize).flip(1).contiguous().view(dtype)  # big-endian
@@ -53,7 +61,7 @@ def read_idx(path: Path) -> torch.Tensor:
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
+        if (folder / name).exists():  # read_idx refuses what is not a regular file
             return folder / name
     return None
 
@@ -80,9 +88,15 @@ def read_mnist(settings: DataSettings) -> TensorSource:
                              f"in raw/ and in {cls_name}/raw/); copy the idx files there or set data.download "
                              "to true when online")
     x, y = _pair(folder, "train")
+    if not len(y):
+        raise WorkbenchError(f"{folder}: train-images-idx3-ubyte holds no images; replace it with the original file")
     vx = vy = None
     if _find_idx(folder, "t10k-images-idx3-ubyte") and _find_idx(folder, "t10k-labels-idx1-ubyte"):
         vx, vy = _pair(folder, "t10k")  # the official test set is the validation part
+    for labels, part in ((y, "train"), (vy, "t10k")):
+        if labels is not None and len(labels) and int(labels.min()) < 0:
+            raise WorkbenchError(f"{folder}: the {part} labels include {int(labels.min())}; class labels start "
+                                 "at 0. Are these the right files?")
     bad = int(y.max()) if len(y) else 0
     if bad >= len(classes) or (vy is not None and len(vy) and int(vy.max()) >= len(classes)):
         raise WorkbenchError(f"{folder}: labels go up to {max(bad, int(vy.max()) if vy is not None else 0)} but "

@@ -2,10 +2,13 @@
 subfolder per class) and torchvision's FakeData; plus the transforms they use."""
 from __future__ import annotations
 
+import os
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from workbench import fileio
 from workbench.data.sources.base import IMAGENET_MEAN, IMAGENET_STD, LazySource
 from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
@@ -27,8 +30,11 @@ class ImageReader:
         from PIL import Image
 
         try:
+            fileio.regular_file(path, "image")  # a FIFO would block the open forever
             with open(path, "rb") as fh:
                 return Image.open(fh).convert(self.mode)
+        except WorkbenchError:
+            raise
         except Exception as exc:  # PIL raises many types for broken files
             raise WorkbenchError(f"cannot read image {path}: {exc}; remove or replace the file") from None
 
@@ -62,21 +68,48 @@ def read_image_folder(settings: DataSettings) -> LazySource:
                              "(e.g. cats/001.jpg, dogs/001.jpg)") from None
     if len(ds.classes) < 2:
         raise WorkbenchError(f"{root} has {len(ds.classes)} class folder(s); a classifier needs at least 2")
-    size = tuple(settings.image_size) if settings.image_size else _first_size(ds.samples[0][0])
+    sizes = scan_images([p for p, _ in ds.samples], mode)
+    size = tuple(settings.image_size) if settings.image_size else sizes[0]
     channels = 1 if settings.grayscale else 3
     train_tf, val_tf, stats = _transforms(size, channels, settings, flip=True)
     return LazySource(f"image folder {root}", ds, list(ds.classes), (channels, *size), train_tf, val_tf,
                       targets=torch.as_tensor(ds.targets, dtype=torch.long), stats=stats)
 
 
-def _first_size(path: str) -> tuple[int, int]:
+def scan_images(paths: list[str], mode: str = "RGB") -> list[tuple[int, int]]:
+    """Decode every image once (JPEGs at a reduced scale, which still reads the whole file),
+    convert it to ``mode`` as training will, and return each one's (height, width). A broken or
+    unreadable file is a WorkbenchError naming it, here before training rather than in the
+    middle of a run; the error counts the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(8, os.cpu_count() or 1))  # decoders release the GIL
+    with ThreadPoolExecutor(workers, thread_name_prefix="image-scan") as pool:
+        results = list(pool.map(partial(_image_size, mode=mode), paths))
+    broken = [(path, r) for path, r in zip(paths, results) if isinstance(r, str)]
+    if broken:
+        path, reason = broken[0]
+        more = f" ({len(broken)} broken images in all; the others: {', '.join(Path(p).name for p, _ in broken[1:4])}" \
+               f"{', ...' if len(broken) > 4 else ''})" if len(broken) > 1 else ""
+        raise WorkbenchError(f"cannot read image {path}: {reason}; remove or replace the file{more}")
+    return results  # type: ignore[return-value]
+
+
+def _image_size(path: str, mode: str) -> tuple[int, int] | str:
+    """(height, width) of an image file that decodes and converts to ``mode``, or why it cannot."""
     from PIL import Image
 
     try:
+        fileio.regular_file(path, "image")
         with Image.open(path) as img:
             w, h = img.size
-    except Exception as exc:
-        raise WorkbenchError(f"cannot read image {path}: {exc}; remove or replace the file") from None
+            img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # JPEG: decode at 1/8 scale
+            img.load()
+            img.convert(mode)
+    except WorkbenchError as exc:
+        return str(exc).replace(f"image {path} ", "it ")
+    except Exception as exc:  # PIL raises many types for broken files
+        return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     return h, w
 
 

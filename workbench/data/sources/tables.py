@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from workbench import fileio
 from workbench.data.sources.base import TensorSource
 from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
@@ -23,7 +24,7 @@ def read_csv(settings: DataSettings) -> TensorSource:
     last one) and ``settings.task`` says classification, regression or auto."""
     target, task = settings.target, settings.task
     file = Path(settings.path).expanduser()
-    header, rows = _read_rows(file)
+    header, rows, lines = _read_rows(file)
     if target is None:
         target = header[-1]
     if target not in header:
@@ -36,13 +37,19 @@ def read_csv(settings: DataSettings) -> TensorSource:
         raise WorkbenchError(f"{file}: the table has only the target column {target!r}; add feature columns")
     columns: list[torch.Tensor] = []
     for i in features:
-        columns.append(_encode_feature(file, header[i], [r[i] for r in rows]))
+        values = [r[i] for r in rows]
+        _check_finite(file, header[i], values, lines)
+        columns.append(_encode_feature(file, header[i], values))
     x = torch.cat(columns, dim=1)
-    y, classes = _encode_target(file, target, [r[t] for r in rows], task)
+    values = [r[t] for r in rows]
+    _check_finite(file, target, values, lines)
+    y, classes = _encode_target(file, target, values, task)
     return TensorSource(f"{file.name} (target {target!r})", x, y, classes)
 
 
-def _read_rows(file: Path) -> tuple[list[str], list[list[str]]]:
+def _read_rows(file: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header, the data rows and each data row's line number in the file."""
+    fileio.regular_file(file, "CSV file")  # a FIFO would block the read forever
     try:
         text = file.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -69,15 +76,16 @@ def _read_rows(file: Path) -> tuple[list[str], list[list[str]]]:
     if len(set(header)) != len(header):
         dup = next(h for h in header if header.count(h) > 1)
         raise WorkbenchError(f"{file}: column name {dup!r} appears twice in the header; rename one")
-    rows = []
+    rows, lines = [], []
     for line, r in records[1:]:
         if len(r) != len(header):
             raise WorkbenchError(f"{file} line {line}: {len(r)} fields but the header has {len(header)}; "
                                  "fix that row (a missing or extra separator?)")
         rows.append([c.strip() for c in r])
+        lines.append(line)
     if len(rows) < 2:
         raise WorkbenchError(f"{file}: {len(rows)} row(s) of data; training needs at least 2")
-    return header, rows
+    return header, rows, lines
 
 
 def _number(text: str) -> float | None:
@@ -86,6 +94,27 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return v if math.isfinite(v) else None
+
+
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _check_finite(file: Path, name: str, values: list[str], lines: list[int]) -> None:
+    """In a column of numbers, refuse one that is infinite or too large for float32, naming the
+    column and line (``inf`` would otherwise turn the column into a text category column)."""
+    parsed = []
+    for value, line in zip(values, lines):
+        if value.lower() in MISSING:
+            continue
+        try:
+            parsed.append((float(value), value, line))
+        except ValueError:
+            return  # a text column: 'inf' there is one of its categories
+    for v, value, line in parsed:
+        if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+            what = "infinite" if not math.isfinite(v) else "too large (beyond float32's 3.4e38)"
+            raise WorkbenchError(f"{file} line {line}: column {name!r} holds {value!r}, which is {what}; use a "
+                                 "finite number, or leave the cell empty to mark it missing")
 
 
 def _encode_feature(file: Path, name: str, values: list[str]) -> torch.Tensor:
