@@ -223,3 +223,36 @@ def test_a_real_runs_metrics_come_back_as_curves(tmp_path):
     assert np.isfinite(series.time.view()).all() and series.time.view()[-1] <= end.seconds + 1e-6
     assert load_series(str(tmp_path / "gone")) is None
     assert series_from_metrics([]).n_steps == 0
+
+
+def test_nice_round_numbers():
+    from ui.training.plots.steady_range import nice_ceil
+
+    assert [nice_ceil(v) for v in (0.7, 1, 1.01, 2.2, 3, 7, 130, 0.0031)] == [1, 1, 2, 2.5, 5, 10, 200, 0.005]
+
+
+def test_ranges_hold_still_while_data_grows_and_stop_following_a_zoom(live):
+    s = RunSeries(steps_per_epoch=50)
+    s.add_steps(list(range(1, 131)), list(np.linspace(2.0, 0.5, 130)), [0.01] * 130, [0.0] * 130)
+    live.begin(s)
+    live.redraw()
+    box = live.loss_plot.getViewBox()
+    (x0, x1), (y0, y1) = box.viewRange()
+    assert (x0, x1) == (0, 200)  # room to grow, a round number
+    assert y0 < 0.5 and y1 > 2.0
+    s.add_steps(list(range(131, 181)), [0.45] * 50, [0.01] * 50, [0.0] * 50)
+    live.redraw()
+    assert box.viewRange() == [[x0, x1], [y0, y1]]  # nothing moved: no axis to regenerate
+    s.add_steps(list(range(181, 211)), [0.4] * 30, [0.01] * 30, [0.0] * 30)
+    live.redraw()
+    assert box.viewRange()[0] == [0, 250]
+    assert live.acc_plot.getViewBox().viewRange()[0] == [0, 250]  # x axes stay linked
+    box.setXRange(50, 80, padding=0)  # a person zooms in (as the mouse does)
+    box.sigRangeChangedManually.emit([True, False])
+    s.add_steps(list(range(211, 400)), [0.3] * 189, [0.01] * 189, [0.0] * 189)
+    live.redraw()
+    assert box.viewRange()[0] == [50, 80]  # left where they put it, drawn in detail
+    assert live.raw.xData[0] <= 50 and live.raw.xData[-1] >= 80 and len(live.raw.xData) < 40
+    box.enableAutoRange()  # the "A" button
+    live.redraw()
+    assert box.viewRange()[0] == [0, 500] and live.follow[0].following

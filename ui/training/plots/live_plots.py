@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QPushButton,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QMenu,
+                               QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 from workbench import fileio
 from workbench.errors import WorkbenchError
@@ -30,6 +30,7 @@ from ui.common import theme
 from ui.training.plots.series import AXES, AXIS_TITLES, EMA, Buffer, Mark, RunSeries
 from ui.training.plots.level_of_detail import Peaks, visible_range
 from ui.training.plots.overlay import Overlay
+from ui.training.plots.steady_range import Follow, bounds
 
 REDRAW_MS = 100  # at most 10 Hz
 BUDGET = 0.05  # share of the UI thread the plots may take: slower frames come less often
@@ -125,6 +126,12 @@ class LivePlots(QWidget):
         for plot in (self.loss_plot, self.acc_plot, self.lr_plot):
             # light, opaque, horizontal grid lines only: translucent grid lines (pyqtgraph blends every
             # minor level) cost ~10 ms a frame in software rendering; these cost ~1 ms
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                # an axis repaints from a cached pixmap unless its range changed: replaying its
+                # drawing (QPicture) at every frame was half of a frame's cost
+                axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+                axis.enableAutoSIPrefix(False)
             left = plot.getAxis("left")
             left.setWidth(46)  # fixed: a width that follows the tick labels re-lays the plots out every frame
             left.setTickPen(pg.mkPen(theme.PLOT_GRID))
@@ -145,9 +152,9 @@ class LivePlots(QWidget):
         self.smooth = _curve(self.loss_plot, theme.PLOT_SMOOTH, f"smoothed: EMA {EMA:g}")
         self.val_loss = _curve(self.loss_plot, theme.PLOT_VAL, "validation", symbol="o")
         self.acc = _curve(self.acc_plot, theme.PLOT_ACC, None, symbol="o")
-        self.acc_plot.setLimits(yMin=-0.02, yMax=1.02)  # follows the curve (a rise from 0.95 shows) within 0..1
         self.lr = _curve(self.lr_plot, theme.PLOT_LR)
-        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.follow = [Follow(self.loss_plot, x=True), Follow(self.acc_plot, y_floor=0.0, y_ceiling=1.02),
+                       Follow(self.lr_plot, y_floor=0.0)]  # steady ranges (steady_range.py)
         for plot in (self.loss_plot, self.lr_plot):
             plot.sigXRangeChanged.connect(self._range_changed)
 
@@ -166,12 +173,14 @@ class LivePlots(QWidget):
         for _, line in self._mark_lines:
             self.loss_plot.removeItem(line)
         self._mark_lines.clear()
+        for f in self.follow:
+            f.reset()
         self.changed()
 
     def _range_changed(self, box, _range) -> None:
         """Zoomed or panned by hand: draw the visible part in more detail. (A range that
         follows the data changed because of a redraw; redrawing again would double the cost.)"""
-        if not box.autoRangeEnabled()[0]:
+        if not self.follow[0].following:
             self._dirty = True
 
     def changed(self) -> None:
@@ -268,6 +277,8 @@ class LivePlots(QWidget):
             self.axis_box.setCurrentIndex(AXES.index(axis))
         for plot in (self.loss_plot, self.acc_plot, self.lr_plot):
             plot.setLabel("bottom", AXIS_TITLES[axis])
+        for f in self.follow:
+            f.reset()
         for overlay in self.overlays:
             self._draw_overlay(overlay)
         self._place_marks()
@@ -277,6 +288,7 @@ class LivePlots(QWidget):
         if self.log_box.isChecked() != on:
             self.log_box.setChecked(on)
         self.loss_plot.setLogMode(y=bool(on))
+        self.follow[0].reset()
         self.redraw()
 
     def _place_marks(self) -> None:
@@ -295,14 +307,17 @@ class LivePlots(QWidget):
         t = time.perf_counter()
         if not (self._dirty and self.isVisible()) or t < self._next:
             return
+        cpu = time.thread_time()
         self.redraw()
-        self.view.repaint()  # paint now, so that the frame's whole cost is known
-        cost = time.perf_counter() - t
+        self.view.viewport().repaint()  # paint now (the view itself would only schedule it): the cost is known
+        cost = time.thread_time() - cpu  # CPU, not wall time: waiting for the GIL costs the training nothing
         self.frame_ms = 1000 * cost
         self._next = t + max(REDRAW_MS / 1000, cost / BUDGET) - 0.005
 
     def redraw(self) -> None:
         self._dirty = False
+        for f in self.follow:
+            f.check()
         s = self.series
         if s is None:
             for item in (self.raw, self.smooth, self.val_loss, self.acc, self.lr):
@@ -312,16 +327,26 @@ class LivePlots(QWidget):
         self._set_steps(self.raw, x, s.loss)
         self._set_steps(self.smooth, x, s.ema)
         self._set_steps(self.lr, x, s.lr)
-        if s.lr.n:  # from zero: a constant rate is a flat line at its value, not a line at 0 +- 0.5
-            top = float(np.nanmax(self.lr.yData)) if self.lr.yData is not None and len(self.lr.yData) else 0.0
-            if top > 0:
-                self.lr_plot.setYRange(0, top * 1.15, padding=0)
         ex = s.epoch_x(self.axis)
         symbol = "o" if len(ex) <= SYMBOLS_UP_TO else None
         for item, values in ((self.val_loss, s.val_loss), (self.acc, s.val_acc)):
             if item.opts["symbol"] != symbol:
                 item.setSymbol(symbol)
             _set_points(item, ex, values.view())
+        self._fit_ranges()
+
+    def _fit_ranges(self) -> None:
+        """Move the view ranges only when the data (live and shown earlier runs) outgrew them."""
+        shown = [o for o in self.overlays if o.visible and o.series is not None]
+        extra = [i for o in shown for i in self._overlay_items.get(o.key, [])]
+        loss_items = [self.raw, self.smooth, self.val_loss] + extra[0::2]
+        acc_items = [self.acc] + extra[1::2]
+        xs = bounds(*(i.xData for i in loss_items + acc_items if i.xData is not None))
+        self.follow[0].update(xs, bounds(*(i.yData for i in loss_items if i.yData is not None)),
+                              log_y=self.log_box.isChecked())
+        self.follow[1].update(None, bounds(*(i.yData for i in acc_items if i.yData is not None)))
+        top = bounds(self.lr.yData) if self.lr.yData is not None else None
+        self.follow[2].update(None, (0.0, top[1]) if top and top[1] > 0 else None)
 
     def _set_steps(self, item: pg.PlotDataItem, x: np.ndarray, values: Buffer) -> None:
         """A per-step curve, reduced to ~2 points per pixel of its visible part."""
@@ -330,7 +355,7 @@ class LivePlots(QWidget):
             peaks = self._peaks[id(values)] = Peaks(values)
         box = item.getViewBox()
         left = right = None
-        if box is not None and not box.autoRangeEnabled()[0]:
+        if box is not None and not self.follow[0].following:  # zoomed in: only the visible part, finer
             left, right = box.viewRange()[0]
         first, last = visible_range(x, left, right)
         width = int(box.width()) if box is not None and box.width() > 0 else 1000
