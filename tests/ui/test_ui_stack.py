@@ -11,7 +11,7 @@ from PySide6.QtGui import QBrush
 from workbench.model.spec import LayerSpec
 
 from ui.editor.palette import kind_mime
-from ui.editor.stack_model import FROZEN, ID, SHAPE, TYPE
+from ui.editor.stack_model import FROZEN, ID, PARAMS, SHAPE, TYPE
 from window_helpers import above, below, deliver_drop, empty_area, ids_of, on_row, text_of
 
 
@@ -257,3 +257,39 @@ def test_f8_goes_to_the_first_problem_and_ctrl_l_freezes(window, qtbot):
     assert window.stack.current_id() == "fc" and window.stack.selected_ids() == ["fc"]
     qtbot.keyClick(window.stack, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     assert window.doc.spec.find("fc").frozen
+
+
+def test_an_argument_edit_repaints_only_the_rows_it_changed(window, qtbot):
+    """Changing one Linear's width changes its own shape and the next layer's parameter count;
+    the other rows on screen keep their cells, and the view is told about just those two."""
+    from workbench.model.spec import ModelSpec
+    from workbench.project import project_file as projects
+
+    layers = [LayerSpec("flat", "Flatten")] + [LayerSpec(f"fc{i}", "Linear", {"out_features": 32}) for i in range(40)]
+    window.doc.replace_project(projects.new("long", ModelSpec((1, 8, 8), layers)))
+    window.stack.select_ids(["fc10"])
+    qtbot.wait(50)  # the view paints, asking for the rows on screen
+    model = window.stack_model
+    before = {i: shape_at(model, i) for i in range(model.rowCount())}
+    reported = []
+    model.dataChanged.connect(lambda a, b, roles: reported.extend(range(a.row(), b.row() + 1)))
+    window.doc.set_arg("fc10", "out_features", 16)
+    assert sorted(set(reported)) == [11, 12]  # fc10 (row 11) and fc11, whose input got narrower
+    assert shape_at(model, 11) == "(16,)" and before[11] == "(32,)"
+    assert model.index(12, PARAMS).data() == "544"  # 16 * 32 + 32
+    assert "544 parameters" in model.index(12, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert all(shape_at(model, i) == before[i] for i in before if i != 11)
+    window.doc.undo_stack.undo()
+    assert shape_at(model, 11) == before[11]
+    window.stack.scrollToBottom()  # rows out of sight forget their cells; edits there still show
+    qtbot.wait(50)
+    window.doc.set_arg("fc39", "out_features", 8)
+    window.doc.set_arg("fc10", "out_features", 4)  # off screen now
+    window.stack.scrollToTop()
+    qtbot.wait(50)
+    assert shape_at(model, 11) == "(4,)" and model.index(12, PARAMS).data() == "160"
+    assert shape_at(model, 40) == "(8,)"
+
+
+def shape_at(model, row: int) -> str:
+    return model.index(row, SHAPE).data()

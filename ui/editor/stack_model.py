@@ -28,6 +28,24 @@ MIME_LAYER = "application/x-workbench-layer"  # {"type": "Conv2d"} from the pale
 MIME_ROWS = "application/x-workbench-rows"  # ["conv1", "relu1"]: rows moved within the stack
 
 
+def _column_flags(kind: str, column: int) -> Qt.ItemFlag:
+    flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    if column == FROZEN:
+        flags |= Qt.ItemFlag.ItemIsUserCheckable
+    if kind == "stage":
+        return flags
+    flags |= Qt.ItemFlag.ItemIsDragEnabled
+    if column == ID:
+        flags |= Qt.ItemFlag.ItemIsEditable
+    if kind == "block":
+        flags |= Qt.ItemFlag.ItemIsDropEnabled
+    return flags
+
+
+# item flags per row kind (a backbone stage, a Residual block, any other layer) and column
+_FLAGS = {kind: [_column_flags(kind, col) for col in range(len(COLUMNS))] for kind in ("stage", "block", "layer")}
+
+
 class StackModel(QAbstractItemModel):
     message = Signal(str)  # an edit was refused: say why (status bar)
     dropped = Signal(list)  # ids of layers a drop created or moved: select them
@@ -70,19 +88,26 @@ class StackModel(QAbstractItemModel):
         self._keys.clear()
         self._end(self.endResetModel)
 
-    def _refresh(self, parent: QModelIndex = QModelIndex()) -> None:
-        if not parent.isValid():
-            self._cells.clear()
-        rows = self.rowCount(parent)
-        if rows:
-            self.dataChanged.emit(self.index(0, 0, parent), self.index(rows - 1, len(COLUMNS) - 1, parent),
-                                  CHANGED_ROLES)
-        node = self.node(parent)
-        if isinstance(node, Stage):
-            return
-        for row, layer in enumerate(self.doc.spec.layers if node is None else node.layers):
-            if layer.layers or layer.type in catalog.BACKBONES:
-                self._refresh(self.index(row, 0, parent))
+    def _refresh(self) -> None:
+        """After an edit: recompute the rows a view has asked for (the only ones on record) and
+        report just those whose cells changed. An argument edit changes one or two rows (the
+        layer and the next one's parameters), so a view repaints those, not every row on screen;
+        rows never shown are computed when a view first asks. Structure changes (insert, remove,
+        move, reset) clear the record and make views lay out and repaint anyway."""
+        last = len(COLUMNS) - 1
+        for (parent_key, row), old in list(self._cells.items()):
+            index = self.createIndex(row, 0, parent_key)
+            new = self._row_cells(self.node(index))
+            if new != old:
+                self._cells[(parent_key, row)] = new
+                self.dataChanged.emit(index, index.siblingAtColumn(last), CHANGED_ROLES)
+
+    def keep_cells(self, indexes) -> None:
+        """Forget the cells of rows other than ``indexes`` (the rows on screen, which the view
+        gives after a scroll), so an edit recomputes a screenful of rows, not every row ever
+        shown; a forgotten row is computed afresh when a view asks for it again."""
+        keep = {(i.internalId(), i.row()) for i in indexes}
+        self._cells = {key: cells for key, cells in self._cells.items() if key in keep}
 
     # ------------------------------------------------------------ tree structure
     def _key(self, layer: LayerSpec | None) -> int:
@@ -177,32 +202,19 @@ class StackModel(QAbstractItemModel):
         return row
 
     def _row_cells(self, node) -> list[dict]:
-        """Every column's {role: value} for one row, plus its item flags."""
+        """Every column's {role: value} for one row."""
         if isinstance(node, Stage):
-            cells = stage_cells(self.doc, node)
-        else:
-            cells = layer_cells(self.doc, node, self.doc.layer_info(node.id))
-        for col, cell in enumerate(cells):
-            cell["flags"] = self._flags(node, col)
-        return cells
+            return stage_cells(self.doc, node)
+        return layer_cells(self.doc, node, self.doc.layer_info(node.id))
 
     def flags(self, index):
+        """From a table, not the cell cache: a view asks every row's flags (``expandAll``), and
+        only rows on screen should cost their cells."""
         if not index.isValid():
             return Qt.ItemFlag.ItemIsDropEnabled
-        return self._row(index)[index.column()]["flags"]
-
-    def _flags(self, node, column: int):
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if column == FROZEN:
-            flags |= Qt.ItemFlag.ItemIsUserCheckable
-        if isinstance(node, Stage):
-            return flags
-        flags |= Qt.ItemFlag.ItemIsDragEnabled
-        if column == ID:
-            flags |= Qt.ItemFlag.ItemIsEditable
-        if node.type == "Residual":
-            flags |= Qt.ItemFlag.ItemIsDropEnabled
-        return flags
+        node = self.node(index)
+        kind = "stage" if isinstance(node, Stage) else "block" if node.type == "Residual" else "layer"
+        return _FLAGS[kind][index.column()]
 
     # ------------------------------------------------------------ edits go to the document
     def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:

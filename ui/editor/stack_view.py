@@ -52,6 +52,8 @@ class StackView(QTreeView):
         for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.modelReset):
             signal.connect(self._decorate_root)
         self.selectionModel().currentRowChanged.connect(lambda *_: self._emit_current())
+        # rows scrolled out of sight drop their cached cells: an edit refreshes what is on screen
+        self.verticalScrollBar().valueChanged.connect(lambda *_: model.keep_cells(list(self._visible_indexes())))
         self.expandAll()
         self._decorate_root()
 
