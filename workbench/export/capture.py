@@ -195,12 +195,29 @@ class _LogRouter(logging.Handler):
 
 _installed: dict[str, object] = {}
 
+# Every stdout router and showwarning hook ever installed stays referenced for the life of the
+# process. CPython 3.11's print() holds sys.stdout as a borrowed reference while it writes: if
+# another thread swaps sys.stdout back meanwhile and the router's last reference goes, print
+# goes on with a freed object and the process dies with SIGSEGV (seen about one run in four in
+# tests/core/test_export_capture.py before this list). The same router is reused for the same
+# stream, so the list stays as short as the number of distinct streams.
+_KEPT: list = []
+
+
+def _kept(kind: type, original):
+    for hook in _KEPT:
+        if type(hook) is kind and hook.original is original:
+            return hook
+    hook = kind(original)
+    _KEPT.append(hook)
+    return hook
+
 
 def _install() -> None:
     """Put the routers in place (first capture) and make sure the warnings hooks are still ours:
     a ``catch_warnings`` elsewhere may have restored older ones meanwhile."""
     if not _installed:
-        _installed["stdout"] = sys.stdout = _Stdout(sys.stdout)
+        _installed["stdout"] = sys.stdout = _kept(_Stdout, sys.stdout)
         routers = []
         for name in LOGGERS:
             logger = logging.getLogger(name)
@@ -210,7 +227,7 @@ def _install() -> None:
             routers.append(router)
         _installed["loggers"] = routers
     if not isinstance(warnings.showwarning, _ShowWarning):
-        warnings.showwarning = _ShowWarning(warnings.showwarning)
+        warnings.showwarning = _kept(_ShowWarning, warnings.showwarning)
     if not warnings.filters or warnings.filters[0] is not _FILTER:
         with contextlib.suppress(ValueError):
             warnings.filters.remove(_FILTER)
