@@ -194,3 +194,26 @@ def regular_file(path: Path | str, what: str = "file") -> Path:
             else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             else "not a regular file")
     raise WorkbenchError(f"{what} {path} is {kind}, not a regular file; give the path of a file")
+
+
+def _mode(path: Path | str) -> int | None:
+    try:
+        return os.stat(path).st_mode
+    except (OSError, ValueError):  # a name too long, a NUL byte, a loop: no such file can be there
+        return None
+
+
+def exists(path: Path | str) -> bool:
+    """``Path.exists()`` for user-given paths: Python 3.11 raises OSError for a name too long
+    (ENAMETOOLONG), which no file can have, so that is False here, as is a NUL byte."""
+    return _mode(path) is not None
+
+
+def is_file(path: Path | str) -> bool:
+    mode = _mode(path)
+    return mode is not None and stat.S_ISREG(mode)
+
+
+def is_dir(path: Path | str) -> bool:
+    mode = _mode(path)
+    return mode is not None and stat.S_ISDIR(mode)

@@ -71,3 +71,18 @@ def test_regular_file_refuses_fifos_folders_and_missing_paths(tmp_path):
     f = tmp_path / "ok.csv"
     f.write_text("a\n")
     assert fileio.regular_file(f) == f
+
+
+@pytest.mark.parametrize("name", ["x" * 5000, "a\0b"], ids=["name-too-long", "nul-byte"])
+def test_impossible_paths_are_refused_by_every_loader(tmp_path, name):
+    """Python 3.11's Path.exists() raises OSError for a name too long (found by the export CLI
+    fuzzer through --weights); every loader says the file is not there instead."""
+    from workbench.model import weights
+    from workbench.project import project_file
+    from workbench.training import checkpoint
+
+    path = tmp_path / name
+    assert not fileio.exists(path) and not fileio.is_file(path) and not fileio.is_dir(path)
+    for load in (weights.read, checkpoint.load, project_file.load):
+        with pytest.raises(WorkbenchError):
+            load(path)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench import fileio
+
 
 def load_project(file: Path):
     """A project from a path, or a template by name when no such file exists."""
     from workbench.project import project_file as project, templates
 
-    if not file.exists() and file.suffix == "" and str(file) in templates.names():
+    if not fileio.exists(file) and file.suffix == "" and str(file) in templates.names():
         return templates.load(str(file))
     return project.load(file)
 

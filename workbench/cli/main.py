@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from workbench import fileio
 from workbench.cli import export as export_command, train as train_command
 from workbench.cli.common import load_project, one_line, printable
 from workbench.errors import WorkbenchError
@@ -157,7 +158,7 @@ def cmd_templates(args) -> int:
 def cmd_new(args) -> int:
     from workbench.project import project_file as project, templates
 
-    if args.output.exists() and not args.force:
+    if fileio.exists(args.output) and not args.force:
         raise WorkbenchError(f"{args.output} exists; pass --force to overwrite it")
     proj = templates.load(args.template)
     path = args.output if args.output.suffix else args.output.with_suffix(project.SUFFIX)

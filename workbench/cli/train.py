@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from workbench import fileio
 from workbench.cli.common import load_project
 from workbench.errors import WorkbenchError
 from workbench.progress import Progress, clock
@@ -61,7 +62,7 @@ def run(args) -> int:
     if args.resume is not None:
         from workbench.training.checkpoint import resolve
 
-        if not resolve(args.resume).is_file():
+        if not fileio.is_file(resolve(args.resume)):
             raise WorkbenchError(f"no checkpoint at {args.resume} (--resume); pass a last.ckpt or its run folder")
     with distributed.session(args.device or proj.training.device, getattr(args, "dist_timeout", None)) as par:
         code = _train(args, proj, par)

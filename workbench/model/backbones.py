@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from workbench import fileio
 from workbench.errors import WorkbenchError
 from workbench.model import torch_files
 
@@ -72,7 +73,7 @@ def _load_weights(net: nn.Module, arch: str, weights: str) -> None:
         path = _cached_or_downloaded(arch)
     else:
         path = Path(weights).expanduser()
-        if not path.exists():
+        if not fileio.exists(path):
             raise WorkbenchError(f"{arch} weights file not found: {path}; choose an existing .pth file "
                                  "or set weights to 'none'")
     data = torch_files.load(path, f"{arch} weights file")

@@ -88,7 +88,7 @@ def _shape(shape: tuple) -> str:
 def read(path: Path | str) -> Weights:
     """Read a weights file; raise WorkbenchError saying what is wrong with it."""
     path = Path(path).expanduser()
-    if not path.exists():
+    if not fileio.exists(path):
         raise WorkbenchError(f"{path}: no such file; choose a .pth or .safetensors weights file")
     fileio.regular_file(path, "weights file")
     if path.suffix.lower() == ".safetensors":

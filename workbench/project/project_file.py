@@ -144,7 +144,7 @@ def migrate(data: dict, source: str | None = None) -> dict:
 
 def load(path: Path | str) -> Project:
     path = Path(path)
-    if not path.exists():
+    if not fileio.exists(path):
         raise WorkbenchError(f"{path}: no such file")
     fileio.regular_file(path, "project")  # before opening: a FIFO would block the read forever
     try:

@@ -85,9 +85,9 @@ def load(path: Path | str) -> dict:
     """Read a checkpoint onto the CPU and check its structure; WorkbenchError says what is
     missing or wrong in a bad file (``check``)."""
     path = Path(path)
-    if path.is_dir():
+    if fileio.is_dir(path):
         path = path / LAST
-    if not path.exists():
+    if not fileio.exists(path):
         raise WorkbenchError(f"checkpoint {path} does not exist; pass a last.ckpt or best.ckpt from a run folder")
     state = torch_files.load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -61,7 +61,7 @@ def read_idx(path: Path) -> torch.Tensor:
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):
-        if (folder / name).exists():  # read_idx refuses what is not a regular file
+        if fileio.exists(folder / name):  # read_idx refuses what is not a regular file
             return folder / name
     return None
 

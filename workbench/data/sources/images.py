@@ -58,7 +58,7 @@ def read_image_folder(settings: DataSettings) -> LazySource:
     from torchvision.datasets import ImageFolder
 
     root = Path(settings.path).expanduser()
-    if not root.is_dir():
+    if not fileio.is_dir(root):
         raise WorkbenchError(f"image folder {root} does not exist; choose a folder with one subfolder per class")
     mode = "L" if settings.grayscale else "RGB"
     try:
