@@ -110,18 +110,20 @@ def temp_prefix(name: str) -> str:
     return f".{name}.{os.getpid()}."
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def process_alive(pid: int, started_by: float | None = None) -> bool:
+    """Whether process ``pid`` still runs on this machine. A zombie does not (it can write
+    nothing); with ``started_by`` (a time stamp), a process started later is a reused pid."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_by is None or proc.create_time() <= started_by
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # someone else's live process
+    except psutil.Error:  # someone else's process: it exists
         return True
-    except OSError:
-        return False
-    return True
 
 
 def stale_temps(folder: Path | str, names: Iterable[str] | None = None) -> list[Path]:
@@ -143,7 +145,7 @@ def stale_temps(folder: Path | str, names: Iterable[str] | None = None) -> list[
         if not m or (wanted is not None and m["name"] not in wanted):
             continue
         if m["pid"] is not None:
-            stale = not _alive(int(m["pid"]))
+            stale = not process_alive(int(m["pid"]))
         else:
             try:
                 stale = now - entry.stat(follow_symlinks=False).st_mtime > LEGACY_STALE_S

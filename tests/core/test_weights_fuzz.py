@@ -59,6 +59,12 @@ PREFIXES = [b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x04\x95", b"\x80\x02}q\x00(X
             b"\x08\x00\x00\x00\x00\x00\x00\x00{}", b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."]
 
 
+def saved(path, data):
+    """``data`` as torch.save writes it, at ``path``."""
+    torch.save(data, path)
+    return path
+
+
 @settings(FUZZ, max_examples=700 * SCALE)
 @given(prefix=st.sampled_from(PREFIXES), body=st.binary(max_size=400),
        suffix=st.sampled_from([".pth", ".ckpt", ".safetensors"]))
@@ -142,11 +148,7 @@ def containers(draw):
 @settings(FUZZ, max_examples=700 * SCALE)
 @given(data=containers())
 def test_saved_dicts_of_odd_contents(folder, data):
-    path = folder / "odd.pth"
-    buf = io.BytesIO()
-    torch.save(data, buf)
-    path.write_bytes(buf.getvalue())
-    open_weights(path)
+    open_weights(saved(folder / "odd.pth", data))
 
 
 SAFE_DTYPES = ["F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "C64", "XX", 3]
@@ -185,10 +187,7 @@ def test_safetensors_files_with_odd_headers(folder, data):
 @settings(FUZZ, max_examples=60 * SCALE)
 @given(data=containers())
 def test_backbone_weights_of_odd_contents(folder, data):
-    path = folder / "backbone.pth"
-    buf = io.BytesIO()
-    torch.save(data, buf)
-    path.write_bytes(buf.getvalue())
+    path = saved(folder / "backbone.pth", data)
     try:
         backbones.build_backbone("mobilenet_v3_small", weights=str(path))
     except WorkbenchError:

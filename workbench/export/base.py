@@ -130,12 +130,13 @@ class Job:
         return compare(self.expected(), got, self.verify_batches(), rtol, atol, where, notes)
 
 
-def human_size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+def human_size(n: float) -> str:
+    """1234567 -> '1.2 MB' (binary units, as the export log and results have always shown)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GB"
+    return f"{n:.1f} TB"
 
 
 def human_time(seconds: float) -> str:

@@ -20,18 +20,11 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from workbench.errors import WorkbenchError
+from workbench.export.base import human_size
 
 MEMORY_SHARE = 0.5  # serialise in memory while the file takes at most this share of free RAM
 MARGIN = (0.05, 1 << 20)  # (share of the size, bytes) kept free on top of an estimated size
 CHUNK = 16 << 20
-
-
-def size_text(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 def free_bytes(folder: Path) -> int | None:
@@ -55,8 +48,8 @@ def check_space(target: Path, needed: int, estimated: bool = False) -> None:
     want = int(needed * (1 + MARGIN[0]) + MARGIN[1]) if estimated else needed
     if free < want:
         about = "about " if estimated else ""
-        raise WorkbenchError(f"cannot write {target}: the disk is full: the file needs {about}{size_text(needed)} "
-                             f"and only {size_text(free)} is free in {target.parent}; free some space or choose "
+        raise WorkbenchError(f"cannot write {target}: the disk is full: the file needs {about}{human_size(needed)} "
+                             f"and only {human_size(free)} is free in {target.parent}; free some space or choose "
                              "another folder")
 
 

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench import fileio
 from workbench.errors import WorkbenchError
 
 try:
@@ -276,17 +277,7 @@ def _pid_alive(holder: Holder) -> bool:
         return True
     if holder.pid is None:
         return False
-    import psutil
-
-    try:
-        proc = psutil.Process(holder.pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return not (holder.started_at and proc.create_time() > holder.started_at + 1.0)  # a reused pid
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:  # someone else's process: it exists
-        return True
+    return fileio.process_alive(holder.pid, holder.started_at + 1.0 if holder.started_at else None)
 
 
 def _acquire_pid_file(folder: Path) -> RunLock:
