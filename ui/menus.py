@@ -49,7 +49,8 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
                                   "Give the project a new name (kept in the project file)"),
         "export": _action(w, "&Export...", w.export_model, "Ctrl+E",
                           "Export the model (state_dict, TorchScript, ONNX, ...)"),
-        "quit": _action(w, "&Quit", w.close, "Ctrl+Q", "Close the window"),  # StandardKey.Quit is empty on some desktops
+        # StandardKey.Quit is empty on some Linux desktops
+        "quit": _action(w, "&Quit", w.close, "Ctrl+Q", "Close the window"),
         "undo": _action(w, "&Undo", stack.undo, QKeySequence.StandardKey.Undo, "Undo the last edit",
                         sp.SP_ArrowBack),
         "redo": _action(w, "&Redo", stack.redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
@@ -66,8 +67,8 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
                            if w.stack.first_error_row() else None, "F8", "Select the first row that cannot work"),
         "shortcuts": _action(w, "&Keyboard Shortcuts", lambda: help_dialogs.show_shortcuts(w), "Ctrl+/",
                              "Every key the window knows, read from its commands"),
-        "usage": _action(w, "&Using Model Workbench", lambda: help_dialogs.show_usage(w), QKeySequence.StandardKey.HelpContents,
-                         "How to use the window: the README's usage sections"),
+        "usage": _action(w, "&Using Model Workbench", lambda: help_dialogs.show_usage(w),
+                         QKeySequence.StandardKey.HelpContents, "How to use the window: the README's usage sections"),
         "about": _action(w, "&About Model Workbench", lambda: help_dialogs.show_about(w), tip="The version"),
     }
     a["undo"].setIconText("Undo")

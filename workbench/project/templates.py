@@ -6,10 +6,10 @@ from pathlib import Path
 from workbench.model.spec import ModelSpec
 from workbench.project import project_file as project
 from workbench.errors import WorkbenchError
+from workbench.resources import resource_path
 
 EMPTY_NAME = "Untitled"
 EMPTY_INPUT = (1, 8, 8)  # the default data's (digits) examples; the user sets their own
-from workbench.resources import resource_path
 
 
 def template_dir() -> Path:
