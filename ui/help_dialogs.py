@@ -62,7 +62,8 @@ def shortcut_rows(window) -> list[tuple[str, str, str]]:
         seen.add(id(action))
         keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts() if not k.isEmpty()]
         if keys:
-            rows.append((where, _plain(action.text()) or action.toolTip(), ", ".join(keys)))
+            # the icon text: 'Undo', where the menu text says what it would undo ('Undo Add ReLU ...')
+            rows.append((where, _plain(action.iconText()) or action.toolTip(), ", ".join(keys)))
 
     def walk(menu: QMenu, where: str) -> None:
         for action in menu.actions():

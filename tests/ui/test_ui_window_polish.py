@@ -224,6 +224,7 @@ def test_help_has_the_version_shortcuts_and_usage(window, qtbot):
     assert ("Window", "Zoom the plots", QKeySequence("Ctrl+Alt+Z").toString(QKeySequence.SequenceFormat.NativeText)) \
         in rows
     assert any(menu == "File" and command == "Save" for menu, command, _ in rows)
+    assert any(menu == "Edit" and command == "Undo" for menu, command, _ in rows)  # not "Undo Add ..."
     assert any(menu == "Training" for menu, _, _ in rows)  # another part's menu, read from its actions
 
     guide = help_dialogs.UsageGuide(window)
