@@ -211,6 +211,7 @@ def test_help_has_the_version_shortcuts_and_usage(window, qtbot):
     extra = QAction("Zoom the plots", window)  # any new action with a key is listed, unwritten
     extra.setShortcut(QKeySequence("Ctrl+Alt+Z"))
     window.addAction(extra)
+    window.doc.insert_kind("ReLU")  # Edit > Undo now reads "Undo Add ReLU ..."
     sheet = help_dialogs.ShortcutSheet(window)
     qtbot.addWidget(sheet)
     table = sheet.table
