@@ -26,6 +26,7 @@ from workbench.errors import WorkbenchError
 
 from ui.common import icons, theme
 from ui import project_io
+from ui.document.commands import SetValue
 from ui.document.project_document import ProjectDocument
 from ui.editor.inspector import Inspector
 from ui.editor.palette import Palette
@@ -35,6 +36,22 @@ from ui.editor.summary_bar import SummaryBar
 from ui.distributed.dialog import install as install_distributed
 from ui.training.menu import install as install_training
 from ui.menus import build_actions
+
+
+class RenameProject(SetValue):
+    """File > Rename Project: the project's name (the title shows it; saved in the file)."""
+
+    ID = 61
+
+    def __init__(self, window: "MainWindow", name: str):
+        self.window = window
+        super().__init__(("project", "name"), window.doc.project.name, name)
+
+    def label(self) -> str:
+        return f"Rename the project to {self.new!r}"
+
+    def apply(self, value) -> None:
+        self.window.show_project_name(value)
 
 
 class MainWindow(QMainWindow):
@@ -153,10 +170,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, ms)
 
     def _update_title(self) -> None:
-        path = self.doc.path
-        name = path.name if path else f"{self.doc.project.name} (not saved)"
+        path, project_name = self.doc.path, self.doc.project.name
+        name = f"{path.name}[*] ({project_name})" if path else f"{project_name} (not saved)[*]"
         self.setWindowFilePath(str(path) if path else "")
-        self.setWindowTitle(f"{name}[*] - Model Workbench")
+        self.setWindowTitle(f"{name} - Model Workbench")
         self.setWindowModified(self.doc.modified)
 
     # ------------------------------------------------------------ stack edits
@@ -228,16 +245,37 @@ class MainWindow(QMainWindow):
         if not self.may_close() or not self.maybe_save():
             return
         name = project_io.choose_template(self)
-        if name:
+        if name == project_io.EMPTY:
+            self._show(templates.empty())
+            self.inspector.show_layer(None)  # the model input: the first thing to set
+            self.say("New empty project: set the input shape in the inspector, then add layers")
+        elif name:
             self._show(templates.load(name))
             self.say(f"New project from the {name} template")
+
+    def rename_project(self) -> None:
+        """Ask for a new project name; the change is one undoable step."""
+        name = project_io.ask_project_name(self, self.doc.project.name)
+        if name is None:
+            return
+        try:
+            name = projects.check_name(name)
+        except WorkbenchError as exc:
+            self.say(f"Could not rename the project: {exc}")
+            return
+        if name != self.doc.project.name:
+            self.doc.undo_stack.push(RenameProject(self, name))
+
+    def show_project_name(self, name: str) -> None:
+        """Rename the open project (RenameProject's redo and undo) and show it in the title."""
+        self.doc.project.rename(name)
+        self._update_title()
 
     def open_file(self, path: str | None = None) -> bool:
         if not self.may_close() or not self.maybe_save():
             return False
         if path is None:
-            folder = str(self.doc.path.parent) if self.doc.path else str(Path.home())
-            path = project_io.choose_open_path(self, folder)
+            path = project_io.choose_open_path(self, str(project_io.start_folder(self.doc.path)))
             if not path:
                 return False
         try:
@@ -256,7 +294,7 @@ class MainWindow(QMainWindow):
         return self._save_to(self.doc.path)
 
     def save_as(self) -> bool:
-        folder = self.doc.path.parent if self.doc.path else Path.home()
+        folder = project_io.start_folder(self.doc.path)
         stem = self.doc.path.stem if self.doc.path else self.doc.project.name.lower().replace(" ", "_")
         path = project_io.choose_save_path(self, str(folder / f"{stem}{projects.SUFFIX}"))
         return self._save_to(Path(path)) if path else False

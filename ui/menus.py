@@ -3,6 +3,8 @@
 Undo and redo are plain actions over the document's undo stack whose text says what will
 be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Delete, Duplicate, Freeze, Rename)
 use shortcuts scoped to the stack, so Delete in a text field edits text, not the model.
+Help's shortcut sheet lists the actions themselves (ui.help_dialogs), so a new shortcut is
+listed without anyone writing it down.
 """
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QMenu, QMessageBox, QStyle
+from PySide6.QtWidgets import QAbstractItemView, QMenu, QStyle
 
-from ui import project_io
+from ui import help_dialogs, project_io
 
 
 def _action(window, text, slot, shortcut=None, tip="", icon=None) -> QAction:
@@ -36,16 +38,19 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     sp = QStyle.StandardPixmap
     stack = w.doc.undo_stack
     a = {
-        "new": _action(w, "&New...", w.new_project, QKeySequence.StandardKey.New, "Start a project from a template",
-                       sp.SP_FileIcon),
+        "new": _action(w, "&New...", w.new_project, QKeySequence.StandardKey.New,
+                       "Start a project from a template, or an empty one", sp.SP_FileIcon),
         "open": _action(w, "&Open...", w.open_file, QKeySequence.StandardKey.Open, "Open a .wbproj project",
                         sp.SP_DialogOpenButton),
         "save": _action(w, "&Save", w.save, QKeySequence.StandardKey.Save, "Save the project",
                         sp.SP_DialogSaveButton),
         "save_as": _action(w, "Save &As...", w.save_as, QKeySequence.StandardKey.SaveAs, "Save under a new name"),
+        "rename_project": _action(w, "Rena&me Project...", w.rename_project, None,
+                                  "Give the project a new name (kept in the project file)"),
         "export": _action(w, "&Export...", w.export_model, "Ctrl+E",
                           "Export the model (state_dict, TorchScript, ONNX, ...)"),
-        "quit": _action(w, "&Quit", w.close, QKeySequence.StandardKey.Quit, "Close the window"),
+        # StandardKey.Quit is empty on some Linux desktops
+        "quit": _action(w, "&Quit", w.close, "Ctrl+Q", "Close the window"),
         "undo": _action(w, "&Undo", stack.undo, QKeySequence.StandardKey.Undo, "Undo the last edit",
                         sp.SP_ArrowBack),
         "redo": _action(w, "&Redo", stack.redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
@@ -60,9 +65,11 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
                           QKeySequence.StandardKey.Find, "Search the palette"),
         "problem": _action(w, "Go to &Problem", lambda: w.stack.select_ids([w.stack.first_error_row()])
                            if w.stack.first_error_row() else None, "F8", "Select the first row that cannot work"),
-        "about": _action(w, "&About", lambda: QMessageBox.about(
-            w, "Model Workbench", "Model Workbench: build PyTorch layer stacks, train them live and "
-            "export verified models.")),
+        "shortcuts": _action(w, "&Keyboard Shortcuts", lambda: help_dialogs.show_shortcuts(w), "Ctrl+/",
+                             "Every key the window knows, read from its commands"),
+        "usage": _action(w, "&Using Model Workbench", lambda: help_dialogs.show_usage(w),
+                         QKeySequence.StandardKey.HelpContents, "How to use the window: the README's usage sections"),
+        "about": _action(w, "&About Model Workbench", lambda: help_dialogs.show_about(w), tip="The version"),
     }
     a["undo"].setIconText("Undo")
     a["redo"].setIconText("Redo")
@@ -92,7 +99,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     file_menu.addActions([a["new"], a["open"]])
     recent = file_menu.addMenu("Open &Recent")
     recent.aboutToShow.connect(partial(_fill_recent, w, recent))
-    file_menu.addActions([a["save"], a["save_as"]])
+    file_menu.addActions([a["save"], a["save_as"], a["rename_project"]])
     file_menu.addSeparator()
     file_menu.addAction(a["export"])
     file_menu.addSeparator()
@@ -104,7 +111,10 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     edit.addSeparator()
     edit.addActions([a["search"], a["problem"]])
     w.add_menu("view", "&View")
-    w.add_menu("help", "&Help").addAction(a["about"])
+    help_menu = w.add_menu("help", "&Help")
+    help_menu.addActions([a["usage"], a["shortcuts"]])
+    help_menu.addSeparator()
+    help_menu.addAction(a["about"])
 
     tools = w.toolbar
     tools.setMovable(False)
@@ -123,10 +133,12 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
 def _fill_recent(w, menu) -> None:
     menu.clear()
     files = project_io.recent_files()
-    for n, path in enumerate(files, 1):
+    menu.setToolTipsVisible(True)
+    for n, (path, label) in enumerate(zip(files, project_io.recent_labels(files)), 1):
         exists = Path(path).is_file()
-        action = menu.addAction(f"&{n} {Path(path).name}" + ("" if exists else " (missing)"))
+        action = menu.addAction(f"&{n} {label}" + ("" if exists else " (missing)"))
         action.setStatusTip(path)
+        action.setToolTip(path)
         action.setEnabled(exists)
         action.triggered.connect(lambda *_, p=path: w.open_file(p))
     if not files:

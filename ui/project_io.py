@@ -1,5 +1,5 @@
-"""Project files in the window: settings, recent files, and the dialogs New / Open / Save
-and the unsaved-changes prompt use.
+"""Project files in the window: settings, recent files, where file dialogs start, and the
+dialogs New / Open / Save / Rename and the unsaved-changes prompt use.
 
 Every question the window asks goes through a function here (``ask_unsaved``,
 ``choose_open_path``, ...), so tests replace one function instead of clicking a modal box.
@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, QListWidget, QListWidgetItem,
-                               QMessageBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDialog, QLabel, QLineEdit,
+                               QListWidget, QListWidgetItem, QMessageBox, QVBoxLayout, QWidget)
 
 from workbench.project import project_file as projects
 from workbench.project import templates
@@ -22,6 +22,7 @@ from workbench.errors import SpecError, WorkbenchError
 MAX_RECENT = 8
 FILE_FILTER = "Model Workbench projects (*.wbproj);;All files (*)"
 DEFAULT_TEMPLATE = "digits_cnn"
+EMPTY = ":empty:"  # what choose_template returns for File > New's empty project (never a template's name)
 
 
 def settings() -> QSettings:
@@ -46,6 +47,32 @@ def add_recent(path: Path | str, store: QSettings | None = None) -> list[str]:
     store.setValue("recent_files", files[:MAX_RECENT])
     store.sync()
     return files[:MAX_RECENT]
+
+
+def start_folder(project_path: Path | None, store: QSettings | None = None) -> Path:
+    """Where Open and Save As start: the open project's folder, else the folder of the project
+    last opened or saved (the first recent file), else the home folder."""
+    if project_path is not None:
+        return Path(project_path).parent
+    for path in recent_files(store)[:1]:
+        if Path(path).parent.is_dir():
+            return Path(path).parent
+    return Path.home()
+
+
+def short_folder(path: str | Path) -> str:
+    """A file's folder as a menu shows it: the home folder as ~ ('~/projects/a')."""
+    folder, home = Path(path).parent, Path.home()
+    try:
+        return str(Path("~") / folder.relative_to(home)) if folder != home else "~"
+    except ValueError:
+        return str(folder)
+
+
+def recent_labels(files: list[str]) -> list[str]:
+    """The Open Recent entries: each file's name, with its folder where two share a name."""
+    names = [Path(f).name for f in files]
+    return [f"{name} \u2014 {short_folder(f)}" if names.count(name) > 1 else name for name, f in zip(names, files)]
 
 
 def forget_recent(path: str, store: QSettings | None = None) -> None:
@@ -82,6 +109,9 @@ def ask_unsaved(parent: QWidget, name: str) -> str:
     box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                            | QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Save)
+    # keys: S saves, D discards (also with Alt), Esc cancels; the platform's texts have no mnemonics
+    box.button(QMessageBox.StandardButton.Save).setText("&Save")
+    box.button(QMessageBox.StandardButton.Discard).setText("&Discard")
     answer = box.exec()
     return {QMessageBox.StandardButton.Save: "save",
             QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
@@ -100,7 +130,14 @@ def choose_save_path(parent: QWidget, suggestion: str) -> str | None:
 
 
 def choose_template(parent: QWidget) -> str | None:
+    """A template's name, EMPTY for an empty project, None when cancelled."""
     return TemplateDialog.pick(parent)
+
+
+def ask_project_name(parent: QWidget, current: str) -> str | None:
+    """File > Rename Project: the new name, or None when cancelled."""
+    name, ok = QInputDialog.getText(parent, "Rename project", "Project name:", QLineEdit.EchoMode.Normal, current)
+    return name if ok else None
 
 
 def show_error(parent: QWidget, title: str, exc: Exception) -> None:
@@ -120,7 +157,7 @@ def show_error(parent: QWidget, title: str, exc: Exception) -> None:
 
 
 class TemplateDialog(QDialog):
-    """Pick a starter project for File > New."""
+    """Pick a starter project for File > New, or start an empty one."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -139,15 +176,27 @@ class TemplateDialog(QDialog):
         self.list.setCurrentRow(0)
         self.list.itemDoubleClicked.connect(self.accept)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.empty_button = buttons.addButton("&Empty project", QDialogButtonBox.ButtonRole.ActionRole)
+        self.empty_button.setObjectName("emptyProject")
+        self.empty_button.setToolTip("No layers: set the input shape in the inspector, then add layers")
+        self.empty_button.clicked.connect(self._choose_empty)
+        self._empty = False
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Start from a template:"))
+        layout.addWidget(QLabel("Start from a template, or with an empty project:"))
         layout.addWidget(self.list)
         layout.addWidget(buttons)
         self.resize(520, 340)
 
+    def _choose_empty(self) -> None:
+        self._empty = True
+        self.accept()
+
     def chosen(self) -> str | None:
+        """The template's name, EMPTY for an empty project."""
+        if self._empty:
+            return EMPTY
         item = self.list.currentItem()
         return item.data(256) if item else None
 

@@ -14,9 +14,10 @@ class Problem:
 
     path: str
     message: str
+    plain: bool = False  # the message names its place in words ("Data: ..."): str() leaves the path out
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return self.message if self.plain else f"{self.path}: {self.message}"
 
 
 class SpecError(WorkbenchError):

@@ -67,7 +67,9 @@ def test_every_problem_is_reported_with_its_json_path():
                              "$.data.image_size", "$.training.epochs", "$.training.device",
                              "$.training.optimizer.type", "$.training.optimizer.lr", "$.training.optimizer.extra",
                              "$.training.schedule", "$.training.amp"}
-    assert problems["$.data.path"] == "source 'csv' needs a path"
+    assert problems["$.data.path"] == ("Data: the CSV source needs a file (a table with a header row); pick one "
+                                       "with Browse next to Path in the Training panel, or set data.path in the "
+                                       "project file")
     assert problems["$.data.batch_size"] == "batch_size must be >= 1, got 0"
     assert problems["$.data.colour"].startswith("unknown key (allowed: augment, batch_size, download,")
     assert problems["$.training.device"] == "must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"

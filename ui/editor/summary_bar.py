@@ -1,12 +1,13 @@
 """The summary bar (the window's status bar): input and output shape, parameter totals,
 model size, and the first problem (a link that selects the broken row). Always visible;
-the status bar's passing messages (refused edits, "Saved ...", menu hints) show at its end."""
+the status bar's passing messages (refused edits, "Saved ...", menu hints) show at its end,
+cut in the middle when too long (the start and the end stay readable; the tooltip has it all)."""
 from __future__ import annotations
 
 from html import escape
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QStylePainter
 
 from workbench.model.shapes import fmt
 
@@ -21,6 +22,27 @@ def _cell(name: str) -> QLabel:
     return label
 
 
+class ElidedLabel(QLabel):
+    """A one-line plain-text label that cuts a long text in the middle ("Could not ren…ts/a.ckpt")
+    instead of losing its start, and takes only the width its row leaves over."""
+
+    def __init__(self, name: str):
+        super().__init__(objectName=name)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setProperty("summary", True)
+
+    def shown_text(self) -> str:
+        """What is painted: the text, elided to the label's width."""
+        width = self.contentsRect().width()
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, max(width, 0))
+
+    def paintEvent(self, event) -> None:
+        painter = QStylePainter(self)
+        painter.drawItemText(self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(),
+                             self.shown_text(), self.foregroundRole())
+
+
 class SummaryBar(QFrame):
     problemClicked = Signal(str)  # layer id
 
@@ -33,8 +55,7 @@ class SummaryBar(QFrame):
         self.weights_size = _cell("summarySize")
         self.status = _cell("summaryStatus")
         self.status.linkActivated.connect(self.problemClicked.emit)
-        self.message = _cell("summaryMessage")
-        self.message.setTextFormat(Qt.TextFormat.PlainText)
+        self.message = ElidedLabel("summaryMessage")
         self.message.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 3, 8, 3)

@@ -311,6 +311,7 @@ class TrainingPanel(QWidget):
         self.banner.setVisible(False)
 
     def shutdown(self) -> None:
+        self.form.shutdown()
         self.probe.shutdown()
 
 

@@ -7,6 +7,11 @@ field merge), which replaces the project's ``data`` / ``training`` settings with
 holding the new value (``Project.set_setting``) and emits ``SettingsForm.changed``. The device
 list offers only devices that exist here (asking the driver for a count creates no CUDA
 context); mixed precision is offered only where CUDA is.
+
+For a source that needs a file or folder, Path says which to pick (not "default"); for CSV the
+Target column box lists the columns of the file's header, read on a background thread
+(``workbench.data.sources.tables.columns``), and also takes a typed name. ``shutdown()`` awaits
+that read (the panel calls it).
 """
 from __future__ import annotations
 
@@ -16,8 +21,11 @@ import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from workbench.data.sources import tables
 from workbench.project.settings import (PATH_SOURCES, DataSettings, OptimizerSettings, ScheduleSettings,
-                                        TrainingSettings)
+                                        TrainingSettings, path_kind)
+
+from ui.common.workers import Worker, start_worker
 
 from ui.document.commands import UNSET, SetValue
 from ui.editor.fields import Field, format_value, make_field
@@ -26,11 +34,14 @@ SECTIONS = {"data": DataSettings.params(), "training": TrainingSettings.params()
             "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params()}
 # (section, name, label, row, column) of the compact two-pair grid the form shows
 ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0, 1),
-        ("data", "path", "Path", 1, 0), ("data", "val_fraction", "Validation", 2, 0),
-        ("training", "epochs", "Epochs", 2, 1), ("optimizer", "type", "Optimizer", 3, 0),
-        ("optimizer", "lr", "Learning rate", 3, 1), ("schedule", "type", "Schedule", 4, 0),
-        ("training", "seed", "Seed", 4, 1), ("training", "device", "Device", 5, 0),
-        ("training", "amp", "Mixed precision", 5, 1))
+        ("data", "path", "Path", 1, 0), ("data", "target", "Target column", 2, 0),
+        ("data", "val_fraction", "Validation", 3, 0),
+        ("training", "epochs", "Epochs", 3, 1), ("optimizer", "type", "Optimizer", 4, 0),
+        ("optimizer", "lr", "Learning rate", 4, 1), ("schedule", "type", "Schedule", 5, 0),
+        ("training", "seed", "Seed", 5, 1), ("training", "device", "Device", 6, 0),
+        ("training", "amp", "Mixed precision", 6, 1))
+WIDE = {("data", "path"), ("data", "target")}  # rows spanning both column pairs
+LAST_COLUMN = "(the last column)"  # the target box's first entry: data.target unset
 
 
 def setting_name(section: str, name: str) -> str:
@@ -86,6 +97,10 @@ class SettingsForm(QWidget):
         self.labels: dict[tuple[str, str], QLabel] = {}
         self.cuda = torch.cuda.is_available()
         self._rows: dict[tuple[str, str], tuple[QLabel, QWidget]] = {}
+        self.columns: list[str] = []  # the CSV header's column names (read off the UI thread)
+        self._columns_of: str | None = None  # the CSV file they were read from (or are being read from)
+        self._header_job: Worker | None = None
+        self._closed = False
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setHorizontalSpacing(6)
@@ -111,6 +126,14 @@ class SettingsForm(QWidget):
             widget = self.device_box = QComboBox(objectName="field_device")
             widget.setToolTip("Where the model trains: only the devices found on this machine are offered")
             widget.activated.connect(lambda i: self.set_value("training", "device", widget.itemData(i)))
+        elif key == ("data", "target"):
+            widget = self.target_box = QComboBox(objectName="field_data_target")
+            widget.setEditable(True)
+            widget.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+            widget.setToolTip("The CSV column the model learns to predict (the other columns are its inputs); "
+                              "pick one from the file's header or type its name")
+            widget.activated.connect(self._target_edited)
+            widget.lineEdit().editingFinished.connect(self._target_edited)
         else:
             field = make_field(self._param(section, name))
             field.widget.setObjectName(f"field_{section}_{name}")
@@ -131,7 +154,7 @@ class SettingsForm(QWidget):
         label = QLabel(text)
         label.setBuddy(widget)
         self.labels[key] = label
-        span = 3 if key == ("data", "path") else 1
+        span = 3 if key in WIDE else 1
         self.grid.addWidget(label, row, 2 * column)
         self.grid.addWidget(widget, row, 2 * column + 1, 1, span)
         self._rows[key] = (label, widget)
@@ -143,11 +166,70 @@ class SettingsForm(QWidget):
         self._fill_devices()
         source = self.project.data.source
         self._show_row(("data", "path"), source in PATH_SOURCES)
+        if source in PATH_SOURCES:  # say what to pick, never "default": there is no default file
+            _title, what, holds = path_kind(source)
+            self.fields[("data", "path")].widget.setPlaceholderText(f"pick a {what} with Browse... ({holds})")
+        self._show_row(("data", "target"), source == "csv")
+        if source == "csv":
+            self._read_columns()
+        self._fill_targets()
         self._show_row(("training", "amp"), self.cuda)
 
     def _show_row(self, key, visible: bool) -> None:
         for widget in self._rows[key]:
             widget.setVisible(visible)
+
+    def _read_columns(self) -> None:
+        """Read the CSV header on a background thread when the file changed."""
+        path = self.project.data.path
+        if path == self._columns_of or self._header_job is not None or self._closed:
+            return  # read already, or a read is running (its end looks again)
+        self._columns_of = path
+        if not path:
+            self.columns = []
+            return
+        self._header_job = start_worker(tables.columns, path, name="csv-header", returned=self._got_columns,
+                                        errored=lambda exc: self._got_columns([], exc),
+                                        finished=self._header_read)
+
+    def _got_columns(self, columns: list[str], problem: Exception | None = None) -> None:
+        self.columns = list(columns)
+        note = f"\n\nThe file's header could not be read: {problem}" if problem else ""
+        self.target_box.setToolTip("The CSV column the model learns to predict (the other columns are its "
+                                   f"inputs); pick one from the file's header or type its name{note}")
+        self._fill_targets()
+
+    def _header_read(self) -> None:
+        self._header_job = None
+        if self.project.data.source == "csv" and self.project.data.path != self._columns_of:
+            self._read_columns()  # the path changed while the old file was read
+
+    def _fill_targets(self) -> None:
+        box, current = self.target_box, self.project.data.target
+        if box.lineEdit().hasFocus() and box.currentText().strip() == (current or ""):
+            return  # the user is typing this name: leave their text alone
+        box.blockSignals(True)
+        box.clear()
+        box.addItem(LAST_COLUMN, None)
+        for name in self.columns:
+            box.addItem(name, name)
+        if current is not None and box.findData(current) < 0:  # typed, or not in this file
+            box.addItem(current, current)
+        box.setCurrentIndex(max(0, box.findData(current)) if current is not None else 0)
+        box.blockSignals(False)
+
+    def _target_edited(self, *_) -> None:
+        text = self.target_box.currentText().strip()
+        index = self.target_box.findText(text)
+        value = self.target_box.itemData(index) if index >= 0 else (text or None)
+        self.set_value("data", "target", value)
+
+    def shutdown(self) -> None:
+        """Await the header read (the window is closing)."""
+        self._closed = True
+        if self._header_job is not None:
+            self._header_job.quit()
+            self._header_job.wait()
 
     def _fill_devices(self) -> None:
         box, current = self.device_box, self.project.training.device
@@ -180,7 +262,9 @@ class SettingsForm(QWidget):
 
     def browse(self) -> None:
         data = self.project.data
-        start = data.path or (str(self.doc.path.parent) if self.doc.path else str(Path.home()))
+        # the data's folder, else the project's; else Qt's last visited folder (an empty start)
+        start = str(Path(data.path).expanduser().parent) if data.path else (str(self.doc.path.parent)
+                                                                            if self.doc.path else "")
         path = choose_data_path(self, data.source, start)
         if path:
             self.set_value("data", "path", path)

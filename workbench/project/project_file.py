@@ -25,6 +25,7 @@ from workbench.project.settings import DataSettings, TrainingSettings
 FORMAT = "model-workbench/project"
 VERSION = 1
 SUFFIX = ".wbproj"
+MAX_NAME = 200  # characters in a project name (the window title shows it)
 MAX_FILE_BYTES = 64 << 20  # far above any real project (a model spec and settings are a few kB)
 _TOP_KEYS = {"format", "version", "name", "description", "model", "data", "training", "runs"}
 # version n -> function turning a version-n document into version n+1
@@ -51,6 +52,12 @@ class Project:
         if self.runs:
             out["runs"] = self.runs
         return out
+
+    def rename(self, name: str) -> str:
+        """Give the project a new name (saved in the file as ``name``); returns it cleaned."""
+        clean = check_name(name)
+        self.name = clean
+        return clean
 
     def setting(self, name: str) -> Any:
         """A setting by dotted name: 'data.batch_size', 'training.optimizer.lr'."""
@@ -80,6 +87,16 @@ class Project:
         if self.path is None:
             return Path.cwd() / "runs"
         return self.path.with_name(self.path.stem + ".runs")
+
+
+def check_name(name: Any) -> str:
+    """A project name without surrounding spaces; WorkbenchError says what is wrong with it."""
+    if not isinstance(name, str) or not name.strip():
+        raise WorkbenchError("a project name cannot be empty; type a name")
+    clean = " ".join(name.split())  # line breaks and tabs would break the title bar
+    if len(clean) > MAX_NAME:
+        raise WorkbenchError(f"a project name has at most {MAX_NAME} characters; this one has {len(clean)}")
+    return clean
 
 
 def loads(text: str, source: str | None = None) -> Project:

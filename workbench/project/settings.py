@@ -29,6 +29,13 @@ BUILT_IN_SOURCES = ("digits", "iris", "wine", "breast_cancer", "fake", "image_fo
                     "fashion_mnist")
 DATA_SOURCES: list[str] = list(BUILT_IN_SOURCES)  # the choices of data.source: a live list
 PATH_SOURCES: list[str] = ["image_folder", "csv", "mnist", "fashion_mnist"]  # data.path is required
+# what data.path names for each source that needs one: (the source in words, "file" or "folder", what it holds)
+PATH_KINDS: dict[str, tuple[str, str, str]] = {
+    "csv": ("CSV", "file", "a table with a header row"),
+    "image_folder": ("image folder", "folder", "one sub-folder of images per class"),
+    "mnist": ("MNIST", "folder", "the MNIST idx files"),
+    "fashion_mnist": ("Fashion-MNIST", "folder", "the Fashion-MNIST idx files"),
+}
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 LOSSES = ("auto", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -130,6 +137,19 @@ class Settings:
         return dataclasses.replace(self, **{head: value})
 
 
+def path_kind(source: str) -> tuple[str, str, str]:
+    """(the source in words, "file" / "folder" / "file or folder", what it holds) of a source
+    whose data.path is required."""
+    return PATH_KINDS.get(source, (f"{source!r}", "file or folder", "its data"))
+
+
+def path_needed(source: str) -> str:
+    """The one message for a source left without its data.path (the window and the CLI say it)."""
+    title, what, holds = path_kind(source)
+    return (f"Data: the {title} source needs a {what} ({holds}); pick one with Browse next to Path in the "
+            "Training panel, or set data.path in the project file")
+
+
 def add_data_source(name: str, needs_path: bool = False) -> None:
     """Accept ``data.source = name`` (called by the data layer's ``register_source``)."""
     if name not in DATA_SOURCES:
@@ -183,7 +203,7 @@ class DataSettings(Settings):
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
         source = values.get("source", "digits")
         if source in PATH_SOURCES and not values.get("path"):
-            problems.append(Problem(f"{path}.path", f"source {source!r} needs a path"))
+            problems.append(Problem(f"{path}.path", path_needed(source), plain=True))
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
-"""Starter projects shipped in ``resources/templates``."""
+"""Starter projects shipped in ``resources/templates``, and the empty project."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.model.spec import ModelSpec
 from workbench.project import project_file as project
 from workbench.errors import WorkbenchError
 from workbench.resources import resource_path
+
+EMPTY_NAME = "Untitled"
+EMPTY_INPUT = (1, 8, 8)  # the default data's (digits) examples; the user sets their own
 
 
 def template_dir() -> Path:
@@ -28,3 +32,9 @@ def load(name: str) -> project.Project:
 def describe(name: str) -> str:
     proj = load(name)
     return proj.description or proj.name
+
+
+def empty() -> project.Project:
+    """A project with no layers: the default data and settings, an input shape to set."""
+    return project.Project(EMPTY_NAME, ModelSpec(EMPTY_INPUT),
+                           description="An empty project: set the input shape, then add layers")

@@ -47,6 +47,8 @@ def read(settings: DataSettings) -> Source:
     entry = SOURCES.get(settings.source)
     if entry is None:
         raise WorkbenchError(f"unknown data source {settings.source!r}; choose one of {', '.join(SOURCES)}")
+    if entry.needs_path and not settings.path:  # settings changed in the window, not loaded from a file
+        raise WorkbenchError(project_settings.path_needed(settings.source))
     return entry.reader(settings)
 
 

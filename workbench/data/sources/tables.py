@@ -60,10 +60,7 @@ def _read_rows(file: Path) -> tuple[list[str], list[list[str]], list[int]]:
         raise WorkbenchError(f"{file} is not UTF-8 text; save it as a UTF-8 CSV file") from None
     except OSError as exc:
         raise WorkbenchError(f"cannot read {file}: {exc.strerror or exc}") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
+    dialect = _dialect(text)
     try:
         records = [(n, r) for n, r in enumerate(csv.reader(text.splitlines(), dialect), 1) if any(c.strip() for c in r)]
     except csv.Error as exc:
@@ -86,6 +83,38 @@ def _read_rows(file: Path) -> tuple[list[str], list[list[str]], list[int]]:
     if len(rows) < 2:
         raise WorkbenchError(f"{file}: {len(rows)} row(s) of data; training needs at least 2")
     return header, rows, lines
+
+
+HEADER_BYTES = 1 << 16  # what columns() reads: the header row and a few rows to tell the separator
+
+
+def columns(path: str | Path) -> list[str]:
+    """The column names in a CSV file's header row, read from its first 64 kB only (the window's
+    target-column picker asks this off the UI thread); [] when the first row holds numbers."""
+    file = Path(path).expanduser()
+    fileio.regular_file(file, "CSV file")
+    try:
+        with open(file, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            text = fh.read(HEADER_BYTES)
+    except FileNotFoundError:
+        raise WorkbenchError(f"CSV file {file} does not exist; pick another file") from None
+    except OSError as exc:
+        raise WorkbenchError(f"cannot read {file}: {exc.strerror or exc}") from None
+    lines = text.splitlines()[:-1] if len(text) == HEADER_BYTES else text.splitlines()  # drop a cut-off line
+    try:
+        first = next((r for r in csv.reader(lines, _dialect(text)) if any(c.strip() for c in r)), [])
+    except csv.Error as exc:
+        raise WorkbenchError(f"{file}: not a readable CSV table ({exc})") from None
+    header = [c.strip() for c in first]
+    return [] if all(_number(c) is not None for c in header) else header
+
+
+def _dialect(text: str):
+    """The separator (comma, semicolon or tab) guessed from the start of the text."""
+    try:
+        return csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        return csv.excel
 
 
 def _number(text: str) -> float | None:
