@@ -56,7 +56,13 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
         "freeze": _action(w, "&Freeze / Unfreeze", w.toggle_frozen, "Ctrl+L",
                           "Keep the selected layers' weights fixed while training, or release them"),
         "rename": _action(w, "Re&name", w.rename_current, "F2", "Rename the selected layer"),
-        "search": _action(w, "Find &Layer Type", lambda: (w.docks["Layers"].show(), w.layer_palette.search.setFocus()),
+        "move_up": _action(w, "Move &Up", lambda: w.stack.move_selected(-1), [QKeySequence("Ctrl+Up"),
+                           QKeySequence("Alt+Up")], "Move the selected layers one row up"),
+        "move_down": _action(w, "Move Do&wn", lambda: w.stack.move_selected(1), [QKeySequence("Ctrl+Down"),
+                             QKeySequence("Alt+Down")], "Move the selected layers one row down"),
+        "inspect": _action(w, "Edit in &Inspector", lambda: (w.docks["Inspector"].show(), w.docks["Inspector"].raise_(),
+                           w.inspector.focus_form()), "Ctrl+I", "Type into the selected layer's first argument"),
+        "search": _action(w, "Find &Layer Type", lambda: (w.docks["Layers"].show(), w.layer_palette.focus_search()),
                           QKeySequence.StandardKey.Find, "Search the palette"),
         "problem": _action(w, "Go to &Problem", lambda: w.stack.select_ids([w.stack.first_error_row()])
                            if w.stack.first_error_row() else None, "F8", "Select the first row that cannot work"),
@@ -66,7 +72,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     }
     a["undo"].setIconText("Undo")
     a["redo"].setIconText("Redo")
-    for key in ("delete", "duplicate", "freeze", "rename"):
+    for key in ("delete", "duplicate", "freeze", "rename", "move_up", "move_down"):
         a[key].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         w.stack.addAction(a[key])
 
@@ -76,7 +82,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
         a["redo"].setEnabled(stack.canRedo() and not locked)
         a["undo"].setText(f"&Undo {stack.undoText()}".rstrip())
         a["redo"].setText(f"&Redo {stack.redoText()}".rstrip())
-        for key in ("delete", "duplicate", "rename"):
+        for key in ("delete", "duplicate", "rename", "move_up", "move_down"):
             a[key].setEnabled(not locked)
         mode = QAbstractItemView.DragDropMode
         w.stack.setDragDropMode(mode.NoDragDrop if locked else mode.DragDrop)
@@ -100,9 +106,9 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     edit = w.add_menu("edit", "&Edit")
     edit.addActions([a["undo"], a["redo"]])
     edit.addSeparator()
-    edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"]])
+    edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"], a["move_up"], a["move_down"]])
     edit.addSeparator()
-    edit.addActions([a["search"], a["problem"]])
+    edit.addActions([a["inspect"], a["search"], a["problem"]])
     w.add_menu("view", "&View")
     w.add_menu("help", "&Help").addAction(a["about"])
 

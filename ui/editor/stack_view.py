@@ -64,7 +64,7 @@ class StackView(QTreeView):
         self._shown: str | None = None  # the layer last announced to the inspector
         self._busy = 0  # inside a structural change of the model
         model.dropped.connect(self.select_ids)
-        model.rowsInserted.connect(lambda parent, *_: self.expand(parent) if parent.isValid() else None)
+        model.rowsInserted.connect(self._expand_inserted)
         model.modelReset.connect(self.expandAll)
         for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.modelReset):
             signal.connect(self._decorate_root)
@@ -82,6 +82,16 @@ class StackView(QTreeView):
         self.expandAll()
         self._decorate_root()
         self.fit_columns()
+
+    def _expand_inserted(self, parent, first: int, last: int) -> None:
+        """New rows show their nested rows (a block pasted or undone back), and a block shows a
+        row dropped into it."""
+        if parent.isValid():
+            self.expand(parent)
+        for row in range(first, last + 1):
+            index = self.stack_model.index(row, 0, parent)
+            if self.stack_model.rowCount(index):
+                self.expandRecursively(index)
 
     def _decorate_root(self, *_) -> None:
         """Room for expand arrows only while some row has children (a block or a backbone)."""
