@@ -25,7 +25,8 @@ from workbench.model.shapes import fmt
 
 from ui.editor.stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel, key_args_text
 
-_PAD = 18  # a cell's margins and focus frame around its text
+_PAD = 12  # a cell's margins and focus frame around its text (Qt's are 2 x 3 px, plus slack)
+_HEADER_PAD = 14  # a header section's margins around its title
 _SHARE = (ID, TYPE, ARGS, SHAPE, PARAMS)  # columns that share a wide view's extra room
 
 
@@ -203,14 +204,16 @@ class StackView(QTreeView):
         super().resizeEvent(event)
         self.fit_columns()
 
-    def column_needs(self) -> dict[int, int]:
-        """The width each column's widest text (and icon, indentation) needs, from the document
-        (not the cell cache, which holds only the rows on screen)."""
+    def column_needs(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(cells, titles): the width each column's widest cell (text, icon, indentation) needs,
+        from the document (not the cell cache, which holds only the rows on screen), and the
+        width its header title needs."""
         fm, header_fm = self.fontMetrics(), self.header().fontMetrics()
         icon = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize) + 6
         doc = self.stack_model.doc
-        need = {col: header_fm.horizontalAdvance(COLUMNS[col]) + _PAD for col in range(len(COLUMNS))}
-        need[FROZEN] = max(need[FROZEN], icon + _PAD)
+        titles = {col: header_fm.horizontalAdvance(COLUMNS[col]) + _HEADER_PAD for col in range(len(COLUMNS))}
+        need = {col: 0 for col in range(len(COLUMNS))}
+        need[FROZEN] = icon + _PAD  # the check box
         step = self.indentation()
         root = step if self.rootIsDecorated() else 0
 
@@ -234,23 +237,27 @@ class StackView(QTreeView):
                         widen(ID, name, indent + step)
                 visit(layer.layers, depth + 1)
         visit(doc.spec.layers, 0)
-        return need
+        return need, titles
 
     def fit_columns(self) -> None:
         """Size the columns to the view (see the module docstring); stops once the user drags
-        a column."""
+        a column. A narrow view gives way in this order: Arguments (down to a few letters),
+        Type (to its badge and a few letters), the titles of Output shape and Params (their
+        cells still fit), Layer (to a short name), Type (to its badge)."""
         if self._user_sized:
             return
-        need = self.column_needs()
-        widths = dict(need)
+        cells, titles = self.column_needs()
+        widths = {col: max(cells[col], titles[col]) for col in cells}
         over = sum(widths.values()) - self.viewport().width()
+        fm = self.fontMetrics()
         icon = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize) + 6
-        floors = {ARGS: 56, TYPE: icon + self.fontMetrics().horizontalAdvance("Conv") + _PAD,
-                  ID: self.fontMetrics().horizontalAdvance("conv2d") + _PAD}
-        for col in (ARGS, TYPE, ID):
+        steps = ((ARGS, 56), (TYPE, icon + fm.horizontalAdvance("Conv") + _PAD), (SHAPE, cells[SHAPE]),
+                 (PARAMS, cells[PARAMS]), (FROZEN, cells[FROZEN]), (ID, fm.horizontalAdvance("conv2d") + _PAD),
+                 (TYPE, icon + _PAD))
+        for col, floor in steps:
             if over <= 0:
                 break
-            cut = max(0, min(over, widths[col] - floors[col]))
+            cut = max(0, min(over, widths[col] - floor))
             widths[col] -= cut
             over -= cut
         if over < 0:  # room to spare: shared, not all given to one column
