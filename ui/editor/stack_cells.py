@@ -109,6 +109,8 @@ def layer_cells(doc, layer: LayerSpec, info) -> list[dict]:
                          _CHECK: Qt.CheckState.Checked if layer.frozen else Qt.CheckState.Unchecked}
     else:  # nothing to freeze (ReLU, Flatten, pooling, Dropout): no box
         cells[FROZEN] = {_TIP: f"{layer.type} has no weights to freeze"}
+    if error:
+        cells[FROZEN][_BACKGROUND] = _brush(theme.ERROR_BACKGROUND)
     return cells
 
 
