@@ -60,6 +60,7 @@ class StackView(QTreeView):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
         header.moveSection(header.visualIndex(POS), 0)  # position first, then the (tree) id column
         self._fitting = False
+        self._widths_font, self._text_widths = None, {}
         self._user_sized = False  # a column dragged by hand: stop sizing them
         header.sectionResized.connect(self._section_resized)
         self._shown: str | None = None  # the layer last announced to the inspector
@@ -217,8 +218,16 @@ class StackView(QTreeView):
         step = self.indentation()
         root = step if self.rootIsDecorated() else 0
 
+        if self._widths_font != self.font() or len(self._text_widths) > 20000:  # cached per font:
+            self._widths_font, self._text_widths = self.font(), {}  # most texts repeat between edits
+        known = self._text_widths
+
         def widen(col: int, text: str, extra: int = 0) -> None:
-            need[col] = max(need[col], fm.horizontalAdvance(text) + extra + _PAD)
+            width = known.get(text)
+            if width is None:
+                width = known[text] = fm.horizontalAdvance(text)
+            if width + extra + _PAD > need[col]:
+                need[col] = width + extra + _PAD
 
         def visit(layers, depth: int) -> None:
             for layer in layers:
