@@ -1,8 +1,10 @@
 """Menus, toolbar and shortcuts of the main window (kept apart so the window stays small).
 
 Undo and redo are plain actions over the document's undo stack whose text says what will
-be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Delete, Duplicate, Freeze, Rename)
-use shortcuts scoped to the stack, so Delete in a text field edits text, not the model.
+be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Delete, Duplicate, Freeze, Rename,
+Move Up / Down on Ctrl+Up / Down and Alt+Up / Down) use shortcuts scoped to the stack, so Delete
+in a text field edits text, not the model; Ctrl+I (Edit in Inspector) puts the keyboard in the
+selected layer's form.
 """
 from __future__ import annotations
 

@@ -305,6 +305,10 @@ def test_no_freeze_box_on_layers_without_weights(window):
     assert not window.inspector.frozen.isVisibleTo(window.inspector)
     window.stack.select_ids(["conv1"])
     assert window.inspector.frozen.isVisibleTo(window.inspector)
+    window.stack.select_ids(["bn1"])  # a BatchNorm without affine weights has nothing to freeze
+    window.inspector.fields["affine"].widget.setChecked(False)
+    assert model.index_of("bn1", FROZEN).data(Qt.ItemDataRole.CheckStateRole) is None
+    assert not window.inspector.frozen.isVisibleTo(window.inspector)
 
 
 def test_maxpool2d_help_matches_the_kernel_it_is_added_with(window):

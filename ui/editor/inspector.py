@@ -124,11 +124,8 @@ class Inspector(QScrollArea):
         self.frozen = QCheckBox("keep weights fixed")
         self.frozen.setObjectName("frozen")
         self.frozen.toggled.connect(lambda on: self.doc.set_frozen(self.layer.id, on))
-        info = self.doc.layer_info(layer.id)
-        if layer.frozen or layer.type == "Residual" or info is None or info.params != 0:
-            form.addRow("freeze", self.frozen)  # a layer without weights has nothing to freeze
-        else:
-            self.frozen.hide()
+        form.addRow("freeze", self.frozen)
+        self._form = form
 
     def _input_form(self, form: QFormLayout) -> None:
         self.shape_edit = QLineEdit(objectName="inputShape")
@@ -183,6 +180,9 @@ class Inspector(QScrollArea):
         for name, field in self.fields.items():
             field.show_value(layer.args.get(name, UNSET), resolved.get(name))
         above = self.doc.frozen_above(layer.id)
+        # a layer without weights (ReLU, pooling, Dropout) has nothing to freeze: no box, as in the stack
+        self._form.setRowVisible(self.frozen, layer.frozen or layer.type == "Residual" or info is None
+                                 or info.params != 0 or above is not None)
         self.frozen.blockSignals(True)
         self.frozen.setChecked(layer.frozen or above is not None)
         self.frozen.setEnabled(above is None)
