@@ -324,3 +324,17 @@ def test_a_weightless_layer_frozen_in_a_file_keeps_its_box_to_unfreeze(window):
     cell = window.stack_model.index_of("flat", FROZEN)
     assert cell.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
     assert window.stack_model.flags(cell) & Qt.ItemFlag.ItemIsUserCheckable
+
+
+def test_ctrl_z_in_the_id_field_drops_a_name_not_applied_yet(window, qtbot):
+    doc, inspector = window.doc, window.inspector
+    doc.insert_kind("ReLU")
+    window.stack.select_ids(["fc"])
+    edit = inspector.id_edit
+    edit.setFocus()
+    edit.selectAll()
+    qtbot.keyClicks(edit, "head")  # not applied until Enter
+    qtbot.keyClick(edit, Qt.Key.Key_Z, CTRL)
+    assert edit.text() == "fc" and "relu_1" in doc.spec.ids()  # the text went back, the model kept its edit
+    qtbot.keyClick(edit, Qt.Key.Key_Z, CTRL)
+    assert "relu_1" not in doc.spec.ids()

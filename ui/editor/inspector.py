@@ -267,6 +267,11 @@ class Inspector(QScrollArea):
         redo the model's last edit (the window's Undo), so the field shows what the model holds."""
         pending = any(f.pending() and widget in (f.widget, getattr(f.widget, "lineEdit", lambda: None)())
                       for f in self.fields.values()) or bool(widget.property("invalid"))
+        if self.layer is not None and widget is self.id_edit:
+            pending = pending or self.id_edit.text().strip() != self.layer.id  # a new id not applied yet
+        elif self.layer is None and widget is self.shape_edit:
+            typed = self._input_problem(self.shape_edit.text())[0]
+            pending = pending or typed is None or tuple(typed) != tuple(self.doc.spec.input_shape)
         if which == "undo" and pending:
             self._say("")
             self.refresh_values()
