@@ -1,10 +1,11 @@
 """Menus, toolbar and shortcuts of the main window (kept apart so the window stays small).
 
 Undo and redo are plain actions over the document's undo stack whose text says what will
-be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Delete, Duplicate, Freeze, Rename)
-use shortcuts scoped to the stack, so Delete in a text field edits text, not the model.
-Help's shortcut sheet lists the actions themselves (ui.help_dialogs), so a new shortcut is
-listed without anyone writing it down.
+be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Delete, Duplicate, Freeze, Rename,
+Move Up / Down on Ctrl+Up / Down and Alt+Up / Down) use shortcuts scoped to the stack, so Delete
+in a text field edits text, not the model; Ctrl+I (Edit in Inspector) puts the keyboard in the
+selected layer's form. Help's shortcut sheet lists the actions themselves (ui.help_dialogs), so
+a new shortcut is listed without anyone writing it down.
 """
 from __future__ import annotations
 
@@ -61,7 +62,13 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
         "freeze": _action(w, "&Freeze / Unfreeze", w.toggle_frozen, "Ctrl+L",
                           "Keep the selected layers' weights fixed while training, or release them"),
         "rename": _action(w, "Re&name", w.rename_current, "F2", "Rename the selected layer"),
-        "search": _action(w, "Find &Layer Type", lambda: (w.docks["Layers"].show(), w.layer_palette.search.setFocus()),
+        "move_up": _action(w, "Move &Up", lambda: w.stack.move_selected(-1), [QKeySequence("Ctrl+Up"),
+                           QKeySequence("Alt+Up")], "Move the selected layers one row up"),
+        "move_down": _action(w, "Move Do&wn", lambda: w.stack.move_selected(1), [QKeySequence("Ctrl+Down"),
+                             QKeySequence("Alt+Down")], "Move the selected layers one row down"),
+        "inspect": _action(w, "Edit in &Inspector", lambda: (w.docks["Inspector"].show(), w.docks["Inspector"].raise_(),
+                           w.inspector.focus_form()), "Ctrl+I", "Type into the selected layer's first argument"),
+        "search": _action(w, "Find &Layer Type", lambda: (w.docks["Layers"].show(), w.layer_palette.focus_search()),
                           QKeySequence.StandardKey.Find, "Search the palette"),
         "problem": _action(w, "Go to &Problem", lambda: w.stack.select_ids([w.stack.first_error_row()])
                            if w.stack.first_error_row() else None, "F8", "Select the first row that cannot work"),
@@ -73,7 +80,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     }
     a["undo"].setIconText("Undo")
     a["redo"].setIconText("Redo")
-    for key in ("delete", "duplicate", "freeze", "rename"):
+    for key in ("delete", "duplicate", "freeze", "rename", "move_up", "move_down"):
         a[key].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         w.stack.addAction(a[key])
 
@@ -83,7 +90,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
         a["redo"].setEnabled(stack.canRedo() and not locked)
         a["undo"].setText(f"&Undo {stack.undoText()}".rstrip())
         a["redo"].setText(f"&Redo {stack.redoText()}".rstrip())
-        for key in ("delete", "duplicate", "rename"):
+        for key in ("delete", "duplicate", "rename", "move_up", "move_down"):
             a[key].setEnabled(not locked)
         mode = QAbstractItemView.DragDropMode
         w.stack.setDragDropMode(mode.NoDragDrop if locked else mode.DragDrop)
@@ -107,9 +114,9 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     edit = w.add_menu("edit", "&Edit")
     edit.addActions([a["undo"], a["redo"]])
     edit.addSeparator()
-    edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"]])
+    edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"], a["move_up"], a["move_down"]])
     edit.addSeparator()
-    edit.addActions([a["search"], a["problem"]])
+    edit.addActions([a["inspect"], a["search"], a["problem"]])
     w.add_menu("view", "&View")
     help_menu = w.add_menu("help", "&Help")
     help_menu.addActions([a["usage"], a["shortcuts"]])

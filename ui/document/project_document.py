@@ -102,6 +102,23 @@ class ProjectDocument(QObject):
             parent = self.locate(parent)[0]
         return False
 
+    def frozen_above(self, layer_id: str) -> str | None:
+        """The id of the frozen Residual block a layer sits in (its weights are fixed with the
+        block's), or None."""
+        parent = self.locate(layer_id)[0]
+        while parent is not None:
+            if self.spec.find(parent).frozen:
+                return parent
+            parent = self.locate(parent)[0]
+        return None
+
+    def freeze_locked(self, layer_id: str, stage: str | None = None) -> str | None:
+        """Why a freeze box cannot change (None: it can): a stage of a frozen backbone, or a
+        layer inside a frozen block, is frozen with it."""
+        if stage is not None and self.spec.find(layer_id).frozen:
+            return layer_id
+        return self.frozen_above(layer_id)
+
     def outermost(self, layer_ids: list[str]) -> list[str]:
         """The ids that are not inside another of them (a block carries its nested layers)."""
         return [i for i in layer_ids if not any(o != i and self.is_inside(i, o) for o in layer_ids)]

@@ -5,13 +5,22 @@ combo box, and a line edit for lists (``ints``, ``shape``), text, and arguments 
 inferred from the input ("auto (64)") or may be left unset. A field emits ``edited`` with a
 checked value (or ``UNSET`` to clear it) and ``invalid`` with a message for bad text; it
 never emits while the inspector updates it from the model (napari's blocked-signal binding).
+
+One rule for bad input everywhere: text that is not a valid value (letters, -1 where the
+least is 1, a number past the maximum) is never applied, the field turns red, and
+``invalid`` says why and which values are allowed; a spin box keeps what was typed until it is
+left (then it shows the model's value again) instead of clamping -1 to 1. ``ModelUndo`` makes
+Ctrl+Z / Ctrl+Shift+Z in a field undo the model's edit (or drop text not applied yet), so the
+field and the model never disagree.
 """
 from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QValidator
+from typing import Callable
+
+from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtGui import QKeySequence, QValidator
 from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from workbench.model.params import REQUIRED, Param
@@ -56,6 +65,65 @@ def parse_text(param: Param, text: str):
     return param.check(numbers)
 
 
+def allowed(param: Param) -> str:
+    """The values a number field takes, in words: '1 to 65536', 'at least 1', 'any number'."""
+    low, high = param.min, param.max
+    show = (lambda v: f"{v:g}") if param.kind == "float" else (lambda v: f"{int(v)}")
+    if low is not None and high is not None:
+        return f"{show(low)} to {show(high)}"
+    if low is not None:
+        return f"at least {show(low)}"
+    if high is not None:
+        return f"at most {show(high)}"
+    return "any number"
+
+
+def number_problem(param: Param, text: str, low: float, high: float) -> str | None:
+    """Why typed text is not a value of this number field (None: it is)."""
+    text = text.strip()
+    try:
+        value = int(text) if param.kind == "int" else float(text)
+    except ValueError:
+        whole = "a whole number" if param.kind == "int" else "a number"
+        return f"{param.name} must be {whole} ({allowed(param)}); {text!r} is not applied" if text else \
+            f"{param.name} needs a value ({allowed(param)})"
+    if not low <= value <= high:
+        return f"{param.name} must be {allowed(param)}; {text} is not applied"
+    return None
+
+
+def is_undo(event) -> str | None:
+    """'undo' / 'redo' for the keys that undo or redo (Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y), else None."""
+    if event.matches(QKeySequence.StandardKey.Undo):
+        return "undo"
+    if event.matches(QKeySequence.StandardKey.Redo) or QKeySequence(event.keyCombination()) in (
+            QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")):
+        return "redo"
+    return None
+
+
+class ModelUndo(QObject):
+    """An event filter for the inspector's text and spin fields: Ctrl+Z / Ctrl+Shift+Z call
+    ``handler(widget, 'undo' | 'redo')`` (undo the model's edit, not just the text) instead of
+    the line edit's own text undo."""
+
+    def __init__(self, handler: Callable[[object, str], None], parent=None):
+        super().__init__(parent)
+        self.handler = handler
+
+    def eventFilter(self, obj, event) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            which = is_undo(event)
+            if which:
+                if kind == QEvent.Type.ShortcutOverride:
+                    event.accept()  # the key comes to the field as a key press: handled below
+                else:
+                    self.handler(obj, which)
+                return True
+        return False
+
+
 class Field(QObject):
     edited = Signal(object)
     invalid = Signal(str)
@@ -69,6 +137,10 @@ class Field(QObject):
 
     def _default(self):
         return None if self.param.default is REQUIRED else self.param.default
+
+    def pending(self) -> bool:
+        """True while the widget holds typed text that is not applied."""
+        return False
 
     def show_value(self, value, resolved=None) -> None:
         """Show the given value (UNSET: not given; ``resolved`` is what inference used)."""
@@ -102,18 +174,67 @@ class ChoiceField(Field):
             self.widget.setCurrentIndex(self.param.choices.index(shown))
 
 
-class IntField(Field):
+class _IntSpin(QSpinBox):
+    """Lets out-of-range and unfinished text be typed (it is not applied, and the field says
+    why), where QSpinBox would refuse '-' or clamp -1 to the minimum."""
+
+    def validate(self, text: str, pos: int):
+        try:
+            value = int(text.strip())
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+        ok = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
+
+    def valueFromText(self, text: str) -> int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            return self.value()
+
+
+class _NumberField(Field):
+    """A spin box: applies each valid value; other text is said, in red, and not applied."""
+
+    def __init__(self, param, spin):
+        super().__init__(param, spin)
+        spin.valueChanged.connect(self._value_changed)
+        spin.lineEdit().textEdited.connect(self._typed)
+        spin.editingFinished.connect(lambda: self._mark(False))  # left: it shows the model's value again
+
+    def _mark(self, bad: bool) -> None:
+        if self.widget.property("invalid") != bad:
+            self.widget.setProperty("invalid", bad)
+            self.widget.style().polish(self.widget)
+
+    def _typed(self, text: str) -> None:
+        problem = number_problem(self.param, text, self.widget.minimum(), self.widget.maximum())
+        self._mark(bool(problem))
+        if problem:
+            self.invalid.emit(problem)
+
+    def _value_changed(self, value) -> None:
+        self._mark(False)
+        self.edited.emit(value)
+
+    def pending(self) -> bool:
+        """Typed text that is not applied (it differs from the value)."""
+        return bool(self.widget.property("invalid"))
+
+
+class IntField(_NumberField):
     def __init__(self, param):
-        spin = QSpinBox()
+        spin = _IntSpin()
         spin.setRange(int(param.min) if param.min is not None else -_INT_LIMIT,
                       int(min(param.max, _INT_LIMIT)) if param.max is not None else _INT_LIMIT)
         spin.setAccelerated(True)
         super().__init__(param, spin)
-        spin.valueChanged.connect(self.edited.emit)
 
     def _show(self, shown, given, resolved):
+        self._mark(False)
         if shown is not None:
             self.widget.setValue(int(shown))
+            self.widget.lineEdit().setText(self.widget.textFromValue(int(shown)))
 
 
 class _FloatSpin(QDoubleSpinBox):
@@ -137,18 +258,19 @@ class _FloatSpin(QDoubleSpinBox):
             return self.value()
 
 
-class FloatField(Field):
+class FloatField(_NumberField):
     def __init__(self, param):
         spin = _FloatSpin()
         spin.setDecimals(8)
         spin.setRange(param.min if param.min is not None else -1e12, param.max if param.max is not None else 1e12)
         spin.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         super().__init__(param, spin)
-        spin.valueChanged.connect(self.edited.emit)
 
     def _show(self, shown, given, resolved):
+        self._mark(False)
         if shown is not None:
             self.widget.setValue(float(shown))
+            self.widget.lineEdit().setText(self.widget.textFromValue(float(shown)))
 
 
 class TextField(Field):
@@ -169,6 +291,10 @@ class TextField(Field):
             self.invalid.emit(err)
         else:
             self.edited.emit(value)
+
+    def pending(self) -> bool:
+        """Typed text that is not applied (invalid)."""
+        return bool(self.widget.property("invalid"))
 
     def _show(self, shown, given, resolved):
         if self.widget.hasFocus() and parse_text(self.param, self.widget.text())[0] == given:

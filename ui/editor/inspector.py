@@ -1,17 +1,24 @@
 """The inspector: a form for the selected layer, generated from the catalog.
 
-It shows the layer's id (editable), type and help, where it sits in the data flow (input
--> output shape, parameters), what is wrong with it and how to fix that, and one field per
-constructor argument. Every change goes to the document as an undoable edit and re-infers
-shapes at once. With no layer selected it edits the model input instead.
+It shows the layer's id (editable), type and help, one field per constructor argument,
+and below the fields where it sits in the data flow (input -> output shape, parameters) and
+what is wrong with it and how to fix that. Every change goes to the document as an undoable
+edit and re-infers shapes at once. With no layer selected it edits the model input instead.
+
+Layout rule: nothing above the fields changes height while a layer is edited (the flow line
+and the Problem box sit below them), so a field never moves under the mouse. A refused value
+is said in place: ``message`` floats just under the field it is about, over the form (it
+moves nothing), and stays until the next accepted edit. Bad text follows the rule of
+``ui.editor.fields``; Ctrl+Z / Ctrl+Shift+Z in any field undo or redo the model's edit (or
+first drop text that was not applied), so field and model agree.
 """
 from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QLabel, QLineEdit, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFormLayout, QFrame, QLabel, QLineEdit,
+                               QScrollArea, QVBoxLayout, QWidget)
 
 from workbench.model import catalog
 from workbench.errors import WorkbenchError
@@ -21,7 +28,7 @@ from workbench.model.spec import INPUT_DTYPES, LayerSpec
 
 from ui.common import icons
 from ui.document.commands import UNSET
-from ui.editor.fields import Field, format_value, make_field, parse_text
+from ui.editor.fields import Field, ModelUndo, format_value, make_field, parse_text
 
 _INPUT_SHAPE = Param("shape", "shape", help="one example without the batch dimension: (channels, height, "
                      "width) for images, (features,) for tables")
@@ -46,7 +53,9 @@ class Inspector(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setMinimumWidth(280)
+        self.setMinimumWidth(240)
+        self._undo_keys = ModelUndo(self._field_undo, self)
+        self._anchor: QWidget | None = None  # the field the message is about
         self._build_page()
         self.refresh()
         doc.changed.connect(self.refresh)
@@ -62,6 +71,7 @@ class Inspector(QScrollArea):
     def _build_page(self) -> None:
         self._body = QWidget()  # the scroll area deletes the previous form
         self.fields = {}
+        self._anchor = None
         box = QVBoxLayout(self._body)
         box.setContentsMargins(10, 8, 10, 8)
         box.setSpacing(6)
@@ -71,20 +81,30 @@ class Inspector(QScrollArea):
         self.problem = _label(name="problem")
         for label in (self.title, self.flow, self.problem):
             label.setTextFormat(Qt.TextFormat.RichText)
-        self.message = _label(name="message")
-        for widget in (self.title, self.help, self.flow, self.problem):
+        for widget in (self.title, self.help):
             box.addWidget(widget)
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         box.addLayout(form)
         if self.layer is None:
             self._input_form(form)
         else:
             self._layer_form(form, self.layer)
-        box.addWidget(self.message)
-        self.message.hide()
+        for widget in (self.flow, self.problem):  # below the fields: they change height while editing
+            box.addWidget(widget)
         box.addStretch(1)
+        # a refused value is said under its field, floating over the form (it moves nothing)
+        self.message = _label(name="message")
+        self.message.setParent(self._body)
+        self.message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.message.setAutoFillBackground(True)
+        self.message.hide()
+        self._body.installEventFilter(self)
+        for widget in self._body.findChildren(QWidget):
+            if isinstance(widget, (QLineEdit, QAbstractSpinBox)):
+                widget.installEventFilter(self._undo_keys)
         self.setWidget(self._body)
 
     def _layer_form(self, form: QFormLayout, layer: LayerSpec) -> None:
@@ -96,7 +116,7 @@ class Inspector(QScrollArea):
         for param in kind.params if kind else ():
             field = make_field(param)
             field.edited.connect(lambda value, name=param.name: self._set_arg(name, value))
-            field.invalid.connect(self._say)
+            field.invalid.connect(lambda text, widget=field.widget: self._say(text, widget))
             self.fields[param.name] = field
             label = QLabel(param.name)
             label.setToolTip(param.help)
@@ -105,11 +125,13 @@ class Inspector(QScrollArea):
         self.frozen.setObjectName("frozen")
         self.frozen.toggled.connect(lambda on: self.doc.set_frozen(self.layer.id, on))
         form.addRow("freeze", self.frozen)
+        self._form = form
 
     def _input_form(self, form: QFormLayout) -> None:
         self.shape_edit = QLineEdit(objectName="inputShape")
-        self.shape_edit.setToolTip(_INPUT_SHAPE.help + "; press Enter to apply")
+        self.shape_edit.setToolTip(_INPUT_SHAPE.help + "; applied on Enter or when you leave the field")
         self.shape_edit.editingFinished.connect(lambda: self._set_input(self.shape_edit.text()))
+        self.shape_edit.textEdited.connect(self._check_input)
         self.dtype = QComboBox(objectName="inputDtype")
         self.dtype.addItems(list(INPUT_DTYPES))
         self.dtype.setToolTip("float32 for images and tables; int64 for token ids (before an Embedding)")
@@ -157,8 +179,15 @@ class Inspector(QScrollArea):
         resolved = info.args if info else {}
         for name, field in self.fields.items():
             field.show_value(layer.args.get(name, UNSET), resolved.get(name))
+        above = self.doc.frozen_above(layer.id)
+        # a layer without weights (ReLU, pooling, Dropout) has nothing to freeze: no box, as in the stack
+        self._form.setRowVisible(self.frozen, layer.frozen or layer.type == "Residual" or info is None
+                                 or info.params != 0 or above is not None)
         self.frozen.blockSignals(True)
-        self.frozen.setChecked(layer.frozen)
+        self.frozen.setChecked(layer.frozen or above is not None)
+        self.frozen.setEnabled(above is None)
+        self.frozen.setToolTip(f"Frozen with the block '{above}': unfreeze it there" if above else
+                               "Keep this layer's weights fixed while training (also mid-run)")
         self.frozen.blockSignals(False)
 
     def _show_problem(self, error) -> None:
@@ -168,31 +197,114 @@ class Inspector(QScrollArea):
             self.problem.setText(f"<b>Problem:</b> {escape(error.problem)}{fix}")
 
     # ------------------------------------------------------------ form -> document
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, anchor: QWidget | None = None) -> None:
+        """Say why a value was refused, just under the field it is about (``anchor``)."""
+        self._anchor = anchor if text else None
         self.message.setText(text)
         self.message.setVisible(bool(text))
+        self._place_message()
 
-    def _run(self, edit) -> bool:
+    def _place_message(self) -> None:
+        if not self.message.isVisibleTo(self._body):
+            return
+        anchor = self._anchor
+        if anchor is None or anchor.parent() is None:
+            anchor = self.id_edit if self.layer is not None else self.shape_edit
+        top_left = anchor.mapTo(self._body, anchor.rect().bottomLeft())
+        left = min(top_left.x(), max(0, self._body.width() - 200))
+        width = max(120, self._body.width() - left - 6)
+        self.message.setFixedWidth(width)
+        self.message.adjustSize()
+        self.message.move(left, top_left.y() + 2)
+        self.message.raise_()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self._body and event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
+            self._place_message()
+        return super().eventFilter(obj, event)
+
+    def _run(self, edit, anchor: QWidget | None = None) -> bool:
         try:
             edit()
         except WorkbenchError as exc:
-            self._say(str(exc))
+            self._say(str(exc), anchor)
             return False
         self._say("")
         return True
 
     def _set_arg(self, name: str, value) -> None:
         layer_id = self.layer.id
-        self._run(lambda: self.doc.set_arg(layer_id, name, value))
+        self._run(lambda: self.doc.set_arg(layer_id, name, value), self.fields[name].widget)
 
     def _rename(self) -> None:
         if self.layer is not None and self.id_edit.text().strip() != self.layer.id:
             layer_id, new = self.layer.id, self.id_edit.text()
-            self._run(lambda: self.doc.rename(layer_id, new))
+            self._run(lambda: self.doc.rename(layer_id, new), self.id_edit)
+
+    def _input_problem(self, text: str):
+        value, err = parse_text(_INPUT_SHAPE, text)
+        if not err and (value is UNSET or not 1 <= len(value) <= 4):
+            err = "the input shape needs 1 to 4 whole numbers, e.g. 1, 8, 8"
+        return value, err
+
+    def _check_input(self, text: str) -> None:
+        """While typing: say in place why the shape is not valid (applied on Enter or leaving)."""
+        err = self._input_problem(text)[1]
+        self.shape_edit.setProperty("invalid", bool(err))
+        self.shape_edit.style().polish(self.shape_edit)
+        self._say(f"{err}; not applied" if err else "", self.shape_edit)
 
     def _set_input(self, text: str) -> None:
-        value, err = parse_text(_INPUT_SHAPE, text)
-        if err or value is UNSET or not 1 <= len(value) <= 4:
-            self._say(err or "the input shape needs 1 to 4 whole numbers, e.g. 1, 8, 8")
+        value, err = self._input_problem(text)
+        if err:
+            self._say(err, self.shape_edit)
             return
-        self._run(lambda: self.doc.set_input(tuple(value), self.dtype.currentText()))
+        self._run(lambda: self.doc.set_input(tuple(value), self.dtype.currentText()), self.shape_edit)
+
+    # ------------------------------------------------------------ keys
+    def _field_undo(self, widget, which: str) -> None:
+        """Ctrl+Z / Ctrl+Shift+Z in a field: drop typed text that is not applied, else undo or
+        redo the model's last edit (the window's Undo), so the field shows what the model holds."""
+        pending = any(f.pending() and widget in (f.widget, getattr(f.widget, "lineEdit", lambda: None)())
+                      for f in self.fields.values()) or bool(widget.property("invalid"))
+        if self.layer is not None and widget is self.id_edit:
+            pending = pending or self.id_edit.text().strip() != self.layer.id  # a new id not applied yet
+        elif self.layer is None and widget is self.shape_edit:
+            typed = self._input_problem(self.shape_edit.text())[0]
+            pending = pending or typed is None or tuple(typed) != tuple(self.doc.spec.input_shape)
+        if which == "undo" and pending:
+            self._say("")
+            self.refresh_values()
+            return
+        if self.doc.edit_lock:
+            self._say(f"the model cannot change while {self.doc.edit_lock}", widget)
+            return
+        stack = self.doc.undo_stack
+        (stack.undo if which == "undo" else stack.redo)()
+        self._say("")
+
+    def refresh_values(self) -> None:
+        """Show the model's values in every field, also the one being typed in."""
+        if self.layer is None:
+            self.shape_edit.setText(format_value(self.doc.spec.input_shape))
+            self.shape_edit.setProperty("invalid", False)
+            self.shape_edit.style().polish(self.shape_edit)
+            return
+        info = self.doc.layer_info(self.layer.id)
+        resolved = info.args if info else {}
+        for name, field in self.fields.items():
+            field.show_value(self.layer.args.get(name, UNSET), resolved.get(name))
+        self.id_edit.setText(self.layer.id)
+
+    def focus_form(self) -> None:
+        """Put the keyboard in the form (Edit > Edit in Inspector): the first argument of the
+        layer, or the input shape, with its text selected."""
+        if self.layer is None:
+            target = self.shape_edit
+        else:
+            target = next((f.widget for f in self.fields.values() if f.widget.isEnabled()), self.id_edit)
+        target.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        select = getattr(target, "selectAll", None)
+        if select is not None:
+            select()
+        self.ensureWidgetVisible(target)

@@ -104,6 +104,12 @@ class Palette(QWidget):
                 self._items[kind.name] = item
         self.tree.expandAll()
 
+    def focus_search(self) -> None:
+        """Edit > Find Layer Type (Ctrl+F): the search box with its old text selected, so typing
+        replaces it."""
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
     def item(self, type_name: str) -> QTreeWidgetItem:
         return self._items[type_name]
 

@@ -100,9 +100,33 @@ def layer_cells(doc, layer: LayerSpec, info) -> list[dict]:
     if frozen:
         cells[PARAMS][_DECORATION] = icons.frozen_icon()
         cells[PARAMS][_FOREGROUND] = _brush(theme.MUTED)
-    cells[FROZEN] = {_TIP: HEADER_TIPS[FROZEN],
-                     _CHECK: Qt.CheckState.Checked if layer.frozen else Qt.CheckState.Unchecked}
+    above = doc.frozen_above(layer.id)
+    if above is not None:  # frozen with its block: checked, and changed only on the block's row
+        cells[FROZEN] = {_TIP: f"Frozen with the block '{above}' (unfreeze that row to choose layers)",
+                         _CHECK: Qt.CheckState.Checked}
+    elif layer.frozen or not weightless(layer, info):
+        cells[FROZEN] = {_TIP: HEADER_TIPS[FROZEN],
+                         _CHECK: Qt.CheckState.Checked if layer.frozen else Qt.CheckState.Unchecked}
+    else:  # nothing to freeze (ReLU, Flatten, pooling, Dropout): no box
+        cells[FROZEN] = {_TIP: f"{layer.type} has no weights to freeze"}
+    if error:
+        cells[FROZEN][_BACKGROUND] = _brush(theme.ERROR_BACKGROUND)
     return cells
+
+
+def weightless(layer: LayerSpec, info) -> bool:
+    """A layer with no weights gets no freeze box (a frozen one keeps it, to be unfrozen)."""
+    return info is not None and info.params == 0 and layer.type != "Residual"
+
+
+def freeze_box(doc, node) -> str:
+    """What the Freeze cell of a row offers: 'box' (a check box), 'locked' (checked with its
+    backbone or block, changed there) or 'none' (no weights)."""
+    if isinstance(node, Stage):
+        return "locked" if doc.freeze_locked(node.layer.id, node.name) else "box"
+    if doc.frozen_above(node.id):
+        return "locked"
+    return "box" if node.frozen or not weightless(node, doc.layer_info(node.id)) else "none"
 
 
 def tooltip(doc, layer: LayerSpec, info) -> str:
@@ -130,8 +154,10 @@ def stage_cells(doc, stage: Stage) -> list[dict]:
     """Every column's {role: value} for a backbone stage row."""
     info = doc.layer_info(stage.layer.id)
     stage_info = next((s for s in (info.stages if info else []) if s.name == stage.name), None)
-    frozen = stage.name in stage.layer.frozen_stages
-    tip = f"Stage {stage.name} of {stage.layer.id}: freeze it to keep its pretrained weights"
+    locked = doc.freeze_locked(stage.layer.id, stage.name)
+    frozen = bool(locked) or stage.name in stage.layer.frozen_stages
+    tip = (f"Stage {stage.name} is frozen with the whole of '{locked}' (unfreeze that row to choose stages)"
+           if locked else f"Stage {stage.name} of {stage.layer.id}: freeze it to keep its pretrained weights")
     cells = [{_TIP: tip} for _ in COLUMNS]
     cells[ID][_DISPLAY] = stage.name
     cells[TYPE].update({_DISPLAY: "stage", _FOREGROUND: _brush(theme.MUTED)})

@@ -17,8 +17,8 @@ from workbench.errors import WorkbenchError
 from workbench.model.spec import LayerSpec
 
 from ui.editor.stack_cells import (
-    ARGS, CHANGED_ROLES, COLUMNS, FROZEN, HEADER_TIPS, ID, PARAMS, POS, SHAPE, TYPE, Stage, key_args_text,
-    layer_cells, stage_cells)
+    ARGS, CHANGED_ROLES, COLUMNS, FROZEN, HEADER_TIPS, ID, PARAMS, POS, SHAPE, TYPE, Stage, freeze_box,
+    key_args_text, layer_cells, stage_cells)
 
 # the column constants are part of this model's interface (the view and tests use them from here)
 __all__ = ["ARGS", "COLUMNS", "FROZEN", "ID", "PARAMS", "POS", "SHAPE", "TYPE", "MIME_LAYER", "MIME_ROWS",
@@ -30,7 +30,7 @@ MIME_ROWS = "application/x-workbench-rows"  # ["conv1", "relu1"]: rows moved wit
 
 def _column_flags(kind: str, column: int) -> Qt.ItemFlag:
     flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-    if column == FROZEN:
+    if column == FROZEN:  # a check box; the model takes it away where freeze_box says so
         flags |= Qt.ItemFlag.ItemIsUserCheckable
     if kind == "stage":
         return flags
@@ -214,13 +214,18 @@ class StackModel(QAbstractItemModel):
             return Qt.ItemFlag.ItemIsDropEnabled
         node = self.node(index)
         kind = "stage" if isinstance(node, Stage) else "block" if node.type == "Residual" else "layer"
-        return _FLAGS[kind][index.column()]
+        flags = _FLAGS[kind][index.column()]
+        if index.column() == FROZEN and freeze_box(self.doc, node) != "box":
+            flags &= ~Qt.ItemFlag.ItemIsUserCheckable
+        return flags
 
     # ------------------------------------------------------------ edits go to the document
     def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:
         node = self.node(index)
         try:
             if role == Qt.ItemDataRole.CheckStateRole and index.column() == FROZEN:
+                if freeze_box(self.doc, node) != "box":
+                    return False
                 frozen = Qt.CheckState(value) == Qt.CheckState.Checked
                 if isinstance(node, Stage):
                     self.doc.set_stage_frozen(node.layer.id, node.name, frozen)
@@ -233,6 +238,29 @@ class StackModel(QAbstractItemModel):
         except WorkbenchError as exc:
             self.message.emit(str(exc))
         return False
+
+    def shift(self, layer_ids: list[str], step: int) -> list[str]:
+        """Move layers one row up (step -1) or down (+1) among their siblings as one undoable
+        edit; returns the ids moved ([] when nothing moved; a refusal is said as a message)."""
+        ids = self.doc.outermost([i for i in layer_ids if self.doc.spec.find(i)])
+        if not ids:
+            return []
+        parents = {self.doc.locate(i)[0] for i in ids}
+        if len(parents) > 1:
+            self.message.emit("select layers of one block to move them together")
+            return []
+        parent = parents.pop()
+        siblings = [s.id for s in self.doc.layers_in(parent)]
+        rows = sorted(siblings.index(i) for i in ids)
+        if (step < 0 and rows[0] == 0) or (step > 0 and rows[-1] == len(siblings) - 1):
+            return []  # at the top or bottom already
+        before = rows[0] - 1 if step < 0 else rows[-1] + 2
+        ordered = [siblings[r] for r in rows]
+        try:
+            return ordered if self.doc.move(ordered, parent, before if before < len(siblings) else None) else []
+        except WorkbenchError as exc:
+            self.message.emit(str(exc))
+            return []
 
     def supportedDropActions(self):
         return Qt.DropAction.CopyAction | Qt.DropAction.MoveAction

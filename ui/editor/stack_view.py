@@ -2,17 +2,32 @@
 
 A ``QTreeView`` over ``StackModel``. It takes drops from the palette and its own rows
 (the model turns them into undoable document edits), keeps the dropped rows selected, and
-offers Delete / Duplicate / Freeze / Rename through actions the window gives it.
+offers Delete / Duplicate / Freeze / Rename / Move through actions the window gives it.
+
+Selection, current row and inspector are one thing: the layer the inspector shows
+(``current_id``) is always a selected row, keyboard moves select the row they land on, and
+with nothing selected the inspector shows the model input, so Delete removes what is shown.
+
+Columns are sized from their contents (``fit_columns``): every column gets what its widest
+text needs; a narrow view takes the room from Arguments first (it elides, the tooltip has
+them all), then Type, then Layer, so Output shape, Params and Freeze stay in view; a wide
+view shares the extra room among the text columns.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt, Signal
+from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QPainter, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QTreeView
 
-from ui.editor.stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel
+from workbench.model import catalog
+from workbench.model.backbones import stage_names
+from workbench.model.shapes import fmt
 
-_WIDTHS = {POS: 36, ID: 112, TYPE: 132, SHAPE: 104, PARAMS: 112, FROZEN: 54}
+from ui.editor.stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel, key_args_text
+
+_PAD = 12  # a cell's margins and focus frame around its text (Qt's are 2 x 3 px, plus slack)
+_HEADER_PAD = 14  # a header section's margins around its title
+_SHARE = (ID, TYPE, ARGS, SHAPE, PARAMS)  # columns that share a wide view's extra room
 
 
 class StackView(QTreeView):
@@ -37,25 +52,48 @@ class StackView(QTreeView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed
                              | QAbstractItemView.EditTrigger.SelectedClicked)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.header()
         header.setStretchLastSection(False)
-        header.setMinimumSectionSize(40)
+        header.setMinimumSectionSize(24)
         for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            if col in _WIDTHS:
-                self.setColumnWidth(col, _WIDTHS[col])
-        header.setSectionResizeMode(ARGS, QHeaderView.ResizeMode.Stretch)
         header.moveSection(header.visualIndex(POS), 0)  # position first, then the (tree) id column
+        self._fitting = False
+        self._widths_font, self._text_widths = None, {}
+        self._user_sized = False  # a column dragged by hand: stop sizing them
+        header.sectionResized.connect(self._section_resized)
+        self._shown: str | None = None  # the layer last announced to the inspector
+        self._busy = 0  # inside a structural change of the model
         model.dropped.connect(self.select_ids)
-        model.rowsInserted.connect(lambda parent, *_: self.expand(parent) if parent.isValid() else None)
+        model.rowsInserted.connect(self._expand_inserted)
         model.modelReset.connect(self.expandAll)
         for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.modelReset):
             signal.connect(self._decorate_root)
-        self.selectionModel().currentRowChanged.connect(lambda *_: self._emit_current())
+        # the document's signals bracket the model's (and the selection model's) own handling
+        doc = model.doc
+        for start in (doc.layersAboutToBeRemoved, doc.layerAboutToBeMoved, doc.aboutToReset):
+            start.connect(self._change_starts)
+        for end in (doc.layersRemoved, doc.layerMoved, doc.reset):
+            end.connect(self._change_ends)
+        model.doc.changed.connect(self.fit_columns)
+        self.selectionModel().currentRowChanged.connect(lambda *_: None if self._busy else self._emit_current(False))
+        self.selectionModel().selectionChanged.connect(self._selection_changed)
         # rows scrolled out of sight drop their cached cells: an edit refreshes what is on screen
         self.verticalScrollBar().valueChanged.connect(lambda *_: model.keep_cells(list(self._visible_indexes())))
         self.expandAll()
         self._decorate_root()
+        self.fit_columns()
+
+    def _expand_inserted(self, parent, first: int, last: int) -> None:
+        """New rows show their nested rows (a block pasted or undone back), and a block shows a
+        row dropped into it."""
+        if parent.isValid():
+            self.expand(parent)
+        for row in range(first, last + 1):
+            index = self.stack_model.index(row, 0, parent)
+            if self.stack_model.rowCount(index):
+                self.expandRecursively(index)
 
     def _decorate_root(self, *_) -> None:
         """Room for expand arrows only while some row has children (a block or a backbone)."""
@@ -93,16 +131,155 @@ class StackView(QTreeView):
     def stack_model(self) -> StackModel:
         return self.model()
 
-    def _emit_current(self) -> None:
-        self.currentLayerChanged.emit(self.current_id())
+    # ------------------------------------------------------------ selection = current row = inspector
+    def _emit_current(self, force: bool = True) -> None:
+        shown = self.current_id()
+        if force or shown != self._shown:
+            self._shown = shown
+            self.currentLayerChanged.emit(shown)
+
+    def _shown_index(self) -> QModelIndex:
+        """The current row when it is selected, else the last selected row, else none."""
+        selection = self.selectionModel()
+        current = self.currentIndex()
+        if current.isValid() and selection.isRowSelected(current.row(), current.parent()):
+            return current.siblingAtColumn(0)
+        rows = selection.selectedRows()
+        return max(rows, key=self.stack_model.order_key) if rows else QModelIndex()
 
     def current_id(self) -> str | None:
-        """The layer the inspector shows (a stage row counts as its backbone)."""
-        index = self.currentIndex()
-        node = self.stack_model.node(index)
+        """The layer the inspector shows and the edits act on: always a selected row (a stage
+        row counts as its backbone); None with nothing selected (the inspector shows the input)."""
+        node = self.stack_model.node(self._shown_index())
         if node is None:
             return None
         return node.layer.id if hasattr(node, "layer") else node.id
+
+    def _selection_changed(self, *_) -> None:
+        if not self._busy:
+            self._follow_selection()
+            self._emit_current(False)
+
+    def _follow_selection(self) -> None:
+        """Move the current row (the focus frame, where keys act) onto the selection."""
+        shown, current = self._shown_index(), self.currentIndex()
+        if shown.isValid() and shown != current.siblingAtColumn(0):
+            self.selectionModel().setCurrentIndex(shown, QItemSelectionModel.SelectionFlag.NoUpdate)
+
+    def _change_starts(self, *_) -> None:
+        self._busy += 1
+
+    def _change_ends(self, *_) -> None:
+        """After rows went away (a delete, an undo from History) Qt has moved the current row
+        to a neighbour: select it, so the inspector and Delete act on the row that shows."""
+        self._busy = max(0, self._busy - 1)
+        if self._busy:
+            return
+        current = self.currentIndex()
+        if current.isValid() and not self.selectionModel().hasSelection():
+            self.selectionModel().select(current, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                         | QItemSelectionModel.SelectionFlag.Rows)
+        self._follow_selection()
+        self._emit_current(False)
+
+    def selectionCommand(self, index, event=None):
+        """A key that moves the current row selects it (Ctrl+Home as well as Down), so the
+        highlighted row is always the one the inspector shows; Shift extends, Ctrl+Space toggles."""
+        if (event is not None and event.type() == QEvent.Type.KeyPress
+                and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier and event.key() != Qt.Key.Key_Space):
+            return QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        return super().selectionCommand(index, event)
+
+    def move_selected(self, step: int) -> None:
+        """Move the selected layers one row up (-1) or down (+1), keeping them selected."""
+        moved = self.stack_model.shift(self.selected_ids(), step)
+        if moved:
+            self.select_ids(moved)
+
+    # ------------------------------------------------------------ column widths
+    def _section_resized(self, *_) -> None:
+        if not self._fitting:
+            self._user_sized = True
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def column_needs(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(cells, titles): the width each column's widest cell (text, icon, indentation) needs,
+        from the document (not the cell cache, which holds only the rows on screen), and the
+        width its header title needs."""
+        fm, header_fm = self.fontMetrics(), self.header().fontMetrics()
+        icon = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize) + 6
+        doc = self.stack_model.doc
+        titles = {col: header_fm.horizontalAdvance(COLUMNS[col]) + _HEADER_PAD for col in range(len(COLUMNS))}
+        need = {col: 0 for col in range(len(COLUMNS))}
+        need[FROZEN] = icon + _PAD  # the check box
+        step = self.indentation()
+        root = step if self.rootIsDecorated() else 0
+
+        if self._widths_font != self.font() or len(self._text_widths) > 20000:  # cached per font:
+            self._widths_font, self._text_widths = self.font(), {}  # most texts repeat between edits
+        known = self._text_widths
+
+        def widen(col: int, text: str, extra: int = 0) -> None:
+            width = known.get(text)
+            if width is None:
+                width = known[text] = fm.horizontalAdvance(text)
+            if width + extra + _PAD > need[col]:
+                need[col] = width + extra + _PAD
+
+        def visit(layers, depth: int) -> None:
+            for layer in layers:
+                info = doc.layer_info(layer.id)
+                indent = root + depth * step
+                widen(ID, layer.id, indent + (icon if info is not None and info.error else 0))
+                widen(TYPE, layer.type, icon)
+                widen(ARGS, key_args_text(layer))
+                if info is not None:
+                    widen(POS, info.position)
+                    widen(SHAPE, "error" if info.error else fmt(info.out_shape) if info.out_shape else "unknown")
+                    if info.params is not None:
+                        widen(PARAMS, f"{info.params:,}", icon)
+                if layer.type in catalog.BACKBONES:
+                    for name in stage_names(layer.type):
+                        widen(ID, name, indent + step)
+                visit(layer.layers, depth + 1)
+        visit(doc.spec.layers, 0)
+        return need, titles
+
+    def fit_columns(self) -> None:
+        """Size the columns to the view (see the module docstring); stops once the user drags
+        a column. A narrow view gives way in this order: Arguments (down to a few letters),
+        Type (to its badge and a few letters), the titles of Output shape and Params (their
+        cells still fit), Layer (to a short name), Type (to its badge)."""
+        if self._user_sized:
+            return
+        cells, titles = self.column_needs()
+        widths = {col: max(cells[col], titles[col]) for col in cells}
+        over = sum(widths.values()) - self.viewport().width()
+        fm = self.fontMetrics()
+        icon = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize) + 6
+        steps = ((ARGS, 56), (TYPE, icon + fm.horizontalAdvance("Conv") + _PAD), (SHAPE, cells[SHAPE]),
+                 (PARAMS, cells[PARAMS]), (FROZEN, cells[FROZEN]), (ID, fm.horizontalAdvance("conv2d") + _PAD),
+                 (TYPE, icon + _PAD))
+        for col, floor in steps:
+            if over <= 0:
+                break
+            cut = max(0, min(over, widths[col] - floor))
+            widths[col] -= cut
+            over -= cut
+        if over < 0:  # room to spare: shared, not all given to one column
+            share, rest = divmod(-over, len(_SHARE))
+            for n, col in enumerate(_SHARE):
+                widths[col] += share + (1 if n < rest else 0)
+        self._fitting = True
+        try:
+            for col, width in widths.items():
+                if self.header().sectionSize(col) != width:
+                    self.header().resizeSection(col, width)
+        finally:
+            self._fitting = False
 
     def selected_ids(self) -> list[str]:
         rows = self.selectionModel().selectedRows()

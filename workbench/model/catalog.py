@@ -172,7 +172,8 @@ _TABLE: tuple[LayerKind, ...] = (
     LayerKind("MaxPool1d", "Pooling", "Maximum over a sliding window of a sequence.", _pool(1),
               ranks=(2,), rank_hint=_SEQ, key_args=("kernel_size", "stride"), shape=shapes.pool(1),
               factory=_torch("MaxPool1d")),
-    LayerKind("MaxPool2d", "Pooling", "Maximum over a sliding window: halves an image with kernel 2.",
+    LayerKind("MaxPool2d", "Pooling", "Maximum over a sliding window (the stride defaults to the kernel): "
+              "kernel 3, as it is added, shrinks an image to a third; set kernel_size 2 to halve it.",
               _pool(2), ranks=(3,), rank_hint=_IMG, key_args=("kernel_size", "stride"),
               shape=shapes.pool(2), factory=_torch("MaxPool2d")),
     LayerKind("AvgPool2d", "Pooling", "Average over a sliding window of an image.", _pool(2, avg=True),
