@@ -84,7 +84,7 @@ class ConfusionMatrix(QWidget):
         line = fm.height()
         names = self.names if n <= NAMES_UP_TO else []
         widest = max((fm.horizontalAdvance(name) for name in names), default=0)
-        row_names = min(widest, int(self.width() * NAME_SHARE)) + 4 if names else 0
+        row_names = min(widest + 2, int(self.width() * NAME_SHARE)) + 4 if names else 0
         left = line + 2 + row_names
         vertical = False
         top = 2 * line + 2 if names else line + 2

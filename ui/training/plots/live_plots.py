@@ -230,7 +230,7 @@ class LivePlots(QWidget):
         self._mark_lines.clear()
         for f in self.follow:
             f.reset()
-        self.changed()
+        self.redraw()  # now: the last run's curves must not wait for a timer (the plots may be hidden)
 
     def _range_changed(self, box, _range) -> None:
         """Zoomed or panned by hand: draw the visible part in more detail. (A range that
