@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QImage
 from ui.training import dock as training_dock
 from ui.training.evaluation import EvaluationPanel
 from ui.training.plots import live_plots as plots_module
-from ui.training.plots.live_plots import MARK_LEVELS, LivePlots, mark_label, stagger
+from ui.training.plots.live_plots import LivePlots, mark_label, stagger
 from ui.training.plots.overlay import Overlay
 from ui.training.plots.series import RunSeries
 from window_helpers import text_of
@@ -170,7 +170,8 @@ def test_mark_labels_show_the_layer_name_and_stagger_when_close():
 
 def test_marks_close_together_neither_overlap_nor_leave_the_plot(live, qtbot):
     s = steady_series()
-    for step, text in ((100, "freeze conv2d_1"), (102, "lr 0.01"), (104, "unfreeze backbone.layer4"), (195, "lr 0.001")):
+    marks = ((100, "freeze conv2d_1"), (102, "lr 0.01"), (104, "unfreeze backbone.layer4"), (195, "lr 0.001"))
+    for step, text in marks:
         s.add_mark(step, step / 10, text)
     live.begin(s)
     for m in s.marks:
@@ -272,8 +273,11 @@ def test_table_data_evaluation_shows_whole_class_names_and_cards_apart(qtbot):
     qtbot.wait(20)
     texts = panel.matrix.texts()
     shown = [t.text for t in texts]
-    for name in names:
-        assert shown.count(name) == 2  # a row and a column label, whole ("clas" before)
+    assert not any("…" in text for text in shown)  # nothing cut ("clas" before)
+    rows = [t for t in texts if t.rect.right() < panel.matrix._geometry()[0].left() and t.text != "true"]
+    assert [t.text for t in rows] == names  # rows: the whole names
+    columns = [t.text for t in texts if t.rect.bottom() < panel.matrix._geometry()[0].top() and t.text != "predicted"]
+    assert len(set(columns)) == 3 and all(name.endswith(c) for name, c in zip(names, columns))
     true = next(t for t in texts if t.text == "true")
     for t in texts:
         if t is not true:

@@ -9,6 +9,7 @@ from ``workbench.training.samples`` (gathered in the engine thread).
 from __future__ import annotations
 
 import numpy as np
+import os
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPoint, QRect, Qt
@@ -89,23 +90,29 @@ class ConfusionMatrix(QWidget):
         vertical = False
         top = 2 * line + 2 if names else line + 2
         side = max(10, min(self.width() - left, self.height() - top) - 4)
-        if names and widest > side / n - 2:  # column names do not fit across: upwards
+        columns = names
+        if names and widest > side / n - 2:  # whole names do not fit across: what tells them apart ...
+            prefix = os.path.commonprefix(names) if len(names) > 1 else ""
+            cut = max(prefix.rfind(c) for c in "_-. :") + 1  # up to a separator: "class_0" -> "0"
+            columns = [name[cut:] for name in names]
+            widest = max(fm.horizontalAdvance(c) for c in columns)
+        if names and widest > side / n - 2:  # ... or upwards
             vertical = True
             top = line + 2 + min(widest, int(self.height() * NAME_SHARE)) + 4
             side = max(10, min(self.width() - left, self.height() - top) - 4)
         area, cell = QRect(left, top, side, side), side / n
         texts = [Text("predicted", QRect(area.left(), 0, area.width(), line)),
                  Text("true", QRect(0, area.top(), line, area.height()), True)]
-        for i, name in enumerate(names):
+        for i, (name, column) in enumerate(zip(names, columns)):
             across = QRect(line + 2, int(area.top() + i * cell), row_names - 4, max(line, int(cell)))
             if cell < line:
                 across.moveTop(int(area.top() + (i + 0.5) * cell - line / 2))
             texts.append(Text(fm.elidedText(name, Qt.TextElideMode.ElideRight, across.width()), across))
             if vertical:
                 up = QRect(int(area.left() + (i + 0.5) * cell - line / 2), line + 2, line, top - line - 6)
-                texts.append(Text(fm.elidedText(name, Qt.TextElideMode.ElideRight, up.height()), up, True))
+                texts.append(Text(fm.elidedText(column, Qt.TextElideMode.ElideRight, up.height()), up, True))
             else:
-                texts.append(Text(name, QRect(int(area.left() + i * cell), line + 1, int(cell), line)))
+                texts.append(Text(column, QRect(int(area.left() + i * cell), line + 1, int(cell), line)))
         return area, cell, texts
 
     def cell_at(self, pos: QPoint) -> tuple[int, int] | None:

@@ -77,6 +77,34 @@ def _curve(plot, color, name=None, symbol=None, alpha=None) -> pg.PlotDataItem:
     return item
 
 
+class TitleLabel(pg.LabelItem):
+    """A plot title that asks for no width: pyqtgraph makes a title's width its plot's
+    minimum, so "Validation accuracy" squeezed the loss plot to a sliver in a small window,
+    against the columns' stretch factors."""
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        self.setMinimumWidth(0)
+
+    def sizeHint(self, hint, constraint):
+        size = super().sizeHint(hint, constraint)
+        if hint in (Qt.SizeHint.MinimumSize, Qt.SizeHint.PreferredSize):
+            size.setWidth(0)
+        return size
+
+
+class Plot(pg.PlotItem):
+    """A PlotItem whose title (``TitleLabel``) leaves the plot's width to the layout."""
+
+    def __init__(self, title: str, **kwargs):
+        super().__init__(**kwargs)
+        self.layout.removeItem(self.titleLabel)
+        self.titleLabel.setParentItem(None)
+        self.titleLabel = TitleLabel("", size="9pt", parent=self)  # fits a narrow plot
+        self.layout.addItem(self.titleLabel, 0, 0, 1, 2)  # over the left axis too: room for the words
+        self.setTitle(title)
+
+
 def choose_save_path(parent, title: str, suggestion: str, filters: str) -> str | None:
     """Ask where to save (tests replace this)."""
     path, _ = QFileDialog.getSaveFileName(parent, title, suggestion, filters)
@@ -152,11 +180,11 @@ class LivePlots(QWidget):
         self.view.setBackground(theme.PLOT_BACKGROUND)
         self.view.ci.setContentsMargins(2, 2, 2, 2)
         # x ticks only as dense as their labels fit (a narrow plot ran "0 200400600800" together)
-        self.loss_plot = self.view.addPlot(row=0, col=0, title="Loss", axisItems={"bottom": SparseAxis("bottom")})
-        self.acc_plot = self.view.addPlot(row=0, col=1, title="Validation accuracy",
-                                          axisItems={"bottom": SparseAxis("bottom")})
-        self.lr_plot = self.view.addPlot(row=0, col=2, title="Learning rate",
-                                         axisItems={"bottom": SparseAxis("bottom"), "left": SparseAxis("left")})
+        self.loss_plot = Plot("Loss", axisItems={"bottom": SparseAxis("bottom")})
+        self.acc_plot = Plot("Validation accuracy", axisItems={"bottom": SparseAxis("bottom")})
+        self.lr_plot = Plot("Learning rate", axisItems={"bottom": SparseAxis("bottom"), "left": SparseAxis("left")})
+        for n, plot in enumerate((self.loss_plot, self.acc_plot, self.lr_plot)):
+            self.view.addItem(plot, row=0, col=n)
         self.acc_plot.setXLink(self.loss_plot)  # one x range: epochs line up with the steps they end
         self.lr_plot.setXLink(self.loss_plot)
         self.view.ci.layout.setColumnStretchFactor(0, 6)
