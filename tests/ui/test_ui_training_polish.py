@@ -110,7 +110,9 @@ def test_a_checkpoint_of_another_model_is_one_sentence_with_details_behind_a_lin
     shown = []
     monkeypatch.setattr(training_dock, "show_details", lambda parent, message, detail: shown.append(detail))
     banner.linkActivated.emit("details")
-    assert shown == [failed.detail]
+    assert banner.details_button.isVisible()  # also a button, in sight when the text scrolls
+    banner.details_button.click()
+    assert shown == [failed.detail, failed.detail]
     # the banner wraps within a few lines and leaves the plots their room
     assert banner.height() <= banner.maximumHeight() <= 5 * banner.fontMetrics().lineSpacing() + 12
     assert trainer.plots.view.height() > 80
@@ -166,6 +168,7 @@ def test_mark_labels_show_the_layer_name_and_stagger_when_close():
     assert mark_label("freeze backbone.layer3") == "freeze layer3"
     assert mark_label("unfreeze conv2d_1") == "unfreeze conv2d_1" and mark_label("lr 0.01") == "lr 0.01"
     assert stagger([(0, 50), (10, 60), (20, 70), (200, 250)]) == [0, 1, 2, 0]
+    assert stagger([(0, 50), (10, 60), (20, 70)], levels=2) == [0, 1, None]  # no room: hidden, not overlapped
 
 
 def test_marks_close_together_neither_overlap_nor_leave_the_plot(live, qtbot):

@@ -27,7 +27,7 @@ from ui.common.workers import Worker, start_worker
 from ui.training.settings_form import SettingsForm
 
 STATUS_MS = 250  # progress text and bar change at most 4 times a second: readable, and cheap for the UI thread
-BANNER_LINES = 4  # a failed run's banner wraps up to this many lines, then scrolls: the plots keep their room
+BANNER_LINES = 2  # a failed run's banner wraps up to this many lines, then scrolls: the plots keep their room
 LOCK_NOTE = ("During a run the layers are locked (edits wait for the next run); freeze boxes and the "
              "learning rate act on the running model.")
 
@@ -129,6 +129,12 @@ class Banner(QFrame):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.viewport().setAutoFillBackground(False)  # the banner's colour shows through
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.details_button = QToolButton(objectName="bannerDetails", text="Details…")
+        self.details_button.setToolTip("The whole error: what a bug report needs")
+        self.details_button.clicked.connect(lambda: self.linkActivated.emit("details"))
+        self.details_button.setVisible(False)
         self.close_button = QToolButton(objectName="bannerClose", text="\u2715")
         self.close_button.setToolTip("Close this message")
         self.close_button.setAutoRaise(True)
@@ -137,8 +143,9 @@ class Banner(QFrame):
         row.setContentsMargins(4, 2, 2, 2)
         row.setSpacing(4)
         row.addWidget(self.scroll, 1)
+        row.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)  # in sight however long the message
         row.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
-        self.setMaximumHeight(self.label.fontMetrics().lineSpacing() * BANNER_LINES + 12)
+        self.setMaximumHeight(self.label.fontMetrics().lineSpacing() * BANNER_LINES + 6)
         self.setVisible(False)
 
     def text(self) -> str:
@@ -150,7 +157,8 @@ class Banner(QFrame):
 
     def sizeHint(self):
         hint = super().sizeHint()
-        width = max(100, self.width() - self.close_button.sizeHint().width() - 16)
+        buttons = self.close_button.sizeHint().width() + self.details_button.sizeHint().width()
+        width = max(100, self.width() - buttons - 16)
         lines = self.label.heightForWidth(width)
         hint.setHeight(min(self.maximumHeight(), max(lines, self.label.fontMetrics().lineSpacing()) + 8))
         return hint
@@ -356,8 +364,10 @@ class TrainingPanel(QWidget):
 
     def show_failure(self, message: str, has_detail: bool) -> None:
         details = " <a href='details'>Show the error details</a>" if has_detail else ""
-        self.banner.setText(f"<b>Training failed:</b> {_html(message)}<br>The model and the project are as they "
-                            f"were: change what the message says, then press Start again.{details}")
+        said = _html(message.rstrip().rstrip("."))
+        self.banner.setText(f"<b>Training failed:</b> {said}. The model and the project are as they were: change "
+                            f"what the message says, then press Start again.{details}")
+        self.banner.details_button.setVisible(has_detail)
         self.banner.setVisible(True)
 
     def clear_run(self) -> None:

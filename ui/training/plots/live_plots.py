@@ -38,9 +38,10 @@ REDRAW_MS = 100  # at most 10 Hz
 BUDGET = 0.05  # share of the UI thread the plots may take: slower frames come less often
 SYMBOLS_UP_TO = 60  # epochs: more points than that draw as a plain line (symbols cost per point)
 AXIS_NAMES = {"step": "Step", "epoch": "Epoch", "time": "Wall time"}
+OVERLAY_LINES = 1  # earlier runs' labels under the plots take at most this many lines (else short forms)
 PNG_SCALES = (1, 2, 3, 4)  # Save PNG renders the plots at this many pixels per screen pixel
 PNG_SCALE = 2
-MARK_LEVELS = (0.9, 0.72, 0.54, 0.36, 0.18)  # heights (share of the plot) that mark labels stagger over
+MARK_LEVELS = 5  # mark labels close together stagger over up to this many heights, from the top down
 
 
 def mark_label(text: str) -> str:
@@ -50,15 +51,16 @@ def mark_label(text: str) -> str:
     return f"{verb} {path.rsplit('.', 1)[-1]}" if verb in ("freeze", "unfreeze") and path else text
 
 
-def stagger(spans: list[tuple[float, float]], levels: int = len(MARK_LEVELS)) -> list[int]:
+def stagger(spans: list[tuple[float, float]], levels: int = MARK_LEVELS) -> list[int | None]:
     """A level per label (left, right in pixels, in x order) so that no two on one level
-    overlap: the lowest free level, or the one freed soonest when all are taken."""
+    overlap: the first free level, or None (no room: the label hides; its line's tooltip
+    and the CSV keep the text)."""
     ends = [-float("inf")] * levels
-    out = []
+    out: list[int | None] = []
     for left, right in spans:
-        free = [n for n in range(levels) if ends[n] + 4 <= left]
-        level = free[0] if free else min(range(levels), key=lambda n: ends[n])
-        ends[level] = right
+        level = next((n for n in range(levels) if ends[n] + 4 <= left), None)
+        if level is not None:
+            ends[level] = right
         out.append(level)
     return out
 
@@ -180,9 +182,11 @@ class LivePlots(QWidget):
         self.view.setBackground(theme.PLOT_BACKGROUND)
         self.view.ci.setContentsMargins(2, 2, 2, 2)
         # x ticks only as dense as their labels fit (a narrow plot ran "0 200400600800" together)
-        self.loss_plot = Plot("Loss", axisItems={"bottom": SparseAxis("bottom")})
-        self.acc_plot = Plot("Validation accuracy", axisItems={"bottom": SparseAxis("bottom")})
-        self.lr_plot = Plot("Learning rate", axisItems={"bottom": SparseAxis("bottom"), "left": SparseAxis("left")})
+        def axes():
+            return {"bottom": SparseAxis("bottom"), "left": SparseAxis("left")}
+        self.loss_plot = Plot("Loss", axisItems=axes())
+        self.acc_plot = Plot("Validation accuracy", axisItems=axes())
+        self.lr_plot = Plot("Learning rate", axisItems=axes())
         for n, plot in enumerate((self.loss_plot, self.acc_plot, self.lr_plot)):
             self.view.addItem(plot, row=0, col=n)
         self.acc_plot.setXLink(self.loss_plot)  # one x range: epochs line up with the steps they end
@@ -223,8 +227,6 @@ class LivePlots(QWidget):
         self.legend = QLabel(_legend_html([(theme.PLOT_RAW, "\u2014", "loss per step"),
                                            (theme.PLOT_SMOOTH, "\u2014", f"smoothed: EMA {EMA:g}"),
                                            (theme.PLOT_VAL, "\u25cf", "validation loss"),
-                                           (theme.PLOT_ACC, "\u25cf", "validation accuracy"),
-                                           (theme.PLOT_LR, "\u2014", "learning rate"),
                                            (theme.PLOT_MARK, "\u2506", "freeze / lr change")]),
                              objectName="plotLegend")
         self.legend.setWordWrap(True)
@@ -260,6 +262,11 @@ class LivePlots(QWidget):
             f.reset()
         self.redraw()  # now: the last run's curves must not wait for a timer (the plots may be hidden)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self._fill_overlay_legend()  # full labels or short ones, by the room there is
+
     def _range_changed(self, box, _range) -> None:
         """Zoomed or panned by hand: draw the visible part in more detail. (A range that
         follows the data changed because of a redraw; redrawing again would double the cost.)"""
@@ -273,7 +280,7 @@ class LivePlots(QWidget):
         pen = pg.mkPen(theme.PLOT_MARK, width=1, style=Qt.PenStyle.DashLine)
         # a label right of its line in the left half of the plot, left of it in the right half: never clipped
         line = pg.InfiniteLine(angle=90, movable=False, pen=pen, label=mark_label(mark.text),
-                               labelOpts={"position": MARK_LEVELS[0], "color": theme.PLOT_MARK,
+                               labelOpts={"position": 0.9, "color": theme.PLOT_MARK,
                                           "anchors": [(0, 0.5), (1, 0.5)], "fill": theme.PLOT_LABEL_FILL})
         line.setToolTip(mark.text)
         self.loss_plot.addItem(line)
@@ -305,8 +312,16 @@ class LivePlots(QWidget):
         """Earlier runs shown, each in its colour, wrapped under the plots (never cut)."""
         entries = [(theme.PLOT_OVERLAYS[n % len(theme.PLOT_OVERLAYS)], "\u25b2", o.label)
                    for n, o in enumerate(self.overlays) if o.visible]
-        self.overlay_legend.setText(_legend_html(entries, nowrap=False))
         self.overlay_legend.setVisible(bool(entries))
+        self.overlay_legend.setToolTip("\n".join(text for _, _, text in entries))
+        full = _legend_html(entries, nowrap=False)
+        self.overlay_legend.setText(full)
+        width = max(100, self.figure.width() - 4)
+        room = OVERLAY_LINES * self.overlay_legend.fontMetrics().lineSpacing() + 2
+        if self.overlay_legend.heightForWidth(width) > room:
+            # too long for the room under the plots: "run 2 (stopped, acc 0.950)"; all of it in the
+            # tooltip and the Earlier runs menu
+            self.overlay_legend.setText(_legend_html([(c, m, t.split(":", 1)[0]) for c, m, t in entries]))
 
     def overlay_loaded(self, key: str, series: RunSeries | None) -> None:
         for overlay in self.overlays:
@@ -399,19 +414,25 @@ class LivePlots(QWidget):
         if not shown:
             return
         box = self.loss_plot.getViewBox()
-        (x0, x1), width = box.viewRange()[0], max(1.0, box.width())
+        (x0, x1), width, height = box.viewRange()[0], max(1.0, box.width()), max(1.0, box.height())
         spans = []
         for x, line in shown:
             px = (x - x0) / max(x1 - x0, 1e-12) * width
             w = line.label.boundingRect().width()
             spans.append((px, px + w) if px < width / 2 else (px - w, px))
-        for (_, line), level in zip(shown, stagger(spans)):
-            if line.label.orthoPos != MARK_LEVELS[level]:
-                line.label.setPosition(MARK_LEVELS[level])
+        row = shown[0][1].label.boundingRect().height() + 1  # one label's height, in pixels
+        levels = max(1, min(MARK_LEVELS, int(height // row)))
+        for (_, line), level in zip(shown, stagger(spans, levels)):
+            line.label.setVisible(level is not None)
+            if level is not None:
+                position = 1 - (level + 0.5) * row / height  # from the top down, a label's height apart
+                if abs(line.label.orthoPos - position) > 1e-6:
+                    line.label.setPosition(position)
 
     def mark_label_rects(self) -> list:
         """Where the mark labels are drawn (scene rectangles of the visible ones)."""
-        return [line.label.sceneBoundingRect() for _, line in self._mark_lines if line.isVisible()]
+        return [line.label.sceneBoundingRect() for _, line in self._mark_lines
+                if line.isVisible() and line.label.isVisible()]
 
     # ------------------------------------------------------------ drawing
     def stop_redraw_timer(self) -> None:

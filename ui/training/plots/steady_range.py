@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 
 DEFAULT_RANGE = (0.0, 1.0)  # x and y of an empty plot (also on a log axis: 1 to 10)
-LABEL_PX = {"bottom": 48, "top": 48, "left": 22, "right": 22}  # room one tick label needs along its axis
+LABEL_PX = {"bottom": 48, "top": 48, "left": 18, "right": 18}  # room one tick label needs along its axis
 
 
 def nice_ceil(value: float) -> float:
@@ -114,7 +114,8 @@ class SparseAxis(pg.AxisItem):
         span = maxVal - minVal
         if not levels or span <= 0 or size <= 0:
             return levels
-        fit = max(1.0, size / LABEL_PX.get(self.orientation, 48))
+        least = 2.0 if self.orientation in ("left", "right") else 1.0  # a y axis keeps a scale: two labels
+        fit = max(least, size / LABEL_PX.get(self.orientation, 48))
         if span / levels[0][0] <= fit:
             return levels[:1]
         return [(nice_ceil(span / fit), 0)]
