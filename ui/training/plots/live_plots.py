@@ -9,7 +9,10 @@ CNN's training speed in the window by a third). Every curve is a 1-pixel line wi
 'peak' downsampling over float64 views of growing buffers (ui.training.plots.series), so a run of a
 million steps redraws in milliseconds. The x axis switches between step, epoch and wall
 time; the loss axis can be logarithmic. Freezes and learning-rate changes made during the
-run show as vertical marks.
+run show as vertical marks, their labels staggered (``stagger``) so none covers another.
+The legend and the earlier runs' labels sit under the plots (never over a curve); ticks are
+no denser than their labels fit (``steady_range.SparseAxis``); Save PNG draws the plots and
+legend again at ``png_scale`` (2x by default) rather than enlarging a screenshot.
 """
 from __future__ import annotations
 
