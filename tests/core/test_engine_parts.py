@@ -222,3 +222,39 @@ def test_freezing_keeps_frozen_batchnorm_in_eval_mode():
     assert not model[1].training
     controls.freeze(model, "1", False)
     assert model[1].training and all(p.requires_grad for p in model[1].parameters())
+
+
+def test_a_stop_during_validation_ends_the_pass_and_a_resume_validates_that_epoch_again(tmp_path):
+    """Stop takes effect between two validation batches too (a long validation pass kept a
+    resnet18 run going for seconds after Stop); the epoch's validation is redone on resume."""
+    project = digits(epochs=2, log_every=10_000)  # the epoch's steps arrive just before validation
+    seen = []
+
+    def stop_before_validation(e):
+        seen.append(e)
+        if isinstance(e, ev.StepEvent):
+            engine.controls.stop()
+    engine = Engine(project, run_dir=tmp_path / "r", handlers=[stop_before_validation])
+    end = engine.run()
+    assert isinstance(end, ev.StoppedEvent)
+    assert not [e for e in seen if isinstance(e, ev.EpochEvent)]  # the pass was dropped, not finished
+    spe = engine.steps_per_epoch
+    assert end.step == spe and engine.state.position.batch == spe and engine.state.position.epoch == 0
+    resumed = []
+    again = Engine(digits(epochs=2), run_dir=tmp_path / "r", resume_from=end.checkpoint, handlers=[resumed.append])
+    assert isinstance(again.run(), ev.FinishedEvent)
+    epochs = [e for e in resumed if isinstance(e, ev.EpochEvent)]
+    assert [e.epoch for e in epochs] == [1, 2] and epochs[0].val_acc is not None
+    assert [e.step for e in resumed if isinstance(e, ev.StepEvent)][0] == spe + 1
+
+
+def test_a_checkpoint_of_another_model_is_said_in_one_sentence_with_the_keys_as_detail(tmp_path):
+    end = Engine(digits(epochs=1), run_dir=tmp_path / "a").run()
+    other = Engine(templates.load("digits_cnn"), run_dir=tmp_path / "b")
+    other.setup()
+    with pytest.raises(WorkbenchError) as caught:
+        other.state.load_state_dict(checkpoint.load(end.run_dir), source="here")
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 250
+    assert "layers do not match, e.g. " in message and "pick a checkpoint of this project" in message
+    assert "conv1.weight" in caught.value.detail and "not in the checkpoint" in caught.value.detail

@@ -176,6 +176,7 @@ class TrainingDock(QWidget):
             self.run.stop()
             self.panel.set_state("stopping")
             self.panel.status.setText("Stopping after the current step (a checkpoint is saved)…")
+            self.panel.run_bar.repaint()  # said now, not after the next batch of events
 
     def resume_from(self) -> None:
         if self.run is not None:
@@ -185,12 +186,20 @@ class TrainingDock(QWidget):
             self.start(resume_from=path)
 
     def _checkpoint_folder(self) -> str:
-        for record in reversed(self.doc.project.runs):
-            folder = Path(record.get("dir", ""))
-            if record.get("status") == "stopped" and (folder / checkpoint.LAST).is_file():
-                return str(folder / checkpoint.LAST)
-        folder = self.doc.project.run_folder()
-        return str(folder if folder.is_dir() else Path.home())
+        """Where Resume from checkpoint… opens: the newest run's checkpoint (last.ckpt, else
+        best.ckpt): the project's runs newest first, then the newest folder in its run folder."""
+        runs = [Path(r["dir"]) for r in reversed(self.doc.project.runs) if r.get("dir")]
+        root = self.doc.project.run_folder()
+        if root.is_dir():
+            try:
+                runs += sorted((f for f in root.iterdir() if f.is_dir()), key=lambda f: f.stat().st_mtime, reverse=True)
+            except OSError:
+                pass
+        for folder in runs:
+            for name in (checkpoint.LAST, checkpoint.BEST):
+                if (folder / name).is_file():
+                    return str(folder / name)
+        return str(root if root.is_dir() else Path.home())
 
     # ------------------------------------------------------------ events from the run (UI thread)
     def _on_events(self, batch: list) -> None:
@@ -302,11 +311,13 @@ class TrainingDock(QWidget):
             self.refresh_overlays()
 
     def _project_replaced(self) -> None:
+        """New / Open (or a new input shape): nothing of the last project's run stays."""
         self.live_model = self.live_structure = None
         self.series = None
+        self.last_end = self._failure = None
         self.plots.begin(RunSeries(1))
         self.evaluation.clear()
-        self.panel.hide_failure()
+        self.panel.clear_run()
         self.refresh_overlays()
 
     # ------------------------------------------------------------ earlier runs

@@ -9,8 +9,11 @@ from ``workbench.training.samples`` (gathered in the engine thread).
 from __future__ import annotations
 
 import numpy as np
+import os
+from dataclasses import dataclass
+
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from workbench.training.samples import SampleGrid
@@ -18,6 +21,18 @@ from workbench.training.samples import SampleGrid
 from ui.common import theme
 
 TILE = 56  # sample image side on screen, pixels
+TEXT_TILE_WIDTH = 180  # a table row's values wrap in a tile this wide
+NAMES_UP_TO = 30  # classes: more than that show no names beside the matrix (the tooltip names a cell)
+NAME_SHARE = 0.35  # class names take at most this share of the matrix widget's width (or height, above it)
+
+
+@dataclass
+class Text:
+    """One piece of text around the matrix: what is drawn, where (widget coordinates), and
+    whether it runs upwards (column names that do not fit across their cell)."""
+    text: str
+    rect: QRect
+    vertical: bool = False
 
 
 def matrix_image(matrix: np.ndarray) -> QImage:
@@ -54,10 +69,51 @@ class ConfusionMatrix(QWidget):
         self.update()
 
     def _geometry(self) -> tuple[QRect, float]:
+        area, cell, _ = self._layout()
+        return area, cell
+
+    def texts(self) -> list[Text]:
+        """Everything written around the matrix: "predicted", "true" and the class names."""
+        return self._layout()[2] if self.matrix is not None else []
+
+    def _layout(self) -> tuple[QRect, float, list[Text]]:
+        """The matrix square and the texts around it, none cut or over another: row names at
+        their full width (up to NAME_SHARE of the widget, elided past that) right of the
+        upright "true"; column names across their cells when they fit, else upwards."""
         n = len(self.matrix)
-        margin = 34 if n <= 30 else 18
-        side = max(10, min(self.width(), self.height()) - margin - 4)
-        return QRect(margin, margin, side, side), side / n
+        fm = QFontMetrics(self.font())
+        line = fm.height()
+        names = self.names if n <= NAMES_UP_TO else []
+        widest = max((fm.horizontalAdvance(name) for name in names), default=0)
+        row_names = min(widest + 2, int(self.width() * NAME_SHARE)) + 4 if names else 0
+        left = line + 2 + row_names
+        vertical = False
+        top = 2 * line + 2 if names else line + 2
+        side = max(10, min(self.width() - left, self.height() - top) - 4)
+        columns = names
+        if names and widest > side / n - 2:  # whole names do not fit across: what tells them apart ...
+            prefix = os.path.commonprefix(names) if len(names) > 1 else ""
+            cut = max(prefix.rfind(c) for c in "_-. :") + 1  # up to a separator: "class_0" -> "0"
+            columns = [name[cut:] for name in names]
+            widest = max(fm.horizontalAdvance(c) for c in columns)
+        if names and widest > side / n - 2:  # ... or upwards
+            vertical = True
+            top = line + 2 + min(widest, int(self.height() * NAME_SHARE)) + 4
+            side = max(10, min(self.width() - left, self.height() - top) - 4)
+        area, cell = QRect(left, top, side, side), side / n
+        texts = [Text("predicted", QRect(area.left(), 0, area.width(), line)),
+                 Text("true", QRect(0, area.top(), line, area.height()), True)]
+        for i, (name, column) in enumerate(zip(names, columns)):
+            across = QRect(line + 2, int(area.top() + i * cell), row_names - 4, max(line, int(cell)))
+            if cell < line:
+                across.moveTop(int(area.top() + (i + 0.5) * cell - line / 2))
+            texts.append(Text(fm.elidedText(name, Qt.TextElideMode.ElideRight, across.width()), across))
+            if vertical:
+                up = QRect(int(area.left() + (i + 0.5) * cell - line / 2), line + 2, line, top - line - 6)
+                texts.append(Text(fm.elidedText(column, Qt.TextElideMode.ElideRight, up.height()), up, True))
+            else:
+                texts.append(Text(column, QRect(int(area.left() + i * cell), line + 1, int(cell), line)))
+        return area, cell, texts
 
     def cell_at(self, pos: QPoint) -> tuple[int, int] | None:
         if self.matrix is None:
@@ -88,7 +144,7 @@ class ConfusionMatrix(QWidget):
                        "The confusion matrix shows after the first epoch\n(classification with validation data)")
             p.end()
             return
-        area, cell = self._geometry()
+        area, cell, texts = self._layout()
         p.drawImage(area, self.image)  # smooth-free: one pixel per cell, scaled up
         n = len(self.matrix)
         small = QFont(self.font())
@@ -108,19 +164,21 @@ class ConfusionMatrix(QWidget):
                     p.drawText(QRect(int(area.left() + q * cell), int(area.top() + t * cell), int(cell), int(cell)),
                                Qt.AlignmentFlag.AlignCenter, str(count))
         p.setPen(QColor(theme.SOFT_TEXT))
-        if n <= 30:
-            for i, name in enumerate(self.names):
-                text = name[:4]
-                p.drawText(QRect(0, int(area.top() + i * cell), area.left() - 3, int(cell)),
-                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
-                p.drawText(QRect(int(area.left() + i * cell), area.top() - 16, int(cell), 14),
-                           Qt.AlignmentFlag.AlignCenter, text)
-        p.drawText(QRect(area.left(), 0, area.width(), 14), Qt.AlignmentFlag.AlignCenter, "predicted")
-        p.save()
-        p.translate(10, area.top() + area.height() / 2)
-        p.rotate(-90)
-        p.drawText(QRect(-40, -8, 80, 14), Qt.AlignmentFlag.AlignCenter, "true")
-        p.restore()
+        p.setFont(self.font())
+        for t in texts:
+            r = t.rect
+            if not t.vertical:
+                align = Qt.AlignmentFlag.AlignCenter if r.top() < area.top() else \
+                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                p.drawText(r, align, t.text)
+                continue
+            p.save()  # upwards: drawn across a rect of the same size turned a quarter
+            p.translate(r.left(), r.bottom())
+            p.rotate(-90)
+            align = Qt.AlignmentFlag.AlignCenter if t.text == "true" else \
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+            p.drawText(QRect(0, 0, r.height(), r.width()), align, t.text)
+            p.restore()
         p.end()
 
 
@@ -178,10 +236,15 @@ class SampleTiles(QWidget):
                              f"{'&#10007;' if s.wrong else '&#10003;'} {pred}</span> "
                              f"<span style='color:{theme.MUTED_TEXT}'>({s.confidence:.0%}) true {true}</span>")
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            caption.setWordWrap(s.image is None)
             box.addWidget(caption)
             tile.setToolTip(f"validation example {s.index}: true {true}, predicted {pred} with "
                             f"{s.confidence:.1%} confidence")
-            tile.setFixedSize(tile.sizeHint())  # tiles keep their size; more of them fit a wide panel
+            if s.image is None:  # values wrap at a fixed width; the tile is as tall as they need
+                tile.setFixedWidth(TEXT_TILE_WIDTH)
+                tile.setFixedHeight(box.totalHeightForWidth(TEXT_TILE_WIDTH))
+            else:
+                tile.setFixedSize(tile.sizeHint())  # tiles keep their size; more of them fit a wide panel
             self.tiles.append(tile)
         self._place()
 

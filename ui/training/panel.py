@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from workbench.data import bundle as data
 from workbench.project.settings import DataSettings
@@ -27,6 +27,7 @@ from ui.common.workers import Worker, start_worker
 from ui.training.settings_form import SettingsForm
 
 STATUS_MS = 250  # progress text and bar change at most 4 times a second: readable, and cheap for the UI thread
+BANNER_LINES = 2  # a failed run's banner wraps up to this many lines, then scrolls: the plots keep their room
 LOCK_NOTE = ("During a run the layers are locked (edits wait for the next run); freeze boxes and the "
              "learning rate act on the running model.")
 
@@ -108,6 +109,69 @@ class TaskProbe(QObject):
             self._job.wait(timeout_s)
 
 
+class Banner(QFrame):
+    """A failed run, said across the top of the dock: a wrapped message of at most
+    ``BANNER_LINES`` lines (a longer one scrolls inside it, never pushing the plots away), a
+    details link (``linkActivated``) and a close button."""
+
+    linkActivated = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent, objectName="failureBanner")
+        self.label = QLabel(objectName="bannerText")
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                           | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.label.linkActivated.connect(self.linkActivated.emit)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.label)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.viewport().setAutoFillBackground(False)  # the banner's colour shows through
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.details_button = QToolButton(objectName="bannerDetails", text="Details…")
+        self.details_button.setToolTip("The whole error: what a bug report needs")
+        self.details_button.clicked.connect(lambda: self.linkActivated.emit("details"))
+        self.details_button.setVisible(False)
+        self.close_button = QToolButton(objectName="bannerClose", text="\u2715")
+        self.close_button.setToolTip("Close this message")
+        self.close_button.setAutoRaise(True)
+        self.close_button.clicked.connect(self.hide)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 2, 2, 2)
+        row.setSpacing(4)
+        row.addWidget(self.scroll, 1)
+        row.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)  # in sight however long the message
+        row.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.setMaximumHeight(self.label.fontMetrics().lineSpacing() * BANNER_LINES + 6)
+        self.setVisible(False)
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def setText(self, text: str) -> None:
+        self.label.setText(text)
+        self.updateGeometry()
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        buttons = self.close_button.sizeHint().width() + self.details_button.sizeHint().width()
+        width = max(100, self.width() - buttons - 16)
+        lines = self.label.heightForWidth(width)
+        hint.setHeight(min(self.maximumHeight(), max(lines, self.label.fontMetrics().lineSpacing()) + 8))
+        return hint
+
+    def minimumSizeHint(self):
+        return self.sizeHint()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self.updateGeometry()  # the wrapped height follows the width
+
+
 class TrainingPanel(QWidget):
     startRequested = Signal()
     pauseRequested = Signal()
@@ -167,11 +231,7 @@ class TrainingPanel(QWidget):
         row.addWidget(self.bar)
         row.addSpacing(6)
         row.addWidget(self.status, 1)
-        self.banner = QLabel(objectName="problem")
-        self.banner.setWordWrap(True)
-        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
-                                            | Qt.TextInteractionFlag.LinksAccessibleByMouse)
-        self.banner.setVisible(False)
+        self.banner = Banner()
 
         self.task_label = QLabel("Reading the data…", objectName="taskLabel")
         self.task_label.setWordWrap(True)
@@ -212,6 +272,7 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("starting", "running", "paused"))
+        self.stop_button.setText("Stopping…" if state == "stopping" else "Stop")
         self.lock_note.setStyleSheet(f"color: {theme.LOCKED};" if busy else "")
         self.stateChanged.emit(state)
 
@@ -303,9 +364,25 @@ class TrainingPanel(QWidget):
 
     def show_failure(self, message: str, has_detail: bool) -> None:
         details = " <a href='details'>Show the error details</a>" if has_detail else ""
-        self.banner.setText(f"<b>Training failed:</b> {_html(message)}<br>The model and the project are as they "
-                            f"were: change what the message says, then press Start again.{details}")
+        said = _html(message.rstrip().rstrip("."))
+        self.banner.setText(f"<b>Training failed:</b> {said}. The model and the project are as they were: change "
+                            f"what the message says, then press Start again.{details}")
+        self.banner.details_button.setVisible(has_detail)
         self.banner.setVisible(True)
+
+    def clear_run(self) -> None:
+        """Another project: nothing of the last run stays (status, progress, trainable count,
+        epoch line, failure)."""
+        self._status_timer.stop()
+        self._last_step = None
+        self.progress = None
+        self._trainable, self._params = None, 0
+        self.epoch_line = ""
+        self.bar.setValue(0)
+        self.status.setText("Ready.")
+        self.status.setToolTip("")
+        self.trainable.setText("")
+        self.hide_failure()
 
     def hide_failure(self) -> None:
         self.banner.setVisible(False)

@@ -351,7 +351,8 @@ class Engine:
                 if self._run_epoch() == "stop":
                     return self._stopped()
                 self._flush()
-                self._end_epoch(time.perf_counter() - t_epoch)
+                if self._end_epoch(time.perf_counter() - t_epoch) == "stop":
+                    return self._stopped()
         except NonFiniteLoss as bad:
             back = self.keeper.restore_before(bad.step)
             lr = optim.current_lr(self.optimizer)
@@ -441,15 +442,20 @@ class Engine:
     def _weights_at(self, step: int) -> str:
         return "its starting weights" if step == 0 else f"its weights after step {step}"
 
-    def _end_epoch(self, seconds: float) -> None:
+    def _end_epoch(self, seconds: float) -> str:
+        """Validate, move to the next epoch, checkpoint. "stop": a stop came during the
+        validation pass, which is dropped; the position stays at the end of the epoch's steps,
+        so a resume validates this epoch again."""
         pos, task = self.state.position, self.task
         train_loss = pos.loss_sum / max(1, pos.loss_count)
         result = None
         if self.val_loader is not None:
             self._validating = True
             result = evaluate(self.runner, self.val_loader, task.num_classes if task.is_classification else None,
-                              self.loss_name, self.parallel)
+                              self.loss_name, self.parallel, stop=lambda: self.controls.stop_requested)
             self._validating = False
+            if result is None:
+                return "stop"
         better = self._is_better(train_loss, result)
         if better:
             self.state.best = Best(result.acc if result else None, result.loss if result else None, train_loss,
@@ -465,6 +471,7 @@ class Engine:
                                  optim.current_lr(self.optimizer), seconds, better)
         self.emit(epoch_ev)
         self._save(best=better)  # the logs flush here, epoch line included
+        return "done"
 
     def _is_better(self, train_loss: float, result) -> bool:
         b = self.state.best
@@ -516,6 +523,7 @@ class Engine:
             message = self._oom_message(step, phase)
         elif isinstance(exc, WorkbenchError):
             message = str(exc)
+            detail = getattr(exc, "detail", "")  # e.g. the key-by-key list behind a checkpoint of another model
             fixable = True
         else:
             detail = traceback.format_exc()

@@ -7,6 +7,7 @@ changes. ``evaluate`` returns plain numbers and small tensors for the epoch even
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -158,9 +159,12 @@ class Evaluation:
 
 
 def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str,
-             parallel: Parallel = Parallel(), worst: int = 5) -> Evaluation:
+             parallel: Parallel = Parallel(), worst: int = 5,
+             stop: Callable[[], bool] | None = None) -> Evaluation | None:
     """Loss over the whole loader (example-weighted) and, for classes, accuracy, the confusion
     matrix and the ``worst`` most confident mistakes. Leaves the model in eval mode.
+    ``stop`` is asked between two batches (one process only: under DDP every process must
+    finish the pass); when it says yes the pass is abandoned and None returned.
 
     Per batch only the forward pass, the loss and one max over the class scores run; the
     rest is done once over the whole split (a handful of ops instead of ~20 per batch)."""
@@ -171,6 +175,8 @@ def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str
     losses, sizes, preds, confs, targets = [], [], [], [], []
     with torch.no_grad():
         for x, y in loader:
+            if stop is not None and parallel.world_size == 1 and stop():
+                return None
             if runner.move:
                 x, y = x.to(device, non_blocking=runner.non_blocking), y.to(device, non_blocking=runner.non_blocking)
             with runner.autocast():

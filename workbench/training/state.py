@@ -86,9 +86,7 @@ class TrainingState:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as exc:
-            detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
-            raise WorkbenchError(f"checkpoint {source} was made for a different model ({detail}); "
-                                 "resume with the project that made it") from None
+            raise ModelMismatch(source, self.model.state_dict(), state["model"], str(exc)) from None
         for name, p in self.model.named_parameters():
             p.requires_grad_(state["trainable"].get(name, p.requires_grad))
         _load_part(self.optimizer, state["optimizer"], "optimizer", source)
@@ -121,6 +119,30 @@ class TrainingState:
                          f"batches of {then_batch}, now {s.task['train_size']} in batches of {batch}): "
                          "the run goes on, but not exactly as it would have")
         return notes
+
+
+class ModelMismatch(WorkbenchError):
+    """A checkpoint of another model: one sentence (how many layers differ, the first of
+    them), and the full key-by-key list as ``detail`` for whoever wants it."""
+
+    def __init__(self, source: str, mine: dict, saved: dict, torch_text: str = ""):
+        missing = [k for k in mine if k not in saved]
+        unexpected = [k for k in saved if k not in mine]
+        shapes = [k for k in mine if k in saved and hasattr(saved[k], "shape")
+                  and tuple(saved[k].shape) != tuple(mine[k].shape)]
+        layers = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in missing + unexpected + shapes))
+        example = f", e.g. {layers[0]}" if layers else ""
+        count = f"{len(layers)} layer{'s' if len(layers) != 1 else ''} do{'es' if len(layers) == 1 else ''} not match"
+        super().__init__(f"checkpoint {source} was made for a different model ({count}{example}); "
+                         "pick a checkpoint of this project, or open the project that made it")
+        lines = [f"{len(missing)} entries of this model are not in the checkpoint:", *(f"  {k}" for k in missing),
+                 f"{len(unexpected)} entries of the checkpoint are not in this model:", *(f"  {k}" for k in unexpected),
+                 f"{len(shapes)} entries have another shape:",
+                 *(f"  {k}: checkpoint {tuple(saved[k].shape)}, this model {tuple(mine[k].shape)}" for k in shapes)]
+        if torch_text:
+            lines += ["", "PyTorch said:", torch_text.strip()]
+        self.layers = layers
+        self.detail = "\n".join(lines)
 
 
 def _load_part(part, saved: dict, what: str, source: str) -> None:

@@ -9,17 +9,22 @@ CNN's training speed in the window by a third). Every curve is a 1-pixel line wi
 'peak' downsampling over float64 views of growing buffers (ui.training.plots.series), so a run of a
 million steps redraws in milliseconds. The x axis switches between step, epoch and wall
 time; the loss axis can be logarithmic. Freezes and learning-rate changes made during the
-run show as vertical marks.
+run show as vertical marks, their labels staggered (``stagger``) so none covers another.
+The legend and the earlier runs' labels sit under the plots (never over a curve); ticks are
+no denser than their labels fit (``steady_range.SparseAxis``); Save PNG draws the plots and
+legend again at ``png_scale`` (2x by default) rather than enlarging a screenshot.
 """
 from __future__ import annotations
 
+import html
 import time
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QActionGroup, QImage, QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QMenu,
                                QPushButton, QToolButton, QVBoxLayout, QWidget)
 
@@ -30,12 +35,37 @@ from ui.common import theme
 from ui.training.plots.series import AXES, AXIS_TITLES, EMA, Buffer, Mark, RunSeries
 from ui.training.plots.level_of_detail import Peaks, visible_range
 from ui.training.plots.overlay import Overlay
-from ui.training.plots.steady_range import Follow, bounds
+from ui.training.plots.steady_range import Follow, SparseAxis, bounds
 
 REDRAW_MS = 100  # at most 10 Hz
 BUDGET = 0.05  # share of the UI thread the plots may take: slower frames come less often
 SYMBOLS_UP_TO = 60  # epochs: more points than that draw as a plain line (symbols cost per point)
 AXIS_NAMES = {"step": "Step", "epoch": "Epoch", "time": "Wall time"}
+OVERLAY_LINES = 1  # earlier runs' labels under the plots take at most this many lines (else short forms)
+PNG_SCALES = (1, 2, 3, 4)  # Save PNG renders the plots at this many pixels per screen pixel
+PNG_SCALE = 2
+MARK_LEVELS = 5  # mark labels close together stagger over up to this many heights, from the top down
+
+
+def mark_label(text: str) -> str:
+    """A mark's label on the plot: the layer's own name, not its path ('freeze layer3' for
+    'freeze backbone.layer3'); the whole text is the line's tooltip and the CSV note."""
+    verb, _, path = text.partition(" ")
+    return f"{verb} {path.rsplit('.', 1)[-1]}" if verb in ("freeze", "unfreeze") and path else text
+
+
+def stagger(spans: list[tuple[float, float]], levels: int = MARK_LEVELS) -> list[int | None]:
+    """A level per label (left, right in pixels, in x order) so that no two on one level
+    overlap: the first free level, or None (no room: the label hides; its line's tooltip
+    and the CSV keep the text)."""
+    ends = [-float("inf")] * levels
+    out: list[int | None] = []
+    for left, right in spans:
+        level = next((n for n in range(levels) if ends[n] + 4 <= left), None)
+        if level is not None:
+            ends[level] = right
+        out.append(level)
+    return out
 
 
 def _curve(plot, color, name=None, symbol=None, alpha=None) -> pg.PlotDataItem:
@@ -50,6 +80,34 @@ def _curve(plot, color, name=None, symbol=None, alpha=None) -> pg.PlotDataItem:
     item.setClipToView(True)
     item.setDownsampling(auto=True, method="peak")
     return item
+
+
+class TitleLabel(pg.LabelItem):
+    """A plot title that asks for no width: pyqtgraph makes a title's width its plot's
+    minimum, so "Validation accuracy" squeezed the loss plot to a sliver in a small window,
+    against the columns' stretch factors."""
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        self.setMinimumWidth(0)
+
+    def sizeHint(self, hint, constraint):
+        size = super().sizeHint(hint, constraint)
+        if hint in (Qt.SizeHint.MinimumSize, Qt.SizeHint.PreferredSize):
+            size.setWidth(0)
+        return size
+
+
+class Plot(pg.PlotItem):
+    """A PlotItem whose title (``TitleLabel``) leaves the plot's width to the layout."""
+
+    def __init__(self, title: str, **kwargs):
+        super().__init__(**kwargs)
+        self.layout.removeItem(self.titleLabel)
+        self.titleLabel.setParentItem(None)
+        self.titleLabel = TitleLabel("", size="9pt", parent=self)  # fits a narrow plot
+        self.layout.addItem(self.titleLabel, 0, 0, 1, 2)  # over the left axis too: room for the words
+        self.setTitle(title)
 
 
 def choose_save_path(parent, title: str, suggestion: str, filters: str) -> str | None:
@@ -69,7 +127,8 @@ class LivePlots(QWidget):
         self.folder = Path.home()
         self._dirty = False
         self._mark_lines: list[tuple[Mark, pg.InfiniteLine]] = []
-        self._overlay_items: dict[str, list[pg.PlotDataItem]] = {}
+        self._overlay_items: dict[str, list[pg.PlotDataItem]] = {}  # key -> [loss, accuracy]
+        self._overlay_lr: dict[str, pg.PlotDataItem] = {}  # key -> its learning rate
         self._peaks: dict[int, Peaks] = {}  # id(buffer) -> its level of detail
         self._build()
         self._timer = QTimer(self)
@@ -101,9 +160,19 @@ class LivePlots(QWidget):
         self.runs_button.setMenu(self.runs_menu)
         bar.addWidget(self.runs_button)
         bar.addStretch(1)
-        self.png_button = QPushButton("Save PNG...", objectName="plotPng")
-        self.png_button.setToolTip("Save the plots as a PNG image")
+        self.png_scale = PNG_SCALE
+        self.png_button = QToolButton(objectName="plotPng", text="Save PNG...")
+        self.png_button.setToolTip("Save the plots, legend and run labels as a PNG image; the arrow picks its size")
+        self.png_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         self.png_button.clicked.connect(lambda: self._ask_and_save("png"))
+        scale_menu, group = QMenu(self), QActionGroup(self)
+        for scale in PNG_SCALES:
+            action = scale_menu.addAction(f"{scale}x the size on screen")
+            action.setCheckable(True)
+            action.setChecked(scale == self.png_scale)
+            action.toggled.connect(lambda on, k=scale: on and setattr(self, "png_scale", k))
+            group.addAction(action)
+        self.png_button.setMenu(scale_menu)
         self.csv_button = QPushButton("Save CSV...", objectName="plotCsv")
         self.csv_button.setToolTip("Save the run's metrics (every step and epoch) as CSV")
         self.csv_button.clicked.connect(lambda: self._ask_and_save("csv"))
@@ -115,9 +184,14 @@ class LivePlots(QWidget):
         self.view.setObjectName("plotView")
         self.view.setBackground(theme.PLOT_BACKGROUND)
         self.view.ci.setContentsMargins(2, 2, 2, 2)
-        self.loss_plot = self.view.addPlot(row=0, col=0, title="Loss")
-        self.acc_plot = self.view.addPlot(row=0, col=1, title="Validation accuracy")
-        self.lr_plot = self.view.addPlot(row=0, col=2, title="Learning rate")
+        # x ticks only as dense as their labels fit (a narrow plot ran "0 200400600800" together)
+        def axes():
+            return {"bottom": SparseAxis("bottom"), "left": SparseAxis("left")}
+        self.loss_plot = Plot("Loss", axisItems=axes())
+        self.acc_plot = Plot("Validation accuracy", axisItems=axes())
+        self.lr_plot = Plot("Learning rate", axisItems=axes())
+        for n, plot in enumerate((self.loss_plot, self.acc_plot, self.lr_plot)):
+            self.view.addItem(plot, row=0, col=n)
         self.acc_plot.setXLink(self.loss_plot)  # one x range: epochs line up with the steps they end
         self.lr_plot.setXLink(self.loss_plot)
         self.view.ci.layout.setColumnStretchFactor(0, 6)
@@ -142,15 +216,9 @@ class LivePlots(QWidget):
             plot.setDownsampling(auto=True, mode="peak")
             plot.titleLabel.setMaximumHeight(18)
             plot.setLabel("bottom", AXIS_TITLES[self.axis])
-        self.legend = self.loss_plot.addLegend(offset=(-2, 2), labelTextSize="7pt", brush=theme.PLOT_LEGEND,
-                                              verSpacing=-6)
-        self.overlay_legend = self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="7pt",
-                                                      brush=theme.PLOT_OVERLAY_LEGEND)
-        for legend in (self.legend, self.overlay_legend):
-            legend.setZValue(50)  # over curves and marks
-        self.raw = _curve(self.loss_plot, theme.PLOT_RAW, "per step")
-        self.smooth = _curve(self.loss_plot, theme.PLOT_SMOOTH, f"smoothed: EMA {EMA:g}")
-        self.val_loss = _curve(self.loss_plot, theme.PLOT_VAL, "validation", symbol="o")
+        self.raw = _curve(self.loss_plot, theme.PLOT_RAW)
+        self.smooth = _curve(self.loss_plot, theme.PLOT_SMOOTH)
+        self.val_loss = _curve(self.loss_plot, theme.PLOT_VAL, symbol="o")
         self.acc = _curve(self.acc_plot, theme.PLOT_ACC, None, symbol="o")
         self.lr = _curve(self.lr_plot, theme.PLOT_LR)
         self.follow = [Follow(self.loss_plot, x=True), Follow(self.acc_plot, y_floor=0.0, y_ceiling=1.02),
@@ -158,11 +226,31 @@ class LivePlots(QWidget):
         for plot in (self.loss_plot, self.lr_plot):
             plot.sigXRangeChanged.connect(self._range_changed)
 
+        # the legend sits under the plots, never over the curves; earlier runs' labels wrap there
+        self.legend = QLabel(_legend_html([(theme.PLOT_RAW, "\u2014", "loss per step"),
+                                           (theme.PLOT_SMOOTH, "\u2014", f"smoothed: EMA {EMA:g}"),
+                                           (theme.PLOT_VAL, "\u25cf", "validation loss"),
+                                           (theme.PLOT_MARK, "\u2506", "freeze / lr change")]),
+                             objectName="plotLegend")
+        self.legend.setWordWrap(True)
+        self.overlay_legend = QLabel("", objectName="plotOverlayLegend")
+        self.overlay_legend.setWordWrap(True)
+        self.overlay_legend.setVisible(False)
+        self.figure = QWidget(objectName="plotFigure")  # what Save PNG renders: plots and legend
+        self.figure.setAutoFillBackground(True)
+        self.figure.setStyleSheet("QWidget#plotFigure { background: white; } QLabel { font-size: 8pt; }")
+        col = QVBoxLayout(self.figure)
+        col.setContentsMargins(0, 0, 0, 2)
+        col.setSpacing(0)
+        col.addWidget(self.view, 1)
+        col.addWidget(self.legend)
+        col.addWidget(self.overlay_legend)
+
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.setSpacing(2)
         root.addLayout(bar)
-        root.addWidget(self.view, 1)
+        root.addWidget(self.figure, 1)
 
     # ------------------------------------------------------------ data in
     def begin(self, series: RunSeries, classification: bool = True) -> None:
@@ -175,7 +263,12 @@ class LivePlots(QWidget):
         self._mark_lines.clear()
         for f in self.follow:
             f.reset()
-        self.changed()
+        self.redraw()  # now: the last run's curves must not wait for a timer (the plots may be hidden)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self._fill_overlay_legend()  # full labels or short ones, by the room there is
 
     def _range_changed(self, box, _range) -> None:
         """Zoomed or panned by hand: draw the visible part in more detail. (A range that
@@ -188,31 +281,50 @@ class LivePlots(QWidget):
 
     def add_mark(self, mark: Mark) -> None:
         pen = pg.mkPen(theme.PLOT_MARK, width=1, style=Qt.PenStyle.DashLine)
-        line = pg.InfiniteLine(angle=90, movable=False, pen=pen, label=mark.text,
-                               labelOpts={"position": 0.3, "color": theme.PLOT_MARK, "anchors": [(0, 0.5), (0, 0.5)],
-                                          "fill": theme.PLOT_LABEL_FILL})
+        # a label right of its line in the left half of the plot, left of it in the right half: never clipped
+        line = pg.InfiniteLine(angle=90, movable=False, pen=pen, label=mark_label(mark.text),
+                               labelOpts={"position": 0.9, "color": theme.PLOT_MARK,
+                                          "anchors": [(0, 0.5), (1, 0.5)], "fill": theme.PLOT_LABEL_FILL})
+        line.setToolTip(mark.text)
         self.loss_plot.addItem(line)
         self._mark_lines.append((mark, line))
         self._place_marks()
 
     def set_overlays(self, overlays: list[Overlay]) -> None:
         """Replace the earlier runs shown (their series may still be loading: see ``overlay_loaded``)."""
-        for items in self._overlay_items.values():
-            for item in items:
-                item.getViewBox().removeItem(item) if item.getViewBox() else None
+        for item in [i for items in self._overlay_items.values() for i in items] + list(self._overlay_lr.values()):
+            if item.getViewBox() is not None:
+                item.getViewBox().removeItem(item)
         self._overlay_items.clear()
-        self.overlay_legend.clear()
+        self._overlay_lr.clear()
         self.overlays = overlays
         for n, overlay in enumerate(overlays):
             color = theme.PLOT_OVERLAYS[n % len(theme.PLOT_OVERLAYS)]
             loss = _curve(self.loss_plot, color, alpha=150)
-            loss.setZValue(-10)
             acc = _curve(self.acc_plot, color, symbol="t", alpha=170)
-            acc.setZValue(-10)
+            lr = _curve(self.lr_plot, color, alpha=170)
+            for item in (loss, acc, lr):
+                item.setZValue(-10)
             self._overlay_items[overlay.key] = [loss, acc]
-            self.overlay_legend.addItem(acc, overlay.label)
+            self._overlay_lr[overlay.key] = lr
             self._draw_overlay(overlay)
         self._fill_menu()
+        self._fill_overlay_legend()
+
+    def _fill_overlay_legend(self) -> None:
+        """Earlier runs shown, each in its colour, wrapped under the plots (never cut)."""
+        entries = [(theme.PLOT_OVERLAYS[n % len(theme.PLOT_OVERLAYS)], "\u25b2", o.label)
+                   for n, o in enumerate(self.overlays) if o.visible]
+        self.overlay_legend.setVisible(bool(entries))
+        self.overlay_legend.setToolTip("\n".join(text for _, _, text in entries))
+        full = _legend_html(entries, nowrap=False)
+        self.overlay_legend.setText(full)
+        width = max(100, self.figure.width() - 4)
+        room = OVERLAY_LINES * self.overlay_legend.fontMetrics().lineSpacing() + 2
+        if self.overlay_legend.heightForWidth(width) > room:
+            # too long for the room under the plots: "run 2 (stopped, acc 0.950)"; all of it in the
+            # tooltip and the Earlier runs menu
+            self.overlay_legend.setText(_legend_html([(c, m, t.split(":", 1)[0]) for c, m, t in entries]))
 
     def overlay_loaded(self, key: str, series: RunSeries | None) -> None:
         for overlay in self.overlays:
@@ -226,12 +338,14 @@ class LivePlots(QWidget):
                 overlay.visible = visible
                 self._draw_overlay(overlay)
         self._fill_menu()
+        self._fill_overlay_legend()
 
     def set_all_overlays_visible(self, visible: bool) -> None:
         for overlay in self.overlays:
             overlay.visible = visible
             self._draw_overlay(overlay)
         self._fill_menu()
+        self._fill_overlay_legend()
 
     def _fill_menu(self) -> None:
         self.runs_menu.clear()
@@ -254,19 +368,16 @@ class LivePlots(QWidget):
         if not items:
             return
         loss, acc = items
+        lr = self._overlay_lr[overlay.key]
         s = overlay.series
-        for item in items:
+        for item in (loss, acc, lr):
             item.setVisible(overlay.visible and s is not None)
         if s is None:
             return
-        self._set_steps(loss, s.step_x(self.axis), s.ema)
+        x = s.step_x(self.axis)
+        self._set_steps(loss, x, s.ema)
+        self._set_steps(lr, x, s.lr)
         _set_points(acc, s.epoch_x(self.axis), s.val_acc.view())
-        label = self.overlay_legend.getLabel(acc)
-        if label is not None:
-            label.setVisible(overlay.visible)
-            sample = next((smp for smp, lbl in self.overlay_legend.items if lbl is label), None)
-            if sample is not None:
-                sample.setVisible(overlay.visible)
 
     # ------------------------------------------------------------ view options
     def set_axis(self, axis: str) -> None:
@@ -297,6 +408,34 @@ class LivePlots(QWidget):
             line.setVisible(bool(np.isfinite(x)))
             if np.isfinite(x):
                 line.setValue(x)
+        self._stagger_marks()
+
+    def _stagger_marks(self) -> None:
+        """Labels of marks close together go to different heights, so none covers another."""
+        shown = sorted(((line.value(), line) for _, line in self._mark_lines if line.isVisible()),
+                       key=lambda pair: pair[0])
+        if not shown:
+            return
+        box = self.loss_plot.getViewBox()
+        (x0, x1), width, height = box.viewRange()[0], max(1.0, box.width()), max(1.0, box.height())
+        spans = []
+        for x, line in shown:
+            px = (x - x0) / max(x1 - x0, 1e-12) * width
+            w = line.label.boundingRect().width()
+            spans.append((px, px + w) if px < width / 2 else (px - w, px))
+        row = shown[0][1].label.boundingRect().height() + 1  # one label's height, in pixels
+        levels = max(1, min(MARK_LEVELS, int(height // row)))
+        for (_, line), level in zip(shown, stagger(spans, levels)):
+            line.label.setVisible(level is not None)
+            if level is not None:
+                position = 1 - (level + 0.5) * row / height  # from the top down, a label's height apart
+                if abs(line.label.orthoPos - position) > 1e-6:
+                    line.label.setPosition(position)
+
+    def mark_label_rects(self) -> list:
+        """Where the mark labels are drawn (scene rectangles of the visible ones)."""
+        return [line.label.sceneBoundingRect() for _, line in self._mark_lines
+                if line.isVisible() and line.label.isVisible()]
 
     # ------------------------------------------------------------ drawing
     def stop_redraw_timer(self) -> None:
@@ -341,12 +480,15 @@ class LivePlots(QWidget):
         extra = [i for o in shown for i in self._overlay_items.get(o.key, [])]
         loss_items = [self.raw, self.smooth, self.val_loss] + extra[0::2]
         acc_items = [self.acc] + extra[1::2]
+        lr_items = [self.lr] + [self._overlay_lr[o.key] for o in shown if o.key in self._overlay_lr]
         xs = bounds(*(i.xData for i in loss_items + acc_items if i.xData is not None))
         self.follow[0].update(xs, bounds(*(i.yData for i in loss_items if i.yData is not None)),
                               log_y=self.log_box.isChecked())
         self.follow[1].update(None, bounds(*(i.yData for i in acc_items if i.yData is not None)))
-        top = bounds(self.lr.yData) if self.lr.yData is not None else None
+        top = bounds(*(i.yData for i in lr_items if i.yData is not None))
+        # from 0 to above the highest rate: a constant rate has a scale too
         self.follow[2].update(None, (0.0, top[1]) if top and top[1] > 0 else None)
+        self._stagger_marks()
 
     def _set_steps(self, item: pg.PlotDataItem, x: np.ndarray, values: Buffer) -> None:
         """A per-step curve, reduced to ~2 points per pixel of its visible part."""
@@ -362,7 +504,7 @@ class LivePlots(QWidget):
         item.setData(*peaks.display(x, first, last, 2 * width))
 
     def _overlay_buffers(self) -> set[int]:
-        return {id(o.series.ema) for o in self.overlays if o.series is not None}
+        return {id(b) for o in self.overlays if o.series is not None for b in (o.series.ema, o.series.lr)}
 
     # ------------------------------------------------------------ saving
     def _ask_and_save(self, kind: str) -> None:
@@ -381,12 +523,36 @@ class LivePlots(QWidget):
         self.folder = Path(path).parent
         self.message.emit(f"Saved {path}")
 
-    def save_png(self, path: str | Path) -> None:
+    def render_image(self, scale: float | None = None) -> QImage:
+        """The plots with their legend and run labels, ``scale`` (default ``png_scale``) image
+        pixels per screen pixel: drawn again at that resolution, not a screenshot enlarged."""
+        scale = self.png_scale if scale is None else scale
         self.redraw()
-        pixmap = self.view.grab()
+        size = self.figure.size()
+        image = QImage(max(1, round(size.width() * scale)), max(1, round(size.height() * scale)),
+                       QImage.Format.Format_RGB32)
+        image.fill(Qt.GlobalColor.white)
+        axes = [plot.getAxis(side) for plot in (self.loss_plot, self.acc_plot, self.lr_plot)
+                for side in ("left", "bottom")]
+        for axis in axes:  # the axes' screen-resolution cache would come out blurred
+            axis.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+        painter = QPainter(image)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+            painter.scale(scale, scale)
+            self.figure.render(painter, QPoint(0, 0))
+        finally:
+            painter.end()
+            for axis in axes:
+                axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        return image
+
+    def save_png(self, path: str | Path, scale: float | None = None) -> None:
+        image = self.render_image(scale)
 
         def write(tmp: Path) -> None:
-            if not pixmap.save(str(tmp), "PNG"):
+            if not image.save(str(tmp), "PNG"):
                 raise WorkbenchError(f"could not write the image {path}")
         fileio.write_with(path, write, suffix=".png")
 
@@ -394,6 +560,18 @@ class LivePlots(QWidget):
         if self.series is None:
             raise WorkbenchError("no run to save yet: train first")
         fileio.write_text(path, self.series.to_csv())
+
+
+def _legend_html(entries: list[tuple[tuple, str, str]], nowrap: bool = True) -> str:
+    """Legend entries (colour, symbol, text) in one wrapping line of rich text; ``nowrap``:
+    an entry is never broken (short ones), else long entries wrap inside too."""
+    parts = []
+    style = " style='white-space:nowrap'" if nowrap else ""
+    for color, symbol, text in entries:
+        r, g, b = color[:3]
+        parts.append(f"<span{style}><span style='color:rgb({r},{g},{b})'>{symbol}</span>"
+                     f"&nbsp;{html.escape(text)}</span>")
+    return "&nbsp;&nbsp; ".join(parts)
 
 
 def _set_points(item: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:

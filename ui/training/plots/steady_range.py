@@ -13,6 +13,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyqtgraph as pg
+
+DEFAULT_RANGE = (0.0, 1.0)  # x and y of an empty plot (also on a log axis: 1 to 10)
+LABEL_PX = {"bottom": 48, "top": 48, "left": 18, "right": 18}  # room one tick label needs along its axis
 
 
 def nice_ceil(value: float) -> float:
@@ -55,9 +59,18 @@ class Follow:
             self.following = False
 
     def reset(self) -> None:
-        """A new run or x axis: follow again from scratch."""
+        """A new run, x axis or project: follow again from scratch, from the empty plot's range
+        (a range left from other data would stay until new data outgrew it)."""
         self.following = True
         self.box.disableAutoRange()
+        self._setting = True
+        try:
+            if self.x:
+                self.box.setXRange(*DEFAULT_RANGE, padding=0)
+            if self.y:
+                self.box.setYRange(*DEFAULT_RANGE, padding=0)
+        finally:
+            self._setting = False
 
     def check(self) -> bool:
         """Whether it follows the data (the "A" button, which turns pyqtgraph's own auto-range
@@ -90,3 +103,19 @@ class Follow:
                     self.box.setYRange(new0, new1, padding=0)
         finally:
             self._setting = False
+
+
+class SparseAxis(pg.AxisItem):
+    """An axis whose major ticks are no closer than their labels need (``LABEL_PX``): on a
+    narrow plot pyqtgraph's spacing ran the labels together ("0 200400600800")."""
+
+    def tickSpacing(self, minVal, maxVal, size):
+        levels = super().tickSpacing(minVal, maxVal, size)
+        span = maxVal - minVal
+        if not levels or span <= 0 or size <= 0:
+            return levels
+        least = 2.0 if self.orientation in ("left", "right") else 1.0  # a y axis keeps a scale: two labels
+        fit = max(least, size / LABEL_PX.get(self.orientation, 48))
+        if span / levels[0][0] <= fit:
+            return levels[:1]
+        return [(nice_ceil(span / fit), 0)]
