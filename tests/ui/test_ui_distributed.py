@@ -146,6 +146,7 @@ def test_a_local_two_process_run_reaches_the_plots_and_ends(qtbot, isolated_sett
     assert dialog.status.text().startswith("Finished 2 epochs")
     record = next(r for r in window.doc.project.runs if r["dir"] == str(run_dir))
     assert record["processes"] == 2 and record["weights"][0] == record["weights"][1]
+    assert str(run_dir) in [o.key for o in window.training.plots.overlays]  # shown at once, not after reopening
     assert not workers_of(run_dir)
     assert dialog.launch_button.isEnabled() and dialog.out_dir != run_dir  # ready for another run
     dialog.close()

@@ -211,6 +211,15 @@ def test_overlays_keep_one_per_run_folder_and_hide_on_request(live):
     assert live.runs_button.text() == "Earlier runs (1/2)"
 
 
+def test_a_resumed_run_keeps_the_run_it_continued_and_both_runs_changes():
+    first = {**record(1), "status": "stopped", "lr_changes": [{"step": 30, "lr": 0.001}]}
+    resumed = {**record(1), "freezes": [{"step": 50, "path": "conv1", "frozen": True}], "started": "later"}
+    overlays = overlays_for([first, record(2), resumed], record(0)["settings"], [])
+    assert [o.key for o in overlays] == ["/runs/r2", "/runs/r1"]  # by newest run: the resumed folder last
+    assert overlays[1].label == "runs 1+3 (finished, acc 0.900): lr 0.001 at step 30, froze conv1 at step 50"
+    assert overlays[1].runs == 2 and overlays[0].label.startswith("run 2 (finished")
+
+
 def test_a_real_runs_metrics_come_back_as_curves(tmp_path):
     proj = templates.load("digits_mlp")
     proj.training = replace(proj.training, epochs=2, tensorboard=False)

@@ -182,6 +182,14 @@ def test_learning_rate_changed_during_a_run_acts_at_once(qtbot, window, trainer)
     trainer.stop()
     wait_end(qtbot, trainer)
     assert window.doc.project.training.optimizer.lr == 0.0005  # and the next run uses it
+    record = window.doc.project.runs[-1]
+    assert [c["lr"] for c in record["lr_changes"]] == [0.0005]  # the run's label in the next run says so
+    change = record["lr_changes"][0]["step"]
+    trainer.start()  # the stopped run is now an earlier run: its label names the change
+    label = next(o.label for o in trainer.plots.overlays if o.key == record["dir"])
+    assert f"lr 0.0005 at step {change}" in label
+    trainer.stop()
+    wait_end(qtbot, trainer)
 
 
 def test_a_failed_run_shows_what_to_do_and_keeps_model_and_project(qtbot, window, trainer):
@@ -237,6 +245,14 @@ def test_resume_from_checkpoint_continues_the_stopped_run(qtbot, window, trainer
     end = wait_end(qtbot, trainer)
     assert isinstance(end, ev.FinishedEvent) and end.run_dir == stopped.run_dir
     assert trainer.series.step.view()[0] == stopped.step + 1  # it went on from there
+    trainer.start()  # both runs are earlier runs now: one folder, named by both, with all its steps
+    mine = [o for o in trainer.plots.overlays if o.key == str(stopped.run_dir)]
+    assert len(mine) == 1 and mine[0].label.startswith("runs 1+2 (finished")
+    qtbot.waitUntil(lambda: mine[0].series is not None, timeout=10_000)
+    steps = mine[0].series.step.view()
+    assert steps[0] <= stopped.step < steps[-1]  # read again since the resume: not the stopped part alone
+    trainer.stop()
+    wait_end(qtbot, trainer)
 
 
 # ---------------------------------------------------------------- closing and export

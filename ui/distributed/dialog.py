@@ -336,8 +336,7 @@ class DistributedDialog(QDialog):
             on_disk = projects.load(path).runs
         except WorkbenchError:
             return
-        known = {r.get("dir") for r in self.doc.project.runs}
-        self.doc.project.runs.extend(r for r in on_disk if r.get("dir") not in known)
+        self.doc.add_runs(on_disk)
 
     def shutdown(self, wait_ms: int = KILL_AFTER_MS) -> None:
         """Stop a running job and wait for it (the window is closing)."""

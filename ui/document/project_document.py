@@ -39,6 +39,7 @@ class ProjectDocument(QObject):
     frozenChanged = Signal(str, bool)  # module path ('conv1' or 'backbone.layer1'), frozen
     pathChanged = Signal()
     lockChanged = Signal(str)  # '' when unlocked
+    runsChanged = Signal()  # run records were added (a run ended, here or under torchrun)
 
     def __init__(self, project: projects.Project, parent: QObject | None = None):
         super().__init__(parent)
@@ -138,6 +139,14 @@ class ProjectDocument(QObject):
         toggles stay allowed: a running training picks them up between steps."""
         self.edit_lock = reason
         self.lockChanged.emit(reason)
+
+    def add_runs(self, records: list[dict]) -> None:
+        """Add run records the project does not have yet (by run folder and start), and say so."""
+        known = {(r.get("dir"), r.get("started")) for r in self.project.runs}
+        new = [r for r in records if (r.get("dir"), r.get("started")) not in known]
+        if new:
+            self.project.runs.extend(new)
+            self.runsChanged.emit()
 
     def _unlocked(self) -> None:
         if self.edit_lock:

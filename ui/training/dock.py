@@ -129,6 +129,7 @@ class TrainingDock(QWidget):
         p.form.changed.connect(self._setting_changed)
         self.doc.frozenChanged.connect(self._frozen_changed)
         self.doc.reset.connect(self._project_replaced)
+        self.doc.runsChanged.connect(self._runs_added)
         self.plots.message.connect(window.say)
         self.refresh_overlays()
 
@@ -321,6 +322,12 @@ class TrainingDock(QWidget):
         self.refresh_overlays()
 
     # ------------------------------------------------------------ earlier runs
+    def _runs_added(self) -> None:
+        """Runs that ended elsewhere (Run Distributed) show at once; a run here shows from its
+        next Start, since its curves stay on the plots as the live run's until then."""
+        if self.run is None:
+            self.refresh_overlays()
+
     def refresh_overlays(self, now=None) -> None:
         settings = now.settings if now is not None else run_settings(self.doc.project)
         frozen = now.frozen if now is not None else build.frozen_paths(self.doc.spec)
@@ -328,7 +335,9 @@ class TrainingDock(QWidget):
         old = {o.key: o for o in self.plots.overlays}
         for o in overlays:  # keep what is loaded and what the person hid
             if o.key in old:
-                o.series, o.visible = old[o.key].series, old[o.key].visible
+                o.visible = old[o.key].visible
+                if old[o.key].runs == o.runs:  # a resume in that folder since: its curves grew, read them again
+                    o.series = old[o.key].series
         for o in overlays[:-5]:
             if o.key not in old:
                 o.visible = False  # the last five show; older ones wait in the menu

@@ -86,6 +86,7 @@ class RunSettings:
     settings: dict
     frozen: list[str]
     freezes: list[dict] = field(default_factory=list)
+    lr_changes: list[dict] = field(default_factory=list)
 
 
 class _Worker(QThread):
@@ -206,6 +207,8 @@ class TrainingRun(QObject):
                 if isinstance(item.event, ev.FreezeEvent):
                     e = item.event
                     self.info.freezes.append({"step": e.step, "path": e.path, "frozen": e.frozen})
+                elif isinstance(item.event, ev.LrEvent):
+                    self.info.lr_changes.append({"step": item.event.step, "lr": item.event.lr})
             self.events.emit(batch)
 
     def _finish(self) -> None:
@@ -219,6 +222,8 @@ class TrainingRun(QObject):
             record = dict(record, settings=self.info.settings, frozen=self.info.frozen)
             if self.info.freezes:
                 record["freezes"] = list(self.info.freezes)
+            if self.info.lr_changes:
+                record["lr_changes"] = list(self.info.lr_changes)
             self.project.runs.append(record)
         self.record = record
         self.ended.emit(self.end, record)

@@ -1,9 +1,11 @@
 """Earlier runs of the project, as muted overlays: which runs, what each changed, their curves.
 
 A run record (``project.runs``, see workbench.training) written by the window carries the
-hyper-parameters and the frozen layers it started with and the freezes made during it
-(ui.training.engine_bridge adds them), so a label can say what differed from the run it is compared
-with: ``run 3 (stopped): lr 0.01, batch 32, frozen conv1``. Curves come from each run's
+hyper-parameters and the frozen layers it started with and the freezes and learning-rate
+changes made during it (ui.training.engine_bridge adds them), so a label can say what differed
+from the run it is compared with: ``run 3 (stopped): lr 0.01, batch 32, frozen conv1``. A run
+resumed from a checkpoint continues in its folder: one overlay per folder, named by every run
+that trained there (``runs 1+2 (finished, acc 0.950): ...``). Curves come from each folder's
 ``metrics.jsonl``, read on a background thread (``load_series``).
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Overlay:
     label: str
     series: RunSeries | None = None
     visible: bool = True
+    runs: int = 1  # records that trained in this folder: a resume adds one, and the curves grow
 
 
 def _fmt(value) -> str:
@@ -36,8 +39,10 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def describe(record: dict, now_settings: dict | None, now_frozen: list[str] | None) -> str:
-    """What this run did differently from ``now`` (the current run or the project's settings)."""
+def describe(record: dict, now_settings: dict | None, now_frozen: list[str] | None,
+             earlier: list[dict] = ()) -> str:
+    """What this run did differently from ``now`` (the current run or the project's settings);
+    ``earlier``: the records of the runs it resumed, whose mid-run changes it continues."""
     settings, frozen = record.get("settings"), record.get("frozen")
     if settings is None:
         return "settings not recorded"
@@ -51,30 +56,36 @@ def describe(record: dict, now_settings: dict | None, now_frozen: list[str] | No
             parts.append(f"{name} {_fmt(value)}".strip())
     if frozen is not None and now_frozen is not None and sorted(frozen) != sorted(now_frozen):
         parts.append("frozen " + (", ".join(frozen) if frozen else "none"))
-    for change in record.get("freezes", []):
-        verb = "froze" if change["frozen"] else "unfroze"
-        parts.append(f"{verb} {change['path']} at step {change['step']}")
+    changes = [(c["step"], f"{'froze' if c['frozen'] else 'unfroze'} {c['path']}")
+               for r in (*earlier, record) for c in r.get("freezes", [])]
+    changes += [(c["step"], f"lr {_fmt(c['lr'])}") for r in (*earlier, record) for c in r.get("lr_changes", [])]
+    parts += [f"{what} at step {step}" for step, what in sorted(changes, key=lambda c: c[0])]
     return ", ".join(parts) if parts else "same settings"
 
 
-def label(number: int, record: dict, now_settings: dict | None, now_frozen: list[str] | None) -> str:
+def label(numbers: int | list[int], record: dict, now_settings: dict | None, now_frozen: list[str] | None,
+          earlier: list[dict] = ()) -> str:
+    numbers = [numbers] if isinstance(numbers, int) else numbers
     status = record.get("status", "?")
     acc = record.get("best_val_acc")
     score = f", acc {acc:.3f}" if isinstance(acc, (int, float)) else ""
-    return f"run {number} ({status}{score}): {describe(record, now_settings, now_frozen)}"
+    name = f"run {numbers[0]}" if len(numbers) == 1 else "runs " + "+".join(map(str, numbers))
+    return f"{name} ({status}{score}): {describe(record, now_settings, now_frozen, earlier)}"
 
 
 def overlays_for(runs: list[dict], now_settings: dict | None, now_frozen: list[str] | None,
                  exclude: str | None = None) -> list[Overlay]:
-    """One overlay per earlier run folder (oldest first), except ``exclude`` (the live run's)."""
-    latest: dict[str, tuple[int, dict]] = {}  # a resumed run shares its folder: its last record wins
+    """One overlay per earlier run folder (ordered by its newest run), except ``exclude`` (the
+    live run's). A resumed run shares its folder with the run it continued: the overlay is named
+    by both, and its label reads from the newest record."""
+    folders: dict[str, list[tuple[int, dict]]] = {}
     for number, record in enumerate(runs, 1):
         folder = record.get("dir")
         if folder and folder != exclude:
-            latest.pop(str(folder), None)
-            latest[str(folder)] = (number, record)
-    return [Overlay(folder, label(number, record, now_settings, now_frozen))
-            for folder, (number, record) in latest.items()]
+            folders[str(folder)] = folders.pop(str(folder), []) + [(number, record)]
+    return [Overlay(folder, label([n for n, _ in trained], trained[-1][1], now_settings, now_frozen,
+                                  [r for _, r in trained[:-1]]), runs=len(trained))
+            for folder, trained in folders.items()]
 
 
 def load_series(folder: str) -> RunSeries | None:
