@@ -295,3 +295,41 @@ def test_table_data_evaluation_shows_whole_class_names_and_cards_apart(qtbot):
         assert a.height() >= a.layout().totalHeightForWidth(a.width())  # its text fits it
         for b in tiles[i + 1:]:
             assert not a.geometry().intersects(b.geometry())
+
+
+# ---------------------------------------------------------------- small windows (problem 5)
+
+def visible_width(widget) -> int:
+    """How much of a widget's width its ancestors let the user see."""
+    from PySide6.QtCore import QRect
+    rect = QRect(widget.mapTo(widget.window(), widget.rect().topLeft()), widget.size())
+    parent = widget.parentWidget()
+    while parent is not None:
+        rect = rect.intersected(QRect(parent.mapTo(parent.window(), parent.rect().topLeft()), parent.size()))
+        parent = parent.parentWidget()
+    return rect.width()
+
+
+def test_at_1024x700_the_settings_fold_into_one_column_and_nothing_is_cut(qtbot, window):
+    window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.training.panel.form.columns_shown == 1, timeout=5_000)
+    dock, form = window.training, window.training.panel.form
+    for label in form.labels.values():
+        field = label.buddy()
+        if field.isVisible():
+            assert visible_width(field) >= field.minimumSizeHint().width(), label.text()
+            assert visible_width(label) >= label.minimumSizeHint().width(), label.text()
+    assert dock.tabs.width() >= 560  # the plots keep room to read
+    window.resize(1920, 1080)
+    qtbot.waitUntil(lambda: form.columns_shown == 2, timeout=5_000)
+    assert dock.split.sizes()[0] >= dock.panel.full_width(2)
+
+
+def test_a_dragged_splitter_keeps_the_widths_the_person_chose(qtbot, window):
+    dock = window.training
+    dock.split.moveSplitter(300, 1)  # as a drag of the first handle does
+    chosen = dock.split.sizes()
+    window.resize(1100, 760)
+    qtbot.wait(50)
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: dock.split.sizes()[0] == chosen[0], timeout=5_000)

@@ -81,6 +81,8 @@ def structure(spec) -> str:
     return json.dumps(strip(spec.to_json()), sort_keys=True)
 
 
+PLOTS_WIDE = 560  # the plots' width below which the settings fold into one column
+
 class TrainingDock(QWidget):
     def __init__(self, window, parent=None):
         super().__init__(parent)
@@ -110,6 +112,8 @@ class TrainingDock(QWidget):
         split.setSizes([self.panel.full_width(), 640, 220])
         split.setChildrenCollapsible(False)
         self.split = split
+        self._split_dragged = False  # once the person moves a handle, the widths are theirs
+        split.splitterMoved.connect(self._split_moved)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(3)
@@ -132,6 +136,24 @@ class TrainingDock(QWidget):
         self.doc.runsChanged.connect(self._runs_added)
         self.plots.message.connect(window.say)
         self.refresh_overlays()
+
+    # ------------------------------------------------------------ layout
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self._split_dragged:
+            self.fit_split()
+
+    def fit_split(self) -> None:
+        """Share the width: the settings in two columns when the plots keep room to read, else in
+        one; the memory gauges narrower in a small window; the plots take the rest."""
+        total = self.split.width() - 2 * self.split.handleWidth()
+        gauges = 220 if total >= 1100 else 170
+        two = self.panel.full_width(2)
+        panel = two if total - two - gauges >= PLOTS_WIDE else self.panel.full_width(1)
+        self.split.setSizes([panel, max(1, total - panel - gauges), gauges])
+
+    def _split_moved(self, *_) -> None:
+        self._split_dragged = True
 
     # ------------------------------------------------------------ state
     def is_running(self) -> bool:

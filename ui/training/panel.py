@@ -256,12 +256,28 @@ class TrainingPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # narrow: one column, wrapped text
         self._inner, self._scroll = inner, scroll
-        self.setMinimumWidth(160)  # a narrow window scrolls the form sideways rather than refusing to shrink
+        self.setMinimumWidth(160)
 
-    def full_width(self) -> int:
-        """The width that shows the whole form without scrolling sideways."""
-        return self._inner.minimumSizeHint().width() + self._scroll.verticalScrollBar().sizeHint().width() + 4
+    def full_width(self, columns: int = 2) -> int:
+        """The width that shows the form in ``columns`` label / field pairs a row, not cut."""
+        shown = self.form.columns_shown
+        self._set_columns(columns)
+        width = self._inner.minimumSizeHint().width() + self._scroll.verticalScrollBar().sizeHint().width() + 4
+        self._set_columns(shown)
+        return width
+
+    def _set_columns(self, columns: int) -> None:
+        self.form.set_columns(columns)
+        self._inner.layout().invalidate()  # the column around the form measures it again
+
+    def resizeEvent(self, event) -> None:
+        """Narrower than the two-column form needs: one column, so nothing is cut or scrolls sideways."""
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self._set_columns(2 if event.size().width() >= self.full_width(2) else 1)
+
 
     # ------------------------------------------------------------ state
     def set_state(self, state: str) -> None:

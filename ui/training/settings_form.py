@@ -107,6 +107,7 @@ class SettingsForm(QWidget):
         self.grid.setVerticalSpacing(3)
         self.grid.setColumnStretch(1, 1)
         self.grid.setColumnStretch(3, 1)
+        self.columns_shown = 2
         for section, name, label, row, column in ROWS:
             self._add(section, name, label, row, column)
         doc.reset.connect(self.refresh)
@@ -154,10 +155,33 @@ class SettingsForm(QWidget):
         label = QLabel(text)
         label.setBuddy(widget)
         self.labels[key] = label
-        span = 3 if key in WIDE else 1
-        self.grid.addWidget(label, row, 2 * column)
-        self.grid.addWidget(widget, row, 2 * column + 1, 1, span)
         self._rows[key] = (label, widget)
+        self._place(key, row, column)
+
+    def _place(self, key: tuple[str, str], row: int, column: int) -> None:
+        label, widget = self._rows[key]
+        if self.columns_shown == 2:
+            self.grid.addWidget(label, row, 2 * column)
+            self.grid.addWidget(widget, row, 2 * column + 1, 1, 3 if key in WIDE else 1)
+        else:  # one label / field pair a row, in reading order
+            index = sorted((r, c) for *_, r, c in ROWS).index((row, column))
+            self.grid.addWidget(label, index, 0)
+            self.grid.addWidget(widget, index, 1)
+
+    def set_columns(self, columns: int) -> None:
+        """Two label / field pairs a row (wide), or one (narrow: the form then fits in about
+        half the width instead of scrolling sideways)."""
+        if columns == self.columns_shown:
+            return
+        self.columns_shown = columns
+        for label, widget in self._rows.values():
+            self.grid.removeWidget(label)
+            self.grid.removeWidget(widget)
+        for section, name, _text, row, column in ROWS:
+            self._place((section, name), row, column)
+        self.grid.setColumnStretch(3, 1 if columns == 2 else 0)
+        self.grid.invalidate()
+        self.updateGeometry()  # layouts around the form measure it again
 
     # ------------------------------------------------------------ model -> form
     def refresh(self) -> None:
