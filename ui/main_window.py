@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QUndoView, QWidget
 
 from workbench.model import build
@@ -28,6 +28,7 @@ from ui.common import icons, theme
 from ui import project_io
 from ui.document.commands import SetValue
 from ui.document.project_document import ProjectDocument
+from ui.editor import clipboard
 from ui.editor.inspector import Inspector
 from ui.editor.palette import Palette
 from ui.editor.stack_view import StackView
@@ -192,12 +193,12 @@ class MainWindow(QMainWindow):
         if new_id:
             self.stack.select_ids([new_id])
 
-    def delete_selected(self) -> None:
+    def delete_selected(self, verb: str = "Delete") -> None:
         ids = self.stack.selected_ids()
         if not ids:
             return
         parent, row = self.doc.locate(ids[0])
-        self._edit(lambda: self.doc.remove(ids))
+        self._edit(lambda: self.doc.remove(ids, verb))
         siblings = self.doc.layers_in(parent) if parent is None or self.doc.spec.find(parent) else []
         if siblings:
             self.stack.select_ids([siblings[min(row, len(siblings) - 1)].id])
@@ -209,6 +210,44 @@ class MainWindow(QMainWindow):
         new = self._edit(lambda: self.doc.duplicate(ids)) if ids else None
         if new:
             self.stack.select_ids(new)
+
+    def copy_selected(self) -> list[str]:
+        """Put the selected layers (a block with its nested layers) on the clipboard as JSON."""
+        ids = self.doc.outermost(self.stack.selected_ids())
+        if not ids:
+            self.say("Nothing to copy: select layers in the list first")
+            return []
+        clipboard.put(QGuiApplication.clipboard(), [self.doc.spec.find(i) for i in ids])
+        self.say(f"Copied '{ids[0]}'" if len(ids) == 1 else f"Copied {len(ids)} layers")
+        return ids
+
+    def cut_selected(self) -> None:
+        """Copy, then delete the layers as one undoable edit ('Cut ...')."""
+        if self.doc.edit_lock:
+            self._edit(lambda: self.doc.remove(self.stack.selected_ids()))  # says why, changes nothing
+            return
+        if self.copy_selected():
+            self.delete_selected("Cut")
+
+    def paste_layers(self) -> None:
+        """Insert the clipboard's layers after the current row (in its block) as one undoable
+        edit; refuse, saying why, what a project file would refuse."""
+        try:
+            layers = clipboard.read(QGuiApplication.clipboard().mimeData())
+        except WorkbenchError as exc:
+            self.say(clipboard.refusal(exc))
+            return
+        current = self.stack.current_id()
+        parent, row = self.doc.locate(current) if current else (None, None)
+        try:
+            new = self.doc.paste(layers, parent, None if row is None else row + 1)
+        except WorkbenchError as exc:
+            self.say(clipboard.refusal(exc))
+            return
+        self.stack.select_ids(new)
+        renamed = [f"'{old.id}' as '{new_id}'" for old, new_id in zip(layers, new) if old.id != new_id]
+        self.say((f"Pasted '{new[0]}'" if len(new) == 1 else f"Pasted {len(new)} layers")
+                 + (f" ({', '.join(renamed)}: the id was taken)" if renamed else ""))
 
     def toggle_frozen(self) -> None:
         ids = self.stack.selected_ids()

@@ -1,11 +1,12 @@
 """Menus, toolbar and shortcuts of the main window (kept apart so the window stays small).
 
 Undo and redo are plain actions over the document's undo stack whose text says what will
-be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Delete, Duplicate, Freeze, Rename,
-Move Up / Down on Ctrl+Up / Down and Alt+Up / Down) use shortcuts scoped to the stack, so Delete
-in a text field edits text, not the model; Ctrl+I (Edit in Inspector) puts the keyboard in the
-selected layer's form. Help's shortcut sheet lists the actions themselves (ui.help_dialogs), so
-a new shortcut is listed without anyone writing it down.
+be undone ("Undo Add Conv2d 'conv2d_1'"). Stack actions (Cut, Copy and Paste of layers as JSON
+through ui.editor.clipboard, Delete, Duplicate, Freeze, Rename, Move Up / Down on Ctrl+Up / Down
+and Alt+Up / Down) use shortcuts scoped to the stack, so Delete or Ctrl+C in a text field edits
+or copies text, not the model; Ctrl+I (Edit in Inspector) puts the keyboard in the selected
+layer's form. Help's shortcut sheet lists the actions themselves (ui.help_dialogs), so a new
+shortcut is listed without anyone writing it down.
 """
 from __future__ import annotations
 
@@ -56,6 +57,12 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
                         sp.SP_ArrowBack),
         "redo": _action(w, "&Redo", stack.redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
                         "Redo the edit just undone", sp.SP_ArrowForward),
+        "cut": _action(w, "Cu&t", w.cut_selected, QKeySequence.StandardKey.Cut,
+                       "Copy the selected layers to the clipboard and delete them"),
+        "copy": _action(w, "&Copy", w.copy_selected, QKeySequence.StandardKey.Copy,
+                        "Copy the selected layers to the clipboard (JSON, as in the project file)"),
+        "paste": _action(w, "&Paste", w.paste_layers, QKeySequence.StandardKey.Paste,
+                         "Insert the clipboard's layers after the selected row (from any project)"),
         "delete": _action(w, "&Delete", w.delete_selected, QKeySequence.StandardKey.Delete,
                           "Delete the selected layers", sp.SP_TrashIcon),
         "duplicate": _action(w, "D&uplicate", w.duplicate_selected, "Ctrl+D", "Copy the selected layers"),
@@ -80,7 +87,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     }
     a["undo"].setIconText("Undo")
     a["redo"].setIconText("Redo")
-    for key in ("delete", "duplicate", "freeze", "rename", "move_up", "move_down"):
+    for key in ("cut", "copy", "paste", "delete", "duplicate", "freeze", "rename", "move_up", "move_down"):
         a[key].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         w.stack.addAction(a[key])
 
@@ -90,7 +97,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
         a["redo"].setEnabled(stack.canRedo() and not locked)
         a["undo"].setText(f"&Undo {stack.undoText()}".rstrip())
         a["redo"].setText(f"&Redo {stack.redoText()}".rstrip())
-        for key in ("delete", "duplicate", "rename", "move_up", "move_down"):
+        for key in ("cut", "paste", "delete", "duplicate", "rename", "move_up", "move_down"):
             a[key].setEnabled(not locked)
         mode = QAbstractItemView.DragDropMode
         w.stack.setDragDropMode(mode.NoDragDrop if locked else mode.DragDrop)
@@ -113,6 +120,8 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     file_menu.addAction(a["quit"])
     edit = w.add_menu("edit", "&Edit")
     edit.addActions([a["undo"], a["redo"]])
+    edit.addSeparator()
+    edit.addActions([a["cut"], a["copy"], a["paste"]])
     edit.addSeparator()
     edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"], a["move_up"], a["move_down"]])
     edit.addSeparator()

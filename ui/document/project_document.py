@@ -20,7 +20,7 @@ from PySide6.QtGui import QUndoStack
 from workbench.model import build, catalog
 from workbench.project import project_file as projects
 from workbench.errors import WorkbenchError
-from workbench.model.spec import LayerSpec, ModelSpec, id_problem
+from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, id_problem
 
 from ui.document import commands
 
@@ -171,12 +171,12 @@ class ProjectDocument(QObject):
         row = len(siblings) if row is None or row < 0 or row > len(siblings) else row
         self.undo_stack.push(commands.InsertLayers(self, parent_id, row, layers, text))
 
-    def remove(self, layer_ids: list[str]) -> None:
+    def remove(self, layer_ids: list[str], verb: str = "Delete") -> None:
         self._unlocked()
         ids = self.outermost(layer_ids)
         if not ids:
             return
-        text = f"Delete '{ids[0]}'" if len(ids) == 1 else f"Delete {len(ids)} layers"
+        text = f"{verb} '{ids[0]}'" if len(ids) == 1 else f"{verb} {len(ids)} layers"
         self.undo_stack.push(commands.RemoveLayers(self, ids, text))
 
     def duplicate(self, layer_ids: list[str]) -> list[str]:
@@ -196,6 +196,39 @@ class ProjectDocument(QObject):
         finally:
             self.undo_stack.endMacro()
         return new_ids
+
+    def paste(self, layers: list[LayerSpec], parent_id: str | None, row: int | None) -> list[str]:
+        """Insert copies of layers (from the clipboard, already checked as a project file's) at
+        ``row`` of ``parent_id`` as one edit; an id this model already uses gets a fresh one
+        ('fc' -> 'fc_1'), the others keep theirs. Returns the new top-level ids."""
+        self._unlocked()
+        if not layers:
+            return []
+        depth = 0 if parent_id is None else 1 + self._depth_of(parent_id)
+        deepest = depth + max(_nesting(layer) for layer in layers)
+        if deepest > MAX_DEPTH:
+            raise WorkbenchError(f"pasted here the layers would nest {deepest} levels deep; layers nest at most "
+                                 f"{MAX_DEPTH} deep: paste them at the top level or in a shallower block")
+        copies = [layer.copy() for layer in layers]
+        taken: set[str] = set()
+        for copy in copies:
+            self._unclash(copy, taken)
+        ids = [copy.id for copy in copies]
+        text = f"Paste '{ids[0]}'" if len(ids) == 1 else f"Paste {len(ids)} layers"
+        self.insert_layers(copies, parent_id, row, text)
+        return ids
+
+    def _depth_of(self, layer_id: str) -> int:
+        """How many blocks a layer sits in (0 at the top level)."""
+        parent = self.locate(layer_id)[0]
+        return 0 if parent is None else 1 + self._depth_of(parent)
+
+    def _unclash(self, layer: LayerSpec, taken: set[str]) -> None:
+        if layer.id in taken or self.spec.find(layer.id) is not None:
+            layer.id = self.fresh_id(layer.id, taken)
+        taken.add(layer.id)
+        for child in layer.layers:
+            self._unclash(child, taken)
 
     def _renumber(self, layer: LayerSpec, taken: set[str] | None = None) -> None:
         taken = set() if taken is None else taken
@@ -332,3 +365,8 @@ class ProjectDocument(QObject):
         self.undo_stack.setClean()
         self.pathChanged.emit()
         return target
+
+
+def _nesting(layer: LayerSpec) -> int:
+    """Levels a layer takes: 1, plus the deepest of its nested layers."""
+    return 1 + max((_nesting(child) for child in layer.layers), default=0)
