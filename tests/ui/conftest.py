@@ -53,3 +53,16 @@ def _no_dangling_workers(request):
         names = ", ".join(sorted(w.name for w in running))
         workers.await_workers(10.0)
         pytest.fail(f"{request.node.nodeid} left {len(running)} worker(s) running: {names}")
+
+
+@pytest.fixture
+def live(qtbot):
+    """The live plots on their own, shown at 1000x320."""
+    from ui.training.plots.live_plots import LivePlots
+
+    widget = LivePlots()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 320)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

@@ -13,21 +13,10 @@ import pytest
 from ui.training.plots import live_plots as plots_module
 from ui.training.plots.series import EMA, Buffer, RunSeries, series_from_metrics
 from ui.training.plots.level_of_detail import Peaks, visible_range
-from ui.training.plots.live_plots import LivePlots
 from ui.training.plots.overlay import describe, label, load_series, overlays_for
 from workbench.training import events as ev, runlog
 from workbench.project import templates
 from workbench.training.engine import Engine
-
-
-@pytest.fixture
-def live(qtbot):
-    widget = LivePlots()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 320)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
 
 
 def ema_reference(values):

@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt
 from ui.training import dock as training_dock
 from ui.training.engine_bridge import DELIVERY_MS, ENGINE_NICE, TrainingRun
 from ui.editor.stack_model import FROZEN
-from window_helpers import text_of
+from window_helpers import text_of, wait_end
 from workbench.training import events as ev
 from workbench.project import templates
 from workbench.errors import WorkbenchError
@@ -39,11 +39,6 @@ def trainer(window, tmp_path):
     dock = window.training
     dock.panel.probe.wait()
     return dock
-
-
-def wait_end(qtbot, dock, timeout=60_000):
-    qtbot.waitUntil(lambda: dock.run is None, timeout=timeout)
-    return dock.last_end
 
 
 def steps_seen(dock) -> int:

@@ -13,10 +13,10 @@ from PySide6.QtGui import QColor, QImage
 from ui.training import dock as training_dock
 from ui.training.evaluation import EvaluationPanel
 from ui.training.plots import live_plots as plots_module
-from ui.training.plots.live_plots import LivePlots, mark_label, stagger
+from ui.training.plots.live_plots import mark_label, stagger
 from ui.training.plots.overlay import Overlay
 from ui.training.plots.series import RunSeries
-from window_helpers import text_of
+from window_helpers import text_of, wait_end
 from workbench.project import templates
 from workbench.training import events as ev
 from workbench.training.samples import Sample, SampleGrid, order
@@ -35,21 +35,6 @@ def trainer(window, tmp_path):
     dock = window.training
     dock.panel.probe.wait()
     return dock
-
-
-def wait_end(qtbot, dock, timeout=60_000):
-    qtbot.waitUntil(lambda: dock.run is None, timeout=timeout)
-    return dock.last_end
-
-
-@pytest.fixture
-def live(qtbot):
-    widget = LivePlots()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 320)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
 
 
 def steady_series(n=200, lr=0.003, spe=50) -> RunSeries:

@@ -69,3 +69,9 @@ def text_of(label) -> str:
     doc = QTextDocument()
     doc.setHtml(label.text())
     return doc.toPlainText().replace("\xa0", " ")
+
+
+def wait_end(qtbot, dock, timeout=60_000):
+    """Wait until the Training dock's run has ended; its end event."""
+    qtbot.waitUntil(lambda: dock.run is None, timeout=timeout)
+    return dock.last_end
