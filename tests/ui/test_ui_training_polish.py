@@ -209,6 +209,24 @@ def test_lr_ticks_fit_a_narrow_plot_and_a_constant_lr_has_a_scale(live, qtbot):
     assert any(0 < v <= 0.003 for v in ticks)
 
 
+def test_log_loss_labels_are_plain_values_that_fit(live, qtbot):
+    live.resize(560, 260)
+    live.begin(steady_series(n=900))  # loss 3.0 down to 0.2
+    live.set_log(True)
+    live.redraw()
+    qtbot.wait(20)
+    axis, box = live.loss_plot.getAxis("left"), live.loss_plot.getViewBox()
+    (y0, y1), height = box.viewRange()[1], box.height()
+    levels = axis.tickValues(y0, y1, height)
+    labels = [label for spacing, values in levels for label in axis.tickStrings(values, 1, spacing or 1)]
+    values = sorted(float(label) for label in labels)  # plain numbers: no "3·10²", no "316" (10^2.5)
+    assert len(values) >= 2 and len(values) * 18 <= height + 18  # every label has its row
+    for v in values:
+        mantissa = v / 10 ** np.floor(np.log10(v))
+        assert round(mantissa, 6) in (1, 2, 3, 4, 5, 6, 7, 8, 9)  # 1-2-5 (or 1..9) within a decade
+    assert values[0] <= 0.3 and values[-1] >= 2  # the labels span the data
+
+
 def test_earlier_runs_learning_rate_is_drawn(live):
     live.begin(steady_series(lr=0.003))
     live.set_overlays([Overlay("/r1", "run 1")])

@@ -105,9 +105,14 @@ class Follow:
             self._setting = False
 
 
+LOG_MANTISSAS = ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9))  # log-axis labels per decade, sparsest first
+
+
 class SparseAxis(pg.AxisItem):
     """An axis whose major ticks are no closer than their labels need (``LABEL_PX``): on a
-    narrow plot pyqtgraph's spacing ran the labels together ("0 200400600800")."""
+    narrow plot pyqtgraph's spacing ran the labels together ("0 200400600800"). On a log axis
+    the labels are whole decades, or 1-2-5 or 1..9 within each decade when those fit, written
+    plainly (0.05, 0.1, 1, 10), never fractions of a decade ("316") or crowded minor labels."""
 
     def tickSpacing(self, minVal, maxVal, size):
         levels = super().tickSpacing(minVal, maxVal, size)
@@ -119,3 +124,22 @@ class SparseAxis(pg.AxisItem):
         if span / levels[0][0] <= fit:
             return levels[:1]
         return [(nice_ceil(span / fit), 0)]
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        lo, hi = sorted((minVal, maxVal))
+        fit = max(2.0, size / LABEL_PX.get(self.orientation, 48))
+        decades = range(math.floor(lo), math.ceil(hi) + 1)
+        for mantissas in reversed(LOG_MANTISSAS):
+            values = [d + math.log10(m) for d in decades for m in mantissas]
+            values = [v for v in values if lo - 1e-9 <= v <= hi + 1e-9]
+            if len(values) <= fit and len(values) >= 2:
+                return [(None, values)]
+        whole = [d for d in decades if lo - 1e-9 <= d <= hi + 1e-9]
+        if len(whole) >= 2:
+            step = max(1, math.ceil(len(whole) / fit))
+            return [(float(step), whole[::step])]
+        ends = [v for v in (lo, hi) if math.isfinite(v)]  # less than a decade and no 1-2-5 tick fits: the ends
+        return [(None, ends)]
+
+    def logTickStrings(self, values, scale, spacing):
+        return [f"{10 ** v * scale:.3g}" for v in values]
