@@ -138,9 +138,10 @@ def test_csv_without_a_file_says_what_to_pick_in_words(window, qtbot):
     assert "default" not in path_box.placeholderText()
     assert form.findChild(QPushButton, "browseData").isVisible()
     panel.probe.wait()
-    qtbot.waitUntil(lambda: "Data:" in text_of(panel.task_label))
+    qtbot.waitUntil(lambda: "needs a file" in text_of(panel.task_label))
     shown = text_of(panel.task_label)
-    assert "Data: the CSV source needs a file" in shown and "Browse" in shown
+    assert "The data cannot be read: the CSV source needs a file" in shown and "Browse" in shown
+    assert shown.lower().count("data:") == 0  # said once, not "The data cannot be read: Data: ..."
     assert "$.data" not in shown and "TypeError" not in shown and "needs a path" not in shown
     form.set_value("data", "source", "mnist")
     assert path_box.placeholderText().startswith("pick a folder with Browse")

@@ -310,8 +310,9 @@ class TrainingPanel(QWidget):
 
     def show_fit(self, result) -> None:
         if isinstance(result, WorkbenchError):
+            said = str(result).removeprefix("Data: ")  # "The data cannot be read: Data: the ..." said it twice
             self.task_label.setText(f"<span style='color:{theme.BAD}'>&#9888; The data cannot be read: "
-                                    f"{_html(str(result))}</span>")
+                                    f"{_html(said)}</span>")
         else:
             t = result.task
             kind = (f"{t.num_classes} classes" if t.is_classification else "regression (one number)")
