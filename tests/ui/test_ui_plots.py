@@ -75,6 +75,23 @@ def test_x_axis_switches_between_step_epoch_and_wall_time(live):
     assert live.loss_plot.getAxis("left").logMode
 
 
+def test_epoch_points_appear_when_an_epoch_ends_between_frames(live):
+    s = RunSeries(steps_per_epoch=10)
+    s.add_steps(list(range(1, 11)), list(np.linspace(2, 1, 10)), [0.01] * 10, list(np.linspace(0.1, 1, 10)))
+    s.add_epoch(1, 10, 1.0, 1.8, 1.7, 0.5)
+    live.begin(s)
+    for _ in range(3):  # frames with no new epoch leave the points as they are
+        live.redraw()
+    assert list(live.acc.yData) == [0.5] and list(live.val_loss.yData) == [1.7]
+    s.add_steps(list(range(11, 21)), list(np.linspace(1, 0.5, 10)), [0.01] * 10, list(np.linspace(1.1, 2, 10)))
+    s.add_epoch(2, 20, 2.0, 1.5, 1.4, 0.7)
+    live.redraw()
+    assert list(live.acc.yData) == [0.5, 0.7] and list(live.acc.xData) == [10, 20]
+    live.begin(RunSeries(steps_per_epoch=10))  # a new run: its own (no) points, not the last run's
+    live.redraw()
+    assert live.acc.yData is None or len(live.acc.yData) == 0
+
+
 def test_a_million_points_reach_the_plot_as_a_few_thousand_with_every_peak(live):
     n = 1_000_000
     s = RunSeries(1000)

@@ -130,6 +130,7 @@ class LivePlots(QWidget):
         self._overlay_items: dict[str, list[pg.PlotDataItem]] = {}  # key -> [loss, accuracy]
         self._overlay_lr: dict[str, pg.PlotDataItem] = {}  # key -> its learning rate
         self._peaks: dict[int, Peaks] = {}  # id(buffer) -> its level of detail
+        self._epoch_keys: dict[int, tuple] = {}  # id(item) -> what its per-epoch points show now
         self._build()
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
@@ -256,6 +257,7 @@ class LivePlots(QWidget):
     def begin(self, series: RunSeries, classification: bool = True) -> None:
         """A new live run: clear its curves and marks (overlays stay)."""
         self.series = series
+        self._epoch_keys.clear()
         self.acc_plot.setTitle("Validation accuracy" if classification else "Accuracy: classification only")
         self._peaks = {k: v for k, v in self._peaks.items() if k in self._overlay_buffers()}
         for _, line in self._mark_lines:
@@ -461,6 +463,7 @@ class LivePlots(QWidget):
         if s is None:
             for item in (self.raw, self.smooth, self.val_loss, self.acc, self.lr):
                 item.setData([], [])
+            self._epoch_keys.clear()
             return
         x = s.step_x(self.axis)
         self._set_steps(self.raw, x, s.loss)
@@ -469,6 +472,12 @@ class LivePlots(QWidget):
         ex = s.epoch_x(self.axis)
         symbol = "o" if len(ex) <= SYMBOLS_UP_TO else None
         for item, values in ((self.val_loss, s.val_loss), (self.acc, s.val_acc)):
+            # an epoch adds a point every few hundred frames: between them, handing pyqtgraph the
+            # same points again (symbols rebuilt) was a third of a frame's Python time
+            key = (id(values), len(values), self.axis, symbol)
+            if self._epoch_keys.get(id(item)) == key:
+                continue
+            self._epoch_keys[id(item)] = key
             if item.opts["symbol"] != symbol:
                 item.setSymbol(symbol)
             _set_points(item, ex, values.view())
