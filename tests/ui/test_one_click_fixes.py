@@ -72,7 +72,8 @@ def test_the_status_bar_button_sets_in_features_from_the_incoming_shape(window, 
     summary = window.summary
     assert text_of(summary.status) == "⚠ 'fc' (row 9) cannot work"
     button = summary.fix_button
-    assert button.isVisibleTo(summary) and button.full_text() == "Fix: Set in_features to 1024"
+    assert button.isVisibleTo(summary) and button.text() == "Fix" and button.full_text() == "Set in_features to 1024"
+    assert button.toolTip().startswith("Fix: Set in_features to 1024")
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     assert window.doc.spec.find("fc").args["in_features"] == 1024 and window.doc.info.ok
     assert shape(window, "fc") == "(10,)" and "all shapes fit" in text_of(summary.status)
@@ -144,7 +145,7 @@ def test_match_the_model_input_to_the_data(window, qtbot):
     assert inspector.fix_button.full_text() == "Match the model input to the data (1, 8, 8)"
     summary = window.summary
     assert "the model does not fit the data" in text_of(summary.status)
-    assert summary.fix_button.full_text() == "Fix: Match the model input to the data (1, 8, 8)"
+    assert summary.fix_button.full_text() == "Match the model input to the data (1, 8, 8)"
     qtbot.mouseClick(inspector.fix_button, Qt.MouseButton.LeftButton)
     assert tuple(window.doc.spec.input_shape) == (1, 8, 8)
     one_edit_named(window, "Match the model input to the data (1, 8, 8)")

@@ -1,6 +1,6 @@
 """The summary bar (the window's status bar): input and output shape, parameter totals,
 model size, and the first problem (a link that selects the broken row) with, where its fix is
-mechanical, a "Fix: ..." button that makes it as one undoable edit. Always visible;
+mechanical, a "Fix" button (its tooltip names the fix) that makes it as one undoable edit. Always visible;
 the status bar's passing messages (refused edits, "Saved ...", menu hints) show at its end,
 cut in the middle when too long (the start and the end stay readable; the tooltip has it all)."""
 from __future__ import annotations
@@ -57,7 +57,7 @@ class SummaryBar(QFrame):
         self.weights_size = _cell("summarySize")
         self.status = _cell("summaryStatus")
         self.status.linkActivated.connect(self.problemClicked.emit)
-        self.fix_button = FixButton(doc, "summaryFix", prefix="Fix: ")
+        self.fix_button = FixButton(doc, "summaryFix", compact=True)
         self.fix_button.refused.connect(self.show_message)
         self.message = ElidedLabel("summaryMessage")
         self.message.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -100,8 +100,8 @@ class SummaryBar(QFrame):
             self.status.setToolTip("")
             if fit is not None:  # the shapes fit, the data does not
                 href = fit.layer_id if self.doc.fit_problem_for(fit.layer_id) else ""  # "": the input's
-                self.status.setText(f"{self.status.text()} &middot; <a href='{escape(href)}' "
-                                    f"style='color:{theme.ERROR}'>&#9888; the model does not fit the data</a>")
+                self.status.setText(f"<a href='{escape(href)}' style='color:{theme.ERROR}'>&#9888; the model does not "
+                                    "fit the data</a>")
                 self.status.setToolTip(f"{fit.problem}. Fix: {fit.fix}" if fit.fix else fit.problem)
         else:
             problems = sum(1 for r in info.rows() if r.error is not None)
