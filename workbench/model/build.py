@@ -6,6 +6,10 @@ cached by (layer JSON, input shape, dtype, catalog version), so an edit only
 re-infers the rows whose layer or input changed; everything below an unchanged shape is a
 cache hit. Nothing here allocates real weights until ``build_model``.
 
+A problem becomes a ``LayerError`` on the row: what is wrong, the fix in words and, where the
+fix is mechanical, a ``remedies.Remedy`` (the one-click fix), offered only when making it
+cures the layer (``_cures``).
+
 Inference refuses a layer nested deeper than ``spec.MAX_DEPTH`` (a spec made in code or in the
 window, not only one read from a file), and ``memory_problem`` compares what the model needs
 (parameters, and the activations of a small batch) with the machine's memory, so a model too
