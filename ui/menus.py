@@ -125,7 +125,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     edit.addSeparator()
     edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"], a["move_up"], a["move_down"]])
     edit.addSeparator()
-    edit.addActions([a["inspect"], a["search"], a["problem"]])
+    edit.addActions([a["inspect"], a["search"], a["problem"], w.stack.fix_action])  # Apply Fix (Ctrl+.)
     w.add_menu("view", "&View")
     help_menu = w.add_menu("help", "&Help")
     help_menu.addActions([a["usage"], a["shortcuts"]])

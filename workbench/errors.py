@@ -46,12 +46,14 @@ def layer_label(layer_id: str | None, layer_type: str, position: str) -> str:
 class LayerError(WorkbenchError):
     """A layer cannot work where it stands; names the layer, what it got, and the fix."""
 
-    def __init__(self, layer_id: str, layer_type: str, position: str, problem: str, fix: str = ""):
+    def __init__(self, layer_id: str, layer_type: str, position: str, problem: str, fix: str = "",
+                 remedy: object | None = None):
         self.layer_id = layer_id
         self.layer_type = layer_type
         self.position = position
         self.problem = problem
         self.fix = fix
+        self.remedy = remedy  # a workbench.model.remedies.Remedy: the fix as one edit, where it is mechanical
         text = f"{layer_label(layer_id, layer_type, position)}: {problem}"
         if fix:
             text += f"; {fix}"

@@ -8,6 +8,12 @@ Panels never edit the spec. They call the edit methods here (``insert_kind``, ``
 which announce structural changes with begin/end signals (for the Qt item model) and then
 ``changed`` once inference is fresh. A training dock observes ``changed`` / ``frozenChanged``
 and may lock structural edits with ``set_edit_lock`` while a run owns the model.
+
+One-click fixes: a problem whose fix is mechanical carries a ``remedies.Remedy`` (on its
+``LayerError``); ``remedy_for`` finds the one for a row (or for the model input) and
+``apply_remedy`` makes it as ONE undoable edit named by its label, through the same commands
+as any other edit. Problems of the model against the data come from the training panel's
+probe (``set_fit_error``), since only it reads the data.
 """
 from __future__ import annotations
 
@@ -17,9 +23,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from workbench.model import build, catalog
+from workbench.model import build, catalog, remedies
 from workbench.project import project_file as projects
-from workbench.errors import WorkbenchError
+from workbench.errors import LayerError, WorkbenchError
 from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, id_problem
 
 from ui.document import commands
@@ -40,6 +46,7 @@ class ProjectDocument(QObject):
     pathChanged = Signal()
     lockChanged = Signal(str)  # '' when unlocked
     runsChanged = Signal()  # run records were added (a run ended, here or under torchrun)
+    fitChanged = Signal()  # the model's problem with the data (``fit_error``) changed
 
     def __init__(self, project: projects.Project, parent: QObject | None = None):
         super().__init__(parent)
@@ -51,6 +58,7 @@ class ProjectDocument(QObject):
         self.info: build.ModelInfo = build.infer(project.model)
         self._by_id: dict[str, build.LayerInfo] = {}
         self.edit_lock = ""
+        self.fit_error: LayerError | None = None  # why the model does not fit the data (set_fit_error)
         self._reinfer()
 
     # ------------------------------------------------------------ reading
@@ -132,6 +140,68 @@ class ProjectDocument(QObject):
         while f"{stem}_{n}" in taken:
             n += 1
         return f"{stem}_{n}"
+
+    # ------------------------------------------------------------ problems and their one-click fixes
+    def set_fit_error(self, error: LayerError | None) -> None:
+        """What the data check (the training panel's probe) found wrong with the model, or None."""
+        if error is not self.fit_error:
+            self.fit_error = error
+            self.fitChanged.emit()
+
+    def fit_problem_for(self, layer_id: str | None) -> LayerError | None:
+        """The data check's problem shown with a row (``layer_id``) or with the model input
+        (None): one about the input (its remedy sets the input, or it has none and names the
+        input) goes with the input, any other with the layer it names."""
+        error = self.fit_error
+        if error is None:
+            return None
+        about_input = (any(isinstance(e, remedies.SetInput) for e in error.remedy.edits) if error.remedy
+                       else error.problem.startswith(("the model input", "the model takes")))
+        if layer_id is None:
+            return error if about_input else None
+        return error if not about_input and error.layer_id == layer_id else None
+
+    def remedy_for(self, layer_id: str | None) -> remedies.Remedy | None:
+        """The one-click fix of a row's problem (its own, else the data check's), or of the
+        model input's (None); None where there is no mechanical fix."""
+        info = self.layer_info(layer_id) if layer_id else None
+        if info is not None and info.error is not None:
+            return info.error.remedy
+        error = self.fit_problem_for(layer_id)
+        return error.remedy if error is not None else None
+
+    def first_problem(self) -> LayerError | None:
+        """The problem the status bar shows: the first row that cannot work, else the data check's."""
+        return self.info.error or self.fit_error
+
+    def apply_remedy(self, remedy: remedies.Remedy) -> None:
+        """Make a one-click fix as ONE undoable edit named by its label."""
+        self._unlocked()
+        gone = sorted(i for i in remedy.layers() if self.spec.find(i) is None)
+        if gone:
+            raise WorkbenchError(f"the fix \"{remedy.label}\" no longer applies: layer '{gone[0]}' is gone")
+        stack = self.undo_stack
+        stack.beginMacro(remedy.label)
+        try:
+            for edit in remedy.edits:
+                self._apply_edit(edit)
+        finally:
+            stack.endMacro()
+        if self.fit_error is not None and self.fit_error.remedy == remedy:
+            self.set_fit_error(None)  # fixed; the next data check says if anything else is wrong
+
+    def _apply_edit(self, edit: remedies.Edit) -> None:
+        if isinstance(edit, remedies.SetArgs):
+            for name, value in edit.args:
+                self.set_arg(edit.layer, name, value)
+        elif isinstance(edit, remedies.InsertLayer):
+            parent, row = self.locate(edit.before)
+            layer = LayerSpec(self.fresh_id(edit.type.lower()), edit.type, dict(edit.args))
+            self.undo_stack.push(commands.InsertLayers(self, parent, row, [layer], ""))
+        elif isinstance(edit, remedies.RemoveLayer):
+            self.undo_stack.push(commands.RemoveLayers(self, [edit.layer], ""))
+        elif isinstance(edit, remedies.SetInput):
+            self.set_input(tuple(edit.shape), edit.dtype)
 
     # ------------------------------------------------------------ edits (each one undoable)
     def set_edit_lock(self, reason: str) -> None:
@@ -356,6 +426,7 @@ class ProjectDocument(QObject):
         def swap():
             self.project = project
         self.undo_stack.clear()
+        self.set_fit_error(None)
         self._replace_model(swap)
         self.undo_stack.setClean()
         self.pathChanged.emit()

@@ -2,8 +2,10 @@
 
 It shows the layer's id (editable), type and help, one field per constructor argument,
 and below the fields where it sits in the data flow (input -> output shape, parameters) and
-what is wrong with it and how to fix that. Every change goes to the document as an undoable
-edit and re-infers shapes at once. With no layer selected it edits the model input instead.
+what is wrong with it and how to fix that; where the fix is mechanical, a button under the
+Problem box makes it (``FixButton``: one undoable edit named by the fix). Every change goes to
+the document as an undoable edit and re-infers shapes at once. With no layer selected it
+edits the model input instead (and shows the data check's problem with the input, if any).
 
 Layout rule: nothing above the fields changes height while a layer is edited (the flow line
 and the Problem box sit below them), so a field never moves under the mouse. A refused value
@@ -29,6 +31,7 @@ from workbench.model.spec import INPUT_DTYPES, LayerSpec
 from ui.common import icons
 from ui.document.commands import UNSET
 from ui.editor.fields import Field, ModelUndo, format_value, make_field, parse_text
+from ui.editor.fix_button import FixButton
 
 _INPUT_SHAPE = Param("shape", "shape", help="one example without the batch dimension: (channels, height, "
                      "width) for images, (features,) for tables")
@@ -59,6 +62,7 @@ class Inspector(QScrollArea):
         self._build_page()
         self.refresh()
         doc.changed.connect(self.refresh)
+        doc.fitChanged.connect(self.refresh)
 
     # ------------------------------------------------------------ selection
     def show_layer(self, layer_id: str | None) -> None:
@@ -92,8 +96,11 @@ class Inspector(QScrollArea):
             self._input_form(form)
         else:
             self._layer_form(form, self.layer)
+        self.fix_button = FixButton(self.doc, "fixButton")
+        self.fix_button.refused.connect(lambda text: self._say(text, self.fix_button))
         for widget in (self.flow, self.problem):  # below the fields: they change height while editing
             box.addWidget(widget)
+        box.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignLeft)
         box.addStretch(1)
         # a refused value is said under its field, floating over the form (it moves nothing)
         self.message = _label(name="message")
@@ -155,7 +162,7 @@ class Inspector(QScrollArea):
         self.help.setText("Select a layer in the stack to edit it, or drag one in from the palette.")
         self.flow.setText(f"input {fmt(spec.input_shape)} {spec.input_dtype} &rarr; output "
                           f"{fmt(info.output_shape)} &middot; {info.total_params:,} parameters")
-        self._show_problem(None)
+        self._show_problem(self.doc.fit_problem_for(None))
         if not self.shape_edit.hasFocus():
             self.shape_edit.setText(format_value(spec.input_shape))
         self.dtype.blockSignals(True)
@@ -175,7 +182,7 @@ class Inspector(QScrollArea):
             self.flow.setText(f"input {fmt(info.in_shape)} &rarr; output {fmt(info.out_shape)}{params}")
         else:
             self.flow.setText("input unknown: a layer above has a problem")
-        self._show_problem(info.error if info else None)
+        self._show_problem(info.error if info and info.error else self.doc.fit_problem_for(layer.id))
         resolved = info.args if info else {}
         for name, field in self.fields.items():
             field.show_value(layer.args.get(name, UNSET), resolved.get(name))
@@ -192,6 +199,7 @@ class Inspector(QScrollArea):
 
     def _show_problem(self, error) -> None:
         self.problem.setVisible(error is not None)
+        self.fix_button.show_remedy(error.remedy if error is not None else None)
         if error is not None:
             fix = f"<br><b>Fix:</b> {escape(error.fix)}" if error.fix else ""
             self.problem.setText(f"<b>Problem:</b> {escape(error.problem)}{fix}")

@@ -135,7 +135,10 @@ def tooltip(doc, layer: LayerSpec, info) -> str:
         return head
     if info.error is not None:
         fix = f"<br><b>Fix:</b> {escape(info.error.fix)}" if info.error.fix else ""
-        return f"{head} cannot work here.<br><b>Problem:</b> {escape(info.error.problem)}{fix}"
+        remedy = info.error.remedy
+        one_click = (f"<br><b>One-click fix:</b> {escape(remedy.label)} (right-click the row, or Ctrl+.)"
+                     if remedy is not None else "")
+        return f"{head} cannot work here.<br><b>Problem:</b> {escape(info.error.problem)}{fix}{one_click}"
     if info.out_shape is None:
         first = doc.info.error
         where = f"layer '{first.layer_id}' (row {first.position})" if first else "a layer above"

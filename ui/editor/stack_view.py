@@ -2,7 +2,10 @@
 
 A ``QTreeView`` over ``StackModel``. It takes drops from the palette and its own rows
 (the model turns them into undoable document edits), keeps the dropped rows selected, and
-offers Delete / Duplicate / Freeze / Rename / Move through actions the window gives it.
+offers Delete / Duplicate / Freeze / Rename / Move through actions the window gives it, and
+its own ``fix_action`` (Edit > Apply Fix, Ctrl+., first in a row's context menu): "Fix: Insert
+Flatten before 'fc'" makes the current row's one-click fix (``ProjectDocument.remedy_for``) as
+one undoable edit; the error row's tooltip names the fix.
 
 Selection, current row and inspector are one thing: the layer the inspector shows
 (``current_id``) is always a selected row, keyboard moves select the row they land on, and
@@ -16,11 +19,12 @@ view shares the extra room among the text columns.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtGui import QAction, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QTreeView
 
 from workbench.model import catalog
 from workbench.model.backbones import stage_names
+from workbench.errors import WorkbenchError
 from workbench.model.shapes import fmt
 
 from ui.editor.stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel, key_args_text
@@ -81,9 +85,21 @@ class StackView(QTreeView):
         self.selectionModel().selectionChanged.connect(self._selection_changed)
         # rows scrolled out of sight drop their cached cells: an edit refreshes what is on screen
         self.verticalScrollBar().valueChanged.connect(lambda *_: model.keep_cells(list(self._visible_indexes())))
+        self.fix_action = QAction("Apply Fix", self)
+        self.fix_action.setShortcut(QKeySequence("Ctrl+."))
+        self.fix_action.setStatusTip("Make the selected problem's one-click fix (one undoable edit)")
+        self.fix_action.triggered.connect(self.apply_fix)
+        separator = QAction(self)
+        separator.setSeparator(True)
+        self.addActions([self.fix_action, separator])  # first in the context menu
+        self.currentLayerChanged.connect(self._sync_fix)
+        doc.changed.connect(self._sync_fix)
+        doc.fitChanged.connect(self._sync_fix)
+        doc.lockChanged.connect(self._sync_fix)
         self.expandAll()
         self._decorate_root()
         self.fit_columns()
+        self._sync_fix()
 
     def _expand_inserted(self, parent, first: int, last: int) -> None:
         """New rows show their nested rows (a block pasted or undone back), and a block shows a
@@ -303,6 +319,26 @@ class StackView(QTreeView):
         self.selectionModel().select(selection, flags)
         self.scrollTo(last)
         self._emit_current()
+
+    # ------------------------------------------------------------ one-click fixes
+    def current_remedy(self):
+        """The one-click fix of the row the inspector shows (or of the model input)."""
+        return self.stack_model.doc.remedy_for(self.current_id())
+
+    def _sync_fix(self, *_) -> None:
+        remedy = self.current_remedy()
+        self.fix_action.setText(f"Fix: {remedy.label}" if remedy else "Apply Fix")
+        self.fix_action.setEnabled(remedy is not None and not self.stack_model.doc.edit_lock)
+
+    def apply_fix(self) -> None:
+        """Make the current row's one-click fix; a refusal (a run locks the model) is said."""
+        remedy = self.current_remedy()
+        if remedy is None:
+            return
+        try:
+            self.stack_model.doc.apply_remedy(remedy)
+        except WorkbenchError as exc:
+            self.stack_model.message.emit(str(exc))
 
     def first_error_row(self) -> str | None:
         error = self.stack_model.doc.info.error

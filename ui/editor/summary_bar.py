@@ -1,5 +1,6 @@
 """The summary bar (the window's status bar): input and output shape, parameter totals,
-model size, and the first problem (a link that selects the broken row). Always visible;
+model size, and the first problem (a link that selects the broken row) with, where its fix is
+mechanical, a "Fix" button (its tooltip names the fix) that makes it as one undoable edit. Always visible;
 the status bar's passing messages (refused edits, "Saved ...", menu hints) show at its end,
 cut in the middle when too long (the start and the end stay readable; the tooltip has it all)."""
 from __future__ import annotations
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QStylePa
 from workbench.model.shapes import fmt
 
 from ui.common import theme
+from ui.editor.fix_button import FixButton
 
 
 def _cell(name: str) -> QLabel:
@@ -55,15 +57,23 @@ class SummaryBar(QFrame):
         self.weights_size = _cell("summarySize")
         self.status = _cell("summaryStatus")
         self.status.linkActivated.connect(self.problemClicked.emit)
+        self.fix_button = FixButton(doc, "summaryFix", compact=True)
+        self.fix_button.refused.connect(self.show_message)
         self.message = ElidedLabel("summaryMessage")
         self.message.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 3, 8, 3)
         row.setSpacing(18)
-        for label in (self.shapes, self.params, self.weights_size, self.status):
+        for label in (self.shapes, self.params, self.weights_size):
             row.addWidget(label)
+        problem = QHBoxLayout()  # the fix button sits next to the problem it fixes
+        problem.setSpacing(6)
+        problem.addWidget(self.status)
+        problem.addWidget(self.fix_button)
+        row.addLayout(problem)
         row.addWidget(self.message, 1)
         doc.changed.connect(self.refresh)
+        doc.fitChanged.connect(self.refresh)
         self.refresh()
 
     def show_message(self, text: str) -> None:
@@ -81,11 +91,18 @@ class SummaryBar(QFrame):
         self.weights_size.setText(f"<b>{info.size_mb:.2f}</b> MB")
         self.weights_size.setToolTip("Size of the weights and buffers as float32")
         error = info.error
+        fit = self.doc.fit_error if error is None else None
+        self.fix_button.show_remedy((error or fit).remedy if (error or fit) is not None else None)
         if error is None:
             n = len(info.rows())
             self.status.setText(f"&#10003; {n} layer{'s' if n != 1 else ''}, all shapes fit" if n
                                 else "no layers yet")
             self.status.setToolTip("")
+            if fit is not None:  # the shapes fit, the data does not
+                href = fit.layer_id if self.doc.fit_problem_for(fit.layer_id) else ""  # "": the input's
+                self.status.setText(f"<a href='{escape(href)}' style='color:{theme.ERROR}'>&#9888; the model does not "
+                                    "fit the data</a>")
+                self.status.setToolTip(f"{fit.problem}. Fix: {fit.fix}" if fit.fix else fit.problem)
         else:
             problems = sum(1 for r in info.rows() if r.error is not None)
             more = f" (+{problems - 1} more)" if problems > 1 else ""

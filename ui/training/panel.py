@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushB
 from workbench.data import bundle as data
 from workbench.project.settings import DataSettings
 from workbench.training import events as ev
-from workbench.errors import WorkbenchError
+from workbench.errors import LayerError, WorkbenchError
 from workbench.model.shapes import fmt
 from workbench.progress import Progress
 
@@ -36,6 +36,7 @@ LOCK_NOTE = ("During a run the layers are locked (edits wait for the next run); 
 class Fit:
     task: data.Task | None
     problem: str | None  # why the model cannot train on this data (None: it fits)
+    error: LayerError | None = None  # the same, when it is about a layer (it may carry a one-click fix)
 
 
 def _probe(settings: DataSettings, spec, loss: str, cache: dict) -> Fit:
@@ -48,7 +49,7 @@ def _probe(settings: DataSettings, spec, loss: str, cache: dict) -> Fit:
     try:
         data.check_fit(spec, task, None if loss == "auto" else loss)
     except WorkbenchError as exc:
-        return Fit(task, str(exc))
+        return Fit(task, str(exc), exc if isinstance(exc, LayerError) else None)
     return Fit(task, None)
 
 
@@ -309,6 +310,7 @@ class TrainingPanel(QWidget):
         return r.problem if isinstance(r, Fit) else None
 
     def show_fit(self, result) -> None:
+        self.doc.set_fit_error(result.error if isinstance(result, Fit) else None)  # its fix: inspector, status bar
         if isinstance(result, WorkbenchError):
             said = str(result).removeprefix("Data: ")  # "The data cannot be read: Data: the ..." said it twice
             self.task_label.setText(f"<span style='color:{theme.BAD}'>&#9888; The data cannot be read: "

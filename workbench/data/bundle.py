@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from workbench.data.sources import registry as sources
 from workbench.data.sources.base import TensorData
 from workbench.errors import LayerError, SpecError, WorkbenchError
-from workbench.model import build, shapes
+from workbench.model import build, remedies, shapes
 from workbench.model.spec import ModelSpec
 from workbench.project.settings import DataSettings
 
@@ -230,7 +230,9 @@ def check_fit(spec: ModelSpec, task: Task, loss: str | None = None) -> build.Mod
         raise LayerError(first.id, first.type, "1",
                          f"the model input is {shapes.fmt(tuple(spec.input_shape))} but the data "
                          f"({task.description}) gives {shapes.fmt(task.input_shape)}",
-                         f"set the model input shape to {list(task.input_shape)}")
+                         f"set the model input shape to {list(task.input_shape)}",
+                         remedy=remedies.match_input(task.input_shape) if spec.input_dtype == task.input_dtype
+                         else None)  # a dtype change needs other layers (an Embedding): a choice
     if spec.input_dtype != task.input_dtype:
         raise LayerError(first.id, first.type, "1",
                          f"the model takes {spec.input_dtype} input but the data gives {task.input_dtype}",
@@ -250,7 +252,8 @@ def check_fit(spec: ModelSpec, task: Task, loss: str | None = None) -> build.Mod
                    else f"end the model with Linear(out_features={want[0]})")
             raise LayerError(target.id, target.type, target.position,
                              f"the model outputs {out[0]} values per example but the data has {what} "
-                             f"(loss {loss} needs {want[0]})", fix)
+                             f"(loss {loss} needs {want[0]})", fix,
+                             remedy=remedies.set_args(linear.id, out_features=want[0]) if linear else None)
         raise LayerError(last.id, last.type, last.position,
                          f"the model outputs {shapes.fmt(out)} per example but the data has {what}, "
                          f"so it must output {shapes.fmt(want)}",
@@ -284,5 +287,5 @@ def _check_loss(spec: ModelSpec, task: Task, loss: str) -> None:
     if loss in ("CrossEntropyLoss", "BCEWithLogitsLoss") and last.type in ("Softmax", "LogSoftmax", "Sigmoid"):
         raise LayerError(last.id, last.type, pos, f"{loss} applies {last.type.lower()} itself, so the "
                          "model must output raw scores", f"remove '{last.id}' (or use NLLLoss after "
-                         "LogSoftmax)")
+                         "LogSoftmax)", remedy=remedies.remove(last.id) if len(spec.layers) > 1 else None)
 

@@ -6,6 +6,10 @@ cached by (layer JSON, input shape, dtype, catalog version), so an edit only
 re-infers the rows whose layer or input changed; everything below an unchanged shape is a
 cache hit. Nothing here allocates real weights until ``build_model``.
 
+A problem becomes a ``LayerError`` on the row: what is wrong, the fix in words and, where the
+fix is mechanical, a ``remedies.Remedy`` (the one-click fix), offered only when making it
+cures the layer (``_cures``).
+
 Inference refuses a layer nested deeper than ``spec.MAX_DEPTH`` (a spec made in code or in the
 window, not only one read from a file), and ``memory_problem`` compares what the model needs
 (parameters, and the activations of a small batch) with the machine's memory, so a model too
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from workbench.model import catalog, shapes
+from workbench.model import catalog, remedies, shapes
 from workbench.model.backbones import Backbone, build_backbone, stage_names
 from workbench.errors import LayerError, WorkbenchError, layer_label
 from workbench.model.params import REQUIRED
@@ -109,6 +113,7 @@ class _Leaf:
     advice: tuple[str, ...] = ()
     problem: str = ""
     fix: str = ""
+    remedy: remedies.Remedy | None = None  # the one-click fix, for remedies.HERE
 
 
 # ---------------------------------------------------------------- inference
@@ -176,7 +181,8 @@ def _infer_leaf(layer, shape, dtype, pos, path, frozen, acc):
         _CACHE.move_to_end(key)
     info = LayerInfo(layer.id, layer.type, path, pos, shape, leaf.out_shape, leaf.params, 0, leaf.args)
     if leaf.problem:
-        info.error = LayerError(layer.id, layer.type, pos, leaf.problem, leaf.fix)
+        remedy = leaf.remedy.at(layer.id) if leaf.remedy is not None else None
+        info.error = LayerError(layer.id, layer.type, pos, leaf.problem, leaf.fix, remedy=remedy)
         info.params = info.trainable = None
         return info, None, dtype
     stages = [replace(s, frozen=s.frozen or frozen) for s in leaf.stages]
@@ -191,7 +197,8 @@ def _compute_leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
     try:
         return _leaf(layer, shape, dtype)
     except shapes.Bad as bad:
-        return _Leaf(dict(layer.args), None, dtype, 0, 0, problem=bad.problem, fix=bad.fix)
+        remedy = bad.remedy if bad.remedy is not None and _cures(bad.remedy, layer, shape, dtype) else None
+        return _Leaf(dict(layer.args), None, dtype, 0, 0, problem=bad.problem, fix=bad.fix, remedy=remedy)
     except Exception as exc:  # torch's own check: keep its words, name the layer
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _Leaf(dict(layer.args), None, dtype, 0, 0,
@@ -199,11 +206,27 @@ def _compute_leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
                      fix="check its arguments against the input shape")
 
 
+def _cures(remedy: remedies.Remedy, layer: LayerSpec, shape: Shape, dtype: str) -> bool:
+    """Whether the remedy's edits, made where the layer stands, leave the layer without a
+    problem: a remedy is offered only when it works (edits of other layers are not judged here)."""
+    try:
+        for edit in remedy.edits:
+            if isinstance(edit, remedies.SetArgs) and edit.layer == remedies.HERE:
+                layer = replace(layer, args={**layer.args, **dict(edit.args)})
+            elif isinstance(edit, remedies.InsertLayer) and edit.before == remedies.HERE:
+                before = _leaf(LayerSpec("fix", edit.type, dict(edit.args)), shape, dtype)
+                shape, dtype = before.out_shape, before.out_dtype
+        _leaf(layer, shape, dtype)
+    except Exception:  # noqa: BLE001 - any failure means the remedy does not cure it
+        return False
+    return True
+
+
 def _leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
     kind = catalog.kind(layer.type)
     if kind is None:
         raise shapes.Bad(f"unknown layer type {layer.type!r}", "pick a layer from the palette")
-    _check_input(kind, shape, dtype)
+    _check_input(kind, shape, dtype, layer.args)
     args = _resolve_args(kind, layer, shape)
     if layer.type in catalog.BACKBONES:
         return _backbone_leaf(layer, args, shape)
@@ -246,7 +269,7 @@ def _meta_forward(module: nn.Module, shape: Shape, dtype: str) -> Shape:
         return tuple(module(x).shape[1:])
 
 
-def _check_input(kind: catalog.LayerKind, shape: Shape, dtype: str) -> None:
+def _check_input(kind: catalog.LayerKind, shape: Shape, dtype: str, given: dict) -> None:
     if dtype == "int64" and kind.name not in _TOKEN_OK:
         raise shapes.Bad(f"receives integer token ids {shapes.fmt(shape)} but needs float values",
                          "put an Embedding first, or set the model input dtype to float32")
@@ -255,8 +278,12 @@ def _check_input(kind: catalog.LayerKind, shape: Shape, dtype: str) -> None:
                          "set the model input dtype to int64 (token data), or remove the Embedding")
     rank = len(shape)
     if kind.name == "Linear" and rank >= 3:
+        remedy = remedies.insert_before("Flatten")
+        flat = _numel(shape)
+        if "in_features" in given and given["in_features"] != flat:  # Flatten alone would not cure it
+            remedy = remedies.also(remedy, remedies.set_args(in_features=flat))
         raise shapes.Bad(f"receives a {rank}-D feature map {shapes.fmt(shape)}",
-                         "insert Flatten before it to turn the map into a vector")
+                         "insert Flatten before it to turn the map into a vector", remedy)
     if kind.ranks and rank not in kind.ranks:
         raise shapes.Bad(f"needs input shaped {kind.rank_hint} but receives {shapes.fmt(shape)}",
                          _rank_fix(kind, shape))
@@ -286,7 +313,8 @@ def _resolve_args(kind: catalog.LayerKind, layer: LayerSpec, shape: Shape) -> di
             args[p.name] = derived
         elif p.name != "normalized_shape" and args[p.name] != derived:
             raise shapes.Bad(f"{p.name} is {args[p.name]} but the input {shapes.fmt(shape)} has {derived}",
-                             f"remove {p.name} to infer it, or set it to {derived}")
+                             f"remove {p.name} to infer it, or set it to {derived}",
+                             remedies.set_args(**{p.name: derived}))
     missing = [p.name for p in kind.params if p.required and p.name not in args]
     if missing:
         raise shapes.Bad(f"needs {', '.join(missing)}", f"set {missing[0]} in the inspector")
@@ -307,7 +335,7 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
                 layer.id, layer.type, pos,
                 f"its layers change the shape from {shapes.fmt(shape)} to {shapes.fmt(out)}, so x + f(x) "
                 "cannot be added", "set projection to 'auto', or make the last nested layer output "
-                f"{shapes.fmt(shape)}")
+                f"{shapes.fmt(shape)}", remedy=_projection_remedy(layer.id, shape, out, dtype, out_dtype))
             return info, None, dtype
         try:
             with torch.device("meta"):
@@ -319,6 +347,18 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
     info.params = body + proj_params
     info.trainable = sum(c.trainable for c in children) + (0 if frozen else proj_params)
     return info, out, out_dtype
+
+
+def _projection_remedy(layer_id: str, src: Shape, dst: Shape, dtype: str, out_dtype: str) -> remedies.Remedy | None:
+    """'Set projection to auto', where a projection can map ``src`` to ``dst``."""
+    if dtype != out_dtype:
+        return None
+    try:
+        with torch.device("meta"):
+            projection(src, dst)
+    except shapes.Bad:
+        return None
+    return remedies.set_args(projection="auto").at(layer_id)
 
 
 def projection(src: Shape, dst: Shape) -> nn.Module:

@@ -1,7 +1,8 @@
 """Closed-form output-shape rules for the simple layer kinds.
 
 Each rule takes the resolved arguments and the input shape (no batch dimension) and
-returns the output shape, or raises ``Bad`` with what is wrong and how to fix it. The
+returns the output shape, or raises ``Bad`` with what is wrong and how to fix it (in words,
+and where the fix is mechanical also as a ``remedies.Remedy`` the window offers as a button). The
 catalog gives each kind its rule (``LayerKind.shape``); kinds without one are inferred by a
 forward pass on the ``meta`` device (see build.py). The fuzz test checks every rule against
 a real forward pass.
@@ -10,16 +11,21 @@ from __future__ import annotations
 
 import math
 
+from workbench.model import remedies
 from workbench.model.params import as_tuple
 
 Shape = tuple[int, ...]
 
 
 class Bad(Exception):
-    def __init__(self, problem: str, fix: str = ""):
+    """A layer cannot take its input: ``problem`` and ``fix`` in words, and ``remedy`` (or None)
+    the one-click edit that makes the fix, for the layer the rule judges (``remedies.HERE``)."""
+
+    def __init__(self, problem: str, fix: str = "", remedy: remedies.Remedy | None = None):
         super().__init__(problem)
         self.problem = problem
         self.fix = fix
+        self.remedy = remedy
 
 
 def fmt(shape: Shape | None) -> str:
@@ -135,7 +141,8 @@ def _dim(dim: int, ndim: int, name: str) -> int:
 def softmax(args: dict, in_shape: Shape) -> Shape:
     dim = _dim(args.get("dim", -1), len(in_shape) + 1, "dim")
     if dim == 0:
-        raise Bad("dim=0 is the batch: each sample's scores would mix with other samples'", "use dim=-1")
+        raise Bad("dim=0 is the batch: each sample's scores would mix with other samples'", "use dim=-1",
+                  remedies.set_args(dim=-1))
     return tuple(in_shape)
 
 
@@ -144,18 +151,20 @@ def flatten(args: dict, in_shape: Shape) -> Shape:
     start = _dim(args.get("start_dim", 1), len(full), "start_dim")
     end = _dim(args.get("end_dim", -1), len(full), "end_dim")
     if start == 0:
-        raise Bad("start_dim=0 would merge the batch into the features", "use start_dim=1")
+        raise Bad("start_dim=0 would merge the batch into the features", "use start_dim=1",
+                  remedies.set_args(start_dim=1) if end >= 1 else None)
     if end < start:
-        raise Bad(f"end_dim ({end}) comes before start_dim ({start})", "use end_dim=-1")
+        raise Bad(f"end_dim ({end}) comes before start_dim ({start})", "use end_dim=-1", remedies.set_args(end_dim=-1))
     return full[1:start] + (math.prod(full[start:end + 1]),) + full[end + 1:]
 
 
 def unflatten(args: dict, in_shape: Shape) -> Shape:
     full = (0,) + tuple(in_shape)
     dim = _dim(args["dim"], len(full), "dim")
-    if dim == 0:
-        raise Bad("dim=0 is the batch", "use dim=1 to split the features")
     size = tuple(args["unflattened_size"])
+    if dim == 0:  # dim=1 is the fix only where the sizes fit it
+        raise Bad("dim=0 is the batch", "use dim=1 to split the features",
+                  remedies.set_args(dim=1) if len(full) > 1 and math.prod(size) == full[1] else None)
     if math.prod(size) != full[dim]:
         raise Bad(f"unflattened_size {fmt(size)} holds {math.prod(size)} values but dimension {dim} has "
                   f"{full[dim]}", f"choose sizes whose product is {full[dim]}")
@@ -189,7 +198,8 @@ def layer_norm(args: dict, in_shape: Shape) -> Shape:
     ns = tuple(args["normalized_shape"])
     if len(ns) > len(in_shape) or tuple(in_shape[-len(ns):]) != ns:
         raise Bad(f"normalized_shape {fmt(ns)} does not match the trailing dimensions of {fmt(in_shape)}",
-                  f"remove normalized_shape to use the last dimension ({in_shape[-1]},)")
+                  f"remove normalized_shape to use the last dimension ({in_shape[-1]},)",
+                  remedies.set_args(normalized_shape=[in_shape[-1]]))
     return tuple(in_shape)
 
 
