@@ -88,6 +88,9 @@ class EntryDelegate(QStyledItemDelegate):
         self.initStyleOption(opt, index)
         opt.text = ""
         widget = opt.widget
+        if widget is not None and not widget.hasFocus() and opt.state & QStyle.StateFlag.State_Selected:
+            # only the list with the keyboard (the one Enter acts in) marks its row in blue
+            opt.state = (opt.state & ~QStyle.StateFlag.State_Selected) | QStyle.StateFlag.State_MouseOver
         style = widget.style() if widget is not None else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
         title_font, detail_font = self._fonts(option)
