@@ -124,8 +124,10 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         if problem is not None:
             QTimer.singleShot(0, lambda: project_io.show_error(self, "Could not open the project", problem))
-        if on_start_page or problem is not None:  # a failed file: the page says so and offers the others
-            self.show_start_page(project_io.launch_problem(problem) if problem else "", error=True)
+        if problem is not None:  # the file given could not be opened: the page says so and offers the others
+            self.show_start_page(project_io.launch_problem(problem), error=True)
+        elif on_start_page:
+            self.show_start_page()
 
     # ------------------------------------------------------------ hooks for the parts that join the window
     def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
