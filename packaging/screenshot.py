@@ -10,6 +10,8 @@ frozen and the second selected, so the inspector, the history and the frozen mar
 ``--train N`` presses Train and takes the picture mid-run after N epochs (the --freeze layer
 is then frozen during the run, after the first epoch, so its mark shows in the plot);
 ``--tab evaluation`` shows the confusion matrix and samples instead of the plots.
+``--start-page`` shows the start page (File > Close Project) with a few recent projects, one
+of them missing.
 Settings and runs go to a temporary folder, never the user's.
 """
 from __future__ import annotations
@@ -63,6 +65,8 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
     window.move(QPoint(0, 0))
     window.show()
     QTest.qWaitForWindowExposed(window)
+    if args.start_page:
+        show_start_page(window)
     doc = window.doc
     layer_ids = [layer.id for layer in doc.spec.layers]
     if args.train:
@@ -109,6 +113,24 @@ def train_until(window, args: argparse.Namespace) -> None:
     QTest.qWait(300)  # the next delivery and redraw
 
 
+def show_start_page(window) -> None:
+    """File > Close Project, with recent projects to list (saved in the temporary folder; the
+    last one deleted again, so the page shows a missing file too)."""
+    from ui import project_io
+    from workbench.project import project_file as projects, templates
+
+    folder = Path(os.environ["WORKBENCH_RUNS"]) / "projects"
+    gone = folder / "old" / "experiment_3.wbproj"
+    for path, template in ((gone, "digits_mlp"), (folder / "wine" / "wine_mlp.wbproj", "tabular_mlp"),
+                           (folder / "resnet_flowers.wbproj", "resnet18_transfer"),
+                           (folder / "digits.wbproj", "digits_cnn")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        projects.save(templates.load(template), path)
+        project_io.add_recent(path)
+    gone.unlink()
+    window.close_project()
+
+
 def _fail(path: Path) -> None:
     raise SystemExit(f"error: could not write {path}")
 
@@ -122,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--freeze", default="conv1", help="a layer to show frozen ('' for none)")
     parser.add_argument("--broken", action="store_true", help="add a Linear before Flatten (an error row)")
     parser.add_argument("--train", type=int, default=0, metavar="N", help="picture mid-training after N epochs")
+    parser.add_argument("--start-page", action="store_true", help="show the start page (File > Close Project)")
     parser.add_argument("--tab", choices=("plots", "evaluation"), default="plots", help="training tab to show")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))

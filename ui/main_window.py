@@ -10,6 +10,12 @@ listen to ``doc.changed`` / ``doc.frozenChanged``:
 - ``add_shutdown_hook(hook)``: run once the window really closes (stop threads, processes);
 - ``set_model_source(provider, receiver)``: File > Export uses ``provider()`` (a trained
   model, or None to build one) and hands weights opened there to ``receiver(model, path)``.
+
+With no project open (File > Close Project, a launch with the start page asked for, or a file
+that failed at launch) the central area shows the start page (``ui.start_page``) instead of
+the stack: the docks are hidden and every action that needs a project is off, whichever part
+added it to the Edit or Training menu, the toolbar or a dock (``show_start_page``); opening
+anything from the page (or File > New / Open) brings the layout back (``show_editor``).
 """
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QUndoView, QWidget
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
+from PySide6.QtWidgets import (QDockWidget, QMainWindow, QMenu, QMessageBox, QStackedWidget, QToolBar, QUndoView,
+                               QWidget)
 
 from workbench.model import build
 from workbench.project import project_file as projects, templates
@@ -37,6 +44,7 @@ from ui.editor.summary_bar import SummaryBar
 from ui.distributed.dialog import install as install_distributed
 from ui.training.menu import install as install_training
 from ui.menus import build_actions
+from ui.start_page import StartPage
 
 
 class RenameProject(SetValue):
@@ -59,8 +67,10 @@ class MainWindow(QMainWindow):
     def __init__(self, path: str | None = None, project: projects.Project | None = None):
         super().__init__()
         problem = None
+        on_start_page = False
         if project is None:
-            project, problem = project_io.startup_project(path)
+            on_start_page = project_io.launch_on_start_page(path)
+            project, problem = (templates.empty(), None) if on_start_page else project_io.startup_project(path)
         self.doc = ProjectDocument(project, self)
         self._close_checks: list[Callable[[], bool]] = []  # each may refuse to close (False)
         self._shutdown_hooks: list[Callable[[], None]] = []  # run once the window really closes
@@ -73,7 +83,13 @@ class MainWindow(QMainWindow):
 
         self.stack_model = StackModel(self.doc, self)
         self.stack = StackView(self.stack_model)
-        self.setCentralWidget(self.stack)
+        self.start_page = StartPage()
+        self.pages = QStackedWidget()  # the stack, or the start page when no project is open
+        self.pages.addWidget(self.stack)
+        self.pages.addWidget(self.start_page)
+        self.setCentralWidget(self.pages)
+        self._editor_state: QByteArray | None = None  # the docks' layout, kept while the start page shows
+        self._needs_project: QActionGroup | None = None  # the actions the start page turns off
         self.summary = SummaryBar(self.doc)
         self.statusBar().addPermanentWidget(self.summary, 1)  # full width: the summary never clips
         self.statusBar().messageChanged.connect(self.summary.show_message)
@@ -99,12 +115,19 @@ class MainWindow(QMainWindow):
         self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
         self.doc.pathChanged.connect(self._update_title)
         self.doc.reset.connect(lambda: self.inspector.show_layer(None))
+        self.start_page.openRequested.connect(self.open_file)
+        self.start_page.newRequested.connect(self.new_project)
+        self.start_page.browseRequested.connect(lambda: self.open_file())
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
         self._update_title()
         self._restore_settings()
         if problem is not None:
             QTimer.singleShot(0, lambda: project_io.show_error(self, "Could not open the project", problem))
+        if problem is not None:  # the file given could not be opened: the page says so and offers the others
+            self.show_start_page(project_io.launch_problem(problem), error=True)
+        elif on_start_page:
+            self.show_start_page()
 
     # ------------------------------------------------------------ hooks for the parts that join the window
     def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -171,6 +194,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, ms)
 
     def _update_title(self) -> None:
+        if self.start_page_shown():
+            self.setWindowFilePath("")
+            self.setWindowTitle("Model Workbench")
+            self.setWindowModified(False)
+            return
         path, project_name = self.doc.path, self.doc.project.name
         name = f"{path.name}[*] ({project_name})" if path else f"{project_name} (not saved)[*]"
         self.setWindowFilePath(str(path) if path else "")
@@ -278,12 +306,14 @@ class MainWindow(QMainWindow):
 
     def _show(self, proj: projects.Project) -> None:
         self.doc.replace_project(proj)
+        self.show_editor()
         self._update_title()
 
-    def new_project(self) -> None:
+    def new_project(self, name: str | None = None) -> None:
+        """File > New (asks for a template), or the start page's template / empty project."""
         if not self.may_close() or not self.maybe_save():
             return
-        name = project_io.choose_template(self)
+        name = name or project_io.choose_template(self)
         if name == project_io.EMPTY:
             self._show(templates.empty())
             self.inspector.show_layer(None)  # the model input: the first thing to set
@@ -291,6 +321,69 @@ class MainWindow(QMainWindow):
         elif name:
             self._show(templates.load(name))
             self.say(f"New project from the {name} template")
+
+    def close_project(self) -> bool:
+        """File > Close Project: asked like Open (unsaved changes, a running training), then
+        the start page; False when refused."""
+        if self.start_page_shown():
+            return True
+        if not self.may_close() or not self.maybe_save():
+            return False
+        self.doc.replace_project(templates.empty())  # nothing of the closed project stays behind
+        self.show_start_page()
+        return True
+
+    # ------------------------------------------------------------ the start page
+    def start_page_shown(self) -> bool:
+        return self.pages.currentWidget() is self.start_page
+
+    def show_start_page(self, message: str = "", error: bool = False) -> None:
+        """The start page in the central area: the docks hidden (their layout kept), the
+        summary gone and every action that needs a project off."""
+        if not self.start_page_shown():
+            self._editor_state = self.saveState()
+            for dock in self.docks.values():
+                dock.hide()
+            self._project_actions().setEnabled(False)
+            self.summary.hide()
+            self.pages.setCurrentWidget(self.start_page)
+        self.start_page.refresh()
+        self.start_page.show_message(message, error)
+        self._update_title()
+        self.start_page.focus_first()
+
+    def show_editor(self) -> None:
+        """Back from the start page: the stack, the docks as they were, the actions on."""
+        if not self.start_page_shown():
+            return
+        self.pages.setCurrentWidget(self.stack)
+        self._project_actions().setEnabled(True)
+        self.summary.show()
+        if self._editor_state is not None:
+            self.restoreState(self._editor_state)
+        self.start_page.clear_message()
+        self.stack.setFocus()
+        self._update_title()
+
+    def _project_actions(self) -> QActionGroup:
+        """The actions that need a project, gathered once (on first use, after every part has
+        joined): File's Save / Save As / Rename / Export / Close, everything in the Edit and
+        Training menus and on the toolbar but New and Open, and the docks' View toggles. A
+        disabled group keeps them off even when their owners enable them meanwhile."""
+        if self._needs_project is None:
+            keep = {self.actions_[k] for k in ("new", "open", "quit")}
+            actions = [self.actions_[k] for k in ("save", "save_as", "rename_project", "export", "close_project")]
+            for key in ("edit", "training"):
+                actions += self.menu(key).actions()
+            actions += self.toolbar.actions()
+            actions += [dock.toggleViewAction() for dock in self.docks.values()]
+            group = QActionGroup(self)
+            group.setExclusionPolicy(QActionGroup.ExclusionPolicy.None_)
+            for action in dict.fromkeys(actions):
+                if action not in keep and not action.isSeparator() and action.actionGroup() is None:
+                    group.addAction(action)
+            self._needs_project = group
+        return self._needs_project
 
     def rename_project(self) -> None:
         """Ask for a new project name; the change is one undoable step."""
@@ -384,7 +477,7 @@ class MainWindow(QMainWindow):
             return
         store = project_io.settings()
         store.setValue("window/geometry", self.saveGeometry())
-        store.setValue("window/state", self.saveState())
+        store.setValue("window/state", self._editor_state if self.start_page_shown() else self.saveState())
         store.sync()
         for hook in self._shutdown_hooks:
             hook()

@@ -51,6 +51,8 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
                                   "Give the project a new name (kept in the project file)"),
         "export": _action(w, "&Export...", w.export_model, "Ctrl+E",
                           "Export the model (state_dict, TorchScript, ONNX, ...)"),
+        "close_project": _action(w, "&Close Project", w.close_project, "Ctrl+W",
+                                 "Close the project and show the start page (recent projects, templates)"),
         # StandardKey.Quit is empty on some Linux desktops
         "quit": _action(w, "&Quit", w.close, "Ctrl+Q", "Close the window"),
         "undo": _action(w, "&Undo", stack.undo, QKeySequence.StandardKey.Undo, "Undo the last edit",
@@ -117,7 +119,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     file_menu.addSeparator()
     file_menu.addAction(a["export"])
     file_menu.addSeparator()
-    file_menu.addAction(a["quit"])
+    file_menu.addActions([a["close_project"], a["quit"]])
     edit = w.add_menu("edit", "&Edit")
     edit.addActions([a["undo"], a["redo"]])
     edit.addSeparator()

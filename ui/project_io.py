@@ -1,5 +1,6 @@
-"""Project files in the window: settings, recent files, where file dialogs start, and the
-dialogs New / Open / Save / Rename and the unsaved-changes prompt use.
+"""Project files in the window: settings (recent files, the start page at launch), where
+file dialogs start, the project a launch opens, and the dialogs New / Open / Save / Rename and
+the unsaved-changes prompt use.
 
 Every question the window asks goes through a function here (``ask_unsaved``,
 ``choose_open_path``, ...), so tests replace one function instead of clicking a modal box.
@@ -22,6 +23,7 @@ from workbench.errors import SpecError, WorkbenchError
 MAX_RECENT = 8
 FILE_FILTER = "Model Workbench projects (*.wbproj);;All files (*)"
 DEFAULT_TEMPLATE = "digits_cnn"
+START_PAGE_KEY = "start_page/at_launch"
 EMPTY = ":empty:"  # what choose_template returns for File > New's empty project (never a template's name)
 
 
@@ -79,6 +81,32 @@ def forget_recent(path: str, store: QSettings | None = None) -> None:
     store = store or settings()
     store.setValue("recent_files", [f for f in recent_files(store) if f != path])
     store.sync()
+
+
+def start_page_at_launch(store: QSettings | None = None) -> bool:
+    """The start page's "Show this page at launch" box (off by default: the window opens on
+    a ready project)."""
+    value = (store or settings()).value(START_PAGE_KEY, False)
+    return value is True or str(value).lower() == "true"
+
+
+def set_start_page_at_launch(on: bool, store: QSettings | None = None) -> None:
+    store = store or settings()
+    store.setValue(START_PAGE_KEY, bool(on))
+    store.sync()
+
+
+def launch_on_start_page(argv_path: str | None) -> bool:
+    """A launch without a file shows the start page only when the person asked for it."""
+    return not argv_path and start_page_at_launch()
+
+
+def launch_problem(exc: WorkbenchError) -> str:
+    """The start page's line for the file that failed at launch ("Could not open x.wbproj: no
+    such file"); the message box lists every problem."""
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    more = len(exc.problems) - 1 if isinstance(exc, SpecError) else 0
+    return f"Could not open {lines[0]}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
 
 
 def startup_project(argv_path: str | None) -> tuple[projects.Project, WorkbenchError | None]:

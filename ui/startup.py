@@ -1,4 +1,7 @@
-"""Start the Qt application and show the main window on a project.
+"""Start the Qt application and show the main window on a project: the file given, else the
+last one, else a template; or the start page (ui.start_page) when the person ticked "Show this
+page at launch" there, or when the given file cannot be opened (project_io.startup_project,
+launch_on_start_page).
 
 Without a display (no DISPLAY / WAYLAND_DISPLAY and no QT_QPA_PLATFORM) it says how to get
 one and exits 2 instead of letting Qt abort. Shape inference warms up on a plain thread

@@ -21,6 +21,12 @@ TEXT = "#111827"
 SOFT_TEXT = "#374151"
 FRAME = "#d1d5db"
 
+# ---------------------------------------------------------------- start page lists
+ROW_HOVER = "#f3f4f6"
+ROW_SELECTED = "#dbe7fe"
+ROW_RULE = "#eef0f3"  # the line between two rows
+FOCUS = "#2563eb"  # the frame of the list that has the keyboard
+
 # ---------------------------------------------------------------- icons and badges
 BADGE_TEXT = "white"
 FROZEN = "#2563eb"  # the padlock of frozen layers
