@@ -36,6 +36,7 @@ from ui.editor.stack_model import ID, StackModel
 from ui.editor.summary_bar import SummaryBar
 from ui.distributed.dialog import install as install_distributed
 from ui.training.menu import install as install_training
+from ui.prediction.menu import install as install_prediction
 from ui.menus import build_actions
 
 
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.doc.reset.connect(lambda: self.inspector.show_layer(None))
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
+        self.prediction = install_prediction(self)  # the Prediction dock, Training > Predict (ui.prediction.menu)
         self._update_title()
         self._restore_settings()
         if problem is not None:

@@ -1,0 +1,29 @@
+"""The Prediction dock in the main window: the dock (a tab beside the Training dock),
+Training > Predict (Ctrl+R) to bring it forward, and the shutdown hook that awaits its jobs."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+
+from ui.prediction.panel import PredictionPanel
+
+
+def install(window) -> PredictionPanel:
+    """Add the Prediction dock, tabbed with the Training dock (which stays in front), its
+    Training menu entry and its shutdown hook."""
+    panel = PredictionPanel(window)
+    dock = window.add_dock("Prediction", panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+    training = window.docks.get("Training")
+    if training is not None:
+        window.tabifyDockWidget(training, dock)
+        training.raise_()
+    window.add_shutdown_hook(panel.shutdown)
+    action = QAction("Pre&dict…", window)
+    action.setShortcut(QKeySequence("Ctrl+R"))
+    tip = "Show the model's class probabilities for an image, a table row or a validation sample"
+    action.setStatusTip(tip)
+    action.setToolTip(f"{tip} (Ctrl+R)")
+    action.triggered.connect(lambda *_: (dock.show(), dock.raise_(), panel.sample_spin.setFocus()))
+    window.menu("training").addSeparator()
+    window.menu("training").addAction(action)
+    return panel
