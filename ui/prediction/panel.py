@@ -176,6 +176,7 @@ class PredictionPanel(QWidget):
         self._waiting: Request | None = None  # asked while a job ran
         self._last: Request | None = None  # predicted again when the model changes
         self._shown_once = False
+        self._closed = False  # after shutdown() no job starts
         self.setAcceptDrops(True)
 
         self.model_label = QLabel(wordWrap=True, objectName="muted")
@@ -189,11 +190,13 @@ class PredictionPanel(QWidget):
         drop_hint = QLabel("or drop an image file here", objectName="muted")
         self.row_edit = QLineEdit()
         self.row_edit.setClearButtonEnabled(True)
+        self.row_edit.setAcceptDrops(False)  # a file dropped on the field is an image to predict, not text
         self.row_button = QPushButton("Predict")
         self.row_button.setToolTip("Predict the pasted row (Enter)")
         self.sample_spin = QSpinBox()
         self.sample_spin.setRange(0, 0)
         self.sample_spin.setKeyboardTracking(False)  # typing 123 asks once, not for 1, 12, 123
+        self.sample_spin.findChild(QLineEdit).setAcceptDrops(False)
         self.sample_spin.setToolTip("A validation example by its position in the validation set")
         self.sample_range = QLabel("", objectName="muted")
         self.thumb = QLabel()
@@ -263,6 +266,7 @@ class PredictionPanel(QWidget):
         self.row_edit.returnPressed.connect(self.predict_row)
         self.row_button.clicked.connect(self.predict_row)
         self.sample_spin.valueChanged.connect(self.predict_sample)
+        self.sample_spin.findChild(QLineEdit).returnPressed.connect(self._sample_entered)
         self.doc.lockChanged.connect(self._lock_changed)
         self.doc.reset.connect(self._project_replaced)
         self.doc.changed.connect(self._model_edited)
@@ -309,7 +313,7 @@ class PredictionPanel(QWidget):
             self.load_weights_from(path)
 
     def load_weights_from(self, path: str) -> None:
-        if self._load_job is not None:
+        if self._load_job is not None or self._closed:
             return
         if self.doc.info.error is not None:
             self._fail(f"The model cannot be built yet: {self.doc.info.error}")
@@ -359,7 +363,17 @@ class PredictionPanel(QWidget):
         self.request(Request("row", self.row_edit.text()))
 
     def predict_sample(self, index: int | None = None) -> None:
+        if index is not None and self.sample_spin.minimum() <= index <= self.sample_spin.maximum():
+            self.sample_spin.blockSignals(True)  # the box shows the sample asked for
+            self.sample_spin.setValue(int(index))
+            self.sample_spin.blockSignals(False)
         self.request(Request("sample", self.sample_spin.value() if index is None else int(index)))
+
+    def _sample_entered(self) -> None:
+        """Enter in the sample box shows that sample again (after an image or a row)."""
+        wanted = Request("sample", self.sample_spin.value())
+        if self._last != wanted and self._waiting != wanted:
+            self.request(wanted)
 
     def dragEnterEvent(self, event) -> None:
         if _local_files(event.mimeData()):
@@ -380,6 +394,8 @@ class PredictionPanel(QWidget):
 
     # ------------------------------------------------------------ running a request
     def request(self, request: Request) -> None:
+        if self._closed:
+            return
         if self._job is not None:
             self._waiting = request
             return
@@ -504,7 +520,19 @@ class PredictionPanel(QWidget):
         if self.bars.classes:
             self._say_shown()
 
+    def busy(self) -> bool:
+        return self._job is not None or self._load_job is not None or self._waiting is not None
+
+    def wait(self, timeout_s: float = 60.0) -> bool:
+        """Finish the jobs running and queued now (tests); False if one is still running."""
+        for _ in range(3):
+            for job in (self._load_job, self._job):
+                if job is not None and not job.wait(timeout_s):
+                    return False
+        return not self.busy()
+
     def shutdown(self) -> None:
+        self._closed = True
         for job in (self._job, self._load_job):
             if job is not None:
                 job.quit()
