@@ -27,11 +27,13 @@ def never_block_on_close(monkeypatch):
 
 
 def show_prediction(window):
-    """Training > Predict: the dock comes forward."""
-    action = next(a for a in window.menu("training").actions() if a.text().replace("&", "") == "Predict…")
+    """View > Predict…: the dock comes forward (from behind the Training dock's tab)."""
+    assert not window.prediction.on_screen  # behind the Training dock's tab: no data read yet
+    assert not window.prediction.busy() and window.prediction.title.text() == ""
+    action = next(a for a in window.menu("view").actions() if a.text().replace("&", "") == "Predict…")
     action.trigger()
     panel = window.prediction
-    assert window.docks["Prediction"].isVisible() and panel.isVisible()
+    assert panel.on_screen
     return panel
 
 
@@ -230,3 +232,32 @@ def test_a_pasted_wine_row_gives_the_prediction_of_its_validation_sample(qtbot, 
     panel.row_button.click()
     assert shown(panel) == []
     assert panel.message.text().startswith("the row has 12 values but the model expects 13")
+
+
+def test_at_1024x700_every_bar_and_control_fits(qtbot, window, tmp_path):
+    trained(qtbot, window, tmp_path)
+    window.resize(1024, 700)
+    panel = show_prediction(window)
+    panel.predict_sample(4)
+    assert panel.wait()
+    qtbot.wait(50)  # layouts settle
+    assert panel.bars.shown() == 10 == len(panel.bars.rows())  # top 10 of 10 classes, none cut
+    for widget in (panel.load_button, panel.open_button, panel.row_button, panel.sample_spin, panel.row_edit):
+        assert widget.isVisible() and widget.width() >= widget.minimumSizeHint().width(), widget
+    assert panel.title.width() >= panel.title.fontMetrics().horizontalAdvance(text_of(panel.title))
+    assert panel.thumb.pixmap() is not None and not panel.thumb.pixmap().isNull()
+
+
+def test_a_new_project_leaves_nothing_of_the_last_prediction(qtbot, window, tmp_path):
+    trained(qtbot, window, tmp_path)
+    panel = show_prediction(window)
+    assert panel.wait() and len(panel.bars.rows()) == 10
+    from workbench.project import project_file as projects, templates
+
+    projects.save(templates.load("tabular_mlp"), tmp_path / "wine.wbproj")
+    assert window.open_file(str(tmp_path / "wine.wbproj"))
+    assert panel.wait()
+    assert panel.bars.rows() == [] and panel.message.text() == prediction_panel.NO_MODEL
+    assert "validation sample 0" in text_of(panel.title)
+    assert panel.sample_spin.maximum() == 44  # wine's 45 validation rows
+    assert "13 numbers" in panel.row_edit.placeholderText()

@@ -1,5 +1,7 @@
-"""The Prediction dock in the main window: the dock (a tab beside the Training dock),
-Training > Predict (Ctrl+R) to bring it forward, and the shutdown hook that awaits its jobs."""
+"""The Prediction dock in the main window: the dock (a tab beside the Training dock), its
+View menu toggle and View > Predict… (Ctrl+R) to bring it forward, and the shutdown hook that
+awaits its jobs. (The Training menu's entries are fixed: Train, Pause, Stop, Resume from
+Checkpoint, Run Distributed.)"""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
@@ -9,14 +11,15 @@ from ui.prediction.panel import PredictionPanel
 
 
 def install(window) -> PredictionPanel:
-    """Add the Prediction dock, tabbed with the Training dock (which stays in front), its
-    Training menu entry and its shutdown hook."""
+    """Add the Prediction dock, tabbed with the Training dock (which stays in front), View >
+    Predict… and its shutdown hook."""
     panel = PredictionPanel(window)
     dock = window.add_dock("Prediction", panel, Qt.DockWidgetArea.BottomDockWidgetArea)
     training = window.docks.get("Training")
     if training is not None:
         window.tabifyDockWidget(training, dock)
         training.raise_()
+    dock.visibilityChanged.connect(panel.set_on_screen)
     window.add_shutdown_hook(panel.shutdown)
     action = QAction("Pre&dict…", window)
     action.setShortcut(QKeySequence("Ctrl+R"))
@@ -24,6 +27,6 @@ def install(window) -> PredictionPanel:
     action.setStatusTip(tip)
     action.setToolTip(f"{tip} (Ctrl+R)")
     action.triggered.connect(lambda *_: (dock.show(), dock.raise_(), panel.sample_spin.setFocus()))
-    window.menu("training").addSeparator()
-    window.menu("training").addAction(action)
+    window.menu("view").addSeparator()
+    window.menu("view").addAction(action)
     return panel

@@ -176,6 +176,7 @@ class PredictionPanel(QWidget):
         self._waiting: Request | None = None  # asked while a job ran
         self._last: Request | None = None  # predicted again when the model changes
         self._shown_once = False
+        self.on_screen = False  # the dock's tab is in front (set_on_screen)
         self._closed = False  # after shutdown() no job starts
         self.setAcceptDrops(True)
 
@@ -500,8 +501,15 @@ class PredictionPanel(QWidget):
         self.thumb.clear()
         self.bars.set_classes([], None)
         self._fail("")
+        self.sample_spin.blockSignals(True)
+        self.sample_spin.setRange(0, 0)
+        self.sample_spin.blockSignals(False)
+        self.sample_range.setText("")
         self._show_data_hints()
         self.show_model_source()
+        self._shown_once = False
+        if self.on_screen:  # the new project's first sample, as when the panel first shows
+            self.set_on_screen(True)
 
     def _model_edited(self) -> None:
         self._show_data_hints()
@@ -509,11 +517,14 @@ class PredictionPanel(QWidget):
             self.show_model_source()
 
     # ------------------------------------------------------------ life cycle
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if not self._shown_once:  # read the data and show sample 0 the first time the panel shows
+    def set_on_screen(self, visible: bool) -> None:
+        """The dock's tab came forward (True) or went behind another one (False); the first
+        time, the data is read and sample 0 shown. (A dock behind a tab still counts as
+        visible to Qt, so this follows ``QDockWidget.visibilityChanged``.)"""
+        self.on_screen = visible
+        if visible and not self._shown_once:
             self._shown_once = True
-            QTimer.singleShot(0, self.predict_sample)
+            self.predict_sample()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
