@@ -127,7 +127,8 @@ def test_a_pasted_wine_row_is_scaled_as_the_source_scales_its_rows(wine):
     for sep in (",", "\t", " ", "; "):
         example = P.row_example(wine, sep.join(repr(float(v)) for v in raw))
         assert torch.allclose(example.x, wine.val_example(i)[0], atol=1e-5)
-    assert example.text.startswith("[") and example.image is None
+    assert example.image is None
+    assert P.sample_example(wine, i).text.startswith("[")
 
 
 @pytest.mark.parametrize("text, says", [

@@ -423,7 +423,7 @@ class PredictionPanel(QWidget):
             self.thumb.hide()
         task = answer.bundle.task
         true = _true_text(ex, task)
-        self.example_text.setText(ex.text)
+        self.example_text.setText(f"Input as the model sees it (scaled): {ex.text}" if ex.text else "")
         self.example_text.setVisible(bool(ex.text))
         if result is None:
             self.title.setText(f"<b>{_escape(ex.what)}</b>{true}")

@@ -59,7 +59,7 @@ class Example:
     what: str  # for people: "digit.png", "the pasted row", "validation sample 12"
     true: int | float | None = None  # the class index (classification) or value (regression), when known
     image: np.ndarray | None = None  # a small uint8 picture of the input (image data), for display
-    text: str = ""  # the first input values (table data), for display
+    text: str = ""  # a validation row's first values as the model sees them (scaled), for display
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,7 @@ def row_example(bundle: DataBundle, text: str) -> Example:
     if bundle.image_transform is not None:
         raise PredictError("this data is read from image files; open or drop an image instead of a row")
     x = _normalised(torch.tensor(values, dtype=torch.float32).reshape(shape), bundle)
-    return Example(x, "the pasted row", image=to_image(x) if task.is_image else None,
-                   text="" if task.is_image else describe(x, 6))
+    return Example(x, "the pasted row", image=to_image(x) if task.is_image else None)
 
 
 def sample_example(bundle: DataBundle, index: int) -> Example:
