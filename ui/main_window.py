@@ -43,6 +43,7 @@ from ui.editor.stack_model import ID, StackModel
 from ui.editor.summary_bar import SummaryBar
 from ui.distributed.dialog import install as install_distributed
 from ui.training.menu import install as install_training
+from ui.prediction.menu import install as install_prediction
 from ui.menus import build_actions
 from ui.start_page import StartPage
 
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         self.start_page.browseRequested.connect(lambda: self.open_file())
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
+        self.prediction = install_prediction(self)  # the Prediction dock, Training > Predict (ui.prediction.menu)
         self._update_title()
         self._restore_settings()
         if problem is not None:

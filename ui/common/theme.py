@@ -50,6 +50,12 @@ MATRIX_RIGHT = (29, 78, 216)  # the diagonal
 MATRIX_WRONG = (220, 38, 38)
 MATRIX_STRONG_TEXT = "white"  # counts on a dark cell
 
+# ---------------------------------------------------------------- prediction bars
+PREDICTION_BAR = "#93c5fd"
+PREDICTION_TOP = "#2563eb"  # the most probable class
+PREDICTION_TRUE = GOOD  # the true class's mark
+PREDICTION_TRACK = "#f3f4f6"
+
 # ---------------------------------------------------------------- live plots (r, g, b[, a])
 PLOT_BACKGROUND = "w"
 PLOT_RAW = (37, 99, 235, 70)  # loss per step

@@ -15,13 +15,13 @@ from __future__ import annotations
 import math
 import signal
 from dataclasses import asdict, dataclass, field, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from workbench.data.sources import registry as sources
-from workbench.data.sources.base import TensorData
+from workbench.data.sources.base import LazySource, TensorData
 from workbench.errors import LayerError, SpecError, WorkbenchError
 from workbench.model import build, remedies, shapes
 from workbench.model.spec import ModelSpec
@@ -125,6 +125,11 @@ class DataBundle:
     train_index: list[int] = field(default_factory=list)  # positions in the source, for display
     val_index: list[int] = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # normalisation used, as plain lists
+    # how an image from elsewhere (workbench.training.predict) becomes an input as validation
+    # inputs are made: a source read file by file gives its validation transform (PIL image ->
+    # tensor); an in-memory image source gives the value of a white pixel (then ``stats``)
+    image_transform: Callable | None = None
+    pixel_max: float = 1.0
 
     def loader(self, split: str = "train", *, seed: int = 0, rank: int = 0, world_size: int = 1,
                device: torch.device | str | None = None) -> DataLoader:
@@ -194,8 +199,11 @@ def _split(raw, settings: DataSettings) -> DataBundle:
         default_loss="CrossEntropyLoss" if raw.class_names is not None else "MSELoss",
         description=f"{raw.name}: {len(train)} training / {val_size} validation examples",
         train_size=len(train), val_size=val_size)
+    lazy = isinstance(raw, LazySource)
     return DataBundle(task, train, val if val_size else None, settings, train_idx,
-                      val_idx if raw.val is None else list(range(val_size)), stats)
+                      val_idx if raw.val is None else list(range(val_size)), stats,
+                      image_transform=raw.val_transform if lazy else None,
+                      pixel_max=1.0 if lazy else float(getattr(raw, "pixel_max", 1.0)))
 
 
 def split_indices(targets: torch.Tensor, val_fraction: float, seed: int,

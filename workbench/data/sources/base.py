@@ -77,6 +77,7 @@ class TensorSource:
     val_x: torch.Tensor | None = None  # a validation part the source defines itself
     val_y: torch.Tensor | None = None
     flip_ok: bool = True  # horizontal flips are a fair augmentation (not for digits)
+    pixel_max: float = 1.0  # images: the value of a white pixel in x (scikit-learn's digits: 16)
 
     @property
     def size(self) -> int:

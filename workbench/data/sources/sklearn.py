@@ -16,7 +16,7 @@ def read_digits(settings: DataSettings) -> TensorSource:
     x = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1)
     y = torch.as_tensor(d.target, dtype=torch.long)
     return TensorSource("scikit-learn digits", x, y, [str(c) for c in d.target_names], is_image=True,
-                        flip_ok=False)
+                        flip_ok=False, pixel_max=16.0)
 
 
 def read_table(settings: DataSettings) -> TensorSource:

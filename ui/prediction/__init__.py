@@ -1,0 +1,1 @@
+"""Prediction in the window: the dock that shows the model's class probabilities for one example."""
