@@ -226,6 +226,12 @@ class MainWindow(QMainWindow):
     def delete_selected(self, verb: str = "Delete") -> None:
         ids = self.stack.selected_ids()
         if not ids:
+            stages = self.stack.selected_stages()
+            if stages:  # Delete on a stage row did nothing and said nothing
+                stage = stages[0]
+                self.say(f"'{stage.name}' is a stage of the backbone '{stage.layer.id}' and cannot be removed on its "
+                         f"own: select the '{stage.layer.id}' row to delete the backbone, or tick the stage's "
+                         "Freeze box to keep its weights fixed")
             return
         parent, row = self.doc.locate(ids[0])
         self._edit(lambda: self.doc.remove(ids, verb))

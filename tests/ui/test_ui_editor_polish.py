@@ -5,7 +5,7 @@ reach the inspector; columns that keep what matters in view; no freeze box on la
 weights."""
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
 from workbench.model import catalog
 from workbench.model.spec import LayerSpec, ModelSpec
 from workbench.project import project_file as projects, templates
@@ -204,6 +204,22 @@ def test_freezing_a_whole_backbone_checks_and_locks_every_stage(window, qtbot):
     assert doc.info.frozen_params == sum(s.params for s in stages)  # what the status bar counts
     doc.undo_stack.undo()
     assert layer4.data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Unchecked
+
+
+def test_delete_on_a_backbone_stage_row_says_why_and_removes_nothing(window, qtbot):
+    open_resnet(window)
+    model, stack = window.stack_model, window.stack
+    before = window.doc.spec.to_dict() if hasattr(window.doc.spec, "to_dict") else repr(window.doc.spec)
+    layer3 = model.index(3, ID, model.index_of("backbone"))
+    stack.setCurrentIndex(layer3)
+    stack.selectionModel().select(layer3, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                  | QItemSelectionModel.SelectionFlag.Rows)
+    stack.setFocus()
+    qtbot.keyClick(stack, Qt.Key.Key_Delete)
+    said = window.statusBar().currentMessage()
+    assert "'layer3' is a stage of the backbone 'backbone'" in said and "select the 'backbone' row" in said
+    after = window.doc.spec.to_dict() if hasattr(window.doc.spec, "to_dict") else repr(window.doc.spec)
+    assert after == before and window.doc.undo_stack.count() == 0
 
 
 def test_layers_inside_a_frozen_block_show_frozen_and_locked(window):

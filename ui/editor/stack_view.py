@@ -28,6 +28,7 @@ from workbench.errors import WorkbenchError
 from workbench.model.shapes import fmt
 
 from ui.editor.stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel, key_args_text
+from ui.editor.stack_cells import Stage
 
 _PAD = 12  # a cell's margins and focus frame around its text (Qt's are 2 x 3 px, plus slack)
 _HEADER_PAD = 14  # a header section's margins around its title
@@ -302,6 +303,11 @@ class StackView(QTreeView):
         ordered = sorted(rows, key=self.stack_model.order_key)
         ids = [self.stack_model.layer_id(i) for i in ordered]
         return [i for i in ids if i]
+
+    def selected_stages(self) -> list[Stage]:
+        """The selected backbone stage rows (parts of a layer, not layers of their own)."""
+        nodes = (self.stack_model.node(i) for i in self.selectionModel().selectedRows())
+        return [n for n in nodes if isinstance(n, Stage)]
 
     def select_ids(self, ids: list[str]) -> None:
         model = self.stack_model
