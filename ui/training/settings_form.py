@@ -46,7 +46,7 @@ ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0
         ("training", "seed", "Seed", 5, 1), ("training", "device", "Device", 6, 0),
         ("training", "amp", "Mixed precision", 6, 1), ("training", "loss", "Loss", 7, 0))
 WIDE = {("data", "path"), ("data", "target")}  # rows spanning both column pairs
-# the choices whose own arguments an "Args..." button next to them edits: form key -> arguments section
+# the choices whose own arguments a "…" button next to them edits: form key -> arguments section
 ARGUMENTS = {("optimizer", "type"): "optimizer", ("schedule", "type"): "schedule", ("training", "loss"): "loss_options"}
 CUSTOM_TEXT = {"lr_scale": "layer=factor, ... e.g. backbone=0.1", "weight": "one number per class, e.g. 1, 2, 1",
                "pos_weight": "one number per output (or one for all)"}
@@ -156,7 +156,12 @@ class SettingsForm(QWidget):
             self.fields[key] = field
             widget = field.widget
         if key in ARGUMENTS:  # the choice's own arguments, in a small form of their own
-            button = QToolButton(objectName=f"args_{ARGUMENTS[key]}", text="Args...")
+            # a long name (CosineAnnealingWarmRestarts) must not widen the form: the box shows
+            # about 12 letters, its list the whole names
+            widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            widget.setMinimumContentsLength(10)
+            widget.view().setMinimumWidth(widget.view().sizeHintForColumn(0) + 24)
+            button = QToolButton(objectName=f"args_{ARGUMENTS[key]}", text="…")
             button.clicked.connect(lambda _=False, section=ARGUMENTS[key]: self.edit_arguments(section))
             self.arg_buttons[ARGUMENTS[key]] = button
             holder = QWidget()
