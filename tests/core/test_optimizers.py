@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from dataclasses import replace
 
 import pytest
 import torch
@@ -80,7 +79,8 @@ def test_arguments_reach_torch_with_pairs_joined():
     ({"type": "SparseAdam"}, "$.training.optimizer.type", "SparseAdam needs sparse gradients"),
     ({"type": "Adam", "lr_scale": {"nope": 0.1}}, "$.training.optimizer.lr_scale.nope",
      "no layer or backbone stage 'nope' in the model (layer ids: hidden, fc"),
-    ({"type": "Adam", "lr_scale": {"hidden": 0}}, "$.training.optimizer.lr_scale", "lr_scale.hidden must be a number above 0"),
+    ({"type": "Adam", "lr_scale": {"hidden": 0}}, "$.training.optimizer.lr_scale",
+     "lr_scale.hidden must be a number above 0"),
 ])
 def test_bad_optimizer_settings_name_the_setting(optimizer, path, words):
     problems = problems_of({"optimizer": optimizer})

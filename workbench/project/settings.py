@@ -272,7 +272,8 @@ def check_lr_scale(value: Any, name: str) -> tuple[Any, str | None]:
         return None, f"{name} must be an object of layer id: factor, e.g. {{\"backbone\": 0.1}}, got {shown(value)}"
     for key, factor in value.items():
         if not _positive(factor) or factor > 1000:
-            return None, f"{name}.{key} must be a number above 0 and at most 1000 (a factor of the lr), got {shown(factor)}"
+            return None, (f"{name}.{key} must be a number above 0 and at most 1000 (a factor of the lr), "
+                          f"got {shown(factor)}")
     return dict(value), None
 
 
