@@ -277,7 +277,7 @@ def test_the_pytorch_examples_mnist_recipe_on_digits(tmp_path):
     """pytorch/examples' MNIST: Adadelta lr 1.0 + StepLR(step_size=1, gamma=0.7); a CNN on digits."""
     proj = templates.load("digits_cnn")
     data = proj.to_json()
-    data["training"].update(epochs=6, tensorboard=False, optimizer={"type": "Adadelta", "lr": 1.0},
+    data["training"].update(epochs=5, tensorboard=False, optimizer={"type": "Adadelta", "lr": 1.0},
                             schedule={"type": "StepLR", "step_size": 1, "gamma": 0.7})
     proj = project.from_json(data)
     t0 = time.perf_counter()

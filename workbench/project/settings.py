@@ -384,10 +384,9 @@ class OptimizerSettings(Settings):
 
     def for_type(self, kind: str) -> "OptimizerSettings":
         """The same settings for another type: the arguments it does not take dropped."""
-        taken = optimizer_arguments(kind)
-        kept = {p.name: getattr(self, p.name) for p in self.params() if p.name in taken or p.name in ("lr",)}
-        return OptimizerSettings(type=kind, lr_scale=dict(self.lr_scale), **{k: v for k, v in kept.items()
-                                                                           if k != "type"})
+        taken = optimizer_arguments(kind)  # lr is one of them
+        kept = {p.name: getattr(self, p.name) for p in self.params() if p.name in taken}
+        return OptimizerSettings(type=kind, lr_scale=dict(self.lr_scale), **kept)
 
     @classmethod
     def from_json(cls, data: Any, path: str, problems: list[Problem]):
