@@ -8,6 +8,15 @@ holding the new value (``Project.set_setting``) and emits ``SettingsForm.changed
 list offers only devices that exist here (asking the driver for a count creates no CUDA
 context); mixed precision is offered only where CUDA is.
 
+The optimiser, schedule and loss choices each have a "…" button that opens ``ArgumentsDialog``:
+that choice's own arguments (``arguments_of``: an optimiser's read from its constructor, with
+torch's default for that type as the grey placeholder; the schedule's and loss's from
+``SCHEDULE_ARGS`` / ``LOSS_ARGS``), ``lr_scale`` and class weights as text; every change is an
+undoable ``SetSetting``. Choosing another optimiser or schedule replaces its whole section, and
+another loss its ``loss_options``, dropping the arguments the new choice does not take, so the
+project stays one that loads. The type boxes show about ten letters (the lists the whole names),
+so the form keeps its width at 1024 px.
+
 For a source that needs a file or folder, Path says which to pick (not "default"); for CSV the
 Target column box lists the columns of the file's header, read on a background thread
 (``workbench.data.sources.tables.columns``), and also takes a typed name. ``shutdown()`` awaits
@@ -16,6 +25,7 @@ that read (the panel calls it).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import torch
@@ -380,18 +390,29 @@ def arguments_of(training: TrainingSettings, section: str) -> tuple[str, list, l
         kind = training.optimizer.type
         taken = optimizer_arguments(kind)
         own = {p.name: p for p in OptimizerSettings.params()}
-        params = [dataclasses.replace(own[name], default=default, nullable=True,
+        params = [dataclasses.replace(own[name], default=default, nullable=own[name].kind != "bool",
                                       help=f"{own[name].help} ({kind}'s default: {format_value(default)})")
                   for name, default in taken.items() if name != "lr"]  # in the constructor's order
         return kind, params, ["lr_scale"]
     if section == "schedule":
         kind = training.schedule.type
         names = SCHEDULE_ARGS[kind] + WARMUP_ARGS
+        defaults = scheduler_defaults(kind)
         return (kind if kind != "none" else "a constant rate"), \
-            [p for p in ScheduleSettings.params() if p.name in names], []
+            [dataclasses.replace(p, default=defaults[p.name]) if p.default is None and defaults.get(p.name) is not None
+             else p for p in ScheduleSettings.params() if p.name in names], []
     names = LOSS_ARGS.get(training.loss, ())
     return training.loss, [p for p in LossSettings.params() if p.name in names], \
         [n for n in ("weight", "pos_weight") if n in names]
+
+
+def scheduler_defaults(kind: str) -> dict:
+    """torch's defaults of a scheduler's arguments, read from its constructor (shown in grey)."""
+    scheduler = getattr(torch.optim.lr_scheduler, kind, None)
+    if scheduler is None:
+        return {}
+    return {name: p.default for name, p in inspect.signature(scheduler.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty and isinstance(p.default, (int, float, str))}
 
 
 def parse_custom(name: str, text: str):
@@ -473,7 +494,8 @@ class ArgumentsDialog(QDialog):
                 self.texts[name] = line
                 self.grid.addRow(name, line)
         for name, field in self.fields.items():
-            field.show_value(self.form.project.setting(setting_name(self.section, name)))
+            value = self.form.project.setting(setting_name(self.section, name))
+            field.show_value(UNSET if value is None else value)  # None: torch's default, shown as such
         for name, line in self.texts.items():
             if not line.hasFocus():
                 line.setText(custom_text(self.form.project.setting(setting_name(self.section, name))))
@@ -484,6 +506,9 @@ class ArgumentsDialog(QDialog):
 
     def _edited(self, name: str, value) -> None:
         self._say("")
+        if self.section == "optimizer" and value == optimizer_arguments(self.form.project.training.optimizer.type).get(
+                name, object()):
+            value = None  # torch's default: left out of the file
         self.form.set_value(self.section, name, value)
 
     def _custom_edited(self, name: str) -> None:
