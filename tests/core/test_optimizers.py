@@ -131,6 +131,17 @@ def test_version_1_projects_keep_their_meaning():
     assert (t.optimizer.momentum, t.schedule.type) == (0.9, "CosineAnnealingLR")
 
 
+@pytest.mark.parametrize("training,path", [
+    ({"optimizer": {"type": [], "lr": 0.1}, "schedule": {"type": "step"}}, "$.training.optimizer.type"),
+    ({"optimizer": {"type": "SGD"}, "schedule": {"type": {"a": 1}}}, "$.training.schedule.type"),
+])
+def test_a_version_1_file_with_values_of_the_wrong_kind_is_refused_not_a_crash(training, path):
+    """The migration meets whatever the file holds (the project fuzz test found a list as the type)."""
+    with pytest.raises(SpecError) as err:
+        project.from_json(doc(training, version=1))
+    assert path in {p.path for p in err.value.problems}
+
+
 @pytest.mark.parametrize("schedule,path,words", [
     ({"type": "ExponentialLR"}, "$.training.schedule.gamma", "ExponentialLR needs gamma"),
     ({"type": "MultiStepLR"}, "$.training.schedule.milestones", "MultiStepLR needs milestones"),

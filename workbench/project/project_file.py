@@ -45,7 +45,8 @@ def _v1_to_v2(doc: dict) -> dict:
         opt = dict(opt)
         kind = opt.get("type", "Adam")
         used = {"SGD": ("momentum", "nesterov", "weight_decay"), "Adam": ("beta1", "beta2", "weight_decay"),
-                "AdamW": ("beta1", "beta2", "weight_decay"), "RMSprop": ("momentum", "weight_decay")}.get(kind)
+                "AdamW": ("beta1", "beta2", "weight_decay"),
+                "RMSprop": ("momentum", "weight_decay")}.get(kind) if isinstance(kind, str) else None
         if used is not None:  # another type is refused by the version-2 check, as it was by version 1
             for name in ("momentum", "nesterov", "beta1", "beta2", "weight_decay"):
                 if name not in used:
