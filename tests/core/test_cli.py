@@ -28,6 +28,25 @@ def test_summary_json_has_the_documented_keys(tmp_path):
     assert out["total_params"] == sum(layer["params"] for layer in out["layers"])
 
 
+def test_summary_json_has_the_backbone_stage_rows_and_sizes_in_torchinfos_units(capsys):
+    assert cli.main(["summary", "resnet18_transfer"]) == 0
+    text = capsys.readouterr().out
+    assert "backbone.layer4  stage" in text
+    assert "params size 44.73 MB, buffers size 0.04 MB (float32; MB = 10^6 bytes" in text  # torchinfo: 44.73
+    assert cli.main(["summary", "resnet18_transfer", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    backbone = out["layers"][0]
+    stages = {s["id"]: s for s in backbone["stages"]}
+    assert list(stages) == ["backbone.stem", "backbone.layer1", "backbone.layer2", "backbone.layer3",
+                            "backbone.layer4"]
+    assert stages["backbone.stem"]["frozen"] and stages["backbone.stem"]["trainable_params"] == 0
+    assert stages["backbone.layer4"] == {"id": "backbone.layer4", "name": "layer4", "params": 8393728,
+                                         "trainable_params": 8393728, "frozen": False}
+    assert sum(s["params"] for s in stages.values()) == backbone["params"]
+    assert (out["params_size_mb"], out["buffers_size_mb"]) == (44.7266, 0.0384)
+    assert out["frozen_params"] == 683072
+
+
 def test_summary_table_and_templates(capsys):
     assert cli.main(["summary", "digits_mlp"]) == 0
     out = capsys.readouterr().out

@@ -62,3 +62,23 @@ def test_console_onnx_export_in_a_real_process(checkpoint, tmp_path):
     assert "[torch.onnx]" not in proc.stdout + proc.stderr  # progress lines stay in the log
     assert "FutureWarning" not in proc.stderr
     assert (tmp_path / "digits.onnx").is_file()
+
+
+def test_untrained_exports_of_one_project_hold_the_same_weights(tmp_path, capsys):
+    """Without --weights each command used to draw new random weights: files of separate
+    commands disagreed. They are seeded from training.seed, as training's first weights are."""
+    from workbench.project import project_file as project
+
+    proj = templates.load("digits_cnn")
+    path = project.save(proj, tmp_path / "p.wbproj")
+    for name in ("a", "b"):
+        torch.manual_seed(len(name) * 7 + ord(name))  # whatever the process drew before
+        assert main(["export", str(path), "--format", "state_dict", "-o", str(tmp_path / f"{name}.pth"),
+                     "--no-verify"]) == 0
+    assert "training.seed 0" in capsys.readouterr().err
+    a = torch.load(tmp_path / "a.pth", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(proj.training.seed)
+    fresh = build.build_model(proj.model).state_dict()  # where training starts
+    assert all(torch.equal(a[k], fresh[k]) for k in a)

@@ -109,3 +109,16 @@ def test_every_format_gets_the_same_permissions(tmp_path):
     assert [r.error for r in results] == [""] * len(FORMATS)
     modes = {r.path.name: oct(stat.S_IMODE(os.stat(r.path).st_mode)) for r in results}
     assert set(modes.values()) == {oct(0o666 & ~mask)}, modes
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "state_dict"])
+def test_files_too_big_for_memory_get_the_same_permissions(tmp_path, monkeypatch, fmt):
+    """The path for files over half the free memory: the library writes the file itself
+    (safetensors' save_file recreates it with 0600), and it still ends with the umask's mode."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    monkeypatch.setattr(spool, "free_memory", lambda: 0)  # every file goes straight to disk
+    spec = templates.load("digits_mlp").model
+    result = export.export(build.build_model(spec), spec, fmt, tmp_path / f"m{FORMATS[fmt].suffix}",
+                           options=export.ExportOptions(verify=False))
+    assert oct(stat.S_IMODE(os.stat(result.path).st_mode)) == oct(0o666 & ~mask)

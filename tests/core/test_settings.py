@@ -10,18 +10,22 @@ from workbench.errors import SpecError
 from workbench.project import project_file as project, templates
 from workbench.project.settings import DataSettings, OptimizerSettings, ScheduleSettings, TrainingSettings
 
-# sections as a file written by the dict-based settings before them holds them (same key order)
-SAVED = {
+# sections as a version-1 file (written by the dict-based settings before them) holds them (same key order)
+SAVED_V1 = {
     "data": {"source": "digits", "val_fraction": 0.2, "batch_size": 64, "image_size": [16, 16], "augment": True,
              "split_seed": 3},
     "training": {"loss": "CrossEntropyLoss", "epochs": 15, "device": "auto", "seed": 0, "grad_clip": 1.0,
                  "tensorboard": False, "optimizer": {"type": "SGD", "lr": 0.05, "nesterov": True},
                  "schedule": {"type": "onecycle", "max_lr": 0.5}},
 }
+# the same in version 2: torch's scheduler names, and version 1's own defaults (momentum 0.9) written out
+SAVED = json.loads(json.dumps(SAVED_V1))
+SAVED["training"]["optimizer"] = {"type": "SGD", "lr": 0.05, "momentum": 0.9, "nesterov": True}
+SAVED["training"]["schedule"] = {"type": "OneCycleLR", "max_lr": 0.5}
 
 
-def doc(**sections):
-    return {"format": "model-workbench/project", "version": 1, "name": "S",
+def doc(version=2, **sections):
+    return {"format": "model-workbench/project", "version": version, "name": "S",
             "model": {"input": {"shape": [64]},
                       "layers": [{"id": "fc", "type": "Linear", "args": {"out_features": 10}}]},
             **sections}
@@ -36,7 +40,7 @@ def test_sections_load_as_typed_settings_with_defaults_filled_in():
     assert isinstance(t.optimizer, OptimizerSettings) and isinstance(t.schedule, ScheduleSettings)
     assert (t.loss, t.epochs, t.grad_clip, t.tensorboard, t.log_every) == ("CrossEntropyLoss", 15, 1.0, False, 10)
     assert (t.optimizer.type, t.optimizer.lr, t.optimizer.nesterov, t.optimizer.momentum) == ("SGD", 0.05, True, 0.9)
-    assert (t.schedule.type, t.schedule.max_lr, t.schedule.step_size) == ("onecycle", 0.5, 10)
+    assert (t.schedule.type, t.schedule.max_lr, t.schedule.step_size) == ("OneCycleLR", 0.5, 10)
     bare = project.from_json(doc())
     assert bare.data == DataSettings() and bare.training == TrainingSettings()
 
@@ -56,9 +60,17 @@ def test_saving_writes_the_sections_back_exactly_and_leaves_defaults_out(tmp_pat
         assert project.loads(proj.dumps()).dumps() == proj.dumps()
 
 
+def test_a_version_1_file_migrates_to_the_version_2_form():
+    proj = project.from_json(doc(version=1, **json.loads(json.dumps(SAVED_V1))))
+    out = proj.to_json()
+    assert out["version"] == 2
+    assert json.dumps({"data": out["data"], "training": out["training"]}) == json.dumps(SAVED)
+    assert proj.training == project.from_json(doc(**json.loads(json.dumps(SAVED)))).training
+
+
 def test_every_problem_is_reported_with_its_json_path():
     bad = doc(data={"source": "csv", "batch_size": 0, "colour": "red", "image_size": [0, 4]},
-              training={"epochs": "ten", "device": "tpu", "optimizer": {"type": "Adagrad", "lr": -1, "extra": 1},
+              training={"epochs": "ten", "device": "tpu", "optimizer": {"type": "LBFGS", "lr": -1, "extra": 1},
                         "schedule": [], "amp": "yes"})
     with pytest.raises(SpecError) as err:
         project.from_json(bad, "s.wbproj")
@@ -73,9 +85,9 @@ def test_every_problem_is_reported_with_its_json_path():
     assert problems["$.data.batch_size"] == "batch_size must be >= 1, got 0"
     assert problems["$.data.colour"].startswith("unknown key (allowed: augment, batch_size, download,")
     assert problems["$.training.device"] == "must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"
-    assert "'Adagrad'" in problems["$.training.optimizer.type"]
+    assert "LBFGS needs a closure" in problems["$.training.optimizer.type"]
     assert problems["$.training.schedule"] == "must be an object"
-    assert problems["$.training.optimizer.extra"].startswith("unknown key (allowed: beta1, beta2, lr, momentum")
+    assert problems["$.training.optimizer.extra"].startswith("unknown key (allowed: alpha, amsgrad, beta1, beta2,")
     with pytest.raises(SpecError, match=r"\$\.training: must be an object"):
         project.from_json(doc(training=[1]))
 
@@ -99,7 +111,7 @@ def test_settings_are_frozen_and_change_by_copy():
 def test_params_describe_each_value_for_the_form():
     names = [p.name for p in TrainingSettings.params()]
     assert names == ["loss", "epochs", "device", "seed", "grad_clip", "amp", "log_every", "tensorboard"]
-    assert list(TrainingSettings.sections()) == ["optimizer", "schedule"]
+    assert list(TrainingSettings.sections()) == ["optimizer", "schedule", "loss_options"]
     lr = next(p for p in OptimizerSettings.params() if p.name == "lr")
     assert (lr.kind, lr.default, lr.min, lr.max) == ("float", 1e-3, 0.0, 100.0)
     fields = [f.name for f in dataclasses.fields(DataSettings)]

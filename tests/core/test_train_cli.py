@@ -49,12 +49,29 @@ def test_train_a_project_file_end_to_end(tmp_path, capsys):
     (["digits_mlp", "--epochs", "0"], "(--epochs) must be 1 or more"),
     (["digits_mlp", "--device", "tpu"], "unknown device 'tpu'"),
     (["digits_mlp", "--resume", "nowhere/last.ckpt"], "no checkpoint at nowhere/last.ckpt"),
+    (["digits_mlp", "--set", "training.optimizer.rho=0.9"],
+     "$.training.optimizer.rho: Adam has no argument 'rho'"),
+    (["digits_mlp", "--set", "training.optimizer.type=LBFGS"], "LBFGS needs a closure"),
+    (["digits_mlp", "--set", "training.schedule.type=ExponentialLR"], "ExponentialLR needs gamma"),
+    (["digits_mlp", "--set", "epochs=3"], "'epochs=3' (--set): give NAME=VALUE with a setting name"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and words in err[0]
+
+
+def test_set_changes_the_optimizer_and_schedule_for_one_run(tmp_path, capsys):
+    path = save_template(tmp_path)
+    before = path.read_text()
+    out = tmp_path / "run"
+    assert cli.main(["train", str(path), "--epochs", "2", "--out", str(out), "-q",
+                     "--set", 'training.optimizer={"type": "Adadelta", "lr": 1.0}',
+                     "--set", 'training.schedule={"type": "StepLR", "step_size": 1, "gamma": 0.7}']) == 0
+    epochs = [r for r in runlog.read_metrics(out) if r.get("event") == "epoch"]
+    assert [r["lr"] for r in epochs] == pytest.approx([0.7, 0.49])
+    assert json.loads(path.read_text())["training"] == json.loads(before)["training"]  # the file keeps its own
 
 
 def test_model_that_does_not_fit_is_exit_2_naming_the_layer(tmp_path, capsys):

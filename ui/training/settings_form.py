@@ -8,6 +8,15 @@ holding the new value (``Project.set_setting``) and emits ``SettingsForm.changed
 list offers only devices that exist here (asking the driver for a count creates no CUDA
 context); mixed precision is offered only where CUDA is.
 
+The optimiser, schedule and loss choices each have a "…" button that opens ``ArgumentsDialog``:
+that choice's own arguments (``arguments_of``: an optimiser's read from its constructor, with
+torch's default for that type as the grey placeholder; the schedule's and loss's from
+``SCHEDULE_ARGS`` / ``LOSS_ARGS``), ``lr_scale`` and class weights as text; every change is an
+undoable ``SetSetting``. Choosing another optimiser or schedule replaces its whole section, and
+another loss its ``loss_options``, dropping the arguments the new choice does not take, so the
+project stays one that loads. The type boxes show about ten letters (the lists the whole names),
+so the form keeps its width at 1024 px.
+
 For a source that needs a file or folder, Path says which to pick (not "default"); for CSV the
 Target column box lists the columns of the file's header, read on a background thread
 (``workbench.data.sources.tables.columns``), and also takes a typed name. ``shutdown()`` awaits
@@ -15,15 +24,20 @@ that read (the panel calls it).
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
 
 import torch
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGridLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 from workbench.data.sources import tables
-from workbench.project.settings import (PATH_SOURCES, DataSettings, OptimizerSettings, ScheduleSettings,
-                                        TrainingSettings, path_kind)
+from workbench.project.project_file import lr_scale_problems
+from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, WARMUP_ARGS, DataSettings, LossSettings,
+                                        OptimizerSettings, ScheduleSettings, Settings, TrainingSettings,
+                                        check_lr_scale, check_weights, optimizer_arguments, path_kind)
 
 from ui.common.workers import Worker, start_worker
 
@@ -31,7 +45,8 @@ from ui.document.commands import UNSET, SetValue
 from ui.editor.fields import Field, format_value, make_field
 
 SECTIONS = {"data": DataSettings.params(), "training": TrainingSettings.params(),
-            "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params()}
+            "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params(),
+            "loss_options": LossSettings.params()}
 # (section, name, label, row, column) of the compact two-pair grid the form shows
 ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0, 1),
         ("data", "path", "Path", 1, 0), ("data", "target", "Target column", 2, 0),
@@ -39,8 +54,12 @@ ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0
         ("training", "epochs", "Epochs", 3, 1), ("optimizer", "type", "Optimizer", 4, 0),
         ("optimizer", "lr", "Learning rate", 4, 1), ("schedule", "type", "Schedule", 5, 0),
         ("training", "seed", "Seed", 5, 1), ("training", "device", "Device", 6, 0),
-        ("training", "amp", "Mixed precision", 6, 1))
+        ("training", "amp", "Mixed precision", 6, 1), ("training", "loss", "Loss", 7, 0))
 WIDE = {("data", "path"), ("data", "target")}  # rows spanning both column pairs
+# the choices whose own arguments a "…" button next to them edits: form key -> arguments section
+ARGUMENTS = {("optimizer", "type"): "optimizer", ("schedule", "type"): "schedule", ("training", "loss"): "loss_options"}
+CUSTOM_TEXT = {"lr_scale": "layer=factor, ... e.g. backbone=0.1", "weight": "one number per class, e.g. 1, 2, 1",
+               "pos_weight": "one number per output (or one for all)"}
 LAST_COLUMN = "(the last column)"  # the target box's first entry: data.target unset
 
 
@@ -59,6 +78,9 @@ class SetSetting(SetValue):
         super().__init__((section, name), form.project.setting(setting_name(section, name)), value)
 
     def label(self) -> str:
+        if isinstance(self.new, Settings):  # a whole section: a type change drops the arguments it does not take
+            kind = getattr(self.new, "type", None)
+            return f"Set training.{self.name}" + (f" to {kind}" if kind else "")
         return f"Set {self.section}.{self.name} to {format_value(self.new) or 'default'}"
 
     def apply(self, value) -> None:
@@ -97,6 +119,8 @@ class SettingsForm(QWidget):
         self.labels: dict[tuple[str, str], QLabel] = {}
         self.cuda = torch.cuda.is_available()
         self._rows: dict[tuple[str, str], tuple[QLabel, QWidget]] = {}
+        self.arg_buttons: dict[str, QToolButton] = {}
+        self.arguments: ArgumentsDialog | None = None  # the open Args... form
         self.columns: list[str] = []  # the CSV header's column names (read off the UI thread)
         self._columns_of: str | None = None  # the CSV file they were read from (or are being read from)
         self._header_job: Worker | None = None
@@ -141,6 +165,22 @@ class SettingsForm(QWidget):
             field.edited.connect(lambda value, k=key: self.set_value(k[0], k[1], value))
             self.fields[key] = field
             widget = field.widget
+        if key in ARGUMENTS:  # the choice's own arguments, in a small form of their own
+            # a long name (CosineAnnealingWarmRestarts) must not widen the form: the box shows
+            # about 12 letters, its list the whole names
+            widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            widget.setMinimumContentsLength(10)
+            widget.view().setMinimumWidth(widget.view().sizeHintForColumn(0) + 24)
+            button = QToolButton(objectName=f"args_{ARGUMENTS[key]}", text="…")
+            button.clicked.connect(lambda _=False, section=ARGUMENTS[key]: self.edit_arguments(section))
+            self.arg_buttons[ARGUMENTS[key]] = button
+            holder = QWidget()
+            line = QHBoxLayout(holder)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.setSpacing(2)
+            line.addWidget(widget, 1)
+            line.addWidget(button)
+            widget = holder
         if key == ("data", "path"):
             browse = QPushButton("Browse...", objectName="browseData")
             browse.clicked.connect(self.browse)
@@ -198,6 +238,15 @@ class SettingsForm(QWidget):
             self._read_columns()
         self._fill_targets()
         self._show_row(("training", "amp"), self.cuda)
+        for section, button in self.arg_buttons.items():
+            title, params, customs = arguments_of(self.project.training, section)
+            given = [f"{name}={format_value(self.project.setting(setting_name(section, name)))}"
+                     for name in [p.name for p in params] + customs if self._is_set(section, name)]
+            button.setEnabled(bool(params or customs))
+            button.setToolTip(f"The arguments of {title}: " + (", ".join(given) if given else "torch's defaults")
+                              if params or customs else f"{title} takes no arguments")
+        if self.arguments is not None:
+            self.arguments.refresh()
 
     def _show_row(self, key, visible: bool) -> None:
         for widget in self._rows[key]:
@@ -266,10 +315,49 @@ class SettingsForm(QWidget):
         box.setCurrentIndex(box.findData(current))
         box.blockSignals(False)
 
+    def _is_set(self, section: str, name: str) -> bool:
+        value = self.project.setting(setting_name(section, name))
+        param = next((p for p in SECTIONS[section] if p.name == name), None)
+        return bool(value) if param is None else value != param.default
+
+    def edit_arguments(self, section: str) -> "ArgumentsDialog":
+        """Open the small form of the chosen optimiser's, schedule's or loss's own arguments."""
+        if self.arguments is not None:
+            self.arguments.close()
+        self.arguments = ArgumentsDialog(self, section)
+        self.arguments.finished.connect(lambda _r, d=self.arguments: self._arguments_closed(d))
+        self.arguments.show()
+        return self.arguments
+
+    def _arguments_closed(self, dialog) -> None:
+        if self.arguments is dialog:
+            self.arguments = None
+
     # ------------------------------------------------------------ form -> model
     def set_value(self, section: str, name: str, value) -> None:
         if value is UNSET:  # an emptied optional field (the data path)
             value = None
+        training = self.project.training
+        if (section, name) == ("optimizer", "type") and value != training.optimizer.type:
+            self.doc.undo_stack.push(SetSetting(self, "training", "optimizer", training.optimizer.for_type(value)))
+            return
+        if (section, name) == ("schedule", "type") and value != training.schedule.type:
+            old = training.schedule
+            new = ScheduleSettings(type=value, warmup_epochs=old.warmup_epochs,
+                                   warmup_start_factor=old.warmup_start_factor, monitor=old.monitor)
+            self.doc.undo_stack.push(SetSetting(self, "training", "schedule", new))
+            return
+        if (section, name) == ("training", "loss") and value != training.loss:
+            keep = {n: v for n, v in training.loss_options.to_dict().items() if n in LOSS_ARGS.get(value, ())}
+            self.doc.undo_stack.beginMacro(f"Set training.loss to {value}")
+            self.doc.undo_stack.push(SetSetting(self, "training", "loss_options", LossSettings(**keep)))
+            self.doc.undo_stack.push(SetSetting(self, "training", "loss", value))
+            self.doc.undo_stack.endMacro()
+            return
+        if name in CUSTOM_TEXT:  # checked by the caller (ArgumentsDialog)
+            if self.project.setting(setting_name(section, name)) != value:
+                self.doc.undo_stack.push(SetSetting(self, section, name, value))
+            return
         if name != "device":
             value, err = self._param(section, name).check(value)
             if err:  # the fields' own bounds normally prevent this
@@ -292,3 +380,142 @@ class SettingsForm(QWidget):
         path = choose_data_path(self, data.source, start)
         if path:
             self.set_value("data", "path", path)
+
+
+def arguments_of(training: TrainingSettings, section: str) -> tuple[str, list, list[str]]:
+    """(the choice in words, the Params of its arguments, the names of its table / list arguments)
+    for the Args... form of ``section``: optimizer, schedule or loss_options. An optimiser's Params
+    show torch's default for that type."""
+    if section == "optimizer":
+        kind = training.optimizer.type
+        taken = optimizer_arguments(kind)
+        own = {p.name: p for p in OptimizerSettings.params()}
+        params = [dataclasses.replace(own[name], default=default, nullable=own[name].kind != "bool",
+                                      help=f"{own[name].help} ({kind}'s default: {format_value(default)})")
+                  for name, default in taken.items() if name != "lr"]  # in the constructor's order
+        return kind, params, ["lr_scale"]
+    if section == "schedule":
+        kind = training.schedule.type
+        names = SCHEDULE_ARGS[kind] + WARMUP_ARGS
+        defaults = scheduler_defaults(kind)
+        return (kind if kind != "none" else "a constant rate"), \
+            [dataclasses.replace(p, default=defaults[p.name]) if p.default is None and defaults.get(p.name) is not None
+             else p for p in ScheduleSettings.params() if p.name in names], []
+    names = LOSS_ARGS.get(training.loss, ())
+    return training.loss, [p for p in LossSettings.params() if p.name in names], \
+        [n for n in ("weight", "pos_weight") if n in names]
+
+
+def scheduler_defaults(kind: str) -> dict:
+    """torch's defaults of a scheduler's arguments, read from its constructor (shown in grey)."""
+    scheduler = getattr(torch.optim.lr_scheduler, kind, None)
+    if scheduler is None:
+        return {}
+    return {name: p.default for name, p in inspect.signature(scheduler.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty and isinstance(p.default, (int, float, str))}
+
+
+def parse_custom(name: str, text: str):
+    """The text of a table / list argument -> (value, error)."""
+    text = text.strip()
+    if name == "lr_scale":
+        table = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, eq, number = part.partition("=")
+            try:
+                table[key.strip()] = float(number) if eq else None
+            except ValueError:
+                return None, f"lr_scale: {part!r} is not layer=factor"
+        return check_lr_scale(table, name)
+    if not text:
+        return None, None
+    try:
+        numbers = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        return None, f"{name} must be numbers separated by commas, got {text!r}"
+    return check_weights(numbers, name)
+
+
+def custom_text(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={format_value(v)}" for k, v in value.items())
+    return format_value(value)
+
+
+class ArgumentsDialog(QDialog):
+    """The chosen optimiser's, schedule's or loss's own arguments (Args... next to the choice):
+    one field per argument of that choice, generated from its Params (empty: torch's default,
+    shown in grey); every change is an undoable edit of the project, like the form's."""
+
+    def __init__(self, form: SettingsForm, section: str):
+        super().__init__(form)
+        self.form, self.section = form, section
+        self.setObjectName(f"arguments_{section}")
+        self.fields: dict[str, Field] = {}
+        self.texts: dict[str, QLineEdit] = {}
+        self.problem = QLabel(objectName="argumentsProblem")
+        self.problem.setWordWrap(True)
+        self.problem.hide()
+        self.grid = QFormLayout()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        column = QVBoxLayout(self)
+        self.title = QLabel()
+        column.addWidget(self.title)
+        column.addLayout(self.grid)
+        column.addWidget(self.problem)
+        column.addWidget(buttons)
+        self._kind = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Show the current values; a changed choice (undo, or the form) rebuilds the fields."""
+        title, params, customs = arguments_of(self.form.project.training, self.section)
+        kind = (title, tuple(p.name for p in params), tuple(customs))
+        if kind != self._kind:
+            self._kind = kind
+            while self.grid.rowCount():
+                self.grid.removeRow(0)
+            self.fields, self.texts = {}, {}
+            self.setWindowTitle(f"{title}: arguments")
+            self.title.setText(f"<b>{title}</b>" + ("" if params or customs else ": no arguments")
+                               + ("<br>Empty fields take torch's default." if self.section == "optimizer" else ""))
+            for p in params:
+                field = make_field(p)
+                field.edited.connect(lambda value, n=p.name: self._edited(n, value))
+                field.invalid.connect(self._say)
+                self.fields[p.name] = field
+                self.grid.addRow(p.name, field.widget)
+            for name in customs:
+                line = QLineEdit(objectName=f"field_{name}")
+                line.setPlaceholderText(CUSTOM_TEXT[name])
+                line.setToolTip(CUSTOM_TEXT[name])
+                line.editingFinished.connect(lambda n=name: self._custom_edited(n))
+                self.texts[name] = line
+                self.grid.addRow(name, line)
+        for name, field in self.fields.items():
+            value = self.form.project.setting(setting_name(self.section, name))
+            field.show_value(UNSET if value is None else value)  # None: torch's default, shown as such
+        for name, line in self.texts.items():
+            if not line.hasFocus():
+                line.setText(custom_text(self.form.project.setting(setting_name(self.section, name))))
+
+    def _say(self, text: str) -> None:
+        self.problem.setText(text)
+        self.problem.setVisible(bool(text))
+
+    def _edited(self, name: str, value) -> None:
+        self._say("")
+        if self.section == "optimizer" and value == optimizer_arguments(self.form.project.training.optimizer.type).get(
+                name, object()):
+            value = None  # torch's default: left out of the file
+        self.form.set_value(self.section, name, value)
+
+    def _custom_edited(self, name: str) -> None:
+        value, err = parse_custom(name, self.texts[name].text())
+        if err is None and name == "lr_scale":
+            training = self.form.project.training.with_value("optimizer.lr_scale", value)
+            err = "; ".join(p.message for p in lr_scale_problems(self.form.doc.spec, training)) or None
+        self._say(err or "")
+        if err is None:
+            self.form.set_value(self.section, name, value)

@@ -1,7 +1,8 @@
 """``workbench export FILE --format F -o PATH [--weights CKPT] [--opset N]``.
 
-Builds the project's model, loads the weights (checked key by key), exports, verifies and
-prints the verification figures. Exit 0 when verified, 2 on bad input or a failed export
+Builds the project's model (without ``--weights``, initialised from the project's
+``training.seed``, so separate exports agree), loads the weights (checked key by key),
+exports, verifies and prints the verification figures. Exit 0 when verified, 2 on bad input or a failed export
 (one ``error:`` line; no file is left behind), 1 when some formats of ``--format all`` fail.
 """
 from __future__ import annotations
@@ -55,9 +56,14 @@ def run(args) -> int:
         print(f"weights: {args.weights}: {report.describe().splitlines()[0]}")
         for line in report.describe().splitlines()[1:]:
             print(f"  {line}")
-    else:
+    else:  # seeded as training seeds them: every export of the project holds the same weights
+        import torch
+
+        torch.manual_seed(proj.training.seed)
         model = build.build_model(spec)
-        print("note: no --weights given; exporting the model's freshly initialised weights", file=sys.stderr)
+        print(f"note: no --weights given; exporting the model's freshly initialised weights (training.seed "
+              f"{proj.training.seed}: the same in every export of this project, and where training starts)",
+              file=sys.stderr)
     options = export.ExportOptions(opset=args.opset, dynamic_batch=not args.static_batch,
                                    torchscript_mode=args.torchscript_mode, include_spec=not args.no_spec,
                                    verify=not args.no_verify, name=proj.name)

@@ -109,9 +109,18 @@ def cmd_summary(args) -> int:
     info = build.infer(proj.model)
     error = str(info.error) if info.error else build.memory_problem(info)
     if args.json:
-        rows = [{"id": r.id, "type": r.type, "output_shape": list(r.out_shape) if r.out_shape else None,
-                 "params": r.params, "trainable_params": r.trainable} for r in info.rows()]
+        rows = []
+        for r in info.rows():
+            row = {"id": r.id, "type": r.type, "output_shape": list(r.out_shape) if r.out_shape else None,
+                   "params": r.params, "trainable_params": r.trainable}
+            if r.stages:  # a backbone's freezable stages, as the table shows them (their params are the row's)
+                row["stages"] = [{"id": f"{r.id}.{st.name}", "name": st.name, "params": st.params,
+                                  "trainable_params": 0 if st.frozen else st.params, "frozen": st.frozen}
+                                 for st in r.stages]
+            rows.append(row)
         out = {"layers": rows, "total_params": info.total_params, "trainable_params": info.trainable_params,
+               "frozen_params": info.frozen_params, "buffer_values": info.buffer_values,
+               "params_size_mb": _mb(info.total_params), "buffers_size_mb": _mb(info.buffer_values),
                "input_shape": list(info.input_shape),
                "output_shape": list(info.output_shape) if info.output_shape else None}
         if error:
@@ -133,7 +142,9 @@ def cmd_summary(args) -> int:
             if j == 0:
                 print("  ".join("-" * w for w in widths))
         print(f"total {info.total_params:,} params, {info.trainable_params:,} trainable, "
-              f"{info.frozen_params:,} frozen, {info.size_mb:.2f} MB; output {fmt(info.output_shape)}")
+              f"{info.frozen_params:,} frozen; output {fmt(info.output_shape)}")
+        print(f"params size {_mb(info.total_params):.2f} MB, buffers size {_mb(info.buffer_values):.2f} MB "
+              "(float32; MB = 10^6 bytes, as torchinfo counts)")
     for r in info.rows():
         for note in r.advice:
             print(f"note: layer '{r.id}': {printable(note)}", file=sys.stderr)
@@ -141,6 +152,11 @@ def cmd_summary(args) -> int:
         print(f"error: {printable(error)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _mb(values: int) -> float:
+    """float32 values in MB (10^6 bytes), the unit torchinfo reports sizes in."""
+    return round(values * 4 / 1e6, 4)
 
 
 def _num(n: int | None) -> str:

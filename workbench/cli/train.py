@@ -1,4 +1,9 @@
-"""``workbench train FILE [--epochs N] [--device D] [--out DIR] [--resume CKPT]``.
+"""``workbench train FILE [--epochs N] [--device D] [--out DIR] [--resume CKPT] [--set NAME=VALUE ...]``.
+
+``--set training.optimizer.type=Adadelta --set training.optimizer.lr=1.0`` changes any setting
+of the project for this run (the file is not changed): the value is JSON (numbers, true/false,
+lists, objects) or else text, and the changed project is checked as a file would be, so a bad
+name or value is one ``error:`` line naming the setting (exit 2).
 
 Runs the same Engine the window runs, in the main thread, with a progress line on stderr
 and a summary on stdout. Ctrl-C asks the engine to stop after the current step; it saves
@@ -39,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run folder for metrics.jsonl and checkpoints (default: <project>.runs/<time>)")
     parser.add_argument("--resume", type=Path, metavar="CKPT",
                         help="continue from a checkpoint (last.ckpt, or the run folder holding it)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                        help="change a setting for this run, e.g. training.optimizer.type=Adadelta, "
+                        "training.schedule={\"type\": \"StepLR\", \"step_size\": 1, \"gamma\": 0.7}, "
+                        "training.optimizer.lr_scale={\"backbone\": 0.1} (repeatable; the file is not changed)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary")
     parser.add_argument("--dist-timeout", type=float, metavar="SECONDS",
                         help="under torchrun: how long a process waits for the others before it gives up with an "
@@ -55,6 +64,8 @@ def run(args) -> int:
     from workbench.training.engine import resolve_device
 
     proj = load_project(args.file)
+    if getattr(args, "settings", None):
+        proj = with_settings(proj, args.settings)
     if args.epochs is not None and args.epochs < 1:
         raise WorkbenchError(f"the number of epochs (--epochs) must be 1 or more, got {args.epochs}")
     if args.device is not None:
@@ -69,6 +80,35 @@ def run(args) -> int:
     if par is not None:
         distributed.leave(code)  # never returns: see there
     return code
+
+
+def with_settings(proj, assignments: list[str]):
+    """The project with ``NAME=VALUE`` settings changed, checked as a project file is."""
+    import json
+
+    from workbench.project import project_file as project
+
+    data = proj.to_json()
+    for text in assignments:
+        name, eq, raw = text.partition("=")
+        parts = name.strip().split(".")
+        if not eq or parts[0] not in ("data", "training") or len(parts) < 2 or not all(parts):
+            raise WorkbenchError(f"{text!r} (--set): give NAME=VALUE with a setting name such as "
+                                 "training.optimizer.lr or data.batch_size")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        section = data.setdefault(parts[0], {})
+        for part in parts[1:-1]:
+            section = section.setdefault(part, {})
+            if not isinstance(section, dict):
+                raise WorkbenchError(f"{text!r} (--set): {part} is not a section of settings")
+        section[parts[-1]] = value
+    changed = project.from_json(data, f"{proj.path or 'the project'} with --set")
+    changed.path = proj.path
+    changed.runs = proj.runs
+    return changed
 
 
 def _train(args, proj, par) -> int:

@@ -28,7 +28,7 @@ from workbench.model.spec import ModelSpec
 from workbench.project.settings import DataSettings
 
 CLASS_LOSSES = ("CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss")
-REGRESSION_LOSSES = ("MSELoss", "L1Loss", "SmoothL1Loss")
+REGRESSION_LOSSES = ("MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss")
 
 
 @dataclass(frozen=True)

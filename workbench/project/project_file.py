@@ -20,16 +20,64 @@ from workbench import fileio
 from workbench.errors import Problem, SpecError, WorkbenchError
 from workbench.model.params import shown
 from workbench.model.spec import ModelSpec, json_problems, model_from_json, read_json
-from workbench.project.settings import DataSettings, TrainingSettings
+from workbench.model.backbones import stage_names
+from workbench.project.settings import OLD_SCHEDULES, DataSettings, TrainingSettings
 
 FORMAT = "model-workbench/project"
-VERSION = 1
+VERSION = 2  # 2: every torch.optim optimiser, scheduler and loss with its own arguments (see _v1_to_v2)
 SUFFIX = ".wbproj"
 MAX_NAME = 200  # characters in a project name (the window title shows it)
 MAX_FILE_BYTES = 64 << 20  # far above any real project (a model spec and settings are a few kB)
 _TOP_KEYS = {"format", "version", "name", "description", "model", "data", "training", "runs"}
+
+
+def _v1_to_v2(doc: dict) -> dict:
+    """Version 1 gave every optimiser workbench's own defaults (momentum 0.9, weight decay 0,
+    AdamW included) and named schedules step / cosine / onecycle; version 2 leaves out what
+    equals torch's default. The old meaning is written out, so an old project trains exactly
+    as it did; only the arguments its optimiser took are kept."""
+    training = doc.get("training")
+    if not isinstance(training, dict):
+        return doc
+    training = dict(training)
+    opt = training.get("optimizer")
+    if isinstance(opt, dict):
+        opt = dict(opt)
+        kind = opt.get("type", "Adam")
+        used = {"SGD": ("momentum", "nesterov", "weight_decay"), "Adam": ("beta1", "beta2", "weight_decay"),
+                "AdamW": ("beta1", "beta2", "weight_decay"),
+                "RMSprop": ("momentum", "weight_decay")}.get(kind) if isinstance(kind, str) else None
+        if used is not None:  # another type is refused by the version-2 check, as it was by version 1
+            for name in ("momentum", "nesterov", "beta1", "beta2", "weight_decay"):
+                if name not in used:
+                    opt.pop(name, None)
+            if "momentum" in used:
+                opt.setdefault("momentum", 0.9)
+            if kind == "AdamW":
+                opt.setdefault("weight_decay", 0.0)
+        training["optimizer"] = opt
+    elif opt is None and "optimizer" not in training:
+        pass  # Adam with lr 1e-3: torch's defaults then and now
+    schedule = training.get("schedule")
+    if isinstance(schedule, dict):
+        schedule = dict(schedule)
+        kind = schedule.get("type", "none")
+        if isinstance(kind, str) and kind in OLD_SCHEDULES:
+            schedule["type"] = OLD_SCHEDULES[kind]
+        if kind == "step":
+            schedule.setdefault("gamma", 0.1)
+        else:  # only step read them
+            if kind != "onecycle":
+                schedule.pop("max_lr", None)
+            for name in ("step_size", "gamma"):
+                schedule.pop(name, None)
+        training["schedule"] = schedule
+    doc["training"] = training
+    return doc
+
+
 # version n -> function turning a version-n document into version n+1
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 @dataclass
@@ -128,6 +176,8 @@ def from_json(data: Any, source: str | None = None) -> Project:
     model = _collect(lambda: model_from_json(data.get("model", {}), "$.model"), problems)
     data_settings = DataSettings.from_json(data.get("data"), "$.data", problems)
     training = TrainingSettings.from_json(data.get("training"), "$.training", problems)
+    if model is not None:
+        problems += lr_scale_problems(model, training)
     runs = data.get("runs", [])
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         problems.append(Problem("$.runs", "must be a list of run records"))
@@ -135,6 +185,26 @@ def from_json(data: Any, source: str | None = None) -> Project:
     if problems:
         raise SpecError(problems, source)
     return Project(name, model, data_settings, training, runs, description)
+
+
+def layer_paths(model: ModelSpec) -> list[str]:
+    """What ``training.optimizer.lr_scale`` (and freezing) can name: each layer's module path
+    (a nested one as 'block.inner') and each backbone stage ('backbone.layer4')."""
+    paths = [p for p, _ in model.walk()]
+    return paths + [f"{p}.{s}" for p, layer in model.walk() for s in stage_names(layer.type)]
+
+
+def lr_scale_problems(model: ModelSpec, training: TrainingSettings,
+                      path: str = "$.training.optimizer.lr_scale") -> list[Problem]:
+    """An ``lr_scale`` entry naming no layer or stage of the model."""
+    known = layer_paths(model)
+    out = []
+    for key in training.optimizer.lr_scale:
+        if key not in known:
+            shown_ids = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+            out.append(Problem(f"{path}.{key}", f"no layer or backbone stage {key!r} in the model (layer ids: "
+                               f"{shown_ids}; a nested layer as 'block.inner', a stage as 'backbone.layer4')"))
+    return out
 
 
 def _collect(fn, problems: list[Problem]):
@@ -196,6 +266,7 @@ def new(name: str, model: ModelSpec, **sections) -> Project:
     problems: list[Problem] = []
     data_settings = DataSettings.from_json(sections.get("data", {}), "$.data", problems)
     training = TrainingSettings.from_json(sections.get("training", {}), "$.training", problems)
+    problems += lr_scale_problems(model, training)
     if problems:
         raise SpecError(problems)
     return Project(name, model, data_settings, training)

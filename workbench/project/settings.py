@@ -1,5 +1,6 @@
 """The project's typed settings: ``DataSettings`` (the ``data`` section) and
-``TrainingSettings`` (``training``, holding ``OptimizerSettings`` and ``ScheduleSettings``).
+``TrainingSettings`` (``training``, holding ``OptimizerSettings``, ``ScheduleSettings`` and
+``LossSettings``).
 
 Frozen dataclasses: read them as attributes (``project.training.optimizer.lr``) and change
 them with ``dataclasses.replace`` or ``with_value("optimizer.lr", 0.01)``, which give a new
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -36,14 +38,42 @@ PATH_KINDS: dict[str, tuple[str, str, str]] = {
     "mnist": ("MNIST", "folder", "the MNIST idx files"),
     "fashion_mnist": ("Fashion-MNIST", "folder", "the Fashion-MNIST idx files"),
 }
-OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
-LOSSES = ("auto", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss")
-SCHEDULES = ("none", "step", "cosine", "onecycle")
+# every torch.optim optimiser whose step needs no closure; the two left out and why
+OPTIMIZERS = ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "ASGD", "NAdam", "RAdam", "RMSprop", "Rprop", "SGD")
+NOT_OFFERED = {"LBFGS": "LBFGS needs a closure that runs the model several times per step, which a training loop "
+                        "of single steps cannot give",
+               "SparseAdam": "SparseAdam needs sparse gradients (nn.Embedding(sparse=True)), which no layer here "
+                             "makes"}
+# torch.optim arguments that are tuples, split into two settings each (a form shows numbers)
+PAIRS = {"betas": ("beta1", "beta2"), "etas": ("eta_minus", "eta_plus"),
+         "step_sizes": ("step_size_min", "step_size_max")}
+# arguments that choose an implementation, not the update: left to torch
+IMPLEMENTATION_ARGS = ("params", "foreach", "capturable", "differentiable", "fused")
+LOSSES = ("auto", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
+          "HuberLoss", "KLDivLoss")
+SCHEDULES = ("none", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+             "OneCycleLR", "ReduceLROnPlateau", "PolynomialLR")
+OLD_SCHEDULES = {"step": "StepLR", "cosine": "CosineAnnealingLR", "onecycle": "OneCycleLR"}  # version 1 names
+# the schedule settings each scheduler reads ("monitor": what ReduceLROnPlateau watches)
+SCHEDULE_ARGS = {
+    "none": (), "StepLR": ("step_size", "gamma"), "MultiStepLR": ("milestones", "gamma"),
+    "ExponentialLR": ("gamma",), "CosineAnnealingLR": ("T_max", "eta_min"),
+    "CosineAnnealingWarmRestarts": ("T_0", "T_mult", "eta_min"),
+    "OneCycleLR": ("max_lr", "pct_start", "anneal_strategy", "div_factor", "final_div_factor", "three_phase"),
+    "ReduceLROnPlateau": ("monitor", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr"),
+    "PolynomialLR": ("total_iters", "power"),
+}
+WARMUP_ARGS = ("warmup_epochs", "warmup_start_factor")
+# the loss settings each loss reads
+LOSS_ARGS = {"auto": ("label_smoothing", "weight", "pos_weight"), "CrossEntropyLoss": ("label_smoothing", "weight"),
+             "NLLLoss": ("weight",), "BCEWithLogitsLoss": ("pos_weight",), "MSELoss": (), "L1Loss": (),
+             "SmoothL1Loss": ("beta",), "HuberLoss": ("delta",), "KLDivLoss": ("log_target",)}
 TASKS = ("auto", "classification", "regression")
 MAX_SEED = 2**32 - 1  # numpy's bound; torch takes up to 2**64 - 1, and a seed * 1_000_003 + epoch must fit
 _DEVICE = re.compile(r"auto|cpu|cuda|mps|cuda:[0-9]{1,3}")  # used with fullmatch (ASCII digits only)
 
 _PARAM = "workbench.param"
+_CUSTOM = "workbench.custom"  # a field checked by its own function (see custom())
 S = TypeVar("S", bound="Settings")
 
 
@@ -81,8 +111,8 @@ class Settings:
         if not isinstance(data, dict):
             problems.append(Problem(path, "must be an object"))
             data = {}
-        params, nested = cls.params(), cls.sections()
-        names = {p.name for p in params} | set(nested)
+        params, nested, customs = cls.params(), cls.sections(), _customs(cls)
+        names = {p.name for p in params} | set(nested) | set(customs)
         for key in sorted(data.keys() - names):
             problems.append(Problem(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(names))})"))
         values: dict[str, Any] = {}
@@ -96,6 +126,13 @@ class Settings:
                 problems.append(Problem(f"{path}.{p.name}", err))
                 continue
             values[p.name] = list(value) if isinstance(value, tuple) else value
+        for name, (check, _help) in customs.items():
+            if name in data:
+                value, err = check(data[name], name)
+                if err:
+                    problems.append(Problem(f"{path}.{name}", err))
+                else:
+                    values[name] = value
         for name, sub in nested.items():
             values[name] = sub.from_json(data.get(name), f"{path}.{name}", problems)
         cls.check_values(values, path, problems)
@@ -114,6 +151,10 @@ class Settings:
             default = list(p.default) if isinstance(p.default, (list, tuple)) else p.default
             if p.name in self.ALWAYS_SAVED or value != default:
                 out[p.name] = list(value) if isinstance(value, tuple) else value
+        for name in _customs(type(self)):
+            value = getattr(self, name)
+            if value:
+                out[name] = value
         for name in self.sections():
             sub = getattr(self, name).to_json()
             if sub:
@@ -168,6 +209,12 @@ def remove_data_source(name: str) -> None:
 
 
 @functools.cache
+def _customs(cls: type[Settings]) -> dict[str, tuple]:
+    """name -> (check, help) of the fields made with ``custom``."""
+    return {f.name: f.metadata[_CUSTOM] for f in dataclasses.fields(cls) if _CUSTOM in f.metadata}
+
+
+@functools.cache
 def _params(cls: type[Settings]) -> tuple[Param, ...]:
     return tuple(Param(f.name, **f.metadata[_PARAM]) for f in dataclasses.fields(cls) if _PARAM in f.metadata)
 
@@ -206,29 +253,247 @@ class DataSettings(Settings):
             problems.append(Problem(f"{path}.path", path_needed(source), plain=True))
 
 
+def custom(check, help: str, default: Any = None) -> Any:
+    """A settings field whose value is not one Param kind (a table, a list of numbers):
+    ``check(value, name) -> (value, message or None)`` validates it; None / empty are not saved."""
+    meta = {_CUSTOM: (check, help)}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def check_lr_scale(value: Any, name: str) -> tuple[Any, str | None]:
+    """{module path (a layer id, 'block.inner', a backbone stage 'backbone.layer4'): factor > 0}."""
+    if not isinstance(value, dict):
+        return None, f"{name} must be an object of layer id: factor, e.g. {{\"backbone\": 0.1}}, got {shown(value)}"
+    for key, factor in value.items():
+        if not _positive(factor) or factor > 1000:
+            return None, (f"{name}.{key} must be a number above 0 and at most 1000 (a factor of the lr), "
+                          f"got {shown(factor)}")
+    return dict(value), None
+
+
+def check_weights(value: Any, name: str) -> tuple[Any, str | None]:
+    """A non-empty list of numbers >= 0 (one per class or output), or null."""
+    if value is None:
+        return None, None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return None, f"{name} must be a list of numbers (one per class), got {shown(value)}"
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            return None, f"{name}[{i}] must be a finite number >= 0, got {shown(v)}"
+    return [float(v) for v in value], None
+
+
+@functools.cache
+def optimizer_arguments(kind: str) -> dict[str, Any]:
+    """The settings ``torch.optim.<kind>`` takes, with torch's defaults, read from its
+    constructor's signature (a tuple argument split as PAIRS says; implementation flags left out)."""
+    import inspect
+
+    import torch
+
+    out: dict[str, Any] = {}
+    for p in inspect.signature(getattr(torch.optim, kind).__init__).parameters.values():
+        if p.name == "self" or p.name in IMPLEMENTATION_ARGS or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        default = None if p.default is inspect.Parameter.empty else p.default
+        if isinstance(default, torch.Tensor):
+            default = float(default)
+        if p.name in PAIRS:
+            for half, value in zip(PAIRS[p.name], default):
+                out[half] = value
+        else:
+            out[p.name] = default
+    return out
+
+
+def _not_taken(kind: str, taken: Any, path: str, name: str) -> Problem:
+    return Problem(f"{path}.{name}", f"{kind} has no argument {name!r} (it takes: {', '.join(taken) or 'none'}); "
+                   "remove it or choose another type")
+
+
 @dataclass(frozen=True)
 class OptimizerSettings(Settings):
-    """``training.optimizer``: the update rule and its hyper-parameters."""
+    """``training.optimizer``: the update rule (any ``torch.optim`` optimiser in OPTIMIZERS) and
+    its arguments. An argument left out (null) takes torch's default for the chosen type
+    (``optimizer_arguments``); one the type does not take is refused at load. ``lr_scale``
+    gives parts of the model their own learning rate: ``{"backbone": 0.1}`` trains the layer
+    (or block, or backbone stage ``backbone.layer4``) with that id at a tenth of ``lr``."""
 
     ALWAYS_SAVED: ClassVar[tuple[str, ...]] = ("type", "lr")
 
-    type: str = setting("choice", "Adam", "update rule", choices=OPTIMIZERS)
+    type: str = setting("choice", "Adam", "update rule (torch.optim; LBFGS and SparseAdam are not offered: "
+                        "LBFGS needs a closure, SparseAdam sparse gradients)", choices=OPTIMIZERS)
     lr: float = setting("float", 1e-3, "learning rate", min=0.0, max=100.0)
-    weight_decay: float = setting("float", 0.0, "L2 penalty (decoupled for AdamW)", min=0.0)
-    momentum: float = setting("float", 0.9, "SGD / RMSprop momentum", min=0.0, max=1.0)
-    nesterov: bool = setting("bool", False, "Nesterov momentum (SGD)")
-    beta1: float = setting("float", 0.9, "Adam / AdamW first-moment decay", min=0.0, max=1.0)
-    beta2: float = setting("float", 0.999, "Adam / AdamW second-moment decay", min=0.0, max=1.0)
+    weight_decay: float | None = setting("float", None, "L2 penalty (decoupled for AdamW; torch's default: 0, "
+                                         "0.01 for AdamW)", nullable=True, min=0.0)
+    momentum: float | None = setting("float", None, "momentum (SGD, RMSprop; default 0)", nullable=True,
+                                     min=0.0, max=1.0)
+    dampening: float | None = setting("float", None, "dampening for momentum (SGD; default 0)", nullable=True,
+                                      min=0.0, max=1.0)
+    nesterov: bool | None = setting("bool", None, "Nesterov momentum (SGD; needs momentum > 0)", nullable=True)
+    beta1: float | None = setting("float", None, "first-moment decay (Adam family; default 0.9)", nullable=True,
+                                  min=0.0, max=1.0)
+    beta2: float | None = setting("float", None, "second-moment decay (Adam family; default 0.999)",
+                                  nullable=True, min=0.0, max=1.0)
+    eps: float | None = setting("float", None, "term added for numerical stability", nullable=True, min=0.0)
+    amsgrad: bool | None = setting("bool", None, "AMSGrad variant (Adam, AdamW)", nullable=True)
+    rho: float | None = setting("float", None, "running-average decay (Adadelta; default 0.9)", nullable=True,
+                                min=0.0, max=1.0)
+    lr_decay: float | None = setting("float", None, "learning-rate decay (Adagrad)", nullable=True, min=0.0)
+    initial_accumulator_value: float | None = setting("float", None, "starting sum of squares (Adagrad)",
+                                                      nullable=True, min=0.0)
+    lambd: float | None = setting("float", None, "decay term (ASGD; default 1e-4)", nullable=True, min=0.0)
+    alpha: float | None = setting("float", None, "smoothing constant (RMSprop, 0.99) or eta power (ASGD, 0.75)",
+                                  nullable=True, min=0.0)
+    t0: float | None = setting("float", None, "step at which averaging starts (ASGD)", nullable=True, min=0.0)
+    centered: bool | None = setting("bool", None, "centred RMSprop (normalise by the gradient's variance)",
+                                    nullable=True)
+    eta_minus: float | None = setting("float", None, "step-size decrease factor (Rprop; default 0.5)",
+                                      nullable=True, min=0.0, max=1.0)
+    eta_plus: float | None = setting("float", None, "step-size increase factor (Rprop; default 1.2)",
+                                     nullable=True, min=1.0)
+    step_size_min: float | None = setting("float", None, "smallest step (Rprop)", nullable=True, min=0.0)
+    step_size_max: float | None = setting("float", None, "largest step (Rprop)", nullable=True, min=0.0)
+    momentum_decay: float | None = setting("float", None, "momentum decay (NAdam)", nullable=True, min=0.0)
+    decoupled_weight_decay: bool | None = setting("bool", None, "AdamW-style weight decay (NAdam, RAdam, and "
+                                                  "Adam in newer torch)", nullable=True)
+    maximize: bool | None = setting("bool", None, "maximise the objective instead of minimising", nullable=True)
+    lr_scale: dict = custom(check_lr_scale, "learning-rate factor per layer id or backbone stage, e.g. "
+                            "{\"backbone\": 0.1}", default={})
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments for ``torch.optim.<type>``: the ones set here, pairs joined."""
+        taken = optimizer_arguments(self.type)
+        out: dict[str, Any] = {"lr": self.lr}
+        for name in taken:
+            value = getattr(self, name, None)
+            if name != "lr" and value is not None:
+                out[name] = value
+        for joined, (a, b) in PAIRS.items():
+            if a in out or b in out:
+                out[joined] = (out.pop(a, taken[a]), out.pop(b, taken[b]))
+        return out
+
+    def for_type(self, kind: str) -> "OptimizerSettings":
+        """The same settings for another type: the arguments it does not take dropped."""
+        taken = optimizer_arguments(kind)  # lr is one of them
+        kept = {p.name: getattr(self, p.name) for p in self.params() if p.name in taken}
+        return OptimizerSettings(type=kind, lr_scale=dict(self.lr_scale), **kept)
+
+    @classmethod
+    def from_json(cls, data: Any, path: str, problems: list[Problem]):
+        kind = data.get("type") if isinstance(data, dict) else None
+        mine: list[Problem] = []
+        out = super().from_json(data, path, mine)
+        for problem in mine:
+            if problem.path == f"{path}.type" and isinstance(kind, str) and kind in NOT_OFFERED:
+                problem = Problem(problem.path, f"{NOT_OFFERED[kind]}; use one of {', '.join(OPTIMIZERS)}")
+            problems.append(problem)
+        return out
+
+    @classmethod
+    def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
+        kind = values.get("type", "Adam")
+        taken = optimizer_arguments(kind)
+        for p in cls.params():
+            if values.get(p.name) is not None and p.name not in taken and p.name != "type":
+                problems.append(_not_taken(kind, taken, path, p.name))
+                values.pop(p.name)
 
 
 @dataclass(frozen=True)
 class ScheduleSettings(Settings):
-    """``training.schedule``: how the learning rate changes over the run."""
+    """``training.schedule``: how the learning rate changes over the run: a ``torch.optim.lr_scheduler``
+    scheduler (SCHEDULES), optionally after a linear warm-up (LinearLR, chained before it the way
+    torch's SequentialLR does). Arguments left out take torch's default; ``T_max`` and
+    ``total_iters`` default to the run's epochs, ``max_lr`` to 10x lr. Epoch schedulers step once
+    an epoch, OneCycleLR once a step; ReduceLROnPlateau steps on ``monitor`` after each validation."""
 
-    type: str = setting("choice", "none", "how the learning rate changes", choices=SCHEDULES)
-    step_size: int = setting("int", 10, "epochs between decays (step)", min=1)
-    gamma: float = setting("float", 0.1, "decay factor (step)", min=0.0, max=1.0)
-    max_lr: float | None = setting("float", None, "peak rate (onecycle; default 10x lr)", nullable=True, min=0.0)
+    type: str = setting("choice", "none", "how the learning rate changes (a torch.optim.lr_scheduler)",
+                        choices=SCHEDULES)
+    step_size: int = setting("int", 10, "epochs between decays (StepLR)", min=1)
+    gamma: float | None = setting("float", None, "decay factor (StepLR, MultiStepLR: default 0.1; ExponentialLR: "
+                                  "needed)", nullable=True, min=0.0, max=1.0)
+    milestones: list[int] | None = setting("shape", None, "epochs at which the rate decays (MultiStepLR)",
+                                           nullable=True)
+    T_max: int | None = setting("int", None, "epochs of the cosine half-wave (default: the run's epochs)",
+                                nullable=True, min=1)
+    eta_min: float | None = setting("float", None, "lowest rate (cosine schedules; default 0)", nullable=True,
+                                    min=0.0)
+    T_0: int | None = setting("int", None, "epochs until the first restart (CosineAnnealingWarmRestarts)",
+                              nullable=True, min=1)
+    T_mult: int | None = setting("int", None, "growth of the period after each restart (default 1)",
+                                 nullable=True, min=1)
+    max_lr: float | None = setting("float", None, "peak rate (OneCycleLR; default 10x lr)", nullable=True, min=0.0)
+    pct_start: float | None = setting("float", None, "share of the run spent rising (OneCycleLR; default 0.3)",
+                                      nullable=True, min=0.0, max=1.0)
+    anneal_strategy: str | None = setting("choice", None, "cos or linear (OneCycleLR)", nullable=True,
+                                          choices=("cos", "linear"))
+    div_factor: float | None = setting("float", None, "initial rate = max_lr / div_factor (default 25)",
+                                       nullable=True, min=1.0)
+    final_div_factor: float | None = setting("float", None, "final rate = initial / final_div_factor (default "
+                                             "1e4)", nullable=True, min=1.0)
+    three_phase: bool | None = setting("bool", None, "a third phase that anneals below the start (OneCycleLR)",
+                                       nullable=True)
+    monitor: str = setting("choice", "val_loss", "what ReduceLROnPlateau watches (losses must fall, accuracy "
+                           "rise; without validation data the training loss)",
+                           choices=("val_loss", "val_acc", "train_loss"))
+    factor: float | None = setting("float", None, "rate multiplier on a plateau (default 0.1)", nullable=True,
+                                   min=0.0, max=1.0)
+    patience: int | None = setting("int", None, "epochs without improvement before a decay (default 10)",
+                                   nullable=True, min=0)
+    threshold: float | None = setting("float", None, "smallest change that counts (default 1e-4)", nullable=True,
+                                      min=0.0)
+    threshold_mode: str | None = setting("choice", None, "rel or abs", nullable=True, choices=("rel", "abs"))
+    cooldown: int | None = setting("int", None, "epochs to wait after a decay (default 0)", nullable=True, min=0)
+    min_lr: float | None = setting("float", None, "lowest rate (ReduceLROnPlateau; default 0)", nullable=True,
+                                   min=0.0)
+    total_iters: int | None = setting("int", None, "epochs of the polynomial decay (default: the run's epochs)",
+                                      nullable=True, min=1)
+    power: float | None = setting("float", None, "power of the polynomial decay (default 1)", nullable=True,
+                                  min=0.0)
+    warmup_epochs: int = setting("int", 0, "epochs of linear warm-up (LinearLR) before the schedule; 0: none",
+                                 min=0, max=100000)
+    warmup_start_factor: float = setting("float", 0.1, "the warm-up starts at this share of lr", min=1e-8,
+                                         max=1.0)
+
+    @classmethod
+    def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
+        kind = values.get("type", "none")
+        taken = SCHEDULE_ARGS[kind] + WARMUP_ARGS + ("type",)
+        for p in cls.params():
+            if p.name in values and p.name not in taken and values[p.name] != p.default:
+                problems.append(_not_taken(kind, SCHEDULE_ARGS[kind] + WARMUP_ARGS, path, p.name))
+                values.pop(p.name)
+        if kind == "ExponentialLR" and values.get("gamma") is None:
+            problems.append(Problem(f"{path}.gamma", "ExponentialLR needs gamma (the factor per epoch, e.g. 0.9)"))
+        if kind == "MultiStepLR" and not values.get("milestones"):
+            problems.append(Problem(f"{path}.milestones", "MultiStepLR needs milestones (epochs, e.g. [30, 80])"))
+        if kind == "CosineAnnealingWarmRestarts" and values.get("T_0") is None:
+            problems.append(Problem(f"{path}.T_0", "CosineAnnealingWarmRestarts needs T_0 (epochs until the first "
+                                    "restart, e.g. 10)"))
+
+
+@dataclass(frozen=True)
+class LossSettings(Settings):
+    """``training.loss_options``: the arguments of the loss ``training.loss`` names."""
+
+    label_smoothing: float = setting("float", 0.0, "share of the target spread over the other classes "
+                                     "(CrossEntropyLoss)", min=0.0, max=1.0)
+    weight: list[float] | None = custom(check_weights, "weight of each class (CrossEntropyLoss, NLLLoss)")
+    pos_weight: list[float] | None = custom(check_weights, "weight of the positive examples, one per output "
+                                            "(BCEWithLogitsLoss)")
+    beta: float = setting("float", 1.0, "where SmoothL1Loss turns from squared to absolute", min=0.0)
+    delta: float = setting("float", 1.0, "where HuberLoss turns from squared to absolute", min=1e-12)
+    log_target: bool = setting("bool", False, "KLDivLoss: the targets are log-probabilities")
 
 
 @dataclass(frozen=True)
@@ -247,6 +512,7 @@ class TrainingSettings(Settings):
     tensorboard: bool = setting("bool", True, "also write TensorBoard event files when tensorboard is installed")
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    loss_options: LossSettings = field(default_factory=LossSettings)
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
@@ -254,3 +520,11 @@ class TrainingSettings(Settings):
         if not _DEVICE.fullmatch(dev):
             problems.append(Problem(f"{path}.device", f"must be auto, cpu, cuda, cuda:N or mps, got {shown(dev)}"))
             values["device"] = "auto"
+        loss, options = values.get("loss", "auto"), values.get("loss_options")
+        if options is not None:
+            taken = LOSS_ARGS[loss]
+            for name, value in options.to_dict().items():
+                default = getattr(LossSettings(), name)
+                if value != default and name not in taken:
+                    problems.append(_not_taken(loss, taken, f"{path}.loss_options", name))
+                    values["loss_options"] = options = options.with_value(name, default)

@@ -86,7 +86,8 @@ class Engine:
         self.loss_name: str | None = None
         self.model: nn.Module | None = None  # the plain module (the runner may hold it wrapped in DDP)
         self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler = None
+        self.schedule: optim.Schedule = optim.Schedule()  # the scheduler and how it steps
+        self.scheduler = None  # = self.schedule.scheduler
         self.loader = self.val_loader = None
         self.steps_per_epoch = 0
         self.runner: StepRunner | None = None
@@ -207,12 +208,16 @@ class Engine:
         if device.type == "cpu":  # the training batch, not build_model's example batch of 2, must fit
             build.check_memory(build.infer(self.spec), batch=self.data_settings.batch_size)
         self.model = model = build.build_model(self.spec).to(device)
-        self.optimizer = optim.make_optimizer(model.parameters(), s.optimizer)
+        self.optimizer = optim.make_optimizer(model, s.optimizer)
         self.loader = bundle.loader("train", seed=s.seed, rank=par.rank, world_size=par.world_size, device=device)
         self.val_loader = bundle.loader("val", rank=par.rank, world_size=par.world_size,
                                         device=device) if bundle.val is not None else None
         self.steps_per_epoch = len(self.loader.batch_sampler)
-        self.scheduler, sched_per_step = optim.make_scheduler(self.optimizer, s, self.steps_per_epoch)
+        self.schedule = optim.make_schedule(self.optimizer, s, self.steps_per_epoch)
+        self.scheduler, sched_per_step = self.schedule.scheduler, self.schedule.per_step
+        if self.schedule.monitor == "val_acc" and (bundle.val is None or not task.is_classification):
+            raise WorkbenchError("training.schedule.monitor: val_acc needs validation data of a classification "
+                                 "task; use val_loss or train_loss")
         notes: list[str] = list(self._notes)
         amp_dtype, scaler = None, None
         if s.amp and device.type == "cuda":
@@ -229,7 +234,9 @@ class Engine:
             self._resume_rng = saved["rng"]
         # DDP after the restore: it sees the final frozen set
         self.runner = StepRunner(par.wrap(model), self.optimizer,
-                                 optim.make_loss(self.loss_name, task.is_classification), device,
+                                 optim.make_loss(self.loss_name, task.is_classification, s.loss_options,
+                                                 task.num_classes if task.is_classification else None,
+                                                 self._outputs()).to(device), device,
                                  s.grad_clip, amp_dtype, scaler, non_blocking=self.loader.pin_memory)
         train_mode(model)
         if not any(p.requires_grad for p in model.parameters()):
@@ -246,6 +253,11 @@ class Engine:
         if self._resume_rng is not None:
             set_rng_state(self._resume_rng)  # last, so nothing in set-up draws from it
         self._ready = True
+
+    def _outputs(self) -> int | None:
+        """The model's outputs per example (the size of its last dimension), for the loss's checks."""
+        shape = build.infer(self.spec).output_shape
+        return int(shape[-1]) if shape else None
 
     def _mark_start(self) -> None:
         if self._t0 is None:
@@ -434,7 +446,7 @@ class Engine:
                 freeze(self.model, r.path, r.frozen)
                 self.emit(ev.FreezeEvent(self.step, r.path, r.frozen, build.param_count(self.model)[1]))
             else:
-                optim.set_lr(self.optimizer, self.scheduler, r.lr)
+                optim.set_lr(self.optimizer, self.schedule, r.lr)
                 self.emit(ev.LrEvent(self.step, r.lr))
 
     # ------------------------------------------------------------ epochs
@@ -460,8 +472,8 @@ class Engine:
         if better:
             self.state.best = Best(result.acc if result else None, result.loss if result else None, train_loss,
                                    pos.epoch + 1)
-        if self.scheduler is not None and not self.state.sched_per_step:
-            self.scheduler.step()
+        self.schedule.step_epoch({"val_loss": result.loss if result else None, "train_loss": train_loss,
+                                  "val_acc": result.acc if result else None})
         pos.epoch += 1
         pos.batch, pos.loss_sum, pos.loss_count = 0, 0.0, 0
         epoch_ev = ev.EpochEvent(pos.epoch, pos.step, train_loss, result.loss if result else None,
