@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-page", action="store_true", help="show the start page (File > Close Project)")
     parser.add_argument("--tab", choices=("plots", "evaluation"), default="plots", help="training tab to show")
     args = parser.parse_args(argv)
+    if args.broken and args.train:
+        parser.error("--broken and --train do not go together: a model with an error row cannot train "
+                     "(and the model cannot change while it trains)")
     width, height = (int(v) for v in args.size.lower().split("x"))
     xvfb = start_xvfb(width, height) if not os.environ.get("DISPLAY") else None
     os.environ["QT_QPA_PLATFORM"] = "xcb"
