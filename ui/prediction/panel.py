@@ -18,9 +18,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QFontMetrics, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFontMetrics, QPainter
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
                                QSpinBox, QVBoxLayout, QWidget)
 
@@ -30,6 +29,7 @@ from workbench.errors import WorkbenchError
 from workbench.training import predict as prediction
 
 from ui.common import theme
+from ui.common.pictures import image_pixmap
 from ui.common.workers import Worker, start_worker
 
 TOP_K = 10  # bars shown at most (fewer when the panel is short; the title says how many)
@@ -149,17 +149,6 @@ class ProbabilityBars(QWidget):
                 p.drawText(QRect(bar_x + bar_w + pct_w, y, mark_w, rh), Qt.AlignmentFlag.AlignLeft |
                            Qt.AlignmentFlag.AlignVCenter, mark)
         p.end()
-
-
-def picture(image: np.ndarray, side: int = THUMB) -> QPixmap:
-    arr = np.ascontiguousarray(image)
-    h, w = arr.shape[:2]
-    if arr.ndim == 2:
-        qimage = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-    else:
-        qimage = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    return QPixmap.fromImage(qimage.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.FastTransformation))
 
 
 # ---------------------------------------------------------------- the panel
@@ -416,7 +405,7 @@ class PredictionPanel(QWidget):
         self._set_sample_range(answer.bundle)
         ex, result = answer.example, answer.result
         if ex.image is not None:
-            self.thumb.setPixmap(picture(ex.image))
+            self.thumb.setPixmap(image_pixmap(ex.image, THUMB))
             self.thumb.show()
         else:
             self.thumb.clear()

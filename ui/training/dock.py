@@ -14,13 +14,13 @@ as modified so the history is saved with it.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from workbench.model import build
+from workbench.model.spec import weights_key
 from workbench.training import checkpoint, events as ev
 from workbench.errors import WorkbenchError
 
@@ -68,17 +68,6 @@ def load_overlay_series(keys: list[str]) -> dict:
         except Exception:  # a damaged run folder shows no overlay and hides none of the others
             loaded[key] = None
     return loaded
-
-
-def structure(spec) -> str:
-    """The model's layers and arguments without freeze flags: what trained weights fit."""
-    def strip(node):
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in ("frozen", "frozen_stages")}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-    return json.dumps(strip(spec.to_json()), sort_keys=True)
 
 
 PLOTS_WIDE = 560  # the plots' width below which the settings fold into one column
@@ -281,7 +270,7 @@ class TrainingDock(QWidget):
         self.panel.set_state("idle")
         trained = not isinstance(end, ev.FailedEvent) or end.phase == "training"
         if run.engine.model is not None and trained:  # a failed run's model is back at good weights
-            self.live_model, self.live_structure = run.engine.model, structure(run.copy.model)
+            self.live_model, self.live_structure = run.engine.model, weights_key(run.copy.model)
         if record is not None:
             self.doc.undo_stack.resetClean()  # the run history changed: the project has something to save
         self.plots.redraw()
@@ -406,7 +395,7 @@ class TrainingDock(QWidget):
             if self.panel.state != "paused":
                 raise WorkbenchError("training is running: pause it (or stop it) to export what it has learned")
             return copy.deepcopy(self.run.engine.model)
-        if self.live_model is not None and self.live_structure == structure(self.doc.spec):
+        if self.live_model is not None and self.live_structure == weights_key(self.doc.spec):
             return self.live_model
         return None
 
@@ -414,7 +403,7 @@ class TrainingDock(QWidget):
         """The export dialog loaded weights into ``model``: it is the live model now."""
         if not path or self.run is not None:
             return
-        self.live_model, self.live_structure = model, structure(self.doc.spec)
+        self.live_model, self.live_structure = model, weights_key(self.doc.spec)
         self.main_window.say(f"Weights from {Path(path).name} are in the model; Export uses them from now on "
                         "(a new training run starts from fresh weights)")
 

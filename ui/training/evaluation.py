@@ -13,12 +13,13 @@ import os
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from workbench.training.samples import SampleGrid
 
 from ui.common import theme
+from ui.common.pictures import image_pixmap
 
 TILE = 56  # sample image side on screen, pixels
 TEXT_TILE_WIDTH = 180  # a table row's values wrap in a tile this wide
@@ -182,17 +183,6 @@ class ConfusionMatrix(QWidget):
         p.end()
 
 
-def sample_pixmap(image: np.ndarray, side: int = TILE) -> QPixmap:
-    arr = np.ascontiguousarray(image)
-    h, w = arr.shape[:2]
-    if arr.ndim == 2:
-        qimage = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-    else:
-        qimage = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    return QPixmap.fromImage(qimage.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.FastTransformation))
-
-
 class SampleTiles(QWidget):
     """Validation samples as tiles: image (or values), 'true → predicted (confidence)'."""
 
@@ -223,7 +213,7 @@ class SampleTiles(QWidget):
             box.setSpacing(1)
             if s.image is not None:
                 picture = QLabel()
-                picture.setPixmap(sample_pixmap(s.image))
+                picture.setPixmap(image_pixmap(s.image, TILE))
                 picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
                 box.addWidget(picture)
             else:

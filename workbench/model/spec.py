@@ -351,3 +351,15 @@ def _close_names(name: Any) -> str:
     if name.lower() in lower and lower[name.lower()] not in matches:
         matches.insert(0, lower[name.lower()])
     return " or ".join(repr(m) for m in matches)
+
+
+def weights_key(spec: "ModelSpec") -> str:
+    """What trained weights fit: the layers and their arguments without freeze flags (freezing
+    changes no tensor), so weights trained or loaded for one spec stay usable after a freeze."""
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("frozen", "frozen_stages")}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+    return json.dumps(strip(spec.to_json()), sort_keys=True, default=str)

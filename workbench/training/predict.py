@@ -25,7 +25,6 @@ data.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from workbench.data.bundle import DataBundle, Task
 from workbench.errors import WorkbenchError
 from workbench.model import build, weights as weights_files
 from workbench.model.shapes import fmt
+from workbench.model import spec as spec_module
 from workbench.model.spec import ModelSpec
 from workbench.training.samples import describe, to_image
 
@@ -245,12 +245,5 @@ def model_from_weights(spec: ModelSpec, path: str | Path) -> nn.Module:
 
 
 def weights_key(spec: ModelSpec) -> str:
-    """What trained weights fit: the layers and their arguments without freeze flags (freezing
-    changes no tensor), so weights loaded for one spec stay usable after a freeze."""
-    def strip(node):
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in ("frozen", "frozen_stages")}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-    return json.dumps(strip(spec.to_json()), sort_keys=True, default=str)
+    """What trained weights fit (``spec.weights_key``): a loaded file stays usable after a freeze."""
+    return spec_module.weights_key(spec)
