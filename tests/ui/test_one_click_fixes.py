@@ -196,3 +196,21 @@ def test_problems_that_are_choices_get_no_button(window, qtbot):
     assert not window.inspector.fix_button.isVisibleTo(window.inspector)
     assert not window.summary.fix_button.isVisibleTo(window.summary)
     assert not window.stack.fix_action.isEnabled()
+
+
+def test_selecting_a_broken_layer_in_a_short_window_scrolls_its_fix_into_view(window, qtbot):
+    window.resize(1024, 700)  # the inspector dock is short: the Problem box sits below the fields
+    qtbot.wait(50)
+    open_model(window, lambda p: p.model.find("conv2").args.update(in_channels=3))
+    window.stack.select_ids(["conv2"])
+    inspector = window.inspector
+    button = inspector.fix_button
+    assert button.isVisibleTo(inspector)
+
+    def shown() -> bool:
+        top = button.mapTo(inspector.widget(), button.rect().topLeft()).y() - inspector.verticalScrollBar().value()
+        return 0 <= top and top + button.height() <= inspector.viewport().height()
+    qtbot.waitUntil(shown)
+    window.stack.select_ids(["fc"])  # a layer without a problem: its page starts at the top
+    qtbot.wait(20)
+    assert inspector.verticalScrollBar().value() == 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFormLayout, QFrame, QLabel, QLineEdit,
                                QScrollArea, QVBoxLayout, QWidget)
 
@@ -67,10 +67,18 @@ class Inspector(QScrollArea):
     # ------------------------------------------------------------ selection
     def show_layer(self, layer_id: str | None) -> None:
         layer = self.doc.spec.find(layer_id) if layer_id else None
-        if layer is not self.layer or layer is None:
+        rebuilt = layer is not self.layer or layer is None
+        if rebuilt:
             self.layer = layer
             self._build_page()
         self.refresh()
+        if rebuilt and self.problem.isVisibleTo(self._body):
+            # a newly selected broken layer: its Problem box and Fix sit under the fields, below the
+            # fold of a short dock (1024x700); bring them into view once the page is laid out. Only
+            # on a new selection: while editing, nothing moves under the mouse.
+            body = self._body
+            QTimer.singleShot(0, lambda: self._body is body and self.ensureWidgetVisible(
+                self.fix_button if self.fix_button.isVisibleTo(body) else self.problem, 10, 10))
 
     def _build_page(self) -> None:
         self._body = QWidget()  # the scroll area deletes the previous form
