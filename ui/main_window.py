@@ -121,11 +121,12 @@ class MainWindow(QMainWindow):
         self.start_page.browseRequested.connect(lambda: self.open_file())
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
-        self.prediction = install_prediction(self)  # the Prediction dock, Training > Predict (ui.prediction.menu)
+        self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
         self._update_title()
         self._restore_settings()
         if problem is not None:
-            QTimer.singleShot(0, lambda: project_io.show_error(self, "Could not open the project", problem))
+            QTimer.singleShot(0, lambda: project_io.show_error(  # at launch no project was open to keep
+                self, "Could not open the project", problem, "Open another project from the start page."))
         if problem is not None:  # the file given could not be opened: the page says so and offers the others
             self.show_start_page(project_io.launch_problem(problem), error=True)
         elif on_start_page:

@@ -168,19 +168,23 @@ def ask_project_name(parent: QWidget, current: str) -> str | None:
     return name if ok else None
 
 
-def show_error(parent: QWidget, title: str, exc: Exception) -> None:
-    """A failed load or save: the loader's messages, every problem listed."""
+KEPT_AS_IT_WAS = "The open project was left as it was."
+
+
+def show_error(parent: QWidget, title: str, exc: Exception, outcome: str = KEPT_AS_IT_WAS) -> None:
+    """A failed load or save: the loader's messages, every problem listed, then what became of
+    the window's project (``outcome``)."""
     box = QMessageBox(QMessageBox.Icon.Critical, title, "", parent=parent)
     if isinstance(exc, SpecError):
         where = f"{exc.source}\n" if exc.source else ""
         lines = [str(p) for p in exc.problems]
         shown = lines[:12] + ([f"... and {len(lines) - 12} more (see details)"] if len(lines) > 12 else [])
         box.setText(f"{where}has {len(lines)} problem{'s' if len(lines) != 1 else ''}:")
-        box.setInformativeText("\n".join(shown) + "\n\nThe open project was left as it was.")
+        box.setInformativeText("\n".join(shown) + "\n\n" + outcome)
         box.setDetailedText("\n".join(lines))
     else:
         box.setText(str(exc))
-        box.setInformativeText("The open project was left as it was.")
+        box.setInformativeText(outcome)
     box.exec()
 
 

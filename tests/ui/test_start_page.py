@@ -218,6 +218,18 @@ def test_a_file_that_fails_at_launch_lands_on_the_page_with_the_error(qtbot, iso
         and w2.start_page.message.text().endswith("(and 1 more problem)")
 
 
+def test_the_launch_error_box_does_not_speak_of_an_open_project(qtbot, isolated_settings, tmp_path, monkeypatch):
+    said = []
+    monkeypatch.setattr(project_io, "show_error", lambda parent, title, exc, *outcome: said.append(outcome))
+    w = MainWindow(str(tmp_path / "nope.wbproj"))
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: len(said) == 1)
+    assert said[0] and "start page" in said[0][0] and "left as it was" not in said[0][0]
+    said.clear()
+    assert not w.open_file(str(tmp_path / "other.wbproj"))  # later, a project is open and is kept
+    assert said == [()]  # the default: "The open project was left as it was."
+
+
 def test_closing_on_the_page_keeps_the_editor_layout_for_next_time(window, qtbot):
     window.close_project()
     window.close()
