@@ -261,3 +261,13 @@ def test_a_new_project_leaves_nothing_of_the_last_prediction(qtbot, window, tmp_
     assert "validation sample 0" in text_of(panel.title)
     assert panel.sample_spin.maximum() == 44  # wine's 45 validation rows
     assert "13 numbers" in panel.row_edit.placeholderText()
+
+
+def test_the_model_line_is_current_when_the_tab_comes_forward_right_after_a_run(window):
+    # a run ends (the lock lifts) and the tab is brought forward before the panel's deferred
+    # end-of-run handling ran (CI caught "the running training's" shown after the run had ended)
+    window.doc.set_edit_lock("training runs")
+    window.doc.set_edit_lock("")
+    panel = show_prediction(window)
+    assert "running training" not in text_of(panel.model_label)
+    assert "none trained yet" in text_of(panel.model_label)

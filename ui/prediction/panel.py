@@ -511,6 +511,8 @@ class PredictionPanel(QWidget):
         time, the data is read and sample 0 shown. (A dock behind a tab still counts as
         visible to Qt, so this follows ``QDockWidget.visibilityChanged``.)"""
         self.on_screen = visible
+        if visible:  # which model is said now, not when the end of a run was last handled
+            self.show_model_source()
         if visible and not self._shown_once:
             self._shown_once = True
             self.predict_sample()
