@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt
 from ui.training import dock as training_dock
 from ui.training.engine_bridge import DELIVERY_MS, ENGINE_NICE, TrainingRun
 from ui.editor.stack_model import FROZEN
-from window_helpers import text_of, wait_end
+from window_helpers import short_runs, text_of, wait_end
 from workbench.training import events as ev
 from workbench.project import templates
 from workbench.errors import WorkbenchError
@@ -33,12 +33,7 @@ def never_block_on_close(monkeypatch):
 @pytest.fixture
 def trainer(window, tmp_path):
     """The window on a saved digits CNN project (runs go under tmp_path), short runs."""
-    project = window.doc.project
-    project.path = tmp_path / "digits.wbproj"
-    project.training = replace(project.training, epochs=2, log_every=2, tensorboard=False)
-    dock = window.training
-    dock.panel.probe.wait()
-    return dock
+    return short_runs(window, tmp_path, epochs=2)
 
 
 def steps_seen(dock) -> int:

@@ -16,7 +16,7 @@ from ui.training.plots import live_plots as plots_module
 from ui.training.plots.live_plots import mark_label, stagger
 from ui.training.plots.overlay import Overlay
 from ui.training.plots.series import RunSeries
-from window_helpers import text_of, wait_end
+from window_helpers import short_runs, text_of, wait_end
 from workbench.project import templates
 from workbench.training import events as ev
 from workbench.training.samples import Sample, SampleGrid, order
@@ -29,12 +29,7 @@ def never_block_on_close(monkeypatch):
 
 @pytest.fixture
 def trainer(window, tmp_path):
-    project = window.doc.project
-    project.path = tmp_path / "digits.wbproj"
-    project.training = replace(project.training, epochs=1, log_every=2, tensorboard=False)
-    dock = window.training
-    dock.panel.probe.wait()
-    return dock
+    return short_runs(window, tmp_path, epochs=1)
 
 
 def steady_series(n=200, lr=0.003, spe=50) -> RunSeries:

@@ -71,6 +71,19 @@ def text_of(label) -> str:
     return doc.toPlainText().replace("\xa0", " ")
 
 
+def short_runs(window, tmp_path, epochs: int):
+    """The window's Training dock on its project saved under tmp_path (runs go there), ``epochs``
+    per run, metrics every 2 steps, no TensorBoard; the data already read."""
+    from dataclasses import replace
+
+    project = window.doc.project
+    project.path = tmp_path / "digits.wbproj"
+    project.training = replace(project.training, epochs=epochs, log_every=2, tensorboard=False)
+    dock = window.training
+    dock.panel.probe.wait()
+    return dock
+
+
 def wait_end(qtbot, dock, timeout=60_000):
     """Wait until the Training dock's run has ended; its end event."""
     qtbot.waitUntil(lambda: dock.run is None, timeout=timeout)

@@ -37,7 +37,7 @@ from ui.training.plots.level_of_detail import Peaks, visible_range
 from ui.training.plots.overlay import Overlay
 from ui.training.plots.steady_range import Follow, SparseAxis, bounds
 
-REDRAW_MS = 200  # at most 5 Hz: in the window on 2 cores, frames at 10 Hz cost the digits run ~3% of its speed
+REDRAW_MS = 200  # at most 5 Hz: even so the plots take ~3% of a core in the window (digits run, 2 cores)
 BUDGET = 0.05  # share of the UI thread the plots may take: slower frames come less often
 SYMBOLS_UP_TO = 60  # epochs: more points than that draw as a plain line (symbols cost per point)
 AXIS_NAMES = {"step": "Step", "epoch": "Epoch", "time": "Wall time"}
