@@ -1,0 +1,1 @@
+"""Experiments in the window: the Sweep dock and the learning-rate finder."""

@@ -1,0 +1,1 @@
+"""Experiments: hyperparameter and architecture sweeps on Optuna, the learning-rate range test."""

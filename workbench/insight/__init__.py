@@ -1,0 +1,1 @@
+"""Insight: per-layer cost (FLOPs, memory forecast, latency) and training health."""
