@@ -79,3 +79,33 @@ def test_bounds_and_types_are_enforced():
     assert "needs 2 values" in messages["$.kernel_size"]
     assert "true or false" in messages["$.bias"]
     assert out["padding"] == "same"
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_bidirectional_last_output_is_both_directions_final_states(kind, num_layers, tmp_path):
+    """'last' must not be out[:, -1]: there the backward direction has read only the last token.
+    The backward half is the backward direction's state after reading back to the first token."""
+    from workbench.export import exporter as export
+
+    spec = ModelSpec((6, 5), [LayerSpec("rnn", kind, {"hidden_size": 4, "bidirectional": True,
+                                                      "num_layers": num_layers})])
+    assert build.infer(spec).output_shape == (8,)
+    model = build.build_model(spec).eval()
+    x = torch.randn(3, 6, 5)
+    with torch.no_grad():
+        y = model(x)
+        out, _ = model.rnn.rnn(x)
+    assert y.shape == (3, 8)
+    torch.testing.assert_close(y[:, :4], out[:, -1, :4])  # forward direction: after the last token
+    torch.testing.assert_close(y[:, 4:], out[:, 0, 4:])  # backward direction: after the first token
+    assert not torch.allclose(y[:, 4:], out[:, -1, 4:])
+    # the readable Python export, TorchScript and ONNX compute the same thing (verified against the model)
+    results = export.export_all(model, spec, tmp_path, "rnn", formats=["python", "torchscript", "onnx"])
+    assert [r.error for r in results] == ["", "", ""]
+    assert all(r.verification.passed for r in results)
+
+
+def test_recurrent_help_says_what_last_means():
+    output = next(p for p in catalog.BY_NAME["LSTM"].params if p.name == "output")
+    assert "final hidden state" in output.help and "both directions" in output.help

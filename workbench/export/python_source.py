@@ -250,16 +250,21 @@ RESIDUAL = '''class Residual(nn.Module):
 '''
 
 RECURRENT = '''class Recurrent(nn.Module):
-    """An LSTM or GRU (batch first) passing on the last step's output, or the whole sequence."""
+    """An LSTM or GRU (batch first) passing on its final hidden state (both directions side by
+    side when bidirectional), or the whole sequence."""
 
     def __init__(self, rnn, last=True):
         super().__init__()
         self.rnn = rnn
         self.last = last
+        self.both = bool(rnn.bidirectional)
 
     def forward(self, x):
-        out, _ = self.rnn(x)
-        return out[:, -1] if self.last else out
+        out, state = self.rnn(x)
+        if not self.last:
+            return out
+        h = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c); h: (layers * directions, batch, hidden)
+        return torch.cat((h[-2], h[-1]), dim=-1) if self.both else h[-1]
 '''
 
 CLASS = '''class {cls}(nn.Module):

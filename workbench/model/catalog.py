@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from workbench.model import shapes
@@ -66,16 +67,24 @@ def _plain(args: dict) -> dict:
 
 
 class Recurrent(nn.Module):
-    """LSTM or GRU (batch first) that passes on either the last step or the whole sequence."""
+    """LSTM or GRU (batch first) that passes on either its final state or the whole sequence.
+
+    ``last`` is the final hidden state of the top layer. Bidirectional, that is both directions'
+    final states side by side (forward after the whole sequence, backward after reading it back to
+    the first token), not ``out[:, -1]``, where the backward half has seen only the last token."""
 
     def __init__(self, rnn: nn.Module, output: str):
         super().__init__()
         self.rnn = rnn
         self.last = output == "last"
+        self.both = bool(rnn.bidirectional)
 
     def forward(self, x):
-        out, _ = self.rnn(x)
-        return out[:, -1] if self.last else out
+        out, state = self.rnn(x)
+        if not self.last:
+            return out
+        h = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c); h: (layers * directions, batch, hidden)
+        return torch.cat((h[-2], h[-1]), dim=-1) if self.both else h[-1]
 
 
 def _recurrent(cls_name: str) -> Callable[[dict], nn.Module]:
@@ -140,7 +149,8 @@ _RECURRENT_PARAMS = (
     _p("num_layers", "int", 1, "stacked recurrent layers", min=1, max=64), _BIAS,
     _p("dropout", "float", 0.0, "dropout between stacked layers", min=0.0, max=1.0),
     _p("bidirectional", "bool", False, "also read the sequence backwards"),
-    _p("output", "choice", "last", "what feeds the next layer: the last step or the whole sequence",
+    _p("output", "choice", "last", "what feeds the next layer: 'last' is the final hidden state (bidirectional: "
+       "both directions' final states side by side), 'sequence' every step's output",
        choices=("last", "sequence")))
 _TABLE: tuple[LayerKind, ...] = (
     # Dense
