@@ -162,4 +162,18 @@ def fit_note(f: Forecast, available: int | None) -> str | None:
             f"{build.human_bytes(available)} of {where} is available ({hint}); the run may fail or swap")
 
 
-__all__ = ["Forecast", "forecast", "state_per_value", "capacity", "largest_batch", "fit_note", "CUDA_CONTEXT"]
+def run_note(spec: ModelSpec, batch: int, optimizer: OptimizerSettings, device: str) -> str | None:
+    """The engine's warning before a run whose forecast does not fit the device; None when it fits.
+    A model far inside the device's memory by ``build.memory_need``'s closed-form figures (five
+    times its weights: weights, gradients, up to three optimizer values; four times every
+    layer's output) is not measured, so most runs start without the forecast's meta passes."""
+    available = capacity(device)
+    if available is None:
+        return None
+    weights, outputs = build.memory_need(build.infer(spec), batch)
+    if weights * 5 + outputs * 4 <= available:
+        return None
+    return fit_note(forecast(spec, batch, optimizer, device), available)
+
+
+__all__ = ["run_note", "Forecast", "forecast", "state_per_value", "capacity", "largest_batch", "fit_note", "CUDA_CONTEXT"]
