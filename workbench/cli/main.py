@@ -182,7 +182,7 @@ def _cost_report(args, proj, info):
 
     batch = proj.data.batch_size if args.batch is None else args.batch
     if batch < 1:
-        raise WorkbenchError(f"--batch must be at least 1, not {batch}")
+        raise WorkbenchError(f"the batch size (--batch) must be at least 1, not {batch}")
     device = args.device or proj.training.device
     device = "cpu" if device in (None, "auto") else device
     try:

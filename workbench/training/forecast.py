@@ -176,4 +176,31 @@ def run_note(spec: ModelSpec, batch: int, optimizer: OptimizerSettings, device: 
     return fit_note(forecast(spec, batch, optimizer, device), available)
 
 
-__all__ = ["run_note", "Forecast", "forecast", "state_per_value", "capacity", "largest_batch", "fit_note", "CUDA_CONTEXT"]
+def measure_peak(spec: ModelSpec, batch: int, optimizer: OptimizerSettings | None = None, steps: int = 2,
+                 num_classes: int | None = None) -> int:
+    """The real peak of tensor memory, in bytes, while building ``spec`` and training it for
+    ``steps`` steps at ``batch`` on the CPU (the forecast's referee): torch.profiler with
+    ``profile_memory=True`` records every allocation and free; their running sum peaks here.
+    The model's output is taken as class scores (cross-entropy) over ``num_classes``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x = build.example_input(spec, batch)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        model = build.build_model(spec)
+        opt = optim.make_optimizer(model, optimizer or OptimizerSettings())
+        classes = num_classes or build.infer(spec).output_shape[-1]
+        y = torch.randint(0, classes, (batch,))
+        loss_fn = nn.CrossEntropyLoss()
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    held = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        held += e.nbytes()
+        peak = max(peak, held)
+    return peak
+
+
+__all__ = ["measure_peak", "run_note", "Forecast", "forecast", "state_per_value", "capacity", "largest_batch", "fit_note", "CUDA_CONTEXT"]
