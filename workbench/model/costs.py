@@ -248,30 +248,28 @@ def measure(module: nn.Module, shape: Shape, dtype: str = "float32", integer_inp
     with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(
             lambda t: saved.append(t) or t, lambda t: t):
         y = module(x)
-    weights = {id(t) for t in module.parameters()} | {id(t) for t in module.buffers()}
-    y_root = _root(y)
+    # a tensor and its views share one storage; Python gives a storage one object while it is
+    # referenced, so every storage object compared is kept in a list until the end
+    stores = [t.untyped_storage() for t in [*module.parameters(), *module.buffers()]]
+    weights = {id(store) for store in stores}
+    x_store, y_store = x.untyped_storage(), y.untyped_storage()
     saves_in = saves_out = False
     other: dict[int, int] = {}
     for t in saved:
-        root = _root(t)
-        if id(root) in weights:
+        store = t.untyped_storage()
+        stores.append(store)
+        if id(store) in weights:
             continue
-        if root is x:
+        if store is x_store:
             saves_in = True
-        elif root is y_root:
+        elif store is y_store:
             saves_out = True
         else:
-            other[id(root)] = root.numel() * root.element_size()
+            other[id(store)] = store.nbytes()
     n = _PROBE_BATCH
     return LayerCost(counter.get_total_flops() // n, x.numel() * x.element_size() // n,
-                     y.numel() * y.element_size() // n, saves_in, saves_out, y_root is x,
+                     y.numel() * y.element_size() // n, saves_in, saves_out, y_store is x_store,
                      sum(other.values()) // n)
-
-
-def _root(t: torch.Tensor) -> torch.Tensor:
-    """The tensor that owns ``t``'s memory (``t`` itself unless it is a view)."""
-    base = t._base  # noqa: SLF001 - torch's public view base (Tensor._base)
-    return t if base is None else base
 
 
 def module_costs(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:

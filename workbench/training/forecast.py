@@ -203,4 +203,5 @@ def measure_peak(spec: ModelSpec, batch: int, optimizer: OptimizerSettings | Non
     return peak
 
 
-__all__ = ["measure_peak", "run_note", "Forecast", "forecast", "state_per_value", "capacity", "largest_batch", "fit_note", "CUDA_CONTEXT"]
+__all__ = ["measure_peak", "run_note", "Forecast", "forecast", "state_per_value", "capacity", "largest_batch",
+           "fit_note", "CUDA_CONTEXT"]
