@@ -46,6 +46,14 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="per-layer shapes and parameter counts of a project")
     p.add_argument("file", type=Path, help="a .wbproj project or a template name")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--costs", action="store_true", help="add forward FLOPs / MACs per layer and the training "
+                   "memory forecast (parameters, gradients, optimizer state, activations)")
+    p.add_argument("--batch", type=int, default=None, help="batch size of the memory forecast (default: the "
+                   "project's)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                   help="type of weights and activations in the forecast")
+    p.add_argument("--device", default=None, help="device whose memory the forecast is checked against "
+                   "(cpu, cuda, cuda:1; default: the project's, else cpu)")
     sub.add_parser("templates", help="list the starter projects")
     p = sub.add_parser("new", help="create a project from a template")
     p.add_argument("--template", "-t", default="digits_cnn", help="template name (see `workbench templates`)")
@@ -108,6 +116,7 @@ def cmd_summary(args) -> int:
     proj = load_project(args.file)
     info = build.infer(proj.model)
     error = str(info.error) if info.error else build.memory_problem(info)
+    report = _cost_report(args, proj, info) if args.costs else None
     if args.json:
         rows = []
         for r in info.rows():
@@ -117,34 +126,46 @@ def cmd_summary(args) -> int:
                 row["stages"] = [{"id": f"{r.id}.{st.name}", "name": st.name, "params": st.params,
                                   "trainable_params": 0 if st.frozen else st.params, "frozen": st.frozen}
                                  for st in r.stages]
+            if report is not None and report.row(r.path) is not None:
+                row.update(flops=report.row(r.path).flops, macs=report.row(r.path).macs,
+                           activation_bytes=report.row_memory(r.path))
             rows.append(row)
         out = {"layers": rows, "total_params": info.total_params, "trainable_params": info.trainable_params,
                "frozen_params": info.frozen_params, "buffer_values": info.buffer_values,
                "params_size_mb": _mb(info.total_params), "buffers_size_mb": _mb(info.buffer_values),
                "input_shape": list(info.input_shape),
                "output_shape": list(info.output_shape) if info.output_shape else None}
+        if report is not None:
+            out["costs"] = {k: v for k, v in report.to_dict().items() if k != "layers"}
         if error:
             out["error"] = error
         print(json.dumps(out, indent=2))
     else:
         print(f"{printable(proj.name)}  input {fmt(info.input_shape)}")
         table = [("#", "id", "type", "output shape", "params", "trainable")]
+        extra = ("MACs", "FLOPs", f"memory@{report.forecast.batch}") if report is not None else ()
+        table[0] += extra
         for r in info.rows():
             shape = fmt(r.out_shape) if r.out_shape else ("ERROR" if r.error else "?")
             table.append((r.position, ("  " * r.position.count(".")) + printable(r.id), r.type, shape,
-                          _num(r.params), _num(r.trainable)))
+                          _num(r.params), _num(r.trainable)) + _cost_cells(report, r.path))
             for stage in r.stages:  # backbone stages, freezable one by one
                 table.append(("", f"  {printable(r.id)}.{stage.name}", "stage" + (" (frozen)" if stage.frozen else ""),
-                              "", _num(stage.params), _num(0 if stage.frozen else stage.params)))
-        widths = [max(len(row[i]) for row in table) for i in range(6)]
+                              "", _num(stage.params), _num(0 if stage.frozen else stage.params)) +
+                             ("",) * len(extra))
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         for j, row in enumerate(table):
-            print("  ".join(c.rjust(w) if i in (0, 4, 5) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+            print("  ".join(c.ljust(w) if i in (1, 2, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
             if j == 0:
                 print("  ".join("-" * w for w in widths))
         print(f"total {info.total_params:,} params, {info.trainable_params:,} trainable, "
               f"{info.frozen_params:,} frozen; output {fmt(info.output_shape)}")
         print(f"params size {_mb(info.total_params):.2f} MB, buffers size {_mb(info.buffer_values):.2f} MB "
               "(float32; MB = 10^6 bytes, as torchinfo counts)")
+        if report is not None:
+            from workbench.insight import costs
+
+            print(costs.breakdown(report))
     for r in info.rows():
         for note in r.advice:
             print(f"note: layer '{r.id}': {printable(note)}", file=sys.stderr)
@@ -152,6 +173,33 @@ def cmd_summary(args) -> int:
         print(f"error: {printable(error)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _cost_report(args, proj, info):
+    """The cost report for ``summary --costs``: the project's batch size, optimizer and device
+    unless the options say otherwise."""
+    from workbench.insight import costs
+
+    batch = proj.data.batch_size if args.batch is None else args.batch
+    if batch < 1:
+        raise WorkbenchError(f"the batch size (--batch) must be at least 1, not {batch}")
+    device = args.device or proj.training.device
+    device = "cpu" if device in (None, "auto") else device
+    try:
+        return costs.report(proj.model, batch, proj.training.optimizer, device, args.dtype, info=info)
+    except (RuntimeError, ValueError) as exc:  # a device torch does not know
+        raise WorkbenchError(f"--device {printable(device)}: {one_line(exc)}") from None
+
+
+def _cost_cells(report, path: str) -> tuple[str, ...]:
+    if report is None:
+        return ()
+    row = report.row(path)
+    if row is None:
+        return ("?", "?", "?")
+    from workbench.insight import costs
+
+    return costs.count(row.macs), costs.count(row.flops), costs.size(report.row_memory(path))
 
 
 def _mb(values: int) -> float:

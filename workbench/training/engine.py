@@ -40,7 +40,7 @@ from workbench import fileio
 from workbench.data import bundle as data
 from workbench.errors import WorkbenchError
 from workbench.model import build
-from workbench.training import checkpoint, memory, optim
+from workbench.training import checkpoint, forecast, memory, optim
 from workbench.training import events as ev
 from workbench.training.controls import Controls, Freeze, Request, controllable_paths, freeze, train_mode
 from workbench.training.loop import GoodWeights, NonFiniteLoss, Parallel, StepRunner, evaluate, resolve_device
@@ -219,6 +219,8 @@ class Engine:
             raise WorkbenchError("training.schedule.monitor: val_acc needs validation data of a classification "
                                  "task; use val_loss or train_loss")
         notes: list[str] = list(self._notes)
+        fit = forecast.run_note(self.spec, self.data_settings.batch_size, s.optimizer, str(device))
+        notes += [fit] if fit else []  # a warning, not a refusal: the forecast may be pessimistic
         amp_dtype, scaler = None, None
         if s.amp and device.type == "cuda":
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
