@@ -99,16 +99,26 @@ def open_storage(url: str):
         if db and not Path(db).parent.is_dir():
             raise WorkbenchError(f"--storage {url}: the folder {Path(db).parent} does not exist")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # workers wait for each other's writes
-    with warnings.catch_warnings():
+    from filelock import FileLock
+
+    # Workers starting together would each create the tables; one at a time on this machine,
+    # and one more try for a worker elsewhere that lost the race.
+    with FileLock(str(_lock_path(url))), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
-        except ImportError as exc:
-            raise WorkbenchError(f"--storage {url}: the database driver is not installed ({exc}); for "
-                                 "postgresql install psycopg2, for mysql PyMySQL") from None
-        except Exception as exc:  # noqa: BLE001 - SQLAlchemy / driver errors: say which URL and why
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WorkbenchError(f"--storage {url}: cannot open the study storage ({text})") from None
+        for attempt in (1, 2):
+            try:
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                                  **kwargs)
+            except ImportError as exc:
+                raise WorkbenchError(f"--storage {url}: the database driver is not installed ({exc}); for "
+                                     "postgresql install psycopg2, for mysql PyMySQL") from None
+            except Exception as exc:  # noqa: BLE001 - SQLAlchemy / driver errors: say which URL and why
+                if attempt == 1 and "already exists" in str(exc):
+                    time.sleep(1.0)
+                    continue
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise WorkbenchError(f"--storage {url}: cannot open the study storage ({text})") from None
+    raise AssertionError("unreachable")
 
 
 def study_names(url: str) -> list[str]:
@@ -265,7 +275,7 @@ class Sweep:
         from filelock import FileLock
 
         study = self.study or self.open()
-        self._lock = FileLock(str(_lock_path(self.storage_url, self.study_name)))
+        self._lock = FileLock(str(_lock_path(self.storage_url)))
         self.folder.mkdir(parents=True, exist_ok=True)
         done = optuna.study.MaxTrialsCallback(self.space.trials, states=None)
 
@@ -408,11 +418,12 @@ def mark_dead_workers(study, storage) -> list[int]:
     return marked
 
 
-def _lock_path(url: str, study_name: str) -> Path:
+def _lock_path(url: str) -> Path:
+    """The file lock the workers of one machine share for a storage."""
     if url.startswith("sqlite:///"):
         db = Path(url[len("sqlite:///"):])
         return db.with_name(f".{db.name}.lock")
-    key = hashlib.sha1(f"{url}\0{study_name}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(url.encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"workbench-sweep-{key}.lock"
 
 
