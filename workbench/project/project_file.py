@@ -1,9 +1,11 @@
-"""The project file (``*.wbproj``): model spec + data + training settings + run history.
+"""The project file (``*.wbproj``): model spec + data + training settings + sweep + run history.
 
 JSON, versioned, human-readable. Loading validates everything once and reports all problems
 with their JSON path (the ``data`` and ``training`` sections become the typed settings of
 workbench/project/settings.py); older versions are migrated; saving is atomic and compact
-(settings at their default are not written). Weights never live in here.
+(settings at their default are not written). The optional ``sweep`` section is the search
+space of a sweep (workbench/project/search_space.py); its form is checked at load, whether its
+paths name layers and settings is checked when a sweep runs. Weights never live in here.
 
 Only a regular file of at most ``MAX_FILE_BYTES`` is read (a FIFO would block the read
 forever), and its JSON must keep the limits of workbench/model/spec.py (nesting depth, length
@@ -21,6 +23,7 @@ from workbench.errors import Problem, SpecError, WorkbenchError
 from workbench.model.params import shown
 from workbench.model.spec import ModelSpec, json_problems, model_from_json, read_json
 from workbench.model.backbones import stage_names
+from workbench.project.search_space import SearchSpace
 from workbench.project.settings import OLD_SCHEDULES, DataSettings, TrainingSettings
 
 FORMAT = "model-workbench/project"
@@ -28,7 +31,7 @@ VERSION = 2  # 2: every torch.optim optimiser, scheduler and loss with its own a
 SUFFIX = ".wbproj"
 MAX_NAME = 200  # characters in a project name (the window title shows it)
 MAX_FILE_BYTES = 64 << 20  # far above any real project (a model spec and settings are a few kB)
-_TOP_KEYS = {"format", "version", "name", "description", "model", "data", "training", "runs"}
+_TOP_KEYS = {"format", "version", "name", "description", "model", "data", "training", "sweep", "runs"}
 
 
 def _v1_to_v2(doc: dict) -> dict:
@@ -89,6 +92,8 @@ class Project:
     runs: list[dict] = field(default_factory=list)
     description: str = ""
     path: Path | None = None
+    sweep: SearchSpace | None = None  # the search space of `workbench sweep` and the window's Sweep dock
+
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": self.name}
@@ -97,6 +102,8 @@ class Project:
         out["model"] = self.model.to_json()
         out["data"] = self.data.to_json()
         out["training"] = self.training.to_json()
+        if self.sweep is not None:
+            out["sweep"] = self.sweep.to_json()
         if self.runs:
             out["runs"] = self.runs
         return out
@@ -178,13 +185,14 @@ def from_json(data: Any, source: str | None = None) -> Project:
     training = TrainingSettings.from_json(data.get("training"), "$.training", problems)
     if model is not None:
         problems += lr_scale_problems(model, training)
+    sweep = SearchSpace.from_json(data["sweep"], "$.sweep", problems) if data.get("sweep") is not None else None
     runs = data.get("runs", [])
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         problems.append(Problem("$.runs", "must be a list of run records"))
         runs = []
     if problems:
         raise SpecError(problems, source)
-    return Project(name, model, data_settings, training, runs, description)
+    return Project(name, model, data_settings, training, runs, description, sweep=sweep)
 
 
 def layer_paths(model: ModelSpec) -> list[str]:
