@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QMessageBox, QPushButton, QSpinBox, QSplitter, QTabWidget, QTreeWidget,
+                               QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QSplitter, QTabWidget, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.errors import WorkbenchError
@@ -210,6 +210,8 @@ class SweepDock(QWidget):
         self.study_box.activated.connect(lambda i: self.show_study(self.study_box.itemText(i)))
         self.best_label = QLabel(objectName="sweepBest")
         self.best_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # a long summary must not widen the dock (and the window past 1024 px): it is cut, whole in the tooltip
+        self.best_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.apply_button = QPushButton("Apply Best Trial", objectName="sweepApply", enabled=False)
         self.apply_button.setToolTip("Write the best trial's values into the project (one undoable edit)")
         self.apply_button.clicked.connect(self.apply_best)
@@ -472,12 +474,11 @@ class SweepDock(QWidget):
             counts[t.state] = counts.get(t.state, 0) + 1
         summary = ", ".join(f"{n} {s.lower()}" for s, n in counts.items())
         if best is not None:
-            self.best_label.setText(f"best: trial {best.number}, {snapshot.metric} {best.value:.4f}"
-                                    f" &middot; {summary}")
+            text = f"best: trial {best.number}, {snapshot.metric} {best.value:.4f} \u00b7 {summary}"
         else:
-            self.best_label.setText(summary or ("No sweeps of this project yet." if not snapshot.problem
-                                                else snapshot.problem))
-        self.best_label.setToolTip(snapshot.problem or "")
+            text = summary or ("No sweeps of this project yet." if not snapshot.problem else snapshot.problem)
+        self.best_label.setText(text)
+        self.best_label.setToolTip(snapshot.problem or text)
         self._sync_buttons()
         self.snapshotShown.emit(snapshot)
 

@@ -116,7 +116,7 @@ class ParallelCoordinates(_Figure):
         self.note.setVisible(not done)
         plot.getAxis("bottom").setTicks([[(i, short_path(p)) for i, p in enumerate(axes)]])
         plot.setXRange(-0.3, len(axes) - 0.7, padding=0)
-        plot.setYRange(-0.12, 1.12, padding=0)
+        plot.setYRange(-0.28, 1.28, padding=0)  # room for the labels above and below
         if not done:
             return
         columns = []
@@ -125,7 +125,7 @@ class ParallelCoordinates(_Figure):
         columns.append(_position([t.value for t in done], False))
         for i, (_, (low, high)) in enumerate(columns):
             plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen(theme.PLOT_GRID, width=1)))
-            for text, y, anchor in ((high, 1.0, (0.5, 1.1)), (low, 0.0, (0.5, -0.1))):
+            for text, y, anchor in ((high, 1.0, (0.5, 1.0)), (low, 0.0, (0.5, 0.0))):
                 label = pg.TextItem(text, color=theme.SOFT_TEXT, anchor=anchor)
                 label.setPos(i, y)
                 plot.addItem(label)

@@ -154,7 +154,7 @@ class TrialTable(QTableView):
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self.trials.show(snapshot)
