@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from workbench import fileio
-from workbench.cli import export as export_command, train as train_command
+from workbench.cli import export as export_command, sweep as sweep_command, train as train_command
 from workbench.cli.common import load_project, one_line, printable
 from workbench.errors import WorkbenchError
 
@@ -25,6 +25,7 @@ from workbench.errors import WorkbenchError
 EXTERNAL = {
     "train": (train_command, "train a project headless (DDP under torchrun)"),
     "export": (export_command, "export a project's model to a file and verify it"),
+    "sweep": (sweep_command, "search settings and layer arguments with Optuna (trials on a shared study)"),
 }
 COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
 
