@@ -10,26 +10,26 @@ and Export Best Trial…, and the results in tabs: the sortable trial table
 (``sweep_plots``).
 
 Start saves nothing behind the user's back: the workers read the project from its file, so an
-unsaved or modified project is offered to be saved first (a refusal starts nothing). Each Start
-is a new study named after the project and the time, so a finished study's total never stops a
-new one; ``sweep_runner`` starts and stops the processes. While they run, the storage is read
+unsaved or modified project is offered to be saved first (a refusal starts nothing). Start runs
+exactly the command the CLI would (``workbench sweep FILE --trials N ...``, its default study:
+the same space continues the same study, so a stopped sweep goes on and a finished one needs a
+larger total); ``sweep_runner`` starts and stops the processes. While they run, the storage is read
 about once a second on a worker thread (``sweep_study.Reader`` through
 ``ui.common.workers``); the UI thread only shows what came back. Every edit of the space and
 Apply Best Trial are undoable (``sweep_edits``).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QSplitter, QTabWidget, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QSplitter, QTabWidget,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.errors import WorkbenchError
-from workbench.experiments import space as sweep_space
+from workbench.experiments import space as sweep_space, sweep as sweep_core
 from workbench.model import build
 from workbench.project.search_space import MAX_TRIALS, PRUNERS, SAMPLERS, SearchSpace, SweepParam
 
@@ -43,15 +43,14 @@ from ui.experiments.sweep_table import TrialTable, format_number
 from ui.experiments.sweep_value_dialog import SweepValueDialog
 
 POLL_MS = 1000
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")  # what counts toward a study's total
 SAMPLER_NAMES = {"tpe": "TPE", "random": "Random", "grid": "Grid"}
 PRUNER_NAMES = {"median": "Median", "hyperband": "Hyperband", "none": "None"}
-SUFFIX = ".sweeps.db"
 
 
 def storage_for(project_path: Path) -> str:
-    """The project's study storage: ``NAME.sweeps.db`` beside ``NAME.wbproj``."""
-    path = Path(project_path).resolve()
-    return f"sqlite:///{path.with_suffix('')}{SUFFIX}"
+    """The project's study storage: ``NAME.sweeps.db`` beside ``NAME.wbproj`` (as `workbench sweep`'s)."""
+    return sweep_core.default_storage(project_path)
 
 
 def default_workers() -> int:
@@ -400,8 +399,14 @@ class SweepDock(QWidget):
                             "Model Workbench is installed with pip.")
             return False
         path = self.doc.path
-        study = f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        argv = sweep_runner.command(str(path), space.trials, space.sampler, space.pruner, space.timeout, study)
+        study = sweep_core.default_study_name(self.doc.project, space)
+        snapshot = self.snapshot
+        held = [t for t in snapshot.trials if t.state in FINISHED] if snapshot and snapshot.study == study else []
+        if len(held) >= space.trials:
+            self._say_error(f"Study {study} already has {len(held)} finished trials, its total: raise Trials to "
+                            "run more of it.")
+            return False
+        argv = sweep_runner.command(str(path), space.trials, space.sampler, space.pruner, space.timeout, None)
         self._storage = self._storage_url()
         self.study = study
         self.workers.start(argv, self.jobs.value(), str(path.parent))
