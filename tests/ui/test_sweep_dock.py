@@ -344,7 +344,8 @@ def test_a_small_real_sweep_end_to_end(qtbot, isolated_settings, tmp_path, monke
     next(iter(window.inspector.value_menu.actions_for(window.inspector.fields["out_channels"].widget))).trigger()
     dock.trials.setValue(2)
     dock.sampler.setCurrentIndex(dock.sampler.findData("random"))
-    dock._set_option("sampler", "random")  # noqa: SLF001 (the combo's activated signal, as a click sends it)
+    dock.sampler.activated.emit(dock.sampler.currentIndex())  # as choosing it with the mouse does
+    assert window.doc.project.sweep.sampler == "random" and window.doc.project.sweep.trials == 2
     monkeypatch.setattr(sweep_dock, "ask_save", lambda parent, name: True)
     assert window.doc.modified
     with qtbot.waitSignal(dock.workers.ended, timeout=240_000) as ended:
