@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,8 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
         doc.insert_kind("Linear", None, layer_ids.index("flat"))
     if args.select in doc.spec.ids():
         window.stack.select_ids([args.select])
+    if args.dock:
+        bring_forward(window, args.dock)
     QTest.qWait(400)  # let layouts settle and the palette paint
     pixmap = window.grab()
     if args.train:
@@ -113,6 +116,17 @@ def train_until(window, args: argparse.Namespace) -> None:
     QTest.qWait(300)  # the next delivery and redraw
 
 
+def bring_forward(window, name: str) -> None:
+    """Show a dock's tab (the Sweep dock once its study is read)."""
+    from PySide6.QtTest import QTest
+
+    window.docks[name].show()
+    window.docks[name].raise_()
+    deadline = time.monotonic() + 60
+    while name == "Sweep" and window.sweep.snapshot is None and time.monotonic() < deadline:
+        QTest.qWait(50)
+
+
 def show_start_page(window) -> None:
     """File > Close Project, with recent projects to list (saved in the temporary folder; the
     last one deleted again, so the page shows a missing file too)."""
@@ -145,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broken", action="store_true", help="add a Linear before Flatten (an error row)")
     parser.add_argument("--train", type=int, default=0, metavar="N", help="picture mid-training after N epochs")
     parser.add_argument("--start-page", action="store_true", help="show the start page (File > Close Project)")
+    parser.add_argument("--dock", default="", help="a dock to bring forward (Sweep, Prediction)")
     parser.add_argument("--tab", choices=("plots", "evaluation"), default="plots", help="training tab to show")
     args = parser.parse_args(argv)
     if args.broken and args.train:

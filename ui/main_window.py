@@ -44,6 +44,7 @@ from ui.editor.summary_bar import SummaryBar
 from ui.distributed.dialog import install as install_distributed
 from ui.training.menu import install as install_training
 from ui.prediction.menu import install as install_prediction
+from ui.experiments.sweep_menu import install as install_sweep
 from ui.menus import build_actions
 from ui.start_page import StartPage
 
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
         self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
+        self.sweep = install_sweep(self)  # the Sweep dock, View > Sweep..., "Sweep this value..." (ui.experiments)
         self._update_title()
         self._restore_settings()
         if problem is not None:

@@ -29,6 +29,7 @@ from workbench.model.shapes import fmt
 from workbench.model.spec import INPUT_DTYPES, LayerSpec
 
 from ui.common import icons
+from ui.common.value_menu import ValueMenu
 from ui.document.commands import UNSET
 from ui.editor.fields import Field, ModelUndo, format_value, make_field, parse_text
 from ui.editor.fix_button import FixButton
@@ -46,6 +47,12 @@ def _label(text: str = "", name: str = "", wrap: bool = True) -> QLabel:
     return label
 
 
+def value_path(layer_id: str, name: str) -> str:
+    """A layer argument's path as the CLI and the project's sweep name it: 'conv1.out_channels'
+    ('model.data.p' for a layer whose id is a settings section)."""
+    return f"model.{layer_id}.{name}" if layer_id in ("data", "training", "model") else f"{layer_id}.{name}"
+
+
 class Inspector(QScrollArea):
     def __init__(self, doc, parent=None):
         super().__init__(parent)
@@ -59,6 +66,7 @@ class Inspector(QScrollArea):
         self.setMinimumWidth(240)
         self._undo_keys = ModelUndo(self._field_undo, self)
         self._anchor: QWidget | None = None  # the field the message is about
+        self.value_menu = ValueMenu(self)  # a field's right-click menu: entries from parts above (Sweep this value…)
         self._build_page()
         self.refresh()
         doc.changed.connect(self.refresh)
@@ -83,6 +91,7 @@ class Inspector(QScrollArea):
     def _build_page(self) -> None:
         self._body = QWidget()  # the scroll area deletes the previous form
         self.fields = {}
+        self.value_menu.clear()
         self._anchor = None
         box = QVBoxLayout(self._body)
         box.setContentsMargins(10, 8, 10, 8)
@@ -136,6 +145,7 @@ class Inspector(QScrollArea):
             label = QLabel(param.name)
             label.setToolTip(param.help)
             form.addRow(label, field.widget)
+            self.value_menu.watch(field.widget, param, lambda name=param.name: value_path(self.layer.id, name), label)
         self.frozen = QCheckBox("keep weights fixed")
         self.frozen.setObjectName("frozen")
         self.frozen.toggled.connect(lambda on: self.doc.set_frozen(self.layer.id, on))

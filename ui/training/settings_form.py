@@ -39,6 +39,7 @@ from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, 
                                         OptimizerSettings, ScheduleSettings, Settings, TrainingSettings,
                                         check_lr_scale, check_weights, optimizer_arguments, path_kind)
 
+from ui.common.value_menu import ValueMenu
 from ui.common.workers import Worker, start_worker
 
 from ui.document.commands import UNSET, SetValue
@@ -132,6 +133,7 @@ class SettingsForm(QWidget):
         self.grid.setColumnStretch(1, 1)
         self.grid.setColumnStretch(3, 1)
         self.columns_shown = 2
+        self.value_menu = ValueMenu(self)  # a field's right-click menu: entries from parts above (Sweep this value…)
         for section, name, label, row, column in ROWS:
             self._add(section, name, label, row, column)
         doc.reset.connect(self.refresh)
@@ -194,6 +196,8 @@ class SettingsForm(QWidget):
             self.fields[key].widget.setToolTip("Mixed precision needs a CUDA GPU; there is none here")
         label = QLabel(text)
         label.setBuddy(widget)
+        if key in self.fields:
+            self.value_menu.watch(self.fields[key].widget, self.fields[key].param, lambda: setting_name(*key), label)
         self.labels[key] = label
         self._rows[key] = (label, widget)
         self._place(key, row, column)
