@@ -258,7 +258,7 @@ class SweepDock(QWidget):
     def show_space(self, space: SearchSpace | None, record: bool = True) -> None:
         """Put ``space`` in the project (SetSweep's redo and undo) and show it."""
         if record:
-            self.doc.project.sweep = space  # request E,1: no public setter on Project yet
+            self.doc.project.set_sweep(space)
         shown = space or SearchSpace()
         selected = self.selected_path()
         self.space_list.clear()

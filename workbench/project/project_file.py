@@ -114,6 +114,13 @@ class Project:
         self.name = clean
         return clean
 
+    def set_sweep(self, space: SearchSpace | None) -> None:
+        """Replace the search space (None: no sweep section); the space is a frozen value, so a
+        running sweep keeps the one it started with."""
+        if space is not None and not isinstance(space, SearchSpace):
+            raise TypeError(f"a SearchSpace or None, got {type(space).__name__}")
+        self.sweep = space
+
     def setting(self, name: str) -> Any:
         """A setting by dotted name: 'data.batch_size', 'training.optimizer.lr'."""
         section, _, rest = name.partition(".")
