@@ -325,6 +325,8 @@ def thumbnails(bundle: DataBundle, preds: ValidationPredictions, indices: list[i
     for i in indices:
         x, _ = bundle.val_example(int(i))
         x = torch.as_tensor(x, dtype=torch.float32)
-        image = to_image(x) if bundle.task.is_image else None
+        image = None
+        if bundle.task.is_image:  # channels other than grey or RGB shown as their mean
+            image = to_image(x if x.dim() != 3 or x.shape[0] in (1, 3) else x.mean(dim=0, keepdim=True))
         out.append(Thumbnail(int(i), float(preds.confidence[i]), image, "" if image is not None else describe(x, 4)))
     return out
