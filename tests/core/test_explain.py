@@ -131,8 +131,8 @@ def test_integrated_gradients_rank_the_informative_feature_first(tmp_path):
 def test_a_token_model_gets_a_clear_message():
     x = torch.randint(0, 10, (6, 4)).float()
     bundle = DataBundle(Task("classification", (4,), num_classes=2, class_names=("a", "b")),
-                        TensorData(x, torch.zeros(6, dtype=torch.long)), TensorData(x, torch.zeros(6, dtype=torch.long)),
-                        DataSettings())
+                        TensorData(x, torch.zeros(6, dtype=torch.long)),
+                        TensorData(x, torch.zeros(6, dtype=torch.long)), DataSettings())
     model = nn.Sequential(nn.Embedding(10, 3), nn.Flatten(), nn.Linear(12, 2))
     model.forward = lambda t, _m=model: nn.Sequential.forward(_m, t.long())
     with pytest.raises(explain.ExplainError, match="no explanation for this model: it starts from token ids"):
@@ -228,7 +228,8 @@ def test_cli_bad_input_exits_2_with_one_error_line(checkpoint, tmp_path, capsys)
         (["--weights", str(tmp_path / "mlp.pth"), "--index", "0", "-o", str(tmp_path / "a.png")],
          "mlp.pth does not fit this model"),
         (["--weights", str(tmp_path / "nope.pth"), "--index", "0", "-o", str(tmp_path / "a.png")], "nope.pth"),
-        (["--weights", str(ckpt), "--index", "0", "-o", str(tmp_path / "a.jpg")], "a.jpg: the picture is written as PNG"),
+        (["--weights", str(ckpt), "--index", "0", "-o", str(tmp_path / "a.jpg")],
+         "a.jpg: the picture is written as PNG"),
         (["--weights", str(ckpt), "--index", "0", "-o", str(tmp_path / "no" / "a.png")], "does not exist"),
     ]
     for extra, message in cases:

@@ -25,7 +25,7 @@ from workbench.errors import WorkbenchError
 EXTERNAL = {
     "train": (train_command, "train a project headless (DDP under torchrun)"),
     "export": (export_command, "export a project's model to a file and verify it"),
-    "explain": (explain_command, "explain one validation sample's prediction as a PNG (Grad-CAM, integrated gradients)"),
+    "explain": (explain_command, "explain a validation sample's prediction as a PNG (Grad-CAM, integrated gradients)"),
 }
 COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
 
