@@ -19,6 +19,7 @@ from workbench.insight.explain import Explanation
 from ui.common import theme
 from ui.common.probability_bars import ProbabilityBars
 
+BARS_WIDTH = 640  # bars across a wide screen are hard to read against their names
 TOP_FEATURES = 15  # feature bars shown at most (the title says how many of how many)
 OPACITY = 50  # the slider's start, percent
 
@@ -147,6 +148,8 @@ class ExplanationView(QWidget):
         self.features = FeatureBars()
         self.bars = ProbabilityBars()
         self.bars_title = QLabel("Class probabilities", objectName="muted")
+        self.bars.setMaximumWidth(BARS_WIDTH)
+        self.features.setMaximumWidth(BARS_WIDTH)
 
         pictures = QHBoxLayout()
         pictures.addWidget(self.input, 1)

@@ -86,7 +86,10 @@ class CellGallery(QWidget):
         for t in thumbs:
             item = QListWidgetItem(f"#{t.index}  {t.confidence:.0%}" + (f"\n{t.text}" if t.image is None else ""))
             if t.image is not None:
-                item.setIcon(QIcon(image_pixmap(t.image, THUMB)))
+                picture = image_pixmap(t.image, THUMB)
+                icon = QIcon(picture)
+                icon.addPixmap(picture, QIcon.Mode.Selected)  # the sample stays readable when selected
+                item.setIcon(icon)
             item.setData(Qt.ItemDataRole.UserRole, t.index)
             item.setToolTip(f"validation sample {t.index}: {t.confidence:.1%} confident; click to explain")
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
