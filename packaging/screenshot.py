@@ -10,6 +10,8 @@ frozen and the second selected, so the inspector, the history and the frozen mar
 ``--train N`` presses Train and takes the picture mid-run after N epochs (the --freeze layer
 is then frozen during the run, after the first epoch, so its mark shows in the plot);
 ``--tab evaluation`` shows the confusion matrix and samples instead of the plots.
+``--explain`` trains N epochs to the end, clicks the largest mistake cell of the confusion
+matrix and its first sample, and pictures the explanations window at the given size.
 ``--start-page`` shows the start page (File > Close Project) with a few recent projects, one
 of them missing.
 Settings and runs go to a temporary folder, never the user's.
@@ -81,7 +83,7 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
     if args.dock:
         bring_forward(window, args.dock)
     QTest.qWait(400)  # let layouts settle and the palette paint
-    pixmap = window.grab()
+    pixmap = explanations(window, width, height) if args.explain else window.grab()
     if args.train:
         window.training.stop()
         while window.training.run is not None:
@@ -101,7 +103,8 @@ def train_until(window, args: argparse.Namespace) -> None:
 
     dock = window.training
     window.doc.project.path = Path(os.environ["WORKBENCH_RUNS"]) / "digits.wbproj"
-    window.doc.project.set_setting("training.epochs", max(args.train + 5, window.doc.project.training.epochs))
+    epochs = args.train if args.explain else max(args.train + 5, window.doc.project.training.epochs)
+    window.doc.project.set_setting("training.epochs", epochs)
     dock.panel.probe.wait()
     if not dock.start():
         raise SystemExit("error: training did not start: " + dock.panel.status.text())
@@ -125,6 +128,32 @@ def bring_forward(window, name: str) -> None:
     deadline = time.monotonic() + 60
     while name == "Sweep" and window.sweep.snapshot is None and time.monotonic() < deadline:
         QTest.qWait(50)
+
+
+def explanations(window, width: int, height: int):
+    """Wait for the run's end, open the largest mistake cell and its first sample; the
+    explanations window's picture at ``width`` x ``height``."""
+    import numpy as np
+    from PySide6.QtTest import QTest
+
+    dock = window.training
+    while dock.run is not None:
+        QTest.qWait(20)
+    dock.tabs.setCurrentWidget(dock.evaluation)
+    QTest.qWait(200)
+    m = dock.evaluation.matrix.matrix
+    off = m - np.diag(np.diag(m))
+    t, p = np.unravel_index(np.argmax(off), off.shape)
+    dock.evaluation.open_cell(int(t), int(p))
+    win = dock.evaluation.explanations
+    win.resize(width, height)
+    while win.gallery.list.count() == 0 and not win.message.isVisible():
+        QTest.qWait(20)
+    win.gallery.list.setCurrentRow(0)
+    while win.view.explanation is None and not win.message.isVisible():
+        QTest.qWait(20)
+    QTest.qWait(300)
+    return win.grab()
 
 
 def show_start_page(window) -> None:
@@ -160,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=0, metavar="N", help="picture mid-training after N epochs")
     parser.add_argument("--start-page", action="store_true", help="show the start page (File > Close Project)")
     parser.add_argument("--dock", default="", help="a dock to bring forward (Sweep, Prediction)")
+    parser.add_argument("--explain", action="store_true", help="with --train N: the explanations window "
+                        "of the largest mistake cell after the run")
     parser.add_argument("--tab", choices=("plots", "evaluation"), default="plots", help="training tab to show")
     args = parser.parse_args(argv)
     if args.broken and args.train:

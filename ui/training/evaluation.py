@@ -12,7 +12,7 @@ import numpy as np
 import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
@@ -20,6 +20,7 @@ from workbench.training.samples import SampleGrid
 
 from ui.common import theme
 from ui.common.pictures import image_pixmap
+from ui.insight.explanations_window import ExplanationsWindow
 
 TILE = 56  # sample image side on screen, pixels
 TEXT_TILE_WIDTH = 180  # a table row's values wrap in a tile this wide
@@ -55,6 +56,8 @@ def matrix_image(matrix: np.ndarray) -> QImage:
 
 
 class ConfusionMatrix(QWidget):
+    cellClicked = Signal(int, int)  # true class (row), predicted class (column)
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.matrix: np.ndarray | None = None
@@ -127,8 +130,10 @@ class ConfusionMatrix(QWidget):
 
     def mouseMoveEvent(self, event) -> None:
         hit = self.cell_at(event.position().toPoint())
+        self.setCursor(Qt.CursorShape.ArrowCursor if hit is None else Qt.CursorShape.PointingHandCursor)
         if hit is None:
-            self.setToolTip("Rows: true class; columns: predicted. Blue: right, red: mistaken.")
+            self.setToolTip("Rows: true class; columns: predicted. Blue: right, red: mistaken. Click a cell to "
+                            "see its samples and why the model predicts them so.")
             return
         t, p = hit
         row = int(self.matrix[t].sum())
@@ -136,6 +141,11 @@ class ConfusionMatrix(QWidget):
         share = f" ({100 * count / row:.1f}% of class {self.names[t]})" if row else ""
         self.setToolTip(f"true {self.names[t]}, predicted {self.names[p]}: {count} example"
                         f"{'s' if count != 1 else ''}{share}")
+
+    def mouseReleaseEvent(self, event) -> None:
+        hit = self.cell_at(event.position().toPoint()) if event.button() == Qt.MouseButton.LeftButton else None
+        if hit is not None:
+            self.cellClicked.emit(*hit)
 
     def paintEvent(self, _event) -> None:
         p = QPainter(self)
@@ -265,6 +275,9 @@ class EvaluationPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._pending: tuple | None = None  # the latest epoch, drawn when the panel shows
+        self._epoch: int | None = None  # the epoch the matrix is of
+        self._window = None  # the main window, for the explanations of a cell (attach)
+        self.explanations: ExplanationsWindow | None = None
         self.title = QLabel("No evaluation yet: it appears after each epoch.", objectName="evalTitle")
         self.title.setWordWrap(True)
         self.matrix = ConfusionMatrix()
@@ -281,6 +294,20 @@ class EvaluationPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addLayout(row, 1)
+        self.matrix.cellClicked.connect(self.open_cell)
+
+    def attach(self, window) -> None:
+        """Clicking a cell opens the explanations window on ``window``'s trained model."""
+        self._window = window
+
+    def open_cell(self, true: int, predicted: int) -> None:
+        """The validation samples of a cell and their explanations (``ui.insight``)."""
+        if self._window is None or self.matrix.matrix is None:
+            return
+        if self.explanations is None:
+            self.explanations = ExplanationsWindow(self._window)
+        self.explanations.show_cell(true, predicted, self.matrix.names, int(self.matrix.matrix[true, predicted]),
+                                    self._epoch)
 
     def resizeEvent(self, event) -> None:
         """The matrix stays square (as tall as the panel allows); the samples get the rest."""
@@ -305,6 +332,7 @@ class EvaluationPanel(QWidget):
         if pending is None:
             return
         epoch, val_acc, confusion, names, grid = pending
+        self._epoch = epoch
         if confusion:
             m = np.asarray(confusion)
             wrong = int(m.sum() - np.trace(m))

@@ -61,4 +61,5 @@ def install(window) -> tuple[TrainingDock, TrainingMenu]:
     window.add_close_check(dock_widget.confirm_close)
     window.add_shutdown_hook(dock_widget.shutdown)
     window.set_model_source(dock_widget.provide_model, dock_widget.weights_loaded)
+    dock_widget.evaluation.attach(window)  # a confusion cell opens its samples' explanations
     return dock_widget, TrainingMenu(window, dock_widget)

@@ -1,4 +1,4 @@
-"""Headless commands: ``workbench summary|templates|new|catalog|train|export``.
+"""Headless commands: ``workbench summary|templates|new|catalog|train|export|explain``.
 
 Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
 input (a mistyped command too, with its close matches: ``unknown_command``, which the window
@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from workbench import fileio
-from workbench.cli import export as export_command, sweep as sweep_command, train as train_command
+from workbench.cli import explain as explain_command, export as export_command, sweep as sweep_command, \
+    train as train_command
 from workbench.cli.common import load_project, one_line, printable
 from workbench.errors import WorkbenchError
 
@@ -26,6 +27,7 @@ EXTERNAL = {
     "train": (train_command, "train a project headless (DDP under torchrun)"),
     "export": (export_command, "export a project's model to a file and verify it"),
     "sweep": (sweep_command, "search settings and layer arguments with Optuna (trials on a shared study)"),
+    "explain": (explain_command, "explain a validation sample's prediction as a PNG (Grad-CAM, integrated gradients)"),
 }
 COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
 

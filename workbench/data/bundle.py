@@ -130,6 +130,7 @@ class DataBundle:
     # tensor); an in-memory image source gives the value of a white pixel (then ``stats``)
     image_transform: Callable | None = None
     pixel_max: float = 1.0
+    feature_names: tuple[str, ...] = ()  # one per input value where the source names them (CSV columns)
 
     def loader(self, split: str = "train", *, seed: int = 0, rank: int = 0, world_size: int = 1,
                device: torch.device | str | None = None) -> DataLoader:
@@ -203,7 +204,8 @@ def _split(raw, settings: DataSettings) -> DataBundle:
     return DataBundle(task, train, val if val_size else None, settings, train_idx,
                       val_idx if raw.val is None else list(range(val_size)), stats,
                       image_transform=raw.val_transform if lazy else None,
-                      pixel_max=1.0 if lazy else float(getattr(raw, "pixel_max", 1.0)))
+                      pixel_max=1.0 if lazy else float(getattr(raw, "pixel_max", 1.0)),
+                      feature_names=tuple(getattr(raw, "feature_names", None) or ()))
 
 
 def split_indices(targets: torch.Tensor, val_fraction: float, seed: int,

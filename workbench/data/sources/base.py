@@ -78,6 +78,7 @@ class TensorSource:
     val_y: torch.Tensor | None = None
     flip_ok: bool = True  # horizontal flips are a fair augmentation (not for digits)
     pixel_max: float = 1.0  # images: the value of a white pixel in x (scikit-learn's digits: 16)
+    feature_names: list[str] | None = None  # tables: one name per input value (CSV columns, one-hot "col=value")
 
     @property
     def size(self) -> int:

@@ -26,8 +26,9 @@ def read_table(settings: DataSettings) -> TensorSource:
     name, task = settings.source, settings.task
     d = getattr(datasets, f"load_{name}")()
     x = torch.as_tensor(d.data, dtype=torch.float32)
+    features = [str(f) for f in d.feature_names]
     if task == "regression":
         return TensorSource(f"scikit-learn {name}", x, torch.as_tensor(d.target, dtype=torch.float32)[:, None],
-                            None)
+                            None, feature_names=features)
     y = torch.as_tensor(d.target, dtype=torch.long)
-    return TensorSource(f"scikit-learn {name}", x, y, [str(c) for c in d.target_names])
+    return TensorSource(f"scikit-learn {name}", x, y, [str(c) for c in d.target_names], feature_names=features)

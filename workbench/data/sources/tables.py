@@ -36,15 +36,18 @@ def read_csv(settings: DataSettings) -> TensorSource:
     if not features:
         raise WorkbenchError(f"{file}: the table has only the target column {target!r}; add feature columns")
     columns: list[torch.Tensor] = []
+    names: list[str] = []
     for i in features:
         values = [r[i] for r in rows]
         _check_finite(file, header[i], values, lines)
-        columns.append(_encode_feature(file, header[i], values))
+        column, column_names = _encode_feature(file, header[i], values)
+        columns.append(column)
+        names.extend(column_names)
     x = torch.cat(columns, dim=1)
     values = [r[t] for r in rows]
     _check_finite(file, target, values, lines)
     y, classes = _encode_target(file, target, values, task)
-    return TensorSource(f"{file.name} (target {target!r})", x, y, classes)
+    return TensorSource(f"{file.name} (target {target!r})", x, y, classes, feature_names=names)
 
 
 def _read_rows(file: Path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -146,13 +149,15 @@ def _check_finite(file: Path, name: str, values: list[str], lines: list[int]) ->
                                  "finite number, or leave the cell empty to mark it missing")
 
 
-def _encode_feature(file: Path, name: str, values: list[str]) -> torch.Tensor:
+def _encode_feature(file: Path, name: str, values: list[str]) -> tuple[torch.Tensor, list[str]]:
+    """The column as input values and their names: a number column as it is, a text column one-hot
+    (one value per category, named "column=category")."""
     present = [v for v in values if v.lower() not in MISSING]
     numbers = [_number(v) for v in present]
     if present and all(n is not None for n in numbers):
         mean = sum(numbers) / len(numbers)
         col = [mean if v.lower() in MISSING else float(v) for v in values]  # missing -> column mean
-        return torch.tensor(col, dtype=torch.float32)[:, None]
+        return torch.tensor(col, dtype=torch.float32)[:, None], [name]
     labels = [v if v.lower() not in MISSING else "(missing)" for v in values]
     cats = sorted(set(labels))
     if len(cats) > MAX_CATEGORIES:
@@ -161,7 +166,7 @@ def _encode_feature(file: Path, name: str, values: list[str]) -> torch.Tensor:
                              "or turn it into numbers")
     index = {c: i for i, c in enumerate(cats)}
     codes = torch.tensor([index[v] for v in labels])
-    return torch.nn.functional.one_hot(codes, len(cats)).float()
+    return torch.nn.functional.one_hot(codes, len(cats)).float(), [f"{name}={c}" for c in cats]
 
 
 def _encode_target(file: Path, name: str, values: list[str], task: str):
