@@ -147,7 +147,7 @@ class HealthProbe(StepWatch):
             trained = [params[k].detach() for k in self._trained]
             t_owners = [owners[k] for k in self._trained]
             if trained:
-                delta = self._layer_sums(torch._foreach_sub(trained, before), t_owners).to(device).sqrt()
+                delta = self._layer_sums([a - b for a, b in zip(trained, before)], t_owners).to(device).sqrt()
                 base = self._layer_sums(before, t_owners).to(device).sqrt()
                 has = torch.zeros(len(self.layers), dtype=torch.bool, device=device)
                 has[t_owners] = True
@@ -177,7 +177,7 @@ class HealthProbe(StepWatch):
         """Per layer, the sum of the squares of its tensors (float32, on their device)."""
         if not tensors:
             return torch.zeros(len(self.layers))
-        norms = torch.stack([n.float() for n in torch._foreach_norm(tensors)])
+        norms = torch.stack([torch.linalg.vector_norm(t.float()) for t in tensors])
         out = torch.zeros(len(self.layers), device=norms.device)
         return out.index_add_(0, torch.tensor(owners, device=norms.device), norms * norms)
 

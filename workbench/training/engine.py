@@ -43,7 +43,8 @@ from workbench.model import build
 from workbench.training import checkpoint, memory, optim
 from workbench.training import events as ev
 from workbench.training.controls import Controls, Freeze, Request, controllable_paths, freeze, train_mode
-from workbench.training.loop import GoodWeights, NonFiniteLoss, Parallel, StepRunner, StepWatch, evaluate, resolve_device
+from workbench.training.loop import (GoodWeights, NonFiniteLoss, Parallel, StepRunner, StepWatch, evaluate,
+                                    resolve_device)
 from workbench.training.run_lock import RunLock
 from workbench.training.runlog import MetricsLog, TensorBoardLog
 from workbench.training.state import Best, RunShape, TrainingState, set_rng_state
