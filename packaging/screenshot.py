@@ -9,7 +9,8 @@ frozen and the second selected, so the inspector, the history and the frozen mar
 ``--broken`` drops a Linear before Flatten to show how a row that cannot work looks.
 ``--train N`` presses Train and takes the picture mid-run after N epochs (the --freeze layer
 is then frozen during the run, after the first epoch, so its mark shows in the plot);
-``--tab evaluation`` shows the confusion matrix and samples instead of the plots.
+``--tab evaluation`` shows the confusion matrix and samples instead of the plots, ``--tab health``
+the per-layer health strips.
 ``--explain`` trains N epochs to the end, clicks the largest mistake cell of the confusion
 matrix and its first sample, and pictures the explanations window at the given size.
 ``--start-page`` shows the start page (File > Close Project) with a few recent projects, one
@@ -108,7 +109,7 @@ def train_until(window, args: argparse.Namespace) -> None:
     dock.panel.probe.wait()
     if not dock.start():
         raise SystemExit("error: training did not start: " + dock.panel.status.text())
-    dock.tabs.setCurrentIndex(1 if args.tab == "evaluation" else 0)
+    dock.tabs.setCurrentIndex(("plots", "evaluation", "health").index(args.tab))
     frozen = False
     while dock.run is not None and (dock.series is None or len(dock.series.epoch_no) < args.train):
         QTest.qWait(20)
@@ -191,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dock", default="", help="a dock to bring forward (Sweep, Prediction)")
     parser.add_argument("--explain", action="store_true", help="with --train N: the explanations window "
                         "of the largest mistake cell after the run")
-    parser.add_argument("--tab", choices=("plots", "evaluation"), default="plots", help="training tab to show")
+    parser.add_argument("--tab", choices=("plots", "evaluation", "health"), default="plots",
+                        help="training tab to show")
     args = parser.parse_args(argv)
     if args.broken and args.train:
         parser.error("--broken and --train do not go together: a model with an error row cannot train "

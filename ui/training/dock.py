@@ -24,6 +24,7 @@ from workbench.model.spec import weights_key
 from workbench.training import checkpoint, events as ev
 from workbench.errors import WorkbenchError
 
+from ui.insight.health_view import AlertBanners, HealthView
 from ui.training.plots import overlay as run_overlay
 from ui.common.workers import Worker, start_worker
 from ui.training.engine_bridge import TrainingRun, run_settings, warm_up_optimizers
@@ -91,6 +92,9 @@ class TrainingDock(QWidget):
         self.tabs = QTabWidget(objectName="trainingTabs")
         self.tabs.addTab(self.plots, "Plots")
         self.tabs.addTab(self.evaluation, "Evaluation")
+        self.health = HealthView()
+        self.tabs.addTab(self.health, "Health")
+        self.alerts = AlertBanners()
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.panel)
         split.addWidget(self.tabs)
@@ -107,6 +111,7 @@ class TrainingDock(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(3)
         layout.addWidget(self.panel.banner)
+        layout.addWidget(self.alerts)
         layout.addWidget(self.panel.run_bar)
         layout.addWidget(split, 1)
         self._overlay_job: Worker | None = None
@@ -168,6 +173,8 @@ class TrainingDock(QWidget):
         self.panel.set_state("starting")
         self.panel.status.setText("Starting: reading the data and building the model…")
         self.evaluation.clear()
+        self.health.clear()
+        self.alerts.clear()
         self.refresh_overlays(now=run.info)
         self.plots.begin(RunSeries(1))
         self.series = None
@@ -262,6 +269,10 @@ class TrainingDock(QWidget):
                                       "rate, then Resume.")
         elif isinstance(e, ev.ResumedEvent):
             self.panel.set_state("running")
+        elif isinstance(e, ev.HealthEvent):
+            self.health.add(e)
+        elif isinstance(e, ev.AlertEvent):
+            self.alerts.add(e)
 
     def _on_ended(self, end: ev.Event, record: dict | None) -> None:
         run, self.run = self.run, None
@@ -329,6 +340,8 @@ class TrainingDock(QWidget):
         self.last_end = self._failure = None
         self.plots.begin(RunSeries(1))
         self.evaluation.clear()
+        self.health.clear()
+        self.alerts.clear()
         self.panel.clear_run()
         self.refresh_overlays()
 

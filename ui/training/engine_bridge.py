@@ -26,6 +26,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QStandardPaths, QThread, QTimer, Signal
 
+from workbench.insight import health
 from workbench.model import build
 from workbench.training import events as ev
 from workbench.project import project_file as projects
@@ -134,6 +135,8 @@ class TrainingRun(QObject):
         self.info = RunSettings(run_settings(self.copy), build.frozen_paths(self.copy.model))
         self.samples = samples
         self._grids: dict[int, eval_samples.SampleGrid | None] = {}  # epoch -> its samples (engine thread)
+        for handler in health.handlers():  # health samples and alerts (training.health_every)
+            self.engine.add_handler(handler)
         if samples:  # before the bridge: an epoch's samples are ready when its event arrives here
             self.engine.add_handler(eval_samples.SampleCollector(self._samples_ready, samples))
         self.engine.add_handler(self._on_event)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from workbench import fileio
-from workbench.cli.common import load_project
+from workbench.cli.common import load_project, printable
 from workbench.errors import WorkbenchError
 from workbench.progress import Progress, clock
 from workbench.training import events as ev
@@ -113,12 +113,13 @@ def with_settings(proj, assignments: list[str]):
 
 def _train(args, proj, par) -> int:
     """Train in this process; ``par`` is this process's place under torchrun (None alone)."""
+    from workbench.insight import health
     from workbench.training import distributed
     from workbench.training.engine import Engine
 
     main = par is None or par.is_main
     progress = ProgressLine(sys.stderr, quiet=args.quiet or not main)
-    engine = Engine(proj, run_dir=args.out, handlers=[progress], resume_from=args.resume,
+    engine = Engine(proj, run_dir=args.out, handlers=[*health.handlers(), progress], resume_from=args.resume,
                     device=args.device if par is None else par.device_name, epochs=args.epochs, parallel=par)
     if par is not None and main and not args.quiet:
         for line in [par.describe(engine.data_settings.batch_size), *(f"note: {n}" for n in par.notes)]:
@@ -208,6 +209,9 @@ class ProgressLine:
         self.drawn = False
 
     def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.AlertEvent):  # a warning, not progress: said under --quiet too
+            self.line(f"warning: {printable(event.text())}")
+            return
         if self.quiet:
             return
         if isinstance(event, ev.StartedEvent):

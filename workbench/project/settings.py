@@ -510,6 +510,8 @@ class TrainingSettings(Settings):
     amp: bool = setting("bool", False, "mixed precision (CUDA only)")
     log_every: int = setting("int", 10, "steps between loss read-outs (each step is still logged)", min=1)
     tensorboard: bool = setting("bool", True, "also write TensorBoard event files when tensorboard is installed")
+    health_every: int = setting("int", 50, "steps between health samples (per-layer gradients, weights, activations) "
+                                "and their alerts; 0 = off", min=0)
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     loss_options: LossSettings = field(default_factory=LossSettings)

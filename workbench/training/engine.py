@@ -43,7 +43,8 @@ from workbench.model import build
 from workbench.training import checkpoint, forecast, memory, optim
 from workbench.training import events as ev
 from workbench.training.controls import Controls, Freeze, Request, controllable_paths, freeze, train_mode
-from workbench.training.loop import GoodWeights, NonFiniteLoss, Parallel, StepRunner, evaluate, resolve_device
+from workbench.training.loop import (GoodWeights, NonFiniteLoss, Parallel, StepRunner, StepWatch, evaluate,
+                                    resolve_device)
 from workbench.training.run_lock import RunLock
 from workbench.training.runlog import MetricsLog, TensorBoardLog
 from workbench.training.state import Best, RunShape, TrainingState, set_rng_state
@@ -93,6 +94,7 @@ class Engine:
         self.runner: StepRunner | None = None
         self.state: TrainingState | None = None
         self.keeper: GoodWeights | None = None
+        self.watch: StepWatch | None = None  # looks inside every watch.every-th step (watch_steps)
         self.writer = checkpoint.Writer()
         self.record: dict | None = None  # the project's run record, once the run is over
         self.lock: RunLock | None = None  # the run folder's lock while the run holds it (main process)
@@ -155,6 +157,11 @@ class Engine:
             self._dispatching = False
         if self._queue:
             self._drain()
+
+    def watch_steps(self, watch: StepWatch | None) -> None:
+        """Run the first step and every ``watch.every``-th after it with ``watch`` (a handler's
+        ``on_run_start`` calls this; workbench.insight.health does). None: no step is watched."""
+        self.watch = watch if watch is not None and watch.every > 0 else None
 
     @property
     def step(self) -> int:
@@ -383,9 +390,11 @@ class Engine:
         log_every = self.settings.log_every
         sched = self.scheduler if self.state.sched_per_step else None
         opt_groups = self.optimizer.param_groups
+        watch = self.watch
+        every = watch.every if watch is not None else 0
         self._flush_t = time.perf_counter()
         for x, y in self.loader:
-            pending.append(runner(x, y))
+            pending.append(runner(x, y, watch) if every and pos.step % every == 0 else runner(x, y))
             meta.append((opt_groups[0]["lr"], len(y)))
             pos.batch += 1
             pos.step += 1

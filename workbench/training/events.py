@@ -150,6 +150,45 @@ class FailedEvent(Event):
     fixable: bool = False  # the message names something to fix outside the training (input, a full disk, a folder)
 
 
+@dataclass
+class HealthEvent(Event):
+    """One health sample (workbench.insight.health): per layer, in the order of ``layers``
+    (module paths of the layers that own parameters and of the ReLU-like ones). A value is
+    None where it does not apply: no gradient (frozen, unused), no activation (not run), dead
+    units outside ReLU-like layers. ``histograms``: for TensorBoard, per parameter
+    ("weights/fc.weight", "gradients/fc.weight"), equal-width buckets between min and max."""
+
+    kind: ClassVar[str] = "health"
+    step: int
+    epoch: int
+    layers: list[str]
+    grad_norm: list[float | None]
+    weight_norm: list[float | None]
+    update_ratio: list[float | None]  # |weights after - before| / |weights before| over that step's update
+    act_mean: list[float | None]
+    act_std: list[float | None]
+    dead_fraction: list[float | None]  # units (features / channels) at zero for the whole batch
+    histograms: dict[str, dict] = field(default_factory=dict)  # {min, max, num, sum, sum_squares, counts}
+    skipped: bool = False  # mixed precision skipped this step's update (the gradients overflowed)
+
+
+@dataclass
+class AlertEvent(Event):
+    """Something in a run looks unhealthy (workbench.insight.alerts): what, where, the fix."""
+
+    kind: ClassVar[str] = "alert"
+    step: int
+    epoch: int
+    alert: str  # exploding_gradients, vanishing_gradients, dead_units, update_ratio, loss_spike, plateau, overfitting
+    layer: str | None  # the layer's module path; None when it is about the whole model (the losses)
+    message: str  # what is wrong, with the figures
+    fix: str  # what to do about it
+
+    def text(self) -> str:
+        where = f"layer '{self.layer}': " if self.layer else ""
+        return f"{where}{self.message}; fix: {self.fix}"
+
+
 END_EVENTS = (FinishedEvent, StoppedEvent, FailedEvent)
 
 

@@ -58,6 +58,24 @@ class NonFiniteLoss(Exception):
         self.step, self.value = step, value
 
 
+class StepWatch:
+    """Looks inside the steps the engine chooses (``Engine.watch_steps``; workbench.insight.health
+    is one): every ``every``-th step is run with the watch, the others never see it. Called in
+    the engine's thread, on the main process only."""
+
+    every: int = 0  # steps between watched steps (the first step is watched too); 0: none
+
+    def begin(self) -> None:
+        """Before the forward pass: hooks on, the weights before the update kept."""
+
+    def gradients(self) -> None:
+        """After the backward pass, before clipping and the update; mixed precision's scale
+        already taken out of the gradients."""
+
+    def end(self) -> None:
+        """After the update, or after a failure inside the step: hooks off."""
+
+
 class StepRunner:
     """One optimiser step on a batch: returns the loss as a detached tensor (no host sync)."""
 
@@ -75,7 +93,16 @@ class StepRunner:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, watch: StepWatch | None = None) -> torch.Tensor:
+        if watch is not None:
+            watch.begin()
+            try:
+                return self._step(x, y, watch)
+            finally:
+                watch.end()
+        return self._step(x, y, None)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, watch: StepWatch | None) -> torch.Tensor:
         if self.move:
             x = x.to(self.device, non_blocking=self.non_blocking)
             y = y.to(self.device, non_blocking=self.non_blocking)
@@ -85,14 +112,19 @@ class StepRunner:
             loss = self.loss_fn(self.model(x), y)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
+            if self.grad_clip is not None or watch is not None:
+                self.scaler.unscale_(opt)  # once per step: scaler.step knows and does not unscale again
+            if watch is not None:
+                watch.gradients()
             if self.grad_clip is not None:
-                self.scaler.unscale_(opt)
                 self._clip()
             self.updating = True
             self.scaler.step(opt)
             self.scaler.update()
         else:
             loss.backward()
+            if watch is not None:
+                watch.gradients()
             if self.grad_clip is not None:
                 self._clip()
             self.updating = True

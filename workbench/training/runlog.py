@@ -10,6 +10,7 @@ gone) stops that log and ends the run at the next checkpoint with a message that
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from workbench import fileio
@@ -103,7 +104,9 @@ class MetricsLog(_FileLog):
 
 
 class TensorBoardLog(_FileLog):
-    """TensorBoard event files: the mean loss of each read-out, epoch metrics, memory."""
+    """TensorBoard event files: the mean loss of each read-out, epoch metrics, memory, and of
+    each health sample the per-layer figures (``health/...``) and histograms of the weights and
+    gradients (what ``SummaryWriter.add_histogram`` writes, from the sample's buckets)."""
 
     def __init__(self):
         super().__init__()
@@ -144,6 +147,26 @@ class TensorBoardLog(_FileLog):
                 if d["allocated"] is not None:
                     values[f"memory/{d['device']}_allocated_mib"] = d["allocated"] / 2**20
             self._scalars(event.step, values)
+        elif isinstance(event, ev.HealthEvent):
+            self._health(event)
+
+    def _health(self, event: ev.HealthEvent) -> None:
+        values = {}
+        for column in ("grad_norm", "update_ratio", "dead_fraction", "act_std"):
+            for layer, value in zip(event.layers, getattr(event, column)):
+                if value is not None and math.isfinite(value):
+                    values[f"health/{column}/{layer}"] = value
+        if values:
+            self._scalars(event.step, values)
+        if event.histograms:
+            from torch.utils.tensorboard.summary import histogram_raw
+
+            for tag, h in event.histograms.items():
+                counts = h["counts"]
+                width = (h["max"] - h["min"]) / len(counts)
+                limits = [h["min"] + width * (i + 1) for i in range(len(counts))]
+                self._pending.append((histogram_raw(tag, h["min"], h["max"], h["num"], h["sum"], h["sum_squares"],
+                                                    limits, counts), event.step))
 
     def _scalars(self, step: int, values: dict[str, float]) -> None:
         """Several scalars as one TensorBoard event (add_scalar makes one event per value).
