@@ -22,6 +22,19 @@ REQUIRED_ISSUE_KINDS = {
     "resnet18", "mobilenet_v3_small", "efficientnet_b0",
 }
 SIMPLE = [k for k in catalog.KINDS if not k.composite]
+BY_RANK = {1: (6,), 2: (4, 16), 3: (4, 9, 9), 4: (2, 5, 6, 6)}  # generated kinds: a shape of the rank they take
+INPUT_FOR = {  # kinds whose arguments need a particular input
+    "Fold": (8, 9), "RNNCell": (5,), "GRUCell": (5,), "EmbeddingBag": (6,), "ChannelShuffle": (4, 9, 9),
+    "LocalResponseNorm": (4, 9, 9), "Upsample": (4, 9, 9), "FeatureAlphaDropout": (4, 9, 9),
+    "MultiheadAttention": (7, 8), "TransformerEncoder": (7, 8), "RNN": (7, 5), "PixelShuffle": (8, 3, 3),
+    "PixelUnshuffle": (4, 8, 8), "GLU": (4, 8),
+}
+
+
+def natural_input(kind: catalog.LayerKind) -> tuple[int, ...]:
+    if kind.name in NATURAL_INPUT or kind.name in INPUT_FOR:
+        return NATURAL_INPUT.get(kind.name) or INPUT_FOR[kind.name]
+    return BY_RANK[max(kind.ranks)] if kind.ranks else (4, 9, 9)
 
 
 def test_catalog_offers_at_least_what_the_issue_lists():
@@ -44,13 +57,13 @@ def test_kind_is_described_for_the_palette(kind):
 
 @pytest.mark.parametrize("kind", SIMPLE, ids=lambda k: k.name)
 def test_dropped_layer_infers_builds_and_matches_a_real_forward(kind):
-    shape = NATURAL_INPUT.get(kind.name, (4, 9, 9))
+    shape = natural_input(kind)
     args = kind.starter_args()
     if kind.name == "GroupNorm":
         args["num_groups"] = 2
     if kind.name == "Unflatten":
         args["unflattened_size"] = [1, 8, 8]
-    dtype = "int64" if kind.name == "Embedding" else "float32"
+    dtype = "int64" if kind.tokens else "float32"
     spec = ModelSpec(shape, [LayerSpec("x", kind.name, args)], dtype)
     info = build.infer(spec)
     assert info.ok, info.error

@@ -84,20 +84,25 @@ def _check_pad_mode(args: dict, pad: tuple, spatial: tuple) -> None:
                   "lower padding, or use padding_mode 'zeros' or 'replicate'")
 
 
-def conv_transpose2d(args: dict, in_shape: Shape) -> Shape:
-    k, s = as_tuple(args["kernel_size"], 2), as_tuple(args.get("stride", 1), 2)
-    p, op = as_tuple(args.get("padding", 0), 2), as_tuple(args.get("output_padding", 0), 2)
-    d = as_tuple(args.get("dilation", 1), 2)
-    groups = args.get("groups", 1)
-    if args["in_channels"] % groups or args["out_channels"] % groups:
-        raise Bad(f"groups={groups} must divide in_channels and out_channels", "set groups to 1")
-    if any(op[i] >= max(s[i], d[i]) for i in range(2)):
-        raise Bad(f"output_padding {op} must be smaller than stride {s} or dilation",
-                  "lower output_padding or raise stride")
-    out = tuple((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate(in_shape[1:]))
-    if min(out) < 1:
-        raise Bad(f"padding {p} removes the whole output", "reduce padding")
-    return (args["out_channels"],) + out
+def conv_transpose(dims: int):
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        k, s = as_tuple(args["kernel_size"], dims), as_tuple(args.get("stride", 1), dims)
+        p, op = as_tuple(args.get("padding", 0), dims), as_tuple(args.get("output_padding", 0), dims)
+        d = as_tuple(args.get("dilation", 1), dims)
+        groups = args.get("groups", 1)
+        if args["in_channels"] % groups or args["out_channels"] % groups:
+            raise Bad(f"groups={groups} must divide in_channels and out_channels", "set groups to 1")
+        if any(op[i] >= max(s[i], d[i]) for i in range(dims)):
+            raise Bad(f"output_padding {op} must be smaller than stride {s} or dilation",
+                      "lower output_padding or raise stride")
+        out = tuple((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate(in_shape[1:]))
+        if min(out) < 1:
+            raise Bad(f"padding {p} removes the whole output", "reduce padding")
+        return (args["out_channels"],) + out
+    return rule
+
+
+conv_transpose2d = conv_transpose(2)
 
 
 def pool(dims: int, avg: bool = False):
@@ -120,6 +125,12 @@ def pool(dims: int, avg: bool = False):
 
 def adaptive_pool2d(args: dict, in_shape: Shape) -> Shape:
     return (in_shape[0],) + as_tuple(args.get("output_size", 1), 2)
+
+
+def adaptive_pool(dims: int):
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        return (in_shape[0],) + as_tuple(args["output_size"], dims)
+    return rule
 
 
 def same(args: dict, in_shape: Shape) -> Shape:
@@ -187,6 +198,13 @@ def transformer(args: dict, in_shape: Shape) -> Shape:
     return tuple(in_shape)
 
 
+def attention(args: dict, in_shape: Shape) -> Shape:
+    if args["embed_dim"] % args["num_heads"]:
+        raise Bad(f"embed_dim={args['embed_dim']} does not divide into num_heads={args['num_heads']} heads",
+                  f"choose num_heads among {', '.join(str(h) for h in _divisors(args['embed_dim']))}")
+    return tuple(in_shape)
+
+
 def group_norm(args: dict, in_shape: Shape) -> Shape:
     if args["num_channels"] % args["num_groups"]:
         raise Bad(f"{args['num_channels']} channels do not split into num_groups={args['num_groups']}",
@@ -210,9 +228,9 @@ def _divisors(n: int) -> list[int]:
 def advice(kind: str, args: dict) -> list[str]:
     """Settings that work but are probably not what the user meant."""
     notes = []
-    if kind in ("LSTM", "GRU") and args.get("dropout", 0) > 0 and args.get("num_layers", 1) == 1:
+    if kind in ("LSTM", "GRU", "RNN") and args.get("dropout", 0) > 0 and args.get("num_layers", 1) == 1:
         notes.append("dropout only acts between stacked layers, so it does nothing with num_layers=1; "
                      "raise num_layers or add a Dropout layer after it")
-    if kind in ("Dropout", "Dropout2d") and args.get("p", 0.5) >= 1.0:
+    if kind in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout") and args.get("p", 0.5) >= 1.0:
         notes.append("p=1 zeroes every value while training; use a p below 1")
     return notes
