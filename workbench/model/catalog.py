@@ -356,7 +356,7 @@ _SOFTMAX_DIM = {"dim": {"default": -1, "help": "dimension (counting the batch as
 _PAD_STARTER = {"padding": 1}
 _ADAPTIVE = {"output_size": {"help": "size of the output (a size per spatial dimension, or one for all)"}}
 
-_GENERATED: tuple[LayerKind, ...] = (
+GENERATED: tuple[LayerKind, ...] = (
     # Convolution
     _nn("Conv3d", "Convolution", 3, shape=shapes.conv(3), key_args=("out_channels", "kernel_size", "stride", "padding")),
     _nn("ConvTranspose1d", "Convolution", 1, shape=shapes.conv_transpose(1), key_args=("out_channels",) + _WINDOW),
@@ -388,11 +388,12 @@ _GENERATED: tuple[LayerKind, ...] = (
         help="Local response normalisation across channels of an image (the Lua Torch form of LocalResponseNorm)."),
     # Activation
     *(_nn(n, "Activation", shape=_SAME) for n in (
-        "ReLU6", "SELU", "CELU", "PReLU", "RReLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "LogSigmoid",
-        "Softplus", "Softsign", "Softshrink", "Hardshrink", "Tanhshrink")),
-    _nn("Threshold", "Activation", shape=_SAME, key_args=("threshold", "value"),
+        "ReLU6", "SELU", "Mish", "Hardswish", "Hardsigmoid", "LogSigmoid", "Softsign", "Tanhshrink")),
+    # with arguments torch checks (CELU alpha 0, RReLU lower > upper, PReLU against the channels): meta forward
+    *(_nn(n, "Activation") for n in ("CELU", "PReLU", "RReLU", "Hardtanh", "Softplus", "Softshrink", "Hardshrink")),
+    _nn("Threshold", "Activation", key_args=("threshold", "value"),
         starter={"threshold": 0.0, "value": 0.0}),
-    _nn("GLU", "Activation", key_args=("dim",)),
+    _nn("GLU", "Activation", shape=shapes.glu, key_args=("dim",)),
     _nn("Softmin", "Activation", shape=shapes.softmax, key_args=("dim",), over=_SOFTMAX_DIM),
     _nn("Softmax2d", "Activation", shape=_SAME, ranks=(3,), rank_hint=_IMG),
     # Regularization
@@ -429,11 +430,10 @@ _GENERATED: tuple[LayerKind, ...] = (
     _nn("RNNCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
     _nn("GRUCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
     _nn("EmbeddingBag", "Sequence", ranks=(1,), rank_hint="(tokens,) integer ids per sample",
-        key_args=("num_embeddings", "embedding_dim", "mode"), tokens=True,
-        skip=("include_last_offset",), over={"mode": {"kind": "choice", "choices": ("mean", "sum", "max")}}),
+        key_args=("num_embeddings", "embedding_dim", "mode"), tokens=True, over={"mode": {"kind": "choice", "choices": ("mean", "sum", "max")}}),
     _nn("MultiheadAttention", "Sequence", help="Multi-head self-attention over a (length, features) sequence: "
         "query, key and value are all the input; passes on the attention output.",
-        params=torch_params(nn.MultiheadAttention, skip=("kdim", "vdim"), embed_dim={"kind": "int", "min": 1},
+        params=torch_params(nn.MultiheadAttention, embed_dim={"kind": "int", "min": 1},
                             num_heads={"kind": "int"}),
         ranks=(2,), rank_hint=_TOK, key_args=("num_heads",), shape=shapes.attention,
         factory=lambda args: SelfAttention(**_plain(args))),
@@ -518,6 +518,6 @@ def kind(name: str) -> LayerKind | None:
     return BY_NAME.get(name)
 
 
-for _kind in _TABLE + _BACKBONE_KINDS + _GENERATED:
+for _kind in _TABLE + _BACKBONE_KINDS + GENERATED:
     register_kind(_kind)
 del _kind

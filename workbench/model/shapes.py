@@ -157,6 +157,18 @@ def softmax(args: dict, in_shape: Shape) -> Shape:
     return tuple(in_shape)
 
 
+def glu(args: dict, in_shape: Shape) -> Shape:
+    full = (0,) + tuple(in_shape)
+    dim = _dim(args.get("dim", -1), len(full), "dim")
+    if dim == 0:
+        raise Bad("dim=0 is the batch: GLU would gate one half of the batch with the other", "use dim=-1",
+                  remedies.set_args(dim=-1) if full[-1] % 2 == 0 else None)
+    if full[dim] % 2:
+        raise Bad(f"GLU halves dimension {dim}, but it has {full[dim]} values (an odd number)",
+                  "choose a dimension of even size, or make this one even")
+    return full[1:dim] + (full[dim] // 2,) + full[dim + 1:]
+
+
 def flatten(args: dict, in_shape: Shape) -> Shape:
     full = (0,) + tuple(in_shape)
     start = _dim(args.get("start_dim", 1), len(full), "start_dim")

@@ -29,6 +29,8 @@ LEFT_OUT = {
     "sparse": "sparse gradients suit only the sparse optimisers; the project's optimiser is dense",
     "min_value": "deprecated for min_val", "max_value": "deprecated for max_val",
     "process_group": "set up by distributed training",
+    "include_last_offset": "EmbeddingBag takes no offsets: each sample is one bag",
+    "kdim": "self-attention: keys are the input", "vdim": "self-attention: values are the input",
 }
 
 # Bounds and help by argument name, where a name means the same thing in every layer.
