@@ -224,11 +224,13 @@ def test_project_file_checks_new_kinds_arguments():
 
 EXPORT_SPECS = {
     "image": ModelSpec((3, 8, 8), [
-        LayerSpec("pad", "ReflectionPad2d", {"padding": 1}), LayerSpec("c", "Conv2d", {"out_channels": 8, "kernel_size": 3}),
+        LayerSpec("pad", "ReflectionPad2d", {"padding": 1}),
+        LayerSpec("c", "Conv2d", {"out_channels": 8, "kernel_size": 3}),
         LayerSpec("inorm", "InstanceNorm2d", {"affine": True}), LayerSpec("act", "Hardswish"),
         LayerSpec("unshuf", "PixelUnshuffle", {"downscale_factor": 2}),
         LayerSpec("up", "Upsample", {"scale_factor": 2.0, "mode": "bilinear"}),
-        LayerSpec("shuffle", "ChannelShuffle", {"groups": 2}), LayerSpec("pool", "AdaptiveMaxPool2d", {"output_size": 2}),
+        LayerSpec("shuffle", "ChannelShuffle", {"groups": 2}),
+        LayerSpec("pool", "AdaptiveMaxPool2d", {"output_size": 2}),
         LayerSpec("flat", "Flatten"), LayerSpec("fc", "Linear", {"out_features": 5}), LayerSpec("prelu", "PReLU")]),
     "sequence": ModelSpec((6, 8), [
         LayerSpec("attn", "MultiheadAttention", {"num_heads": 2}),
@@ -239,7 +241,7 @@ EXPORT_SPECS = {
         LayerSpec("c3", "Conv3d", {"out_channels": 4, "kernel_size": 3, "padding": 1}), LayerSpec("bn", "BatchNorm3d"),
         LayerSpec("mp", "MaxPool3d", {"kernel_size": 2}),
         LayerSpec("ct", "ConvTranspose3d", {"out_channels": 2, "kernel_size": 2, "stride": 2}),
-        LayerSpec("fold", "Flatten", {"start_dim": 2}), LayerSpec("glu", "GLU", {"dim": 1}),
+        LayerSpec("rows", "Flatten", {"start_dim": 2}), LayerSpec("glu", "GLU", {"dim": 1}),
         LayerSpec("flat", "Flatten"), LayerSpec("fc", "Linear", {"out_features": 3})]),
 }
 

@@ -12,6 +12,7 @@ file check, shape inference and ``build_model`` all read ``KINDS`` / ``BY_NAME``
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -353,98 +354,109 @@ def _nn(name: str, category: str, dims: int | None = None, *, shape=None, ranked
 _SAME = shapes.same
 _SOFTMAX_DIM = {"dim": {"default": -1, "help": "dimension (counting the batch as 0) that sums to 1 (torch's "
                         "implicit choice is deprecated, so -1 here)"}}
-_PAD_STARTER = {"padding": 1}
-_ADAPTIVE = {"output_size": {"help": "size of the output (a size per spatial dimension, or one for all)"}}
+_ADAPTIVE = {"key_args": ("output_size",), "over": {"output_size": {
+    "help": "size of the output (a size per spatial dimension, or one for all)"}}}
 
-GENERATED: tuple[LayerKind, ...] = (
-    # Convolution
-    _nn("Conv3d", "Convolution", 3, shape=shapes.conv(3), key_args=("out_channels", "kernel_size", "stride", "padding")),
-    _nn("ConvTranspose1d", "Convolution", 1, shape=shapes.conv_transpose(1), key_args=("out_channels",) + _WINDOW),
-    _nn("ConvTranspose3d", "Convolution", 3, shape=shapes.conv_transpose(3), key_args=("out_channels",) + _WINDOW),
-    # Pooling
-    _nn("MaxPool3d", "Pooling", 3, shape=shapes.pool(3), key_args=_WINDOW),
-    _nn("AvgPool1d", "Pooling", 1, shape=shapes.pool(1, avg=True), key_args=_WINDOW),
-    _nn("AvgPool3d", "Pooling", 3, shape=shapes.pool(3, avg=True), key_args=_WINDOW),
-    _nn("AdaptiveAvgPool1d", "Pooling", 1, shape=shapes.adaptive_pool(1), key_args=("output_size",), over=_ADAPTIVE),
-    _nn("AdaptiveAvgPool3d", "Pooling", 3, shape=shapes.adaptive_pool(3), key_args=("output_size",), over=_ADAPTIVE),
-    _nn("AdaptiveMaxPool1d", "Pooling", 1, shape=shapes.adaptive_pool(1), key_args=("output_size",), over=_ADAPTIVE),
-    _nn("AdaptiveMaxPool2d", "Pooling", 2, shape=shapes.adaptive_pool(2), key_args=("output_size",), over=_ADAPTIVE),
-    _nn("AdaptiveMaxPool3d", "Pooling", 3, shape=shapes.adaptive_pool(3), key_args=("output_size",), over=_ADAPTIVE),
-    _nn("LPPool1d", "Pooling", 1, shape=shapes.pool(1, avg=True), key_args=("norm_type",) + _WINDOW,
-        starter={"norm_type": 2.0}),
-    _nn("LPPool2d", "Pooling", 2, shape=shapes.pool(2, avg=True), key_args=("norm_type",) + _WINDOW,
-        starter={"norm_type": 2.0}),
-    _nn("LPPool3d", "Pooling", 3, shape=shapes.pool(3, avg=True), key_args=("norm_type",) + _WINDOW,
-        starter={"norm_type": 2.0}),
-    # Normalization
-    _nn("BatchNorm3d", "Normalization", 3, shape=_SAME),
-    _nn("InstanceNorm1d", "Normalization", 1, shape=_SAME),
-    _nn("InstanceNorm2d", "Normalization", 2, shape=_SAME),
-    _nn("InstanceNorm3d", "Normalization", 3, shape=_SAME),
-    _nn("RMSNorm", "Normalization", shape=shapes.layer_norm),
-    _nn("LocalResponseNorm", "Normalization", shape=_SAME, ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1],
-        key_args=("size",), starter={"size": 2}),
-    _nn("CrossMapLRN2d", "Normalization", 2, shape=_SAME, key_args=("size",), starter={"size": 3},
-        help="Local response normalisation across channels of an image (the Lua Torch form of LocalResponseNorm)."),
-    # Activation
-    *(_nn(n, "Activation", shape=_SAME) for n in (
-        "ReLU6", "SELU", "Mish", "Hardswish", "Hardsigmoid", "LogSigmoid", "Softsign", "Tanhshrink")),
-    # with arguments torch checks (CELU alpha 0, RReLU lower > upper, PReLU against the channels): meta forward
-    *(_nn(n, "Activation") for n in ("CELU", "PReLU", "RReLU", "Hardtanh", "Softplus", "Softshrink", "Hardshrink")),
-    _nn("Threshold", "Activation", key_args=("threshold", "value"),
-        starter={"threshold": 0.0, "value": 0.0}),
-    _nn("GLU", "Activation", shape=shapes.glu, key_args=("dim",)),
-    _nn("Softmin", "Activation", shape=shapes.softmax, key_args=("dim",), over=_SOFTMAX_DIM),
-    _nn("Softmax2d", "Activation", shape=_SAME, ranks=(3,), rank_hint=_IMG),
-    # Regularization
-    _nn("Dropout1d", "Regularization", 1, shape=_SAME, key_args=("p",)),
-    _nn("Dropout3d", "Regularization", 3, shape=_SAME, key_args=("p",)),
-    _nn("AlphaDropout", "Regularization", shape=_SAME, key_args=("p",)),
-    _nn("FeatureAlphaDropout", "Regularization", shape=_SAME, ranks=(2, 3, 4), rank_hint="(channels, ...)",
-        key_args=("p",)),
-    # Reshape: resampling, padding, rearranging
-    _nn("Upsample", "Reshape", ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1], key_args=("scale_factor", "mode"),
-        over={"size": {"kind": "shape"}, "mode": {"kind": "choice", "choices": (
-            "nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")}},
-        starter={"scale_factor": 2.0}),
-    _nn("UpsamplingNearest2d", "Reshape", 2, key_args=("scale_factor",), starter={"scale_factor": 2.0}),
-    _nn("UpsamplingBilinear2d", "Reshape", 2, key_args=("scale_factor",), starter={"scale_factor": 2.0}),
-    _nn("PixelShuffle", "Reshape", ranks=(3,), rank_hint=_IMG, key_args=("upscale_factor",),
-        starter={"upscale_factor": 2}),
-    _nn("PixelUnshuffle", "Reshape", ranks=(3,), rank_hint=_IMG, key_args=("downscale_factor",),
-        starter={"downscale_factor": 2}),
-    _nn("ChannelShuffle", "Reshape", ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1], key_args=("groups",)),
-    _nn("Fold", "Reshape", 2, ranks=(2,), rank_hint="(channels x kernel positions, blocks)",
-        key_args=("output_size", "kernel_size"), starter={"output_size": [4, 4], "kernel_size": 2}),
-    _nn("Unfold", "Reshape", 2, key_args=_WINDOW, starter={"kernel_size": 2}),
-    *(_nn(f"{kind}Pad{d}d", "Reshape", d, ranked=kind not in ("Zero", "Constant"), key_args=("padding",) + (("value",) if kind == "Constant"
-                                                                                     else ()),
-          starter={**_PAD_STARTER, **({"value": 0.0} if kind == "Constant" else {})})
-      for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular") for d in (1, 2, 3)),
-    # Sequence
-    _nn("RNN", "Sequence", help="Elman recurrent network (tanh or ReLU) over a (length, features) sequence.",
-        params=_RECURRENT_PARAMS[:2] + (_p("nonlinearity", "choice", "tanh", "tanh or relu between steps",
-                                             choices=("tanh", "relu")),) + _RECURRENT_PARAMS[2:],
-        ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
-        factory=_recurrent("RNN")),
-    _nn("RNNCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
-    _nn("GRUCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
-    _nn("EmbeddingBag", "Sequence", ranks=(1,), rank_hint="(tokens,) integer ids per sample",
-        key_args=("num_embeddings", "embedding_dim", "mode"), tokens=True, over={"mode": {"kind": "choice", "choices": ("mean", "sum", "max")}}),
-    _nn("MultiheadAttention", "Sequence", help="Multi-head self-attention over a (length, features) sequence: "
-        "query, key and value are all the input; passes on the attention output.",
-        params=torch_params(nn.MultiheadAttention, embed_dim={"kind": "int", "min": 1},
-                            num_heads={"kind": "int"}),
-        ranks=(2,), rank_hint=_TOK, key_args=("num_heads",), shape=shapes.attention,
-        factory=lambda args: SelfAttention(**_plain(args))),
-    _nn("TransformerEncoder", "Sequence", help="A stack of num_layers Transformer encoder layers over a (length, "
-        "features) sequence, each made from the arguments below.",
-        params=torch_params(nn.TransformerEncoderLayer, activation={"default": "relu"}) + (
-            _p("num_layers", "int", help="encoder layers in the stack", min=1, max=64),
-            _p("norm", "bool", False, "a LayerNorm after the last layer (usual with norm_first)")),
-        ranks=(2,), rank_hint=_TOK, key_args=("num_layers", "nhead"), shape=shapes.transformer,
-        factory=transformer_encoder, starter={"num_layers": 2}),
-)
+def torch_kinds() -> tuple[LayerKind, ...]:
+    """The kinds generated from torch.nn, one line each (registered below; ``GENERATION_MS`` is
+    what making them cost at import)."""
+    return (
+        # Convolution
+        _nn("Conv3d", "Convolution", 3, shape=shapes.conv(3),
+            key_args=("out_channels", "kernel_size", "stride", "padding")),
+        _nn("ConvTranspose1d", "Convolution", 1, shape=shapes.conv_transpose(1), key_args=("out_channels",) + _WINDOW),
+        _nn("ConvTranspose3d", "Convolution", 3, shape=shapes.conv_transpose(3), key_args=("out_channels",) + _WINDOW),
+        # Pooling
+        _nn("MaxPool3d", "Pooling", 3, shape=shapes.pool(3), key_args=_WINDOW),
+        _nn("AvgPool1d", "Pooling", 1, shape=shapes.pool(1, avg=True), key_args=_WINDOW),
+        _nn("AvgPool3d", "Pooling", 3, shape=shapes.pool(3, avg=True), key_args=_WINDOW),
+        _nn("AdaptiveAvgPool1d", "Pooling", 1, shape=shapes.adaptive_pool(1), **_ADAPTIVE),
+        _nn("AdaptiveAvgPool3d", "Pooling", 3, shape=shapes.adaptive_pool(3), **_ADAPTIVE),
+        _nn("AdaptiveMaxPool1d", "Pooling", 1, shape=shapes.adaptive_pool(1), **_ADAPTIVE),
+        _nn("AdaptiveMaxPool2d", "Pooling", 2, shape=shapes.adaptive_pool(2), **_ADAPTIVE),
+        _nn("AdaptiveMaxPool3d", "Pooling", 3, shape=shapes.adaptive_pool(3), **_ADAPTIVE),
+        _nn("LPPool1d", "Pooling", 1, shape=shapes.pool(1, avg=True), key_args=("norm_type",) + _WINDOW,
+            starter={"norm_type": 2.0}),
+        _nn("LPPool2d", "Pooling", 2, shape=shapes.pool(2, avg=True), key_args=("norm_type",) + _WINDOW,
+            starter={"norm_type": 2.0}),
+        _nn("LPPool3d", "Pooling", 3, shape=shapes.pool(3, avg=True), key_args=("norm_type",) + _WINDOW,
+            starter={"norm_type": 2.0}),
+        # Normalization
+        _nn("BatchNorm3d", "Normalization", 3, shape=_SAME),
+        _nn("InstanceNorm1d", "Normalization", 1, shape=_SAME),
+        _nn("InstanceNorm2d", "Normalization", 2, shape=_SAME),
+        _nn("InstanceNorm3d", "Normalization", 3, shape=_SAME),
+        _nn("RMSNorm", "Normalization", shape=shapes.layer_norm),
+        _nn("LocalResponseNorm", "Normalization", shape=_SAME, ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1],
+            key_args=("size",), starter={"size": 2}),
+        _nn("CrossMapLRN2d", "Normalization", 2, shape=_SAME, key_args=("size",), starter={"size": 3},
+            help="Local response normalisation across channels of an image (the Lua Torch form of LocalResponseNorm)."),
+        # Activation
+        *(_nn(n, "Activation", shape=_SAME) for n in (
+            "ReLU6", "SELU", "Mish", "Hardswish", "Hardsigmoid", "LogSigmoid", "Softsign", "Tanhshrink")),
+        # with arguments torch checks (CELU alpha 0, RReLU lower > upper, PReLU against the channels): meta forward
+        *(_nn(n, "Activation") for n in ("CELU", "PReLU", "RReLU", "Hardtanh", "Softplus", "Softshrink", "Hardshrink")),
+        _nn("Threshold", "Activation", key_args=("threshold", "value"),
+            starter={"threshold": 0.0, "value": 0.0}),
+        _nn("GLU", "Activation", shape=shapes.glu, key_args=("dim",)),
+        _nn("Softmin", "Activation", shape=shapes.softmax, key_args=("dim",), over=_SOFTMAX_DIM),
+        _nn("Softmax2d", "Activation", shape=_SAME, ranks=(3,), rank_hint=_IMG),
+        # Regularization
+        _nn("Dropout1d", "Regularization", 1, shape=_SAME, key_args=("p",)),
+        _nn("Dropout3d", "Regularization", 3, shape=_SAME, key_args=("p",)),
+        _nn("AlphaDropout", "Regularization", shape=_SAME, key_args=("p",)),
+        _nn("FeatureAlphaDropout", "Regularization", shape=_SAME, ranks=(2, 3, 4), rank_hint="(channels, ...)",
+            key_args=("p",)),
+        # Reshape: resampling, padding, rearranging
+        _nn("Upsample", "Reshape", ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1], key_args=("scale_factor", "mode"),
+            over={"size": {"kind": "shape"}, "mode": {"kind": "choice", "choices": (
+                "nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")}},
+            starter={"scale_factor": 2.0}),
+        _nn("UpsamplingNearest2d", "Reshape", 2, key_args=("scale_factor",), starter={"scale_factor": 2.0}),
+        _nn("UpsamplingBilinear2d", "Reshape", 2, key_args=("scale_factor",), starter={"scale_factor": 2.0}),
+        _nn("PixelShuffle", "Reshape", ranks=(3,), rank_hint=_IMG, key_args=("upscale_factor",),
+            starter={"upscale_factor": 2}),
+        _nn("PixelUnshuffle", "Reshape", ranks=(3,), rank_hint=_IMG, key_args=("downscale_factor",),
+            starter={"downscale_factor": 2}),
+        _nn("ChannelShuffle", "Reshape", ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1], key_args=("groups",)),
+        _nn("Fold", "Reshape", 2, ranks=(2,), rank_hint="(channels x kernel positions, blocks)",
+            key_args=("output_size", "kernel_size"), starter={"output_size": [4, 4], "kernel_size": 2}),
+        _nn("Unfold", "Reshape", 2, key_args=_WINDOW, starter={"kernel_size": 2}),
+        *(_nn(f"{kind}Pad{d}d", "Reshape", d, ranked=kind not in ("Zero", "Constant"), key_args=("padding",),
+              starter={"padding": 1}) for kind in ("Zero", "Reflection", "Replication", "Circular") for d in (1, 2, 3)),
+        *(_nn(f"ConstantPad{d}d", "Reshape", d, ranked=False, key_args=("padding", "value"),
+              starter={"padding": 1, "value": 0.0}) for d in (1, 2, 3)),
+        # Sequence
+        _nn("RNN", "Sequence", help="Elman recurrent network (tanh or ReLU) over a (length, features) sequence.",
+            params=_RECURRENT_PARAMS[:2] + (_p("nonlinearity", "choice", "tanh", "tanh or relu between steps",
+                                                 choices=("tanh", "relu")),) + _RECURRENT_PARAMS[2:],
+            ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
+            factory=_recurrent("RNN")),
+        _nn("RNNCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
+        _nn("GRUCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
+        _nn("EmbeddingBag", "Sequence", ranks=(1,), rank_hint="(tokens,) integer ids per sample",
+            key_args=("num_embeddings", "embedding_dim", "mode"), tokens=True,
+            over={"mode": {"kind": "choice", "choices": ("mean", "sum", "max")}}),
+        _nn("MultiheadAttention", "Sequence", help="Multi-head self-attention over a (length, features) sequence: "
+            "query, key and value are all the input; passes on the attention output.",
+            params=torch_params(nn.MultiheadAttention, embed_dim={"kind": "int", "min": 1},
+                                num_heads={"kind": "int"}),
+            ranks=(2,), rank_hint=_TOK, key_args=("num_heads",), shape=shapes.attention,
+            factory=lambda args: SelfAttention(**_plain(args))),
+        _nn("TransformerEncoder", "Sequence", help="A stack of num_layers Transformer encoder layers over a (length, "
+            "features) sequence, each made from the arguments below.",
+            params=torch_params(nn.TransformerEncoderLayer, activation={"default": "relu"}) + (
+                _p("num_layers", "int", help="encoder layers in the stack", min=1, max=64),
+                _p("norm", "bool", False, "a LayerNorm after the last layer (usual with norm_first)")),
+            ranks=(2,), rank_hint=_TOK, key_args=("num_layers", "nhead"), shape=shapes.transformer,
+            factory=transformer_encoder, starter={"num_layers": 2}),
+    )
+
+
+_started = time.perf_counter()
+GENERATED = torch_kinds()
+GENERATION_MS = (time.perf_counter() - _started) * 1e3
+del _started
 
 # torch.nn modules that are not layer kinds, and why (tests check every torch.nn module is a kind
 # or listed here).

@@ -243,6 +243,7 @@ def advice(kind: str, args: dict) -> list[str]:
     if kind in ("LSTM", "GRU", "RNN") and args.get("dropout", 0) > 0 and args.get("num_layers", 1) == 1:
         notes.append("dropout only acts between stacked layers, so it does nothing with num_layers=1; "
                      "raise num_layers or add a Dropout layer after it")
-    if kind in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout") and args.get("p", 0.5) >= 1.0:
+    dropouts = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
+    if kind in dropouts and args.get("p", 0.5) >= 1.0:
         notes.append("p=1 zeroes every value while training; use a p below 1")
     return notes
