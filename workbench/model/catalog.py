@@ -12,6 +12,7 @@ file check, shape inference and ``build_model`` all read ``KINDS`` / ``BY_NAME``
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -530,6 +531,23 @@ def kind(name: str) -> LayerKind | None:
     return BY_NAME.get(name)
 
 
-for _kind in _TABLE + _BACKBONE_KINDS + GENERATED:
+def _palette_order(table: tuple[LayerKind, ...], generated: tuple[LayerKind, ...]) -> list[LayerKind]:
+    """The table's order, with each generated kind beside its family (Conv3d after Conv2d,
+    Dropout1d before Dropout2d): a family is the name without its '1d' / '2d' / '3d'."""
+    def family(k: LayerKind) -> str:
+        return re.sub(r"[123]d$", "", k.name)
+
+    members: dict[str, list[LayerKind]] = {}
+    for k in table + generated:
+        members.setdefault(family(k), []).append(k)
+    out: list[LayerKind] = []
+    for k in table + generated:
+        group = members.pop(family(k), None)
+        if group is not None:
+            out.extend(sorted(group, key=lambda m: m.name) if len(group) > 1 and k in table else group)
+    return out
+
+
+for _kind in _palette_order(_TABLE + _BACKBONE_KINDS, GENERATED):
     register_kind(_kind)
 del _kind
