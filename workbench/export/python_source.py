@@ -268,7 +268,7 @@ RESIDUAL = '''class Residual(nn.Module):
 '''
 
 RECURRENT = '''class Recurrent(nn.Module):
-    """An LSTM or GRU (batch first) passing on its final hidden state (both directions side by
+    """An RNN, LSTM or GRU (batch first) passing on its final hidden state (both directions side by
     side when bidirectional), or the whole sequence."""
 
     def __init__(self, rnn, last=True):

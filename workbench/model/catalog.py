@@ -1,4 +1,4 @@
-"""Every layer kind the palette offers: one table, and a registry the rest of the code reads.
+"""Every layer kind the palette offers: two tables, and a registry the rest of the code reads.
 
 Type names and argument names are PyTorch's own (``torch.nn``), so users bring what they
 know. Input-size arguments carry an ``infer`` rule and may be omitted. A kind's ``shape``
@@ -6,8 +6,15 @@ rule (shapes.py) gives its output shape in closed form; a kind without one is in
 forward pass of its module on the ``meta`` device. Two composite kinds (``Residual`` and the
 torchvision backbones) are built by ``workbench.model.build``.
 
-Adding a kind: one ``LayerKind`` entry in the table below (or, in a module of its own, a
-``LayerKind`` and one ``register_kind(...)`` line). The palette, the inspector, the project
+``_TABLE`` holds the first kinds, written by hand (their arguments and help are the project
+file's contract and stay as they are). ``torch_kinds()`` holds every other ``torch.nn`` module
+that takes one tensor and returns one, one ``_nn(...)`` line each: arguments, defaults and help
+are generated from the constructor's signature and docstring (signatures.py); the line adds
+what a signature cannot say (category, starting values, bounds, input rank, a shape rule).
+``EXCLUDED`` names every other ``torch.nn`` module with the reason it is not a kind.
+
+Adding a kind: one ``_nn(...)`` or ``LayerKind`` line in a table below (or, in a module of its
+own, a ``LayerKind`` and one ``register_kind(...)`` line). The palette, the inspector, the project
 file check, shape inference and ``build_model`` all read ``KINDS`` / ``BY_NAME``.
 """
 from __future__ import annotations
@@ -73,7 +80,7 @@ def _plain(args: dict) -> dict:
 
 
 class Recurrent(nn.Module):
-    """LSTM or GRU (batch first) that passes on either its final state or the whole sequence.
+    """RNN, LSTM or GRU (batch first) that passes on either its final state or the whole sequence.
 
     ``last`` is the final hidden state of the top layer. Bidirectional, that is both directions'
     final states side by side (forward after the whole sequence, backward after reading it back to
@@ -326,8 +333,9 @@ def transformer_encoder(args: dict) -> nn.Module:
     args = dict(args)
     num_layers, norm = args.pop("num_layers"), args.pop("norm", False)
     layer = nn.TransformerEncoderLayer(batch_first=True, **args)
-    final = nn.LayerNorm(args["d_model"], eps=args.get("layer_norm_eps", 1e-5), bias=args.get("bias", True))
-    return nn.TransformerEncoder(layer, num_layers, norm=final if norm else None, enable_nested_tensor=False)
+    final = nn.LayerNorm(args["d_model"], eps=args.get("layer_norm_eps", 1e-5), bias=args.get("bias", True)) if norm \
+        else None
+    return nn.TransformerEncoder(layer, num_layers, norm=final, enable_nested_tensor=False)
 
 
 _VOL = "(channels, depth, height, width)"
