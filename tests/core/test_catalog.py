@@ -205,6 +205,17 @@ def test_closed_form_rules_say_the_fix_for_new_kinds():
     assert "num_heads" in error.problem and "choose num_heads among 1, 2, 5, 10" in error.fix
     spec = ModelSpec((2, 4, 4, 4), [LayerSpec("c", "Conv3d", {"out_channels": 2, "kernel_size": 5})])
     assert "kernel 5 is larger than the 4x4x4 input" in build.infer(spec).error.problem
+    spec = ModelSpec((4, 16), [LayerSpec("up", "Upsample", {"scale_factor": 2.0, "mode": "bilinear"})])
+    error = build.infer(spec).error
+    assert "mode 'bilinear' needs input shaped (channels, height, width)" in error.problem
+    assert "'linear' 1-D" in error.fix
+    spec.layers[0].args["mode"] = "linear"
+    assert build.infer(spec).output_shape == (4, 32)
+    spec = ModelSpec((3, 1, 1), [LayerSpec("norm", "InstanceNorm2d")])
+    assert "one value per channel" in build.infer(spec).error.problem
+    spec = ModelSpec((8, 5), [LayerSpec("act", "PReLU", {"num_parameters": 3})])
+    error = build.infer(spec).error
+    assert "set num_parameters to 1 or 8" in error.fix and error.remedy is not None
 
 
 def test_project_file_checks_new_kinds_arguments():

@@ -514,10 +514,12 @@ def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tenso
 
 def warm_up() -> None:
     """Load the meta kernels once (the first inference costs ~1 s); call off the UI thread. The
-    PReLU row is a meta forward of a kind without a closed-form rule: its first one in a process
-    loads torch's Python meta kernels and decompositions (1-3 s), which an edit must not wait for."""
+    padding row is a meta forward of a kind without a closed-form rule: the first one in a process
+    loads torch's Python meta kernels (~1 s), which an edit must not wait for. (Kinds whose meta
+    forward would import torch's decompositions and sympy, 2-5 s and 150 MB, such as bilinear
+    upsampling and PReLU, have closed-form rules instead.)"""
     spec = ModelSpec((1, 8, 8), [LayerSpec("c", "Conv2d", {"out_channels": 2, "kernel_size": 3}),
-                                 LayerSpec("p", "PReLU"),
+                                 LayerSpec("p", "ReflectionPad2d", {"padding": 1}),
                                  LayerSpec("f", "Flatten"), LayerSpec("l", "Linear", {"out_features": 2})])
     infer(spec)
 

@@ -392,20 +392,24 @@ def torch_kinds() -> tuple[LayerKind, ...]:
             starter={"norm_type": 2.0}),
         # Normalization
         _nn("BatchNorm3d", "Normalization", 3, shape=_SAME),
-        _nn("InstanceNorm1d", "Normalization", 1, shape=_SAME),
-        _nn("InstanceNorm2d", "Normalization", 2, shape=_SAME),
-        _nn("InstanceNorm3d", "Normalization", 3, shape=_SAME),
+        _nn("InstanceNorm1d", "Normalization", 1, shape=shapes.instance_norm),
+        _nn("InstanceNorm2d", "Normalization", 2, shape=shapes.instance_norm),
+        _nn("InstanceNorm3d", "Normalization", 3, shape=shapes.instance_norm),
         _nn("RMSNorm", "Normalization", shape=shapes.layer_norm),
         _nn("LocalResponseNorm", "Normalization", shape=_SAME, ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1],
             key_args=("size",), starter={"size": 2}),
         _nn("CrossMapLRN2d", "Normalization", 2, shape=_SAME, key_args=("size",), starter={"size": 3},
-            help="Local response normalisation across channels of an image (the Lua Torch form of LocalResponseNorm)."),
+            help="Local response normalisation across channels of an image (Lua Torch's LocalResponseNorm)."),
         # Activation
         *(_nn(n, "Activation", shape=_SAME) for n in (
             "ReLU6", "SELU", "Mish", "Hardswish", "Hardsigmoid", "LogSigmoid", "Softsign", "Tanhshrink")),
-        # with arguments torch checks (CELU alpha 0, RReLU lower > upper, PReLU against the channels): meta forward
-        *(_nn(n, "Activation") for n in ("CELU", "PReLU", "RReLU", "Hardtanh", "Softplus", "Softshrink", "Hardshrink")),
-        _nn("Threshold", "Activation", key_args=("threshold", "value"),
+        # Hardtanh's constructor checks min_val < max_val
+        *(_nn(n, "Activation", shape=_SAME) for n in ("Hardtanh", "Softplus", "Hardshrink")),
+        _nn("Softshrink", "Activation", shape=_SAME, over={"lambd": {"min": 0.0}}),
+        _nn("CELU", "Activation", shape=shapes.celu),
+        _nn("PReLU", "Activation", shape=shapes.prelu),
+        _nn("RReLU", "Activation", shape=shapes.rrelu),
+        _nn("Threshold", "Activation", shape=_SAME, key_args=("threshold", "value"),
             starter={"threshold": 0.0, "value": 0.0}),
         _nn("GLU", "Activation", shape=shapes.glu, key_args=("dim",)),
         _nn("Softmin", "Activation", shape=shapes.softmax, key_args=("dim",), over=_SOFTMAX_DIM),
@@ -417,12 +421,13 @@ def torch_kinds() -> tuple[LayerKind, ...]:
         _nn("FeatureAlphaDropout", "Regularization", shape=_SAME, ranks=(2, 3, 4), rank_hint="(channels, ...)",
             key_args=("p",)),
         # Reshape: resampling, padding, rearranging
-        _nn("Upsample", "Reshape", ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1], key_args=("scale_factor", "mode"),
+        _nn("Upsample", "Reshape", shape=shapes.upsample(), ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1],
+            key_args=("scale_factor", "mode"),
             over={"size": {"kind": "shape"}, "mode": {"kind": "choice", "choices": (
                 "nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")}},
             starter={"scale_factor": 2.0}),
-        _nn("UpsamplingNearest2d", "Reshape", 2, key_args=("scale_factor",), starter={"scale_factor": 2.0}),
-        _nn("UpsamplingBilinear2d", "Reshape", 2, key_args=("scale_factor",), starter={"scale_factor": 2.0}),
+        *(_nn(f"Upsampling{mode.capitalize()}2d", "Reshape", 2, shape=shapes.upsample(mode), key_args=("scale_factor",),
+              starter={"scale_factor": 2.0}) for mode in ("nearest", "bilinear")),
         _nn("PixelShuffle", "Reshape", ranks=(3,), rank_hint=_IMG, key_args=("upscale_factor",),
             starter={"upscale_factor": 2}),
         _nn("PixelUnshuffle", "Reshape", ranks=(3,), rank_hint=_IMG, key_args=("downscale_factor",),

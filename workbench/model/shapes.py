@@ -133,6 +133,41 @@ def adaptive_pool(dims: int):
     return rule
 
 
+_INTERPOLATING = {"linear": 2, "bilinear": 3, "bicubic": 3, "trilinear": 4}  # mode -> input rank (no batch)
+
+
+def upsample(mode: str | None = None):
+    """Upsample (``mode`` None: the argument's) and UpsamplingNearest2d / UpsamplingBilinear2d."""
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        how = mode or args.get("mode", "nearest")
+        spatial = tuple(in_shape[1:])
+        need = _INTERPOLATING.get(how)
+        if need is not None and len(in_shape) != need:
+            shape = {2: "(channels, length)", 3: "(channels, height, width)", 4: "(channels, depth, height, width)"}
+            raise Bad(f"mode '{how}' needs input shaped {shape[need]} but receives {fmt(in_shape)}",
+                      "choose the mode for this input ('linear' 1-D, 'bilinear' or 'bicubic' 2-D, 'trilinear' "
+                      "3-D; 'nearest' any)")
+        if mode is None and need is None and args.get("align_corners") is not None:
+            raise Bad(f"align_corners only applies to the interpolating modes, not '{how}'",
+                      "clear align_corners, or choose mode 'linear', 'bilinear', 'bicubic' or 'trilinear'")
+        size, scale = args.get("size"), args.get("scale_factor")
+        if (size is None) == (scale is None):
+            raise Bad("needs either size or scale_factor (exactly one of them)",
+                      "set scale_factor (2 doubles each side) and clear size" if size is not None else
+                      "set scale_factor, e.g. 2", remedies.set_args(scale_factor=2.0) if size is None else None)
+        if size is not None:
+            out = (size,) * len(spatial) if isinstance(size, int) else tuple(size)
+            if len(out) != len(spatial):
+                raise Bad(f"size {fmt(out)} gives {len(out)} sizes for {len(spatial)} spatial dimensions",
+                          f"give one size per spatial dimension, e.g. {', '.join(str(2 * n) for n in spatial)}")
+        else:
+            out = tuple(math.floor(float(n) * scale) for n in spatial)
+            if min(out) < 1:
+                raise Bad(f"scale_factor {scale:g} leaves nothing of {fmt(spatial)}", "raise scale_factor")
+        return (in_shape[0],) + out
+    return rule
+
+
 def same(args: dict, in_shape: Shape) -> Shape:
     return tuple(in_shape)
 
@@ -154,6 +189,35 @@ def softmax(args: dict, in_shape: Shape) -> Shape:
     if dim == 0:
         raise Bad("dim=0 is the batch: each sample's scores would mix with other samples'", "use dim=-1",
                   remedies.set_args(dim=-1))
+    return tuple(in_shape)
+
+
+def instance_norm(args: dict, in_shape: Shape) -> Shape:
+    if math.prod(in_shape[1:]) <= 1:
+        raise Bad(f"normalises each channel over its own values, but {fmt(in_shape)} has one value per channel",
+                  "move it before the layer that shrinks the input to 1, or use BatchNorm or LayerNorm")
+    return tuple(in_shape)
+
+
+def prelu(args: dict, in_shape: Shape) -> Shape:
+    n, channels = args.get("num_parameters", 1), in_shape[0]
+    if n not in (1, channels):
+        raise Bad(f"num_parameters={n} must be 1 (one slope for all) or the input's {channels} channels",
+                  f"set num_parameters to 1 or {channels}", remedies.set_args(num_parameters=channels))
+    return tuple(in_shape)
+
+
+def celu(args: dict, in_shape: Shape) -> Shape:
+    if args.get("alpha", 1.0) == 0:
+        raise Bad("alpha=0 divides by zero in CELU", "set alpha to a non-zero value such as 1.0",
+                  remedies.set_args(alpha=1.0))
+    return tuple(in_shape)
+
+
+def rrelu(args: dict, in_shape: Shape) -> Shape:
+    lower, upper = args.get("lower", 1 / 8), args.get("upper", 1 / 3)
+    if lower > upper:
+        raise Bad(f"lower={lower:g} is above upper={upper:g}", "make lower at most upper")
     return tuple(in_shape)
 
 
