@@ -192,6 +192,32 @@ def softmax(args: dict, in_shape: Shape) -> Shape:
     return tuple(in_shape)
 
 
+def pixel_shuffle(args: dict, in_shape: Shape) -> Shape:
+    r = args["upscale_factor"]
+    c, h, w = in_shape
+    if c % (r * r):
+        raise Bad(f"{c} channels do not divide by upscale_factor² = {r * r}",
+                  f"give the layer before it a multiple of {r * r} channels, or lower upscale_factor")
+    return (c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(args: dict, in_shape: Shape) -> Shape:
+    r = args["downscale_factor"]
+    c, h, w = in_shape
+    if h % r or w % r:
+        raise Bad(f"the {h}x{w} image does not divide by downscale_factor={r}",
+                  f"choose a downscale_factor that divides {h} and {w}, or pad the image")
+    return (c * r * r, h // r, w // r)
+
+
+def channel_shuffle(args: dict, in_shape: Shape) -> Shape:
+    g, c = args["groups"], in_shape[0]
+    if c % g:
+        raise Bad(f"{c} channels do not split into groups={g}",
+                  f"choose groups among {', '.join(str(h) for h in _divisors(c))}")
+    return tuple(in_shape)
+
+
 def instance_norm(args: dict, in_shape: Shape) -> Shape:
     if math.prod(in_shape[1:]) <= 1:
         raise Bad(f"normalises each channel over its own values, but {fmt(in_shape)} has one value per channel",
@@ -208,9 +234,9 @@ def prelu(args: dict, in_shape: Shape) -> Shape:
 
 
 def celu(args: dict, in_shape: Shape) -> Shape:
-    if args.get("alpha", 1.0) == 0:
-        raise Bad("alpha=0 divides by zero in CELU", "set alpha to a non-zero value such as 1.0",
-                  remedies.set_args(alpha=1.0))
+    if abs(args.get("alpha", 1.0)) * 3.4028234663852886e38 <= 1:  # CELU divides by alpha, in float32
+        raise Bad(f"alpha={args.get('alpha'):g} is too close to 0: CELU divides by it",
+                  "set alpha to a non-zero value such as 1.0", remedies.set_args(alpha=1.0))
     return tuple(in_shape)
 
 
