@@ -1,5 +1,5 @@
 """Shape inference vs building the real module: 200-layer stacks (one of them mixing kinds
-generated from torch.nn, most inferred by a meta-device forward) and a resnet18 block.
+generated from torch.nn, with closed-form rules and meta-device forwards) and a resnet18 block.
 
 Prints cold (first call in the process), warm (cache hit), edit (one row changed) inference
 times next to the time to build the real nn.Module and run one real forward, and what generating
@@ -47,8 +47,9 @@ def conv_stack(n=200):
 
 
 def mixed_stack(n=200):
-    """Blocks of ten rows that keep (8, 16, 16): new kinds with closed-form rules and with the meta
-    forward (padding, pixel and channel shuffles, parameterised activations)."""
+    """Blocks of ten rows that keep (8, 16, 16): new kinds with closed-form rules (pixel and channel
+    shuffles, instance norm, activations) and with the meta forward (reflection padding). The edit
+    changes a Conv2d's out_channels, so the nine rows up to the next Conv2d are inferred again."""
     block = [("ReflectionPad2d", {"padding": 1}), ("Conv2d", {"out_channels": 8, "kernel_size": 3}),
              ("InstanceNorm2d", {"affine": True}), ("Mish", {}), ("PixelUnshuffle", {"downscale_factor": 2}),
              ("ChannelShuffle", {"groups": 2}), ("PixelShuffle", {"upscale_factor": 2}), ("PReLU", {}),
