@@ -1,9 +1,12 @@
-"""Shape inference vs building the real module: a 200-layer stack and a resnet18 block.
+"""Shape inference vs building the real module: 200-layer stacks (one of them mixing kinds
+generated from torch.nn, with closed-form rules and meta-device forwards) and a resnet18 block.
 
 Prints cold (first call in the process), warm (cache hit), edit (one row changed) inference
-times next to the time to build the real nn.Module and run one real forward. Last line:
-RESULT name=value ... (``--quick``: 20-layer stacks and few repeats, a smoke run whose RESULT
-says quick=1; the keys keep their names)
+times next to the time to build the real nn.Module and run one real forward, and what generating
+the torch.nn kinds cost when the catalog was imported. Last line: RESULT name=value ...
+(``--quick``: 20-layer stacks and few repeats, a smoke run whose RESULT says quick=1; the keys
+keep their names). Goals (issue 14): mixed200 cold <= 150 ms, mixed200 edit <= 5 ms, catalog
+generation <= 100 ms.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import time
 
 import torch
 
-from workbench.model import build
+from workbench.model import build, catalog
 from workbench.model.spec import LayerSpec, ModelSpec
 
 torch.set_num_threads(2)
@@ -41,6 +44,19 @@ def conv_stack(n=200):
         layers += [LayerSpec(f"c{i}", "Conv2d", {"out_channels": 16, "kernel_size": 3, "padding": 1}),
                    LayerSpec(f"a{i}", "ReLU")]
     return ModelSpec((16, 16, 16), layers)
+
+
+def mixed_stack(n=200):
+    """Blocks of ten rows that keep (8, 16, 16): new kinds with closed-form rules (pixel and channel
+    shuffles, instance norm, activations) and with the meta forward (reflection padding). The edit
+    changes a Conv2d's out_channels, so the nine rows up to the next Conv2d are inferred again."""
+    block = [("ReflectionPad2d", {"padding": 1}), ("Conv2d", {"out_channels": 8, "kernel_size": 3}),
+             ("InstanceNorm2d", {"affine": True}), ("Mish", {}), ("PixelUnshuffle", {"downscale_factor": 2}),
+             ("ChannelShuffle", {"groups": 2}), ("PixelShuffle", {"upscale_factor": 2}), ("PReLU", {}),
+             ("AlphaDropout", {"p": 0.1}), ("CELU", {})]
+    layers = [LayerSpec(f"{kind.lower()}{i}", kind, dict(args))
+              for i in range(n // len(block)) for kind, args in block]
+    return ModelSpec((8, 16, 16), layers)
 
 
 def measure(name, spec, edit_row, repeat=20):
@@ -74,6 +90,12 @@ def main():
     build.warm_up()
     lin = measure(f"{layers} Linear+ReLU", linear_stack(layers // 2), edit_row=layers // 2, repeat=repeat)
     conv = measure(f"{layers} Conv2d+ReLU", conv_stack(layers), edit_row=layers // 2, repeat=repeat)
+    mixed = measure(f"{layers} mixed new kinds", mixed_stack(layers), edit_row=layers // 2 + 1, repeat=repeat)
+    started = time.perf_counter()
+    catalog.torch_kinds()
+    again = (time.perf_counter() - started) * 1e3
+    print(f"catalog: {len(catalog.KINDS)} kinds, {len(catalog.GENERATED)} generated from torch.nn in "
+          f"{catalog.GENERATION_MS:.1f} ms at import ({again:.1f} ms generated again)")
     r18 = ModelSpec((3, 224, 224), [LayerSpec("backbone", "resnet18", {}),
                                     LayerSpec("head", "Linear", {"out_features": 10})])
     t = time.perf_counter()
@@ -92,6 +114,8 @@ def main():
           f"linear200_edit_vs_build={lin[2] / lin[3]:.3f} "
           f"conv200_cold_ms={conv[0]:.1f} conv200_edit_ms={conv[2]:.2f} conv200_edit_vs_build={conv[2] / conv[3]:.3f} "
           f"resnet18_cold_ms={cold:.1f} resnet18_warm_ms={warm:.2f} resnet18_cold_vs_build={cold / real:.2f}"
+          + f" mixed200_cold_ms={mixed[0]:.1f} mixed200_edit_ms={mixed[2]:.2f} catalog_generation_ms="
+          f"{catalog.GENERATION_MS:.1f} catalog_kinds={len(catalog.KINDS)}"
           + (" quick=1" if args.quick else ""))
 
 

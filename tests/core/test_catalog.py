@@ -2,11 +2,19 @@
 count equal what a real forward pass and the real module give."""
 from __future__ import annotations
 
+import inspect
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
+from torch import nn
 
 from workbench.model import build, catalog
 from workbench.errors import Problem
+from workbench.model.params import REQUIRED
+from workbench.model.signatures import LEFT_OUT
 from workbench.model.spec import LayerSpec, ModelSpec, check_args
 
 NATURAL_INPUT = {  # a shape each kind is meant for (no batch), and the dtype
@@ -22,6 +30,19 @@ REQUIRED_ISSUE_KINDS = {
     "resnet18", "mobilenet_v3_small", "efficientnet_b0",
 }
 SIMPLE = [k for k in catalog.KINDS if not k.composite]
+BY_RANK = {1: (6,), 2: (4, 16), 3: (4, 9, 9), 4: (2, 5, 6, 6)}  # generated kinds: a shape of the rank they take
+INPUT_FOR = {  # kinds whose arguments need a particular input
+    "Fold": (8, 9), "RNNCell": (5,), "GRUCell": (5,), "EmbeddingBag": (6,), "ChannelShuffle": (4, 9, 9),
+    "LocalResponseNorm": (4, 9, 9), "Upsample": (4, 9, 9), "FeatureAlphaDropout": (4, 9, 9),
+    "MultiheadAttention": (7, 8), "TransformerEncoder": (7, 8), "RNN": (7, 5), "PixelShuffle": (8, 3, 3),
+    "PixelUnshuffle": (4, 8, 8), "GLU": (4, 8),
+}
+
+
+def natural_input(kind: catalog.LayerKind) -> tuple[int, ...]:
+    if kind.name in NATURAL_INPUT or kind.name in INPUT_FOR:
+        return NATURAL_INPUT.get(kind.name) or INPUT_FOR[kind.name]
+    return BY_RANK[max(kind.ranks)] if kind.ranks else (4, 9, 9)
 
 
 def test_catalog_offers_at_least_what_the_issue_lists():
@@ -44,13 +65,13 @@ def test_kind_is_described_for_the_palette(kind):
 
 @pytest.mark.parametrize("kind", SIMPLE, ids=lambda k: k.name)
 def test_dropped_layer_infers_builds_and_matches_a_real_forward(kind):
-    shape = NATURAL_INPUT.get(kind.name, (4, 9, 9))
+    shape = natural_input(kind)
     args = kind.starter_args()
     if kind.name == "GroupNorm":
         args["num_groups"] = 2
     if kind.name == "Unflatten":
         args["unflattened_size"] = [1, 8, 8]
-    dtype = "int64" if kind.name == "Embedding" else "float32"
+    dtype = "int64" if kind.tokens else "float32"
     spec = ModelSpec(shape, [LayerSpec("x", kind.name, args)], dtype)
     info = build.infer(spec)
     assert info.ok, info.error
@@ -109,3 +130,145 @@ def test_bidirectional_last_output_is_both_directions_final_states(kind, num_lay
 def test_recurrent_help_says_what_last_means():
     output = next(p for p in catalog.BY_NAME["LSTM"].params if p.name == "output")
     assert "final hidden state" in output.help and "both directions" in output.help
+
+
+# ---------------------------------------------------------------- kinds generated from torch.nn
+
+def _modules() -> list[str]:
+    return [n for n in dir(nn) if inspect.isclass(getattr(nn, n)) and issubclass(getattr(nn, n), nn.Module)]
+
+
+def test_every_torch_nn_module_is_a_kind_or_left_out_with_a_reason():
+    missing = [n for n in _modules() if n not in catalog.BY_NAME and n not in catalog.EXCLUDED]
+    assert missing == []
+    assert all(reason for reason in catalog.EXCLUDED.values())
+    assert not set(catalog.EXCLUDED) & set(catalog.BY_NAME)
+    issue = {"Conv3d", "ConvTranspose1d", "ConvTranspose3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",
+             "AdaptiveMaxPool2d", "LPPool2d", "InstanceNorm2d", "RMSNorm", "LocalResponseNorm", "Upsample",
+             "PixelShuffle", "PixelUnshuffle", "ZeroPad2d", "ReflectionPad1d", "ChannelShuffle", "Fold", "Unfold",
+             "Mish", "Hardswish", "PReLU", "AlphaDropout", "Dropout3d", "RNN", "TransformerEncoder",
+             "MultiheadAttention"}
+    assert issue <= set(catalog.BY_NAME)
+    assert len(catalog.KINDS) >= 100
+
+
+@pytest.mark.parametrize("kind", [k for k in catalog.GENERATED if k.name not in ("RNN", "TransformerEncoder")],
+                         ids=lambda k: k.name)
+def test_generated_kind_offers_its_constructors_arguments_and_defaults(kind):
+    signature = inspect.signature(getattr(nn, kind.name).__init__).parameters
+    taken = {n for n, p in signature.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    offered = {p.name for p in kind.params}
+    assert offered <= taken
+    assert taken - offered <= set(LEFT_OUT), f"{kind.name} leaves out {taken - offered - set(LEFT_OUT)} silently"
+    for p in kind.params:
+        torch_default = signature[p.name].default
+        if p.infer is not None or (kind.name, p.name) in {("Softmin", "dim")}:
+            continue
+        if torch_default is inspect.Parameter.empty:
+            assert p.default is REQUIRED, f"{kind.name}.{p.name}"
+        else:
+            expected = list(torch_default) if isinstance(torch_default, tuple) else torch_default
+            assert p.default == expected, f"{kind.name}.{p.name}: {p.default!r} is not torch's {torch_default!r}"
+
+
+def test_help_comes_from_the_docstrings():
+    conv3d = catalog.kind("Conv3d")
+    assert conv3d.help == "Applies a 3D convolution over an input signal composed of several input planes."
+    assert conv3d.param("out_channels").help == "number of channels produced by the convolution"
+    assert "inferred" in conv3d.param("in_channels").help
+    assert catalog.kind("Upsample").param("mode").choices[:3] == ("nearest", "linear", "bilinear")
+    for kind in catalog.GENERATED:  # no reStructuredText marks reach the palette
+        for text in [kind.help] + [p.help for p in kind.params]:
+            assert ":math:" not in text and ":attr:" not in text and "``" not in text, (kind.name, text)
+
+
+def test_a_torch_error_from_the_meta_forward_names_the_layer(tmp_path):
+    """A kind without a closed-form rule: torch's own check, said for the row, in the window and the CLI."""
+    spec = ModelSpec((3, 4, 4), [LayerSpec("pad", "ReflectionPad2d", {"padding": 5})])
+    error = build.infer(spec).error
+    assert error is not None and error.layer_id == "pad"
+    assert "layer 'pad' (ReflectionPad2d, #1)" in str(error) and "(3, 4, 4)" in str(error)
+    doc = {"format": "model-workbench/project", "version": 1, "name": "x",
+           "model": {"input": {"shape": [3, 4, 4]}, "layers": [spec.layers[0].to_json()]}}
+    path = tmp_path / "x.wbproj"
+    path.write_text(json.dumps(doc))
+    result = subprocess.run([sys.executable, "-m", "workbench", "summary", str(path)], capture_output=True,
+                            text=True, timeout=180)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "layer 'pad' (ReflectionPad2d, #1)" in lines[0]
+
+
+def test_closed_form_rules_say_the_fix_for_new_kinds():
+    spec = ModelSpec((6, 10), [LayerSpec("attn", "MultiheadAttention", {"num_heads": 4})])
+    error = build.infer(spec).error
+    assert "num_heads" in error.problem and "choose num_heads among 1, 2, 5, 10" in error.fix
+    spec = ModelSpec((2, 4, 4, 4), [LayerSpec("c", "Conv3d", {"out_channels": 2, "kernel_size": 5})])
+    assert "kernel 5 is larger than the 4x4x4 input" in build.infer(spec).error.problem
+    spec = ModelSpec((4, 16), [LayerSpec("up", "Upsample", {"scale_factor": 2.0, "mode": "bilinear"})])
+    error = build.infer(spec).error
+    assert "mode 'bilinear' needs input shaped (channels, height, width)" in error.problem
+    assert "'linear' 1-D" in error.fix
+    spec.layers[0].args["mode"] = "linear"
+    assert build.infer(spec).output_shape == (4, 32)
+    spec = ModelSpec((3, 1, 1), [LayerSpec("norm", "InstanceNorm2d")])
+    assert "one value per channel" in build.infer(spec).error.problem
+    spec = ModelSpec((8, 5), [LayerSpec("act", "PReLU", {"num_parameters": 3})])
+    error = build.infer(spec).error
+    assert "set num_parameters to 1 or 8" in error.fix and error.remedy is not None
+
+
+def test_project_file_checks_new_kinds_arguments():
+    problems: list[Problem] = []
+    check_args(catalog.kind("Upsample"), {"scale_factor": -1.0, "mode": "cubic", "align_corners": "yes"}, "$", problems)
+    messages = {p.path: p.message for p in problems}
+    assert "must be >=" in messages["$.scale_factor"]
+    assert "must be one of" in messages["$.mode"]
+    assert "true or false" in messages["$.align_corners"]
+    problems = []
+    check_args(catalog.kind("ZeroPad2d"), {"padding": [1, 2]}, "$", problems)
+    assert "needs 4 values" in problems[0].message
+    problems = []
+    check_args(catalog.kind("MultiheadAttention"), {"kdim": 3, "num_heads": 2}, "$", problems)
+    assert [p.path for p in problems] == ["$.kdim"]
+
+
+EXPORT_SPECS = {
+    "image": ModelSpec((3, 8, 8), [
+        LayerSpec("pad", "ReflectionPad2d", {"padding": 1}),
+        LayerSpec("c", "Conv2d", {"out_channels": 8, "kernel_size": 3}),
+        LayerSpec("inorm", "InstanceNorm2d", {"affine": True}), LayerSpec("act", "Hardswish"),
+        LayerSpec("unshuf", "PixelUnshuffle", {"downscale_factor": 2}),
+        LayerSpec("up", "Upsample", {"scale_factor": 2.0, "mode": "bilinear"}),
+        LayerSpec("shuffle", "ChannelShuffle", {"groups": 2}),
+        LayerSpec("pool", "AdaptiveMaxPool2d", {"output_size": 2}),
+        LayerSpec("flat", "Flatten"), LayerSpec("fc", "Linear", {"out_features": 5}), LayerSpec("prelu", "PReLU")]),
+    "sequence": ModelSpec((6, 8), [
+        LayerSpec("attn", "MultiheadAttention", {"num_heads": 2}),
+        LayerSpec("enc", "TransformerEncoder", {"nhead": 2, "num_layers": 2, "dim_feedforward": 16, "norm": True}),
+        LayerSpec("rnn", "RNN", {"hidden_size": 8, "bidirectional": True}),
+        LayerSpec("fc", "Linear", {"out_features": 3}), LayerSpec("sm", "Softmin")]),
+    "volume": ModelSpec((2, 4, 6, 6), [
+        LayerSpec("c3", "Conv3d", {"out_channels": 4, "kernel_size": 3, "padding": 1}), LayerSpec("bn", "BatchNorm3d"),
+        LayerSpec("mp", "MaxPool3d", {"kernel_size": 2}),
+        LayerSpec("ct", "ConvTranspose3d", {"out_channels": 2, "kernel_size": 2, "stride": 2}),
+        LayerSpec("rows", "Flatten", {"start_dim": 2}), LayerSpec("glu", "GLU", {"dim": 1}),
+        LayerSpec("flat", "Flatten"), LayerSpec("fc", "Linear", {"out_features": 3})]),
+}
+
+
+@pytest.mark.parametrize("name", EXPORT_SPECS)
+def test_new_kinds_export_to_python_onnx_and_torchscript(name, tmp_path):
+    """Every file is verified against the live model by the exporter (python in a fresh process)."""
+    from workbench.export import exporter as export
+    from workbench.export import python_source
+
+    spec = EXPORT_SPECS[name]
+    model = build.build_model(spec).eval()
+    results = export.export_all(model, spec, tmp_path, name, formats=["python", "onnx", "torchscript"])
+    assert [r.error for r in results] == ["", "", ""]
+    assert all(r.verification.passed for r in results)
+    source = python_source.generate(spec, name)
+    if name == "sequence":
+        assert "class SelfAttention(nn.Module):" in source and "nn.TransformerEncoder(" in source
+        assert "Recurrent(nn.RNN(" in source

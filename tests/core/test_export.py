@@ -280,7 +280,8 @@ def test_every_catalog_layer_kind_rebuilds_from_generated_source():
     from workbench.model import catalog
     from workbench.export import python_source as export_source
 
-    candidates = [((3, 40, 40), "float32"), ((8, 8), "float32"), ((64,), "float32"), ((10,), "int64")]
+    candidates = [((3, 40, 40), "float32"), ((8, 8), "float32"), ((64,), "float32"), ((10,), "int64"),
+                  ((2, 8, 8, 8), "float32"), ((8, 8, 8), "float32"), ((16, 9), "float32")]  # 3-D, PixelShuffle, Fold
     tried = 0
     for kind in catalog.KINDS:
         if kind.name == "Residual":

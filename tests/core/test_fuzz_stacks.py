@@ -58,7 +58,7 @@ def layer(draw, depth=0):
                 args[p.name] = [draw(st.integers(1, 9))] if p.kind == "shape" else draw(st.integers(1, 9))
         elif p.required or draw(st.booleans()):
             args[p.name] = _value(draw, p)
-    if kind.name == "Embedding":
+    if kind.tokens:
         args["padding_idx"] = None
     return LayerSpec(f"l{next(_counter)}", kind.name, args, frozen=draw(st.booleans()))
 

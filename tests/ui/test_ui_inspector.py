@@ -131,3 +131,26 @@ def test_small_floats_read_and_type_in_scientific_notation(window, qtbot):
     qtbot.keyClicks(eps.lineEdit(), "1e-3")
     qtbot.keyClick(eps.lineEdit(), Qt.Key.Key_Return)
     assert window.doc.spec.find("layernorm_1").args["eps"] == 0.001
+
+
+def test_a_generated_kinds_form_takes_a_nullable_true_false_as_text(window, qtbot):
+    """Upsample's align_corners is true, false or torch's None ('default'): a text field that
+    applies 'true', refuses other words under the field, and leaves the model unchanged then."""
+    doc = window.doc
+    new_id = doc.insert_kind("Upsample", row=1)
+    window.stack.select_ids([new_id])
+    fields = window.inspector.fields
+    assert set(fields) == {p.name for p in catalog.kind("Upsample").params}
+    assert fields["align_corners"].widget.placeholderText() == "default"
+    fields["mode"].widget.setCurrentText("bilinear")
+    field = fields["align_corners"].widget
+    field.selectAll()
+    qtbot.keyClicks(field, "true")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert doc.spec.find(new_id).args["align_corners"] is True
+    assert shape_cell(window, new_id) == "(32, 16, 16)"
+    field.selectAll()
+    qtbot.keyClicks(field, "yes")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert doc.spec.find(new_id).args["align_corners"] is True
+    assert "true, false or none" in window.inspector.message.text()

@@ -145,7 +145,9 @@ def test_palette_groups_search_and_help(window, qtbot):
     assert palette.tree.topLevelItemCount() >= 8
     assert "sliding window" in palette.item("MaxPool2d").toolTip(0)
     qtbot.keyClicks(palette.search, "norm")
-    assert set(palette.visible_kinds()) == {"BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"}
+    assert set(palette.visible_kinds()) == {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
+                                            "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
+                                            "LocalResponseNorm", "CrossMapLRN2d"}  # the Normalization group
     palette.search.clear()
     qtbot.keyClicks(palette.search, "maxpool2d")
     window.stack.select_ids(["relu2"])

@@ -49,6 +49,10 @@ def parse_text(param: Param, text: str):
         return UNSET, None
     if param.kind == "str" or (param.kind == "ints" and text in param.words):
         return param.check(text)
+    if param.kind == "bool":  # a nullable one (Upsample's align_corners) is a text field
+        known = {"true": True, "false": False, "none": None}
+        return param.check(known[text.lower()]) if text.lower() in known else (
+            None, f"{param.name} must be true, false or none, got {text!r}")
     if param.kind in ("int", "float"):
         try:
             return param.check(int(text) if param.kind == "int" else float(text))

@@ -27,7 +27,7 @@ from workbench.model.shapes import fmt
 from workbench.model.spec import LayerSpec, ModelSpec
 
 IND = "    "
-_RECURRENT = ("LSTM", "GRU")
+_RECURRENT = ("LSTM", "GRU", "RNN")
 _FIXED = {"TransformerEncoderLayer": {"batch_first": True}}  # arguments catalog factories add
 
 
@@ -37,7 +37,7 @@ def class_name(name: str) -> str:
     out = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
     if out[0].isdigit():
         out = "Model" + out
-    if out in ("Residual", "Recurrent", "OrderedDict") or keyword.iskeyword(out):
+    if out in ("Residual", "Recurrent", "SelfAttention", "OrderedDict") or keyword.iskeyword(out):
         out += "Model"
     return out
 
@@ -119,7 +119,23 @@ def _constructor(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
         last = args.pop("output", "last") == "last"
         rnn = _call(f"nn.{layer.type}", {**args, "batch_first": True}, order)
         return f"Recurrent({rnn}, last={last!r})"
+    if layer.type == "MultiheadAttention":
+        return _call("SelfAttention", args, order)
+    if layer.type == "TransformerEncoder":
+        return _encoder(info.args, order)
     return _call(f"nn.{layer.type}", {**args, **_FIXED.get(layer.type, {})}, order)
+
+
+def _encoder(args: dict, order: list[str]) -> str:
+    """nn.TransformerEncoder with its encoder layer written out, as catalog.transformer_encoder builds it."""
+    layer_args = {k: v for k, v in args.items() if k not in ("num_layers", "norm") and (k, v) != ("activation", "relu")}
+    layer = _call("nn.TransformerEncoderLayer", {**_given(catalog.kind("TransformerEncoderLayer"), layer_args),
+                                                 "batch_first": True}, order)
+    norm = "None"
+    if args.get("norm"):
+        norm = _call("nn.LayerNorm", {"normalized_shape": args["d_model"], "eps": args.get("layer_norm_eps", 1e-5),
+                                      "bias": args.get("bias", True)}, [])
+    return f"nn.TransformerEncoder({layer}, num_layers={args['num_layers']!r}, norm={norm}, enable_nested_tensor=False)"
 
 
 def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
@@ -149,6 +165,8 @@ def _helpers(spec: ModelSpec) -> list[str]:
         out.append(RESIDUAL)
     if types & set(_RECURRENT):
         out.append(RECURRENT)
+    if "MultiheadAttention" in types:
+        out.append(SELF_ATTENTION)
     for arch in sorted(types & set(catalog.BACKBONES)):
         out.append(_backbone_helper(arch))
     return out
@@ -250,7 +268,7 @@ RESIDUAL = '''class Residual(nn.Module):
 '''
 
 RECURRENT = '''class Recurrent(nn.Module):
-    """An LSTM or GRU (batch first) passing on its final hidden state (both directions side by
+    """An RNN, LSTM or GRU (batch first) passing on its final hidden state (both directions side by
     side when bidirectional), or the whole sequence."""
 
     def __init__(self, rnn, last=True):
@@ -265,6 +283,18 @@ RECURRENT = '''class Recurrent(nn.Module):
             return out
         h = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c); h: (layers * directions, batch, hidden)
         return torch.cat((h[-2], h[-1]), dim=-1) if self.both else h[-1]
+'''
+
+SELF_ATTENTION = '''class SelfAttention(nn.Module):
+    """nn.MultiheadAttention (batch first) as self-attention: query, key and value are all the
+    input; passes on the attention output (not the weights)."""
+
+    def __init__(self, **args):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(batch_first=True, **args)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
 '''
 
 CLASS = '''class {cls}(nn.Module):

@@ -239,7 +239,7 @@ def _leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
             out = _meta_forward(module, shape, dtype)
     params = sum(p.numel() for p in module.parameters())
     buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())
-    out_dtype = "float32" if layer.type == "Embedding" else dtype
+    out_dtype = "float32" if kind.tokens else dtype
     return _Leaf(args, tuple(out), out_dtype, params, buffers, advice=notes)
 
 
@@ -270,12 +270,12 @@ def _meta_forward(module: nn.Module, shape: Shape, dtype: str) -> Shape:
 
 
 def _check_input(kind: catalog.LayerKind, shape: Shape, dtype: str, given: dict) -> None:
-    if dtype == "int64" and kind.name not in _TOKEN_OK:
+    if dtype == "int64" and kind.name not in _TOKEN_OK and not kind.tokens:
         raise shapes.Bad(f"receives integer token ids {shapes.fmt(shape)} but needs float values",
                          "put an Embedding first, or set the model input dtype to float32")
-    if kind.name == "Embedding" and dtype != "int64":
+    if kind.tokens and dtype != "int64":
         raise shapes.Bad("needs integer token ids but the input is float32",
-                         "set the model input dtype to int64 (token data), or remove the Embedding")
+                         f"set the model input dtype to int64 (token data), or remove the {kind.name}")
     rank = len(shape)
     if kind.name == "Linear" and rank >= 3:
         remedy = remedies.insert_before("Flatten")
@@ -506,15 +506,20 @@ def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tenso
     g = torch.Generator().manual_seed(seed)
     shape = (batch,) + tuple(spec.input_shape)
     if spec.input_dtype == "int64":
-        emb = next((row for _, row in spec.walk() if row.type == "Embedding"), None)
+        emb = next((row for _, row in spec.walk() if getattr(catalog.kind(row.type), "tokens", False)), None)
         high = emb.args.get("num_embeddings", 2) if emb else 2
         return torch.randint(0, high, shape, generator=g)
     return torch.randn(shape, generator=g)
 
 
 def warm_up() -> None:
-    """Load the meta kernels once (the first inference costs ~1 s); call off the UI thread."""
+    """Load the meta kernels once (the first inference costs ~1 s); call off the UI thread. The
+    padding row is a meta forward of a kind without a closed-form rule: the first one in a process
+    loads torch's Python meta kernels (~1 s), which an edit must not wait for. (Kinds whose meta
+    forward would import torch's decompositions and sympy, 2-5 s and 150 MB, such as bilinear
+    upsampling and PReLU, have closed-form rules instead.)"""
     spec = ModelSpec((1, 8, 8), [LayerSpec("c", "Conv2d", {"out_channels": 2, "kernel_size": 3}),
+                                 LayerSpec("p", "ReflectionPad2d", {"padding": 1}),
                                  LayerSpec("f", "Flatten"), LayerSpec("l", "Linear", {"out_features": 2})])
     infer(spec)
 

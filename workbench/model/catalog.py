@@ -1,4 +1,4 @@
-"""Every layer kind the palette offers: one table, and a registry the rest of the code reads.
+"""Every layer kind the palette offers: two tables, and a registry the rest of the code reads.
 
 Type names and argument names are PyTorch's own (``torch.nn``), so users bring what they
 know. Input-size arguments carry an ``infer`` rule and may be omitted. A kind's ``shape``
@@ -6,13 +6,22 @@ rule (shapes.py) gives its output shape in closed form; a kind without one is in
 forward pass of its module on the ``meta`` device. Two composite kinds (``Residual`` and the
 torchvision backbones) are built by ``workbench.model.build``.
 
-Adding a kind: one ``LayerKind`` entry in the table below (or, in a module of its own, a
-``LayerKind`` and one ``register_kind(...)`` line). The palette, the inspector, the project
+``_TABLE`` holds the first kinds, written by hand (their arguments and help are the project
+file's contract and stay as they are). ``torch_kinds()`` holds every other ``torch.nn`` module
+that takes one tensor and returns one, one ``_nn(...)`` line each: arguments, defaults and help
+are generated from the constructor's signature and docstring (signatures.py); the line adds
+what a signature cannot say (category, starting values, bounds, input rank, a shape rule).
+``EXCLUDED`` names every other ``torch.nn`` module with the reason it is not a kind.
+
+Adding a kind: one ``_nn(...)`` or ``LayerKind`` line in a table below (or, in a module of its
+own, a ``LayerKind`` and one ``register_kind(...)`` line). The palette, the inspector, the project
 file check, shape inference and ``build_model`` all read ``KINDS`` / ``BY_NAME``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -20,6 +29,7 @@ from torch import nn
 
 from workbench.model import shapes
 from workbench.model.params import REQUIRED, Param
+from workbench.model.signatures import summary, torch_params
 
 # Input-shape rules for the input-size arguments (shapes exclude the batch dimension).
 _LAST = lambda s: s[-1]  # noqa: E731
@@ -39,14 +49,17 @@ class LayerKind:
     composite: bool = False
     factory: Callable[[dict], nn.Module] | None = None  # resolved arguments -> the module
     shape: Callable[[dict, tuple[int, ...]], tuple[int, ...]] | None = None  # (args, input) -> output
+    starter: dict[str, Any] = field(default_factory=dict)  # this kind's own starting values (below)
+    tokens: bool = False  # takes integer token ids (the model input's dtype int64)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
     def starter_args(self) -> dict[str, Any]:
         """Arguments a layer dropped from the palette starts with: usable values for the
-        required ones; everything else keeps PyTorch's default."""
-        return {p.name: _STARTER_VALUES.get(p.name, 1) for p in self.params if p.required}
+        required ones (and those in ``starter``); everything else keeps PyTorch's default."""
+        values = {**_STARTER_VALUES, **self.starter}
+        return {p.name: values.get(p.name, 1) for p in self.params if p.required or p.name in self.starter}
 
 
 # Values given to required arguments when a layer is dropped from the palette.
@@ -67,7 +80,7 @@ def _plain(args: dict) -> dict:
 
 
 class Recurrent(nn.Module):
-    """LSTM or GRU (batch first) that passes on either its final state or the whole sequence.
+    """RNN, LSTM or GRU (batch first) that passes on either its final state or the whole sequence.
 
     ``last`` is the final hidden state of the top layer. Bidirectional, that is both directions'
     final states side by side (forward after the whole sequence, backward after reading it back to
@@ -260,7 +273,8 @@ _TABLE: tuple[LayerKind, ...] = (
               (_p("num_embeddings", "int", help="vocabulary size", min=1),
                _p("embedding_dim", "int", help="size of each vector", min=1),
                _p("padding_idx", "int", None, "token id whose vector stays zero", nullable=True, min=0)),
-              key_args=("num_embeddings", "embedding_dim"), shape=shapes.embedding, factory=_torch("Embedding")),
+              key_args=("num_embeddings", "embedding_dim"), shape=shapes.embedding, factory=_torch("Embedding"),
+              tokens=True),
     LayerKind("LSTM", "Sequence", "Long short-term memory over a (length, features) sequence.",
               _RECURRENT_PARAMS,
               ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
@@ -298,6 +312,189 @@ _BACKBONE_KINDS = tuple(
               ranks=(3,), rank_hint="(3, height, width) RGB images", key_args=("weights",), composite=True)
     for arch in BACKBONES
 )
+
+# ---------------------------------------------------------------- generated from torch.nn
+
+class SelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` (batch first) as self-attention: query, key and value are all the
+    input sequence; passes on the attention output (not the weights)."""
+
+    def __init__(self, **args):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(batch_first=True, **args)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def transformer_encoder(args: dict) -> nn.Module:
+    """``nn.TransformerEncoder`` of ``num_layers`` copies of an encoder layer (batch first) made from
+    the arguments; ``norm`` true adds the final LayerNorm."""
+    args = dict(args)
+    num_layers, norm = args.pop("num_layers"), args.pop("norm", False)
+    layer = nn.TransformerEncoderLayer(batch_first=True, **args)
+    final = nn.LayerNorm(args["d_model"], eps=args.get("layer_norm_eps", 1e-5), bias=args.get("bias", True)) if norm \
+        else None
+    return nn.TransformerEncoder(layer, num_layers, norm=final, enable_nested_tensor=False)
+
+
+_VOL = "(channels, depth, height, width)"
+_RANK = {1: ((2,), _SEQ), 2: ((3,), _IMG), 3: ((4,), _VOL)}  # an N-d layer's input (no batch)
+_ANY_SPATIAL = ((2, 3, 4), "(channels, length), (channels, height, width) or " + _VOL)
+_WINDOW = ("kernel_size", "stride")
+
+
+def _nn(name: str, category: str, dims: int | None = None, *, shape=None, ranked: bool = True, ranks=None,
+        rank_hint: str = "", key_args: tuple[str, ...] = (), skip: tuple[str, ...] = (), over: dict | None = None,
+        starter: dict | None = None, params: tuple[Param, ...] | None = None, factory=None, help: str = "",
+        tokens: bool = False) -> LayerKind:
+    """A kind for ``torch.nn.<name>``: arguments from its signature (``over``: per-argument Param
+    fields the signature cannot give), help from its docstring. ``dims``: a 1/2/3-d layer, whose
+    input rank follows unless ``ranked`` is false."""
+    cls = getattr(nn, name)
+    if ranks is None and dims and ranked:
+        ranks, rank_hint = _RANK[dims]
+    return LayerKind(name, category, help or summary(cls),
+                     params if params is not None else torch_params(cls, dims=dims or 1, skip=skip, **(over or {})),
+                     ranks=ranks, rank_hint=rank_hint, key_args=key_args, factory=factory or _torch(name),
+                     shape=shape, starter=starter or {}, tokens=tokens)
+
+
+_SAME = shapes.same
+_SOFTMAX_DIM = {"dim": {"default": -1, "help": "dimension (counting the batch as 0) that sums to 1 (torch's "
+                        "implicit choice is deprecated, so -1 here)"}}
+_ADAPTIVE = {"key_args": ("output_size",), "over": {"output_size": {
+    "help": "size of the output (a size per spatial dimension, or one for all)"}}}
+
+def torch_kinds() -> tuple[LayerKind, ...]:
+    """The kinds generated from torch.nn, one line each (registered below; ``GENERATION_MS`` is
+    what making them cost at import)."""
+    return (
+        # Convolution
+        _nn("Conv3d", "Convolution", 3, shape=shapes.conv(3),
+            key_args=("out_channels", "kernel_size", "stride", "padding")),
+        _nn("ConvTranspose1d", "Convolution", 1, shape=shapes.conv_transpose(1), key_args=("out_channels",) + _WINDOW),
+        _nn("ConvTranspose3d", "Convolution", 3, shape=shapes.conv_transpose(3), key_args=("out_channels",) + _WINDOW),
+        # Pooling
+        _nn("MaxPool3d", "Pooling", 3, shape=shapes.pool(3), key_args=_WINDOW),
+        _nn("AvgPool1d", "Pooling", 1, shape=shapes.pool(1, avg=True), key_args=_WINDOW),
+        _nn("AvgPool3d", "Pooling", 3, shape=shapes.pool(3, avg=True), key_args=_WINDOW),
+        _nn("AdaptiveAvgPool1d", "Pooling", 1, shape=shapes.adaptive_pool(1), **_ADAPTIVE),
+        _nn("AdaptiveAvgPool3d", "Pooling", 3, shape=shapes.adaptive_pool(3), **_ADAPTIVE),
+        _nn("AdaptiveMaxPool1d", "Pooling", 1, shape=shapes.adaptive_pool(1), **_ADAPTIVE),
+        _nn("AdaptiveMaxPool2d", "Pooling", 2, shape=shapes.adaptive_pool(2), **_ADAPTIVE),
+        _nn("AdaptiveMaxPool3d", "Pooling", 3, shape=shapes.adaptive_pool(3), **_ADAPTIVE),
+        _nn("LPPool1d", "Pooling", 1, shape=shapes.pool(1, avg=True), key_args=("norm_type",) + _WINDOW,
+            starter={"norm_type": 2.0}),
+        _nn("LPPool2d", "Pooling", 2, shape=shapes.pool(2, avg=True), key_args=("norm_type",) + _WINDOW,
+            starter={"norm_type": 2.0}),
+        _nn("LPPool3d", "Pooling", 3, shape=shapes.pool(3, avg=True), key_args=("norm_type",) + _WINDOW,
+            starter={"norm_type": 2.0}),
+        # Normalization
+        _nn("BatchNorm3d", "Normalization", 3, shape=_SAME),
+        _nn("InstanceNorm1d", "Normalization", 1, shape=shapes.instance_norm),
+        _nn("InstanceNorm2d", "Normalization", 2, shape=shapes.instance_norm),
+        _nn("InstanceNorm3d", "Normalization", 3, shape=shapes.instance_norm),
+        _nn("RMSNorm", "Normalization", shape=shapes.layer_norm),
+        _nn("LocalResponseNorm", "Normalization", shape=_SAME, ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1],
+            key_args=("size",), starter={"size": 2}),
+        _nn("CrossMapLRN2d", "Normalization", 2, shape=_SAME, key_args=("size",), starter={"size": 3},
+            help="Local response normalisation across channels of an image (Lua Torch's LocalResponseNorm)."),
+        # Activation
+        *(_nn(n, "Activation", shape=_SAME) for n in (
+            "ReLU6", "SELU", "Mish", "Hardswish", "Hardsigmoid", "LogSigmoid", "Softsign", "Tanhshrink")),
+        # Hardtanh's constructor checks min_val < max_val
+        *(_nn(n, "Activation", shape=_SAME) for n in ("Hardtanh", "Softplus", "Hardshrink")),
+        _nn("Softshrink", "Activation", shape=_SAME, over={"lambd": {"min": 0.0}}),
+        _nn("CELU", "Activation", shape=shapes.celu),
+        _nn("PReLU", "Activation", shape=shapes.prelu),
+        _nn("RReLU", "Activation", shape=shapes.rrelu),
+        _nn("Threshold", "Activation", shape=_SAME, key_args=("threshold", "value"),
+            starter={"threshold": 0.0, "value": 0.0}),
+        _nn("GLU", "Activation", shape=shapes.glu, key_args=("dim",)),
+        _nn("Softmin", "Activation", shape=shapes.softmax, key_args=("dim",), over=_SOFTMAX_DIM),
+        _nn("Softmax2d", "Activation", shape=_SAME, ranks=(3,), rank_hint=_IMG),
+        # Regularization
+        _nn("Dropout1d", "Regularization", 1, shape=_SAME, key_args=("p",)),
+        _nn("Dropout3d", "Regularization", 3, shape=_SAME, key_args=("p",)),
+        _nn("AlphaDropout", "Regularization", shape=_SAME, key_args=("p",)),
+        _nn("FeatureAlphaDropout", "Regularization", shape=_SAME, ranks=(2, 3, 4), rank_hint="(channels, ...)",
+            key_args=("p",)),
+        # Reshape: resampling, padding, rearranging
+        _nn("Upsample", "Reshape", shape=shapes.upsample(), ranks=_ANY_SPATIAL[0], rank_hint=_ANY_SPATIAL[1],
+            key_args=("scale_factor", "mode"),
+            over={"size": {"kind": "shape"}, "mode": {"kind": "choice", "choices": (
+                "nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")}},
+            starter={"scale_factor": 2.0}),
+        *(_nn(f"Upsampling{mode.capitalize()}2d", "Reshape", 2, shape=shapes.upsample(mode),
+              key_args=("scale_factor",), starter={"scale_factor": 2.0}) for mode in ("nearest", "bilinear")),
+        _nn("PixelShuffle", "Reshape", shape=shapes.pixel_shuffle, ranks=(3,), rank_hint=_IMG,
+            key_args=("upscale_factor",), starter={"upscale_factor": 2}),
+        _nn("PixelUnshuffle", "Reshape", shape=shapes.pixel_unshuffle, ranks=(3,), rank_hint=_IMG,
+            key_args=("downscale_factor",), starter={"downscale_factor": 2}),
+        _nn("ChannelShuffle", "Reshape", shape=shapes.channel_shuffle, ranks=_ANY_SPATIAL[0],
+            rank_hint=_ANY_SPATIAL[1], key_args=("groups",)),
+        _nn("Fold", "Reshape", 2, ranks=(2,), rank_hint="(channels x kernel positions, blocks)",
+            key_args=("output_size", "kernel_size"), starter={"output_size": [4, 4], "kernel_size": 2}),
+        _nn("Unfold", "Reshape", 2, key_args=_WINDOW, starter={"kernel_size": 2}),
+        *(_nn(f"{kind}Pad{d}d", "Reshape", d, ranked=kind not in ("Zero", "Constant"), key_args=("padding",),
+              starter={"padding": 1}) for kind in ("Zero", "Reflection", "Replication", "Circular") for d in (1, 2, 3)),
+        *(_nn(f"ConstantPad{d}d", "Reshape", d, ranked=False, key_args=("padding", "value"),
+              starter={"padding": 1, "value": 0.0}) for d in (1, 2, 3)),
+        # Sequence
+        _nn("RNN", "Sequence", help="Elman recurrent network (tanh or ReLU) over a (length, features) sequence.",
+            params=_RECURRENT_PARAMS[:2] + (_p("nonlinearity", "choice", "tanh", "tanh or relu between steps",
+                                                 choices=("tanh", "relu")),) + _RECURRENT_PARAMS[2:],
+            ranks=(2,), rank_hint=_TOK, key_args=("hidden_size", "output"), shape=shapes.recurrent,
+            factory=_recurrent("RNN")),
+        _nn("RNNCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
+        _nn("GRUCell", "Sequence", ranks=(1,), rank_hint="(features,)", key_args=("hidden_size",)),
+        _nn("EmbeddingBag", "Sequence", ranks=(1,), rank_hint="(tokens,) integer ids per sample",
+            key_args=("num_embeddings", "embedding_dim", "mode"), tokens=True,
+            over={"mode": {"kind": "choice", "choices": ("mean", "sum", "max")}}),
+        _nn("MultiheadAttention", "Sequence", help="Multi-head self-attention over a (length, features) sequence: "
+            "query, key and value are all the input; passes on the attention output.",
+            params=torch_params(nn.MultiheadAttention, embed_dim={"kind": "int", "min": 1},
+                                num_heads={"kind": "int"}),
+            ranks=(2,), rank_hint=_TOK, key_args=("num_heads",), shape=shapes.attention,
+            factory=lambda args: SelfAttention(**_plain(args))),
+        _nn("TransformerEncoder", "Sequence", help="A stack of num_layers Transformer encoder layers over a (length, "
+            "features) sequence, each made from the arguments below.",
+            params=torch_params(nn.TransformerEncoderLayer, activation={"default": "relu"}) + (
+                _p("num_layers", "int", help="encoder layers in the stack", min=1, max=64),
+                _p("norm", "bool", False, "a LayerNorm after the last layer (usual with norm_first)")),
+            ranks=(2,), rank_hint=_TOK, key_args=("num_layers", "nhead"), shape=shapes.transformer,
+            factory=transformer_encoder, starter={"num_layers": 2}),
+    )
+
+
+_started = time.perf_counter()
+GENERATED = torch_kinds()
+GENERATION_MS = (time.perf_counter() - _started) * 1e3
+del _started
+
+# torch.nn modules that are not layer kinds, and why (tests check every torch.nn module is a kind
+# or listed here).
+EXCLUDED: dict[str, str] = {
+    **{n: "a loss: the training settings choose it" for n in dir(nn) if n.endswith("Loss") or n == "NLLLoss2d"},
+    **{n: "a container: the stack and Residual are the containers" for n in (
+        "Module", "Container", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict")},
+    "DataParallel": "a multi-GPU wrapper: distributed training replaces it",
+    **{n: "lazy: a kind infers its input sizes already" for n in dir(nn) if n.startswith("Lazy")},
+    "RNNBase": "a base class (RNN, LSTM and GRU are kinds)", "RNNCellBase": "a base class (RNNCell, GRUCell are kinds)",
+    "LSTMCell": "returns the pair (h, c); LSTM with output 'last' gives the final state",
+    "Bilinear": "needs two inputs", "CosineSimilarity": "needs two inputs", "PairwiseDistance": "needs two inputs",
+    "Transformer": "needs two inputs (source and target); TransformerEncoder is a kind",
+    "TransformerDecoder": "needs two inputs (target and memory)",
+    "TransformerDecoderLayer": "needs two inputs (target and memory)",
+    **{f"MaxUnpool{d}d": "needs the indices of a max pooling as a second input" for d in (1, 2, 3)},
+    "AdaptiveLogSoftmaxWithLoss": "needs the targets as a second input and returns a pair",
+    **{f"FractionalMaxPool{d}d": "draws random pooling regions in eval mode too, so predictions and exports are "
+       "not reproducible" for d in (2, 3)},
+    "SyncBatchNorm": "needs a process group; distributed training converts BatchNorm to it",
+    "quantized, qat, intrinsic (submodules)": "quantization modules: made by torch.ao.quantization from a "
+                                              "trained float model, not built layer by layer",
+}
 
 # ---------------------------------------------------------------- the registry
 
@@ -348,6 +545,23 @@ def kind(name: str) -> LayerKind | None:
     return BY_NAME.get(name)
 
 
-for _kind in _TABLE + _BACKBONE_KINDS:
+def _palette_order(table: tuple[LayerKind, ...], generated: tuple[LayerKind, ...]) -> list[LayerKind]:
+    """The table's order, with each generated kind beside its family (Conv3d after Conv2d,
+    Dropout1d before Dropout2d): a family is the name without its '1d' / '2d' / '3d'."""
+    def family(k: LayerKind) -> str:
+        return re.sub(r"[123]d$", "", k.name)
+
+    members: dict[str, list[LayerKind]] = {}
+    for k in table + generated:
+        members.setdefault(family(k), []).append(k)
+    out: list[LayerKind] = []
+    for k in table + generated:
+        group = members.pop(family(k), None)
+        if group is not None:
+            out.extend(sorted(group, key=lambda m: m.name) if len(group) > 1 and k in table else group)
+    return out
+
+
+for _kind in _palette_order(_TABLE + _BACKBONE_KINDS, GENERATED):
     register_kind(_kind)
 del _kind

@@ -84,20 +84,25 @@ def _check_pad_mode(args: dict, pad: tuple, spatial: tuple) -> None:
                   "lower padding, or use padding_mode 'zeros' or 'replicate'")
 
 
-def conv_transpose2d(args: dict, in_shape: Shape) -> Shape:
-    k, s = as_tuple(args["kernel_size"], 2), as_tuple(args.get("stride", 1), 2)
-    p, op = as_tuple(args.get("padding", 0), 2), as_tuple(args.get("output_padding", 0), 2)
-    d = as_tuple(args.get("dilation", 1), 2)
-    groups = args.get("groups", 1)
-    if args["in_channels"] % groups or args["out_channels"] % groups:
-        raise Bad(f"groups={groups} must divide in_channels and out_channels", "set groups to 1")
-    if any(op[i] >= max(s[i], d[i]) for i in range(2)):
-        raise Bad(f"output_padding {op} must be smaller than stride {s} or dilation",
-                  "lower output_padding or raise stride")
-    out = tuple((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate(in_shape[1:]))
-    if min(out) < 1:
-        raise Bad(f"padding {p} removes the whole output", "reduce padding")
-    return (args["out_channels"],) + out
+def conv_transpose(dims: int):
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        k, s = as_tuple(args["kernel_size"], dims), as_tuple(args.get("stride", 1), dims)
+        p, op = as_tuple(args.get("padding", 0), dims), as_tuple(args.get("output_padding", 0), dims)
+        d = as_tuple(args.get("dilation", 1), dims)
+        groups = args.get("groups", 1)
+        if args["in_channels"] % groups or args["out_channels"] % groups:
+            raise Bad(f"groups={groups} must divide in_channels and out_channels", "set groups to 1")
+        if any(op[i] >= max(s[i], d[i]) for i in range(dims)):
+            raise Bad(f"output_padding {op} must be smaller than stride {s} or dilation",
+                      "lower output_padding or raise stride")
+        out = tuple((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate(in_shape[1:]))
+        if min(out) < 1:
+            raise Bad(f"padding {p} removes the whole output", "reduce padding")
+        return (args["out_channels"],) + out
+    return rule
+
+
+conv_transpose2d = conv_transpose(2)
 
 
 def pool(dims: int, avg: bool = False):
@@ -122,6 +127,47 @@ def adaptive_pool2d(args: dict, in_shape: Shape) -> Shape:
     return (in_shape[0],) + as_tuple(args.get("output_size", 1), 2)
 
 
+def adaptive_pool(dims: int):
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        return (in_shape[0],) + as_tuple(args["output_size"], dims)
+    return rule
+
+
+_INTERPOLATING = {"linear": 2, "bilinear": 3, "bicubic": 3, "trilinear": 4}  # mode -> input rank (no batch)
+
+
+def upsample(mode: str | None = None):
+    """Upsample (``mode`` None: the argument's) and UpsamplingNearest2d / UpsamplingBilinear2d."""
+    def rule(args: dict, in_shape: Shape) -> Shape:
+        how = mode or args.get("mode", "nearest")
+        spatial = tuple(in_shape[1:])
+        need = _INTERPOLATING.get(how)
+        if need is not None and len(in_shape) != need:
+            shape = {2: "(channels, length)", 3: "(channels, height, width)", 4: "(channels, depth, height, width)"}
+            raise Bad(f"mode '{how}' needs input shaped {shape[need]} but receives {fmt(in_shape)}",
+                      "choose the mode for this input ('linear' 1-D, 'bilinear' or 'bicubic' 2-D, 'trilinear' "
+                      "3-D; 'nearest' any)")
+        if mode is None and need is None and args.get("align_corners") is not None:
+            raise Bad(f"align_corners only applies to the interpolating modes, not '{how}'",
+                      "clear align_corners, or choose mode 'linear', 'bilinear', 'bicubic' or 'trilinear'")
+        size, scale = args.get("size"), args.get("scale_factor")
+        if (size is None) == (scale is None):
+            raise Bad("needs either size or scale_factor (exactly one of them)",
+                      "set scale_factor (2 doubles each side) and clear size" if size is not None else
+                      "set scale_factor, e.g. 2", remedies.set_args(scale_factor=2.0) if size is None else None)
+        if size is not None:
+            out = (size,) * len(spatial) if isinstance(size, int) else tuple(size)
+            if len(out) != len(spatial):
+                raise Bad(f"size {fmt(out)} gives {len(out)} sizes for {len(spatial)} spatial dimensions",
+                          f"give one size per spatial dimension, e.g. {', '.join(str(2 * n) for n in spatial)}")
+        else:
+            out = tuple(math.floor(float(n) * scale) for n in spatial)
+            if min(out) < 1:
+                raise Bad(f"scale_factor {scale:g} leaves nothing of {fmt(spatial)}", "raise scale_factor")
+        return (in_shape[0],) + out
+    return rule
+
+
 def same(args: dict, in_shape: Shape) -> Shape:
     return tuple(in_shape)
 
@@ -144,6 +190,73 @@ def softmax(args: dict, in_shape: Shape) -> Shape:
         raise Bad("dim=0 is the batch: each sample's scores would mix with other samples'", "use dim=-1",
                   remedies.set_args(dim=-1))
     return tuple(in_shape)
+
+
+def pixel_shuffle(args: dict, in_shape: Shape) -> Shape:
+    r = args["upscale_factor"]
+    c, h, w = in_shape
+    if c % (r * r):
+        raise Bad(f"{c} channels do not divide by upscale_factor² = {r * r}",
+                  f"give the layer before it a multiple of {r * r} channels, or lower upscale_factor")
+    return (c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(args: dict, in_shape: Shape) -> Shape:
+    r = args["downscale_factor"]
+    c, h, w = in_shape
+    if h % r or w % r:
+        raise Bad(f"the {h}x{w} image does not divide by downscale_factor={r}",
+                  f"choose a downscale_factor that divides {h} and {w}, or pad the image")
+    return (c * r * r, h // r, w // r)
+
+
+def channel_shuffle(args: dict, in_shape: Shape) -> Shape:
+    g, c = args["groups"], in_shape[0]
+    if c % g:
+        raise Bad(f"{c} channels do not split into groups={g}",
+                  f"choose groups among {', '.join(str(h) for h in _divisors(c))}")
+    return tuple(in_shape)
+
+
+def instance_norm(args: dict, in_shape: Shape) -> Shape:
+    if math.prod(in_shape[1:]) <= 1:
+        raise Bad(f"normalises each channel over its own values, but {fmt(in_shape)} has one value per channel",
+                  "move it before the layer that shrinks the input to 1, or use BatchNorm or LayerNorm")
+    return tuple(in_shape)
+
+
+def prelu(args: dict, in_shape: Shape) -> Shape:
+    n, channels = args.get("num_parameters", 1), in_shape[0]
+    if n not in (1, channels):
+        raise Bad(f"num_parameters={n} must be 1 (one slope for all) or the input's {channels} channels",
+                  f"set num_parameters to 1 or {channels}", remedies.set_args(num_parameters=channels))
+    return tuple(in_shape)
+
+
+def celu(args: dict, in_shape: Shape) -> Shape:
+    if abs(args.get("alpha", 1.0)) * 3.4028234663852886e38 <= 1:  # CELU divides by alpha, in float32
+        raise Bad(f"alpha={args.get('alpha'):g} is too close to 0: CELU divides by it",
+                  "set alpha to a non-zero value such as 1.0", remedies.set_args(alpha=1.0))
+    return tuple(in_shape)
+
+
+def rrelu(args: dict, in_shape: Shape) -> Shape:
+    lower, upper = args.get("lower", 1 / 8), args.get("upper", 1 / 3)
+    if lower > upper:
+        raise Bad(f"lower={lower:g} is above upper={upper:g}", "make lower at most upper")
+    return tuple(in_shape)
+
+
+def glu(args: dict, in_shape: Shape) -> Shape:
+    full = (0,) + tuple(in_shape)
+    dim = _dim(args.get("dim", -1), len(full), "dim")
+    if dim == 0:
+        raise Bad("dim=0 is the batch: GLU would gate one half of the batch with the other", "use dim=-1",
+                  remedies.set_args(dim=-1) if full[-1] % 2 == 0 else None)
+    if full[dim] % 2:
+        raise Bad(f"GLU halves dimension {dim}, but it has {full[dim]} values (an odd number)",
+                  "choose a dimension of even size, or make this one even")
+    return full[1:dim] + (full[dim] // 2,) + full[dim + 1:]
 
 
 def flatten(args: dict, in_shape: Shape) -> Shape:
@@ -187,6 +300,13 @@ def transformer(args: dict, in_shape: Shape) -> Shape:
     return tuple(in_shape)
 
 
+def attention(args: dict, in_shape: Shape) -> Shape:
+    if args["embed_dim"] % args["num_heads"]:
+        raise Bad(f"embed_dim={args['embed_dim']} does not divide into num_heads={args['num_heads']} heads",
+                  f"choose num_heads among {', '.join(str(h) for h in _divisors(args['embed_dim']))}")
+    return tuple(in_shape)
+
+
 def group_norm(args: dict, in_shape: Shape) -> Shape:
     if args["num_channels"] % args["num_groups"]:
         raise Bad(f"{args['num_channels']} channels do not split into num_groups={args['num_groups']}",
@@ -210,9 +330,10 @@ def _divisors(n: int) -> list[int]:
 def advice(kind: str, args: dict) -> list[str]:
     """Settings that work but are probably not what the user meant."""
     notes = []
-    if kind in ("LSTM", "GRU") and args.get("dropout", 0) > 0 and args.get("num_layers", 1) == 1:
+    if kind in ("LSTM", "GRU", "RNN") and args.get("dropout", 0) > 0 and args.get("num_layers", 1) == 1:
         notes.append("dropout only acts between stacked layers, so it does nothing with num_layers=1; "
                      "raise num_layers or add a Dropout layer after it")
-    if kind in ("Dropout", "Dropout2d") and args.get("p", 0.5) >= 1.0:
+    dropouts = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
+    if kind in dropouts and args.get("p", 0.5) >= 1.0:
         notes.append("p=1 zeroes every value while training; use a p below 1")
     return notes
