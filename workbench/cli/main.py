@@ -1,11 +1,11 @@
-"""Headless commands: ``workbench summary|templates|new|catalog|train|export``.
+"""Headless commands: ``workbench summary|templates|new|catalog|train|export|lr-find``.
 
 Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
 input (a mistyped command too, with its close matches: ``unknown_command``, which the window
 launcher asks as well); never a traceback for a user mistake. Text from a project file is
 printed through ``common.printable``, so no file can send escape sequences to the terminal.
-``train`` and ``export`` live in their own modules (workbench/cli/train.py,
-workbench/cli/export.py); what they share with the commands here is in workbench/cli/common.py.
+``train``, ``export`` and ``lr-find`` live in their own modules (workbench/cli/train.py,
+workbench/cli/export.py, workbench/cli/lr_find.py); what they share with the commands here is in workbench/cli/common.py.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from workbench import fileio
-from workbench.cli import export as export_command, train as train_command
+from workbench.cli import export as export_command, lr_find as lr_find_command, train as train_command
 from workbench.cli.common import load_project, one_line, printable
 from workbench.errors import WorkbenchError
 
@@ -25,6 +25,7 @@ from workbench.errors import WorkbenchError
 EXTERNAL = {
     "train": (train_command, "train a project headless (DDP under torchrun)"),
     "export": (export_command, "export a project's model to a file and verify it"),
+    "lr-find": (lr_find_command, "suggest a learning rate (range test) and write the loss curve as CSV"),
 }
 COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
 
