@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         self.start_page.browseRequested.connect(lambda: self.open_file())
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
-        self.lr_finder = install_lr_finder(self)  # Training > Find Learning Rate… (ui.experiments.lr_finder_dialog)
+        self.lr_finder = install_lr_finder(self)  # Training > Find Learning Rate... (ui.experiments.lr_finder_dialog)
         self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
         self._update_title()
         self._restore_settings()

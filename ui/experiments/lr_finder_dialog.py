@@ -1,4 +1,4 @@
-"""Training > Find Learning Rate…: the learning-rate range test (workbench.experiments.lr_finder)
+"""Training > Find Learning Rate...: the learning-rate range test (workbench.experiments.lr_finder)
 in a dialog.
 
 The test runs on a worker (ui.common.workers) with a copy of the project (the model spec and
@@ -30,6 +30,7 @@ from ui.common import theme
 from ui.common.workers import Worker, start_worker
 
 REDRAW_MS = 200
+STEPS = lr_finder.STEPS  # of the ramp from START to END (tests take fewer)
 BUSY = ("A run is training: the learning-rate test would compete with it for the processor (and a GPU's "
         "memory). Stop the run, or wait for it to end, then press Run.")
 
@@ -52,7 +53,7 @@ class LrFinderDialog(QDialog):
         self._stop = threading.Event()
         self._points: list[tuple[float, float, float]] = []  # (lr, loss, smoothed), appended by the worker
         self._drawn = 0
-        self.intro = QLabel(f"Trains a copy of the model for up to {lr_finder.STEPS} steps while the learning rate "
+        self.intro = QLabel(f"Trains a copy of the model for up to {STEPS} steps while the learning rate "
                             f"rises from {lr_finder.START:g} to {lr_finder.END:g}, and suggests the rate where the "
                             "loss falls fastest. The project's weights are not changed.")
         self.intro.setWordWrap(True)
@@ -92,7 +93,7 @@ class LrFinderDialog(QDialog):
         column.addWidget(self.plot, 1)
         column.addWidget(self.status)
         column.addWidget(buttons)
-        self.action = QAction("Find &Learning Rate…", window)
+        self.action = QAction("Find &Learning Rate...", window)
         self.action.setStatusTip("Run a learning-rate range test on a copy of the model and suggest a rate")
         self.action.triggered.connect(lambda *_: self.show_and_run())
         self.timer = QTimer(self, interval=REDRAW_MS)
@@ -130,8 +131,8 @@ class LrFinderDialog(QDialog):
         self.raw.setData([], [])
         self.smooth.setData([], [])
         self.status.setText("Reading the data and building the model…")
-        self.worker = start_worker(lr_finder.find_for_project, copy, name="lr-finder", stop=self._stop.is_set,
-                                   progress=lambda i, lr, loss, s: points.append((lr, loss, s)),
+        self.worker = start_worker(lr_finder.find_for_project, copy, name="lr-finder", steps=STEPS,
+                                   stop=self._stop.is_set, progress=lambda i, lr, loss, s: points.append((lr, loss, s)),
                                    returned=self._done, errored=self._failed, finished=self._ended)
         self.timer.start()
         return True
@@ -168,12 +169,12 @@ class LrFinderDialog(QDialog):
         self.raw.setData([p[0] for p in finite], [p[1] for p in finite])
         self.smooth.setData([p[0] for p in finite], [p[2] for p in finite])
         if finite:  # a diverging tail must not squash the curve: the axis stops a little above the start
-            low = min(p[2] for p in finite)
+            low = min(min(p[1], p[2]) for p in finite)
             top = max(p[2] for p in finite[:max(1, len(finite) // 2)])
             self.plot.setYRange(low - 0.05 * (top - low), top + 0.15 * (top - low) + 1e-9, padding=0)
             self.plot.setXRange(math.log10(lr_finder.START), math.log10(lr_finder.END), padding=0.02)
         if self.worker is not None:
-            self.status.setText(f"Step {n} of {lr_finder.STEPS}: learning rate {lrs[-1]:.2g}")
+            self.status.setText(f"Step {n} of {STEPS}: learning rate {lrs[-1]:.2g}")
 
     def _done(self, curve: lr_finder.LrCurve) -> None:
         self.curve = curve
@@ -224,7 +225,7 @@ class LrFinderDialog(QDialog):
 
 
 def install(window) -> LrFinderDialog:
-    """Training > Find Learning Rate… (the dialog's ``action``), the dialog and its shutdown hook."""
+    """Training > Find Learning Rate... (the dialog's ``action``), the dialog and its shutdown hook."""
     dialog = LrFinderDialog(window)
     menu = window.menu("training")
     menu.addSeparator()

@@ -39,7 +39,8 @@ from workbench.data.sources import tables
 from workbench.project.project_file import lr_scale_problems
 from workbench.errors import Problem
 from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, WARMUP_ARGS, DataSettings,
-                                        EarlyStoppingSettings, LossSettings, OptimizerSettings, ScheduleSettings, Settings, TrainingSettings,
+                                        EarlyStoppingSettings, LossSettings, OptimizerSettings, ScheduleSettings,
+                                        Settings, TrainingSettings,
                                         check_lr_scale, check_weights, optimizer_arguments, path_kind)
 
 from ui.common.workers import Worker, start_worker
@@ -525,14 +526,6 @@ class ArgumentsDialog(QDialog):
                 return
         self.form.set_value(self.section, name, value)
 
-
-def early_stopping_problem(current: EarlyStoppingSettings, name: str, value) -> str:
-    """What the project file would refuse in ``training.early_stopping`` with ``name`` set to
-    ``value`` (a mode against the metric's direction), or ''."""
-    problems: list[Problem] = []
-    EarlyStoppingSettings.from_json({**current.to_json(), name: value}, "training.early_stopping", problems)
-    return "; ".join(f"{p.path.split('.')[-1]}: {p.message}" for p in problems)
-
     def _custom_edited(self, name: str) -> None:
         value, err = parse_custom(name, self.texts[name].text())
         if err is None and name == "lr_scale":
@@ -541,3 +534,11 @@ def early_stopping_problem(current: EarlyStoppingSettings, name: str, value) -> 
         self._say(err or "")
         if err is None:
             self.form.set_value(self.section, name, value)
+
+
+def early_stopping_problem(current: EarlyStoppingSettings, name: str, value) -> str:
+    """What the project file would refuse in ``training.early_stopping`` with ``name`` set to
+    ``value`` (a mode against the metric's direction), or ''."""
+    problems: list[Problem] = []
+    EarlyStoppingSettings.from_json({**current.to_json(), name: value}, "training.early_stopping", problems)
+    return "; ".join(f"{p.path.split('.')[-1]}: {p.message}" for p in problems)

@@ -5,7 +5,8 @@ input (a mistyped command too, with its close matches: ``unknown_command``, whic
 launcher asks as well); never a traceback for a user mistake. Text from a project file is
 printed through ``common.printable``, so no file can send escape sequences to the terminal.
 ``train``, ``export`` and ``lr-find`` live in their own modules (workbench/cli/train.py,
-workbench/cli/export.py, workbench/cli/lr_find.py); what they share with the commands here is in workbench/cli/common.py.
+workbench/cli/export.py, workbench/cli/lr_find.py); what they share with the commands here is in
+workbench/cli/common.py.
 """
 from __future__ import annotations
 
