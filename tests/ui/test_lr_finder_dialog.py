@@ -100,3 +100,21 @@ def test_early_stopping_in_the_settings_form(qtbot, window):
     doc.undo_stack.undo()
     doc.undo_stack.undo()
     assert not doc.project.training.early_stopping.enabled and not box.isChecked()
+
+
+def test_a_run_stopped_early_says_so_in_the_window(qtbot, window, tmp_path):
+    from dataclasses import replace
+
+    from workbench.project.settings import EarlyStoppingSettings
+
+    dock = short_runs(window, tmp_path, epochs=20)
+    project = window.doc.project
+    # a min_delta no epoch can beat: the first epoch stays the best, patience 1 ends the run at epoch 2
+    project.training = replace(project.training, early_stopping=EarlyStoppingSettings(
+        enabled=True, patience=1, min_delta=10.0, restore_best=True))
+    dock.start()
+    end = wait_end(qtbot, dock, timeout=120_000)
+    assert end.message == "stopped early at epoch 2 (best at 1)" and end.restored_epoch == 1
+    assert "stopped early at epoch 2 (best at 1)" in dock.panel.status.text()
+    assert "the model holds epoch 1's weights" in window.statusBar().currentMessage()
+    assert project.runs[-1]["message"] == end.message
