@@ -19,6 +19,14 @@ its last good weights. The parts:
   killed runs left are removed, both said in the StartedEvent's notes) and let go on every
   way out of ``run``.
 
+Early stopping (``training.early_stopping``): while it is on, the best epoch is the best by its
+metric (beyond ``min_delta``), so ``best.ckpt`` holds it; ``_end_epoch`` ends the run once
+``patience`` epochs passed without a new best (the count is the position minus the best epoch,
+both in every checkpoint, so a resume goes on counting), and the run finishes with "stopped
+early at epoch N (best at M)" in its FinishedEvent and run record. ``restore_best`` puts the best
+epoch's weights back in the model at the end (kept in memory, or read from best.ckpt after a
+resume): the window's Export and Prediction use them; ``last.ckpt`` keeps the run's end.
+
 Losses stay on the device and are read every ``log_every`` steps in one transfer (one
 host sync instead of one per step); each step still gets its own ``StepEvent``.
 """
