@@ -42,6 +42,7 @@ from ui.editor.stack_view import StackView
 from ui.editor.stack_model import ID, StackModel
 from ui.editor.summary_bar import SummaryBar
 from ui.distributed.dialog import install as install_distributed
+from ui.experiments.lr_finder_dialog import install as install_lr_finder
 from ui.training.menu import install as install_training
 from ui.prediction.menu import install as install_prediction
 from ui.experiments.sweep_menu import install as install_sweep
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self.start_page.browseRequested.connect(lambda: self.open_file())
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
+        self.lr_finder = install_lr_finder(self)  # Training > Find Learning Rate... (ui.experiments.lr_finder_dialog)
         self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
         self.sweep = install_sweep(self)  # the Sweep dock, View > Sweep..., "Sweep this value..." (ui.experiments)
         self._update_title()

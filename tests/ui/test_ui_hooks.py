@@ -17,7 +17,8 @@ def test_menus_come_in_order_and_added_ones_go_before_help(window):
     assert titles(window) == ["File", "Edit", "View", "Training", "Tools", "Help"]
     assert window.menu("tools") is tools and window.menu("training").title() == "&Training"
     training = [a.text().replace("&", "") for a in window.menu("training").actions() if not a.isSeparator()]
-    assert training == ["Train", "Pause", "Stop", "Resume from Checkpoint...", "Run Distributed..."]
+    assert training == ["Train", "Pause", "Stop", "Resume from Checkpoint...", "Run Distributed...",
+                        "Find Learning Rate..."]
     view = [a.text().replace("&", "") for a in window.menu("view").actions()]
     assert {"Layers", "Inspector", "History", "Training"} <= set(view)
 

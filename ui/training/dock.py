@@ -298,7 +298,9 @@ class TrainingDock(QWidget):
             acc = f": best validation accuracy {end.best_val_acc:.4f} (epoch {end.best_epoch})" \
                 if end.best_val_acc is not None else ""
             where = "" if short else f"; checkpoints in {end.run_dir}"
-            return f"Finished {end.epochs} epochs in {end.seconds:.1f} s{acc}{where}"
+            early = f", {end.message}" if end.message else ""
+            held = f"; the model holds epoch {end.restored_epoch}'s weights" if end.restored_epoch and not short else ""
+            return f"Finished {end.epochs} epochs in {end.seconds:.1f} s{early}{acc}{held}{where}"
         if isinstance(end, ev.StoppedEvent):
             where = "Resume from checkpoint… continues it" if short else f"resume from {end.checkpoint}"
             return f"Stopped at step {end.step:,} after {end.seconds:.1f} s; {where}"

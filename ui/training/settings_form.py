@@ -12,8 +12,10 @@ The optimiser, schedule and loss choices each have a "…" button that opens ``A
 that choice's own arguments (``arguments_of``: an optimiser's read from its constructor, with
 torch's default for that type as the grey placeholder; the schedule's and loss's from
 ``SCHEDULE_ARGS`` / ``LOSS_ARGS``), ``lr_scale`` and class weights as text; every change is an
-undoable ``SetSetting``. Choosing another optimiser or schedule replaces its whole section, and
-another loss its ``loss_options``, dropping the arguments the new choice does not take, so the
+undoable ``SetSetting``. Early stopping is a box (on / off) with the same "…" button for its
+metric, mode, patience, min_delta and restore_best (a mode against the metric's direction is
+refused there, as the project file refuses it). Choosing another optimiser or schedule replaces
+its whole section, and another loss its ``loss_options``, dropping the arguments the new choice does not take, so the
 project stays one that loads. The type boxes show about ten letters (the lists the whole names),
 so the form keeps its width at 1024 px.
 
@@ -35,8 +37,10 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 
 from workbench.data.sources import tables
 from workbench.project.project_file import lr_scale_problems
-from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, WARMUP_ARGS, DataSettings, LossSettings,
-                                        OptimizerSettings, ScheduleSettings, Settings, TrainingSettings,
+from workbench.errors import Problem
+from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, WARMUP_ARGS, DataSettings,
+                                        EarlyStoppingSettings, LossSettings, OptimizerSettings, ScheduleSettings,
+                                        Settings, TrainingSettings,
                                         check_lr_scale, check_weights, optimizer_arguments, path_kind)
 
 from ui.common.value_menu import ValueMenu
@@ -47,7 +51,7 @@ from ui.editor.fields import Field, format_value, make_field
 
 SECTIONS = {"data": DataSettings.params(), "training": TrainingSettings.params(),
             "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params(),
-            "loss_options": LossSettings.params()}
+            "loss_options": LossSettings.params(), "early_stopping": EarlyStoppingSettings.params()}
 # (section, name, label, row, column) of the compact two-pair grid the form shows
 ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0, 1),
         ("data", "path", "Path", 1, 0), ("data", "target", "Target column", 2, 0),
@@ -55,10 +59,12 @@ ROWS = (("data", "source", "Data", 0, 0), ("data", "batch_size", "Batch size", 0
         ("training", "epochs", "Epochs", 3, 1), ("optimizer", "type", "Optimizer", 4, 0),
         ("optimizer", "lr", "Learning rate", 4, 1), ("schedule", "type", "Schedule", 5, 0),
         ("training", "seed", "Seed", 5, 1), ("training", "device", "Device", 6, 0),
-        ("training", "amp", "Mixed precision", 6, 1), ("training", "loss", "Loss", 7, 0))
+        ("training", "amp", "Mixed precision", 6, 1), ("training", "loss", "Loss", 7, 0),
+        ("early_stopping", "enabled", "Early stopping", 7, 1))
 WIDE = {("data", "path"), ("data", "target")}  # rows spanning both column pairs
 # the choices whose own arguments a "…" button next to them edits: form key -> arguments section
-ARGUMENTS = {("optimizer", "type"): "optimizer", ("schedule", "type"): "schedule", ("training", "loss"): "loss_options"}
+ARGUMENTS = {("optimizer", "type"): "optimizer", ("schedule", "type"): "schedule", ("training", "loss"): "loss_options",
+             ("early_stopping", "enabled"): "early_stopping"}
 CUSTOM_TEXT = {"lr_scale": "layer=factor, ... e.g. backbone=0.1", "weight": "one number per class, e.g. 1, 2, 1",
                "pos_weight": "one number per output (or one for all)"}
 LAST_COLUMN = "(the last column)"  # the target box's first entry: data.target unset
@@ -170,9 +176,10 @@ class SettingsForm(QWidget):
         if key in ARGUMENTS:  # the choice's own arguments, in a small form of their own
             # a long name (CosineAnnealingWarmRestarts) must not widen the form: the box shows
             # about 12 letters, its list the whole names
-            widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            widget.setMinimumContentsLength(10)
-            widget.view().setMinimumWidth(widget.view().sizeHintForColumn(0) + 24)
+            if isinstance(widget, QComboBox):
+                widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+                widget.setMinimumContentsLength(10)
+                widget.view().setMinimumWidth(widget.view().sizeHintForColumn(0) + 24)
             button = QToolButton(objectName=f"args_{ARGUMENTS[key]}", text="…")
             button.clicked.connect(lambda _=False, section=ARGUMENTS[key]: self.edit_arguments(section))
             self.arg_buttons[ARGUMENTS[key]] = button
@@ -405,6 +412,8 @@ def arguments_of(training: TrainingSettings, section: str) -> tuple[str, list, l
         return (kind if kind != "none" else "a constant rate"), \
             [dataclasses.replace(p, default=defaults[p.name]) if p.default is None and defaults.get(p.name) is not None
              else p for p in ScheduleSettings.params() if p.name in names], []
+    if section == "early_stopping":
+        return "Early stopping", [p for p in EarlyStoppingSettings.params() if p.name != "enabled"], []
     names = LOSS_ARGS.get(training.loss, ())
     return training.loss, [p for p in LossSettings.params() if p.name in names], \
         [n for n in ("weight", "pos_weight") if n in names]
@@ -513,6 +522,12 @@ class ArgumentsDialog(QDialog):
         if self.section == "optimizer" and value == optimizer_arguments(self.form.project.training.optimizer.type).get(
                 name, object()):
             value = None  # torch's default: left out of the file
+        if self.section == "early_stopping":
+            problem = early_stopping_problem(self.form.project.training.early_stopping, name, value)
+            if problem:
+                self._say(problem)
+                self.refresh()
+                return
         self.form.set_value(self.section, name, value)
 
     def _custom_edited(self, name: str) -> None:
@@ -523,3 +538,11 @@ class ArgumentsDialog(QDialog):
         self._say(err or "")
         if err is None:
             self.form.set_value(self.section, name, value)
+
+
+def early_stopping_problem(current: EarlyStoppingSettings, name: str, value) -> str:
+    """What the project file would refuse in ``training.early_stopping`` with ``name`` set to
+    ``value`` (a mode against the metric's direction), or ''."""
+    problems: list[Problem] = []
+    EarlyStoppingSettings.from_json({**current.to_json(), name: value}, "training.early_stopping", problems)
+    return "; ".join(f"{p.path.split('.')[-1]}: {p.message}" for p in problems)

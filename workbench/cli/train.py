@@ -178,7 +178,10 @@ def summary(end: ev.FinishedEvent) -> str:
         best = f"best val loss {end.best_val_loss:.4f} (epoch {end.best_epoch})"
     else:
         best = "no validation data"
-    return f"finished {end.epochs} epochs ({end.step} steps) in {clock(end.seconds)}: {best}; run folder {end.run_dir}"
+    early = f", {end.message}" if end.message else ""
+    held = f"; the model holds epoch {end.restored_epoch}'s weights (best.ckpt)" if end.restored_epoch else ""
+    return (f"finished {end.epochs} epochs ({end.step} steps) in {clock(end.seconds)}{early}: {best}{held}; "
+            f"run folder {end.run_dir}")
 
 
 def _save_record(proj, record: dict | None) -> None:

@@ -1,6 +1,6 @@
 """The project's typed settings: ``DataSettings`` (the ``data`` section) and
-``TrainingSettings`` (``training``, holding ``OptimizerSettings``, ``ScheduleSettings`` and
-``LossSettings``).
+``TrainingSettings`` (``training``, holding ``OptimizerSettings``, ``ScheduleSettings``,
+``LossSettings`` and ``EarlyStoppingSettings``).
 
 Frozen dataclasses: read them as attributes (``project.training.optimizer.lr``) and change
 them with ``dataclasses.replace`` or ``with_value("optimizer.lr", 0.01)``, which give a new
@@ -496,6 +496,43 @@ class LossSettings(Settings):
     log_target: bool = setting("bool", False, "KLDivLoss: the targets are log-probabilities")
 
 
+EARLY_METRICS = ("val_loss", "val_acc", "train_loss")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSettings(Settings):
+    """``training.early_stopping``: end the run when ``metric`` has not improved by more than
+    ``min_delta`` for ``patience`` epochs (as Keras' and Lightning's EarlyStopping do). Off
+    unless ``enabled``. While it is on, the run's best epoch (``best.ckpt``, the best figures of
+    the run record) is the best by ``metric``; ``restore_best`` puts that epoch's weights back
+    in the model at the end of the run."""
+
+    enabled: bool = setting("bool", False, "end the run when the metric stops improving")
+    metric: str = setting("choice", "val_loss", "what is watched (val_acc needs validation data of a "
+                          "classification task; without validation data use train_loss)", choices=EARLY_METRICS)
+    mode: str = setting("choice", "auto", "min: the metric must fall, max: rise; auto: max for val_acc, else min",
+                        choices=("auto", "min", "max"))
+    patience: int = setting("int", 5, "epochs without improvement before the run ends", min=0, max=100000)
+    min_delta: float = setting("float", 0.0, "smallest change that counts as an improvement", min=0.0)
+    restore_best: bool = setting("bool", False, "put the best epoch's weights back in the model at the end")
+
+    def direction(self) -> str:
+        """"min" or "max": the mode, with auto resolved."""
+        if self.mode != "auto":
+            return self.mode
+        return "max" if self.metric == "val_acc" else "min"
+
+    @classmethod
+    def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
+        metric, mode = values.get("metric", "val_loss"), values.get("mode", "auto")
+        rises = metric == "val_acc"
+        if mode == ("min" if rises else "max"):
+            problems.append(Problem(f"{path}.mode", f"{metric} {'rises' if rises else 'falls'} as the model "
+                                    f"improves, so mode {mode} would take every gain for a setback; use "
+                                    f"{'max' if rises else 'min'} or auto"))
+            values.pop("mode")
+
+
 @dataclass(frozen=True)
 class TrainingSettings(Settings):
     """The project's ``training`` section."""
@@ -515,6 +552,7 @@ class TrainingSettings(Settings):
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     loss_options: LossSettings = field(default_factory=LossSettings)
+    early_stopping: EarlyStoppingSettings = field(default_factory=EarlyStoppingSettings)
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:

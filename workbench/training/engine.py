@@ -19,6 +19,14 @@ its last good weights. The parts:
   killed runs left are removed, both said in the StartedEvent's notes) and let go on every
   way out of ``run``.
 
+Early stopping (``training.early_stopping``): while it is on, the best epoch is the best by its
+metric (beyond ``min_delta``), so ``best.ckpt`` holds it; ``_end_epoch`` ends the run once
+``patience`` epochs passed without a new best (the count is the position minus the best epoch,
+both in every checkpoint, so a resume goes on counting), and the run finishes with "stopped
+early at epoch N (best at M)" in its FinishedEvent and run record. ``restore_best`` puts the best
+epoch's weights back in the model at the end (kept in memory, or read from best.ckpt after a
+resume): the window's Export and Prediction use them; ``last.ckpt`` keeps the run's end.
+
 Losses stay on the device and are read every ``log_every`` steps in one transfer (one
 host sync instead of one per step); each step still gets its own ``StepEvent``.
 """
@@ -108,6 +116,7 @@ class Engine:
         self._pending: list[torch.Tensor] = []  # losses of the steps since the last read-out
         self._pending_meta: list[tuple[float, int]] = []  # their (lr, examples)
         self._flush_t = 0.0
+        self._best_weights: dict[str, torch.Tensor] | None = None  # the best epoch's (early_stopping.restore_best)
         self._queue: collections.deque[ev.Event] = collections.deque()
         self._dispatching = False
 
@@ -225,6 +234,12 @@ class Engine:
         if self.schedule.monitor == "val_acc" and (bundle.val is None or not task.is_classification):
             raise WorkbenchError("training.schedule.monitor: val_acc needs validation data of a classification "
                                  "task; use val_loss or train_loss")
+        early = s.early_stopping
+        if early.enabled and early.metric != "train_loss" and bundle.val is None:
+            raise WorkbenchError(f"training.early_stopping.metric: {early.metric} needs validation data "
+                                 "(data.val_fraction is 0); use train_loss or hold out some data")
+        if early.enabled and early.metric == "val_acc" and not task.is_classification:
+            raise WorkbenchError("training.early_stopping.metric: val_acc needs a classification task; use val_loss")
         notes: list[str] = list(self._notes)
         fit = forecast.run_note(self.spec, self.data_settings.batch_size, s.optimizer, str(device))
         notes += [fit] if fit else []  # a warning, not a refusal: the forecast may be pessimistic
@@ -372,8 +387,11 @@ class Engine:
                 if self._run_epoch() == "stop":
                     return self._stopped()
                 self._flush()
-                if self._end_epoch(time.perf_counter() - t_epoch) == "stop":
+                ended = self._end_epoch(time.perf_counter() - t_epoch)
+                if ended == "stop":
                     return self._stopped()
+                if ended == "early":
+                    break
         except NonFiniteLoss as bad:
             back = self.keeper.restore_before(bad.step)
             lr = optim.current_lr(self.optimizer)
@@ -468,7 +486,7 @@ class Engine:
     def _end_epoch(self, seconds: float) -> str:
         """Validate, move to the next epoch, checkpoint. "stop": a stop came during the
         validation pass, which is dropped; the position stays at the end of the epoch's steps,
-        so a resume validates this epoch again."""
+        so a resume validates this epoch again. "early": early stopping ends the run here."""
         pos, task = self.state.position, self.task
         train_loss = pos.loss_sum / max(1, pos.loss_count)
         result = None
@@ -479,12 +497,15 @@ class Engine:
             self._validating = False
             if result is None:
                 return "stop"
-        better = self._is_better(train_loss, result)
+        metrics = {"val_loss": result.loss if result else None, "train_loss": train_loss,
+                   "val_acc": result.acc if result else None}
+        better = self._is_better(train_loss, result, metrics)
         if better:
             self.state.best = Best(result.acc if result else None, result.loss if result else None, train_loss,
                                    pos.epoch + 1)
-        self.schedule.step_epoch({"val_loss": result.loss if result else None, "train_loss": train_loss,
-                                  "val_acc": result.acc if result else None})
+            if self.settings.early_stopping.restore_best:
+                self._best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        self.schedule.step_epoch(metrics)
         pos.epoch += 1
         pos.batch, pos.loss_sum, pos.loss_count = 0, 0.0, 0
         epoch_ev = ev.EpochEvent(pos.epoch, pos.step, train_loss, result.loss if result else None,
@@ -494,12 +515,26 @@ class Engine:
                                  optim.current_lr(self.optimizer), seconds, better)
         self.emit(epoch_ev)
         self._save(best=better)  # the logs flush here, epoch line included
+        early = self.settings.early_stopping
+        waited = self.state.epochs_since_best
+        if early.enabled and pos.epoch < self.settings.epochs and waited > 0 and waited >= early.patience:
+            return "early"
         return "done"
 
-    def _is_better(self, train_loss: float, result) -> bool:
+    def _is_better(self, train_loss: float, result, metrics: dict[str, float | None]) -> bool:
+        """Is this epoch the run's best so far? By early stopping's metric (beyond its
+        min_delta) while it is on; else by validation accuracy, then loss, else training loss."""
         b = self.state.best
         if b.epoch is None:
             return True
+        early = self.settings.early_stopping
+        if early.enabled:
+            value, old = metrics[early.metric], getattr(b, early.metric)
+            if value is None or not math.isfinite(value):
+                return False
+            if old is None:
+                return True
+            return value < old - early.min_delta if early.direction() == "min" else value > old + early.min_delta
         if result is None:
             return train_loss < b.train_loss
         if result.acc is not None:
@@ -535,9 +570,34 @@ class Engine:
     def _finished(self) -> ev.Event:
         self.writer.wait()
         best = self.run_dir / checkpoint.BEST
+        b, epoch = self.state.best, self.state.position.epoch
+        message = f"stopped early at epoch {epoch} (best at {b.epoch})" if epoch < self.settings.epochs else ""
+        restored = self._restore_best(best)
+        return self.emit(ev.FinishedEvent(self.step, epoch, b.val_acc, b.val_loss, b.epoch,
+                                          self._elapsed(), str(self.run_dir), str(best) if best.exists() else None,
+                                          message, restored))
+
+    def _restore_best(self, best: Path) -> int | None:
+        """early_stopping.restore_best: put the best epoch's weights into the model (kept in
+        memory when that epoch ran in this process, else read from best.ckpt, which holds them).
+        last.ckpt keeps the run's end, so a resume goes on from there. The epoch restored, or None."""
         b = self.state.best
-        return self.emit(ev.FinishedEvent(self.step, self.state.position.epoch, b.val_acc, b.val_loss, b.epoch,
-                                          self._elapsed(), str(self.run_dir), str(best) if best.exists() else None))
+        if not self.settings.early_stopping.restore_best or b.epoch is None or b.epoch == self.state.position.epoch:
+            return None
+        weights = self._best_weights
+        if weights is None:
+            if not best.exists():
+                _logger.warning("the best epoch's weights (epoch %s) were not restored: %s is missing", b.epoch, best)
+                return None
+            saved = checkpoint.load(best)
+            if saved["position"]["epoch"] != b.epoch:
+                _logger.warning("the best epoch's weights were not restored: %s holds epoch %s, not %s", best,
+                                saved["position"]["epoch"], b.epoch)
+                return None
+            weights = saved["model"]
+        with torch.no_grad():
+            self.model.load_state_dict(weights)
+        return b.epoch
 
     def _fail(self, exc: Exception, phase: str) -> ev.Event:
         step = self.step
@@ -603,4 +663,10 @@ class Engine:
             self.record["resumed_from"] = str(self.resume_from)
         if isinstance(end, ev.FailedEvent):
             self.record["message"] = end.message
+        if isinstance(end, ev.FinishedEvent) and end.message:
+            self.record["message"] = end.message
+        if isinstance(end, ev.FinishedEvent) and end.restored_epoch is not None:
+            self.record["restored_epoch"] = end.restored_epoch
+        if self.settings.early_stopping.enabled:
+            self.record["early_stopping"] = self.settings.early_stopping.to_json()
         self.project.runs.append(self.record)

@@ -128,6 +128,8 @@ class FinishedEvent(Event):
     seconds: float
     run_dir: str
     checkpoint: str | None
+    message: str = ""  # "stopped early at epoch N (best at M)" when early stopping ended the run
+    restored_epoch: int | None = None  # the model holds this epoch's weights (early_stopping.restore_best)
 
 
 @dataclass

@@ -65,6 +65,13 @@ class TrainingState:
     position: Position = field(default_factory=Position)
     best: Best = field(default_factory=Best)
 
+    @property
+    def epochs_since_best(self) -> int:
+        """Epochs done since the best one: early stopping's patience counter. It is kept as
+        the best epoch and the position (both in every checkpoint), so a resumed run goes on
+        counting where it stopped."""
+        return self.position.epoch - self.best.epoch if self.best.epoch is not None else 0
+
     def state_dict(self) -> dict:
         """Tensors and plain containers only; the RNG states are read now."""
         s = self.shape
