@@ -272,3 +272,13 @@ def test_new_kinds_export_to_python_onnx_and_torchscript(name, tmp_path):
     if name == "sequence":
         assert "class SelfAttention(nn.Module):" in source and "nn.TransformerEncoder(" in source
         assert "Recurrent(nn.RNN(" in source
+
+
+def test_upsample_with_size_refuses_recompute_scale_factor_with_the_fix():
+    """torch refuses recompute_scale_factor with an explicit size at the forward; the rule says
+    so at inference instead of passing a shape the model cannot produce (found by the fuzz test)."""
+    spec = ModelSpec((3, 4, 4), [LayerSpec("up", "Upsample", {"size": [8, 8], "recompute_scale_factor": True})])
+    error = build.infer(spec).layers[0].error
+    assert error is not None and "recompute_scale_factor" in str(error) and "layer 'up'" in str(error)
+    fixed = ModelSpec((3, 4, 4), [LayerSpec("up", "Upsample", {"size": [8, 8]})])
+    assert build.infer(fixed).output_shape == (3, 8, 8)

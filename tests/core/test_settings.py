@@ -110,7 +110,7 @@ def test_settings_are_frozen_and_change_by_copy():
 
 def test_params_describe_each_value_for_the_form():
     names = [p.name for p in TrainingSettings.params()]
-    assert names == ["loss", "epochs", "device", "seed", "grad_clip", "amp", "log_every", "tensorboard"]
+    assert names == ["loss", "epochs", "device", "seed", "grad_clip", "amp", "log_every", "tensorboard", "health_every"]
     assert list(TrainingSettings.sections()) == ["optimizer", "schedule", "loss_options", "early_stopping"]
     lr = next(p for p in OptimizerSettings.params() if p.name == "lr")
     assert (lr.kind, lr.default, lr.min, lr.max) == ("float", 1e-3, 0.0, 100.0)

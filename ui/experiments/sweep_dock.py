@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QSplitter, QTabWidget,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout,
+                               QHeaderView, QLabel, QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
+                               QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.errors import WorkbenchError
 from workbench.experiments import space as sweep_space, sweep as sweep_core
@@ -240,8 +240,14 @@ class SweepDock(QWidget):
         right_column.addLayout(top)
         right_column.addWidget(self.tabs, 1)
 
+        # The controls scroll when the dock is small: their full size as a minimum would raise the
+        # whole window's minimum (the dock shares its tab area with Training).
+        controls = QScrollArea(objectName="sweepControlsScroll", widgetResizable=True)
+        controls.setFrameShape(QFrame.Shape.NoFrame)
+        controls.setWidget(left)
+        controls.setMinimumWidth(min(left.minimumSizeHint().width(), 240))
         self.split = QSplitter(Qt.Orientation.Horizontal)
-        self.split.addWidget(left)
+        self.split.addWidget(controls)
         self.split.addWidget(right)
         self.split.setStretchFactor(0, 0)
         self.split.setStretchFactor(1, 1)

@@ -55,6 +55,7 @@ class HealthView(QWidget):
         self.chooser.currentIndexChanged.connect(self.redraw)
         self.note = QLabel(objectName="healthNote")
         self.note.setStyleSheet(f"color: {theme.MUTED_TEXT}")
+        self.note.setWordWrap(True)  # one unwrapped line would set the Training dock's (and window's) minimum width
         pg.setConfigOptions(antialias=False)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground(theme.PLOT_BACKGROUND)

@@ -155,6 +155,10 @@ def upsample(mode: str | None = None):
             raise Bad("needs either size or scale_factor (exactly one of them)",
                       "set scale_factor (2 doubles each side) and clear size" if size is not None else
                       "set scale_factor, e.g. 2", remedies.set_args(scale_factor=2.0) if size is None else None)
+        if size is not None and args.get("recompute_scale_factor"):
+            raise Bad("recompute_scale_factor only applies with scale_factor, not with an explicit size",
+                      "clear recompute_scale_factor, or set scale_factor instead of size",
+                      remedies.set_args(recompute_scale_factor=None))
         if size is not None:
             out = (size,) * len(spatial) if isinstance(size, int) else tuple(size)
             if len(out) != len(spatial):
