@@ -44,6 +44,7 @@ from ui.editor.summary_bar import SummaryBar
 from ui.distributed.dialog import install as install_distributed
 from ui.training.menu import install as install_training
 from ui.prediction.menu import install as install_prediction
+from ui.insight.profile import install as install_profile
 from ui.menus import build_actions
 from ui.start_page import StartPage
 
@@ -83,7 +84,7 @@ class MainWindow(QMainWindow):
         self.setStyleSheet(theme.stylesheet())
 
         self.stack_model = StackModel(self.doc, self)
-        self.stack = StackView(self.stack_model)
+        self.stack = StackView(self.stack_model, settings=project_io.settings)  # remembers its cost columns
         self.start_page = StartPage()
         self.pages = QStackedWidget()  # the stack, or the start page when no project is open
         self.pages.addWidget(self.stack)
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self.training, self.training_menu = install_training(self)  # dock, menu, hooks (ui.training.menu)
         self.distributed = install_distributed(self)  # Training > Run Distributed... (ui.distributed.dialog)
         self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
+        self.profiler = install_profile(self)  # View > Profile Layers; the cost figures on (ui.insight.profile)
         self._update_title()
         self._restore_settings()
         if problem is not None:

@@ -29,6 +29,7 @@ from workbench.errors import LayerError, WorkbenchError
 from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, id_problem
 
 from ui.document import commands
+from ui.document.cost_figures import CostFigures
 
 
 class ProjectDocument(QObject):
@@ -60,6 +61,7 @@ class ProjectDocument(QObject):
         self.edit_lock = ""
         self.fit_error: LayerError | None = None  # why the model does not fit the data (set_fit_error)
         self._reinfer()
+        self.costs = CostFigures(self)  # MACs, memory, latency per row (computed off the UI thread)
 
     # ------------------------------------------------------------ reading
     @property

@@ -1,5 +1,7 @@
 """The summary bar (the window's status bar): input and output shape, parameter totals,
-model size, and the first problem (a link that selects the broken row) with, where its fix is
+model size, the costs (MACs per example and the training memory forecast at the project's batch
+size, from ``ProjectDocument.costs``; the tooltip has the forecast by part and the largest batch
+that fits), and the first problem (a link that selects the broken row) with, where its fix is
 mechanical, a "Fix" button (its tooltip names the fix) that makes it as one undoable edit. Always visible;
 the status bar's passing messages (refused edits, "Saved ...", menu hints) show at its end,
 cut in the middle when too long (the start and the end stay readable; the tooltip has it all)."""
@@ -10,6 +12,7 @@ from html import escape
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QStylePainter
 
+from workbench.insight import costs as insight_costs
 from workbench.model.shapes import fmt
 
 from ui.common import theme
@@ -55,6 +58,7 @@ class SummaryBar(QFrame):
         self.shapes = _cell("summaryShapes")
         self.params = _cell("summaryParams")
         self.weights_size = _cell("summarySize")
+        self.costs = _cell("summaryCosts")
         self.status = _cell("summaryStatus")
         self.status.linkActivated.connect(self.problemClicked.emit)
         self.fix_button = FixButton(doc, "summaryFix", compact=True)
@@ -64,7 +68,7 @@ class SummaryBar(QFrame):
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 3, 8, 3)
         row.setSpacing(18)
-        for label in (self.shapes, self.params, self.weights_size):
+        for label in (self.shapes, self.params, self.weights_size, self.costs):
             row.addWidget(label)
         problem = QHBoxLayout()  # the fix button sits next to the problem it fixes
         problem.setSpacing(6)
@@ -74,11 +78,26 @@ class SummaryBar(QFrame):
         row.addWidget(self.message, 1)
         doc.changed.connect(self.refresh)
         doc.fitChanged.connect(self.refresh)
+        doc.costs.updated.connect(self.show_costs)
         self.refresh()
+        self.show_costs()
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)
         self.message.setToolTip(text)
+
+    def show_costs(self) -> None:
+        """MACs per example and the training memory at the batch size; red when it does not fit."""
+        report = self.doc.costs.report
+        self.costs.setVisible(report is not None)
+        if report is None:
+            return
+        f = report.forecast
+        memory = f"<b>{insight_costs.size(f.total)}</b> to train at batch {f.batch}"
+        if report.fits is False:
+            memory = f"<span style='color:{theme.BAD}'>{memory} &#9888;</span>"
+        self.costs.setText(f"<b>{insight_costs.count(report.costs.macs)}</b> MACs &middot; {memory}")
+        self.costs.setToolTip(insight_costs.breakdown(report))
 
     def refresh(self) -> None:
         spec, info = self.doc.spec, self.doc.info

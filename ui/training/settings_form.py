@@ -34,11 +34,13 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 from workbench.data.sources import tables
+from workbench.insight.costs import batch_hint, breakdown
 from workbench.project.project_file import lr_scale_problems
 from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, WARMUP_ARGS, DataSettings, LossSettings,
                                         OptimizerSettings, ScheduleSettings, Settings, TrainingSettings,
                                         check_lr_scale, check_weights, optimizer_arguments, path_kind)
 
+from ui.common import theme
 from ui.common.workers import Worker, start_worker
 
 from ui.document.commands import UNSET, SetValue
@@ -135,7 +137,9 @@ class SettingsForm(QWidget):
         for section, name, label, row, column in ROWS:
             self._add(section, name, label, row, column)
         doc.reset.connect(self.refresh)
+        doc.costs.updated.connect(self._show_fit)
         self.refresh()
+        self._show_fit()
 
     @property
     def project(self):
@@ -189,6 +193,14 @@ class SettingsForm(QWidget):
             line.setContentsMargins(0, 0, 0, 0)
             line.addWidget(widget, 1)
             line.addWidget(browse)
+            widget = holder
+        if key == ("data", "batch_size"):  # the largest batch that fits, from the memory forecast
+            self.batch_fit = QLabel(objectName="batchFit")
+            holder = QWidget()
+            line = QHBoxLayout(holder)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(widget, 1)
+            line.addWidget(self.batch_fit)
             widget = holder
         if key == ("training", "amp") and not self.cuda:
             self.fields[key].widget.setToolTip("Mixed precision needs a CUDA GPU; there is none here")
@@ -247,6 +259,14 @@ class SettingsForm(QWidget):
                               if params or customs else f"{title} takes no arguments")
         if self.arguments is not None:
             self.arguments.refresh()
+
+    def _show_fit(self) -> None:
+        """'fits ≤ N on cpu' beside the batch size, in the warning colour when the batch is too big."""
+        report = self.doc.costs.report
+        text, sentence = batch_hint(report) if report is not None else ("", "")
+        self.batch_fit.setText(text)
+        self.batch_fit.setToolTip(f"{sentence}\n\n{breakdown(report)}" if report is not None else "")
+        self.batch_fit.setStyleSheet(f"color: {theme.BAD if report is not None and report.fits is False else theme.MUTED_TEXT}")
 
     def _show_row(self, key, visible: bool) -> None:
         for widget in self._rows[key]:

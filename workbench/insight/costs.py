@@ -86,6 +86,22 @@ def summary(r: CostReport) -> str:
     return text
 
 
+def batch_hint(r: CostReport) -> tuple[str, str]:
+    """(short text, sentence) for next to the batch-size setting: 'fits ≤ 1,234' and what it
+    rests on; the short text says 'too big' when the chosen batch does not fit."""
+    f, most = r.forecast, r.largest_batch
+    where = "the free RAM" if f.device == "cpu" else f"the memory of {f.device}"
+    if most is None:
+        return "", f"the memory {f.device} offers is not known, so no batch limit is shown"
+    shown = f"{most:,}" if most < 100_000 else count(most)
+    need = f"training at batch {f.batch} is forecast to need {size(f.total)} of {size(r.capacity)} ({where})"
+    if most == 0:
+        return "does not fit", f"not even a batch of 1 fits {where}: {need}"
+    if f.batch > most:
+        return f"too big: ≤ {shown}", f"a batch of at most {most:,} fits {where}; {need}"
+    return f"fits ≤ {shown} on {f.device}", f"a batch of up to {most:,} fits {where}; {need}"
+
+
 def breakdown(r: CostReport) -> str:
     """The forecast by part, one per line (the summary's tooltip, the CLI's table foot)."""
     f = r.forecast
@@ -105,4 +121,4 @@ def breakdown(r: CostReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CostReport", "report", "count", "size", "summary", "breakdown", "DTYPES"]
+__all__ = ["CostReport", "report", "count", "size", "summary", "batch_hint", "breakdown", "DTYPES"]
