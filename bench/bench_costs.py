@@ -80,10 +80,12 @@ def main() -> None:
         worst = max(worst, err)
         print(f"digits_cnn batch {b}: forecast {predicted:,} B, measured peak {measured:,} B ({err:.1%})")
     edit, edit_cpu = edit_ms(n, edits)
-    print(f"{n}-layer stack: one-row edit with costs {edit:.2f} ms wall, {edit_cpu:.2f} ms CPU (median of {edits})")
+    print(f"{n}-layer stack: one-row edit with costs {edit:.2f} ms wall, {edit_cpu:.2f} ms CPU "
+          f"(median of {edits})")
     ok = resnet <= 0.001 and digits <= 0.001 and worst <= 0.15 and (args.quick or edit <= 16)
     print(f"RESULT resnet18_macs_err={resnet:.5f} digits_macs_err={digits:.5f} forecast_worst_err={worst:.3f} "
-          f"layers={n} edit_ms={edit:.2f} edit_cpu_ms={edit_cpu:.2f} goals_met={int(ok)}" + (" quick=1" if args.quick else ""))
+          f"layers={n} edit_ms={edit:.2f} edit_cpu_ms={edit_cpu:.2f} goals_met={int(ok)}"
+          + (" quick=1" if args.quick else ""))
 
 
 if __name__ == "__main__":

@@ -71,3 +71,4 @@ def test_milliseconds_are_compact():
     assert latency.milliseconds(0.0123) == "12.3 µs"
     assert latency.milliseconds(1.5) == "1.5 ms"
     assert latency.milliseconds(2345) == "2.35 s"
+    assert latency.milliseconds(0.9997) == "1 ms" and latency.milliseconds(999.7) == "1 s"  # never '1e+03 µs'

@@ -70,7 +70,8 @@ class StackModel(QAbstractItemModel):
         doc.changed.connect(self._refresh)
         doc.costs.updated.connect(self._refresh)  # the cost columns' figures arrive after the edit
         doc.costs.latencyChanged.connect(self._refresh)
-        doc.costs.latencyChanged.connect(lambda: self.headerDataChanged.emit(Qt.Orientation.Horizontal, LATENCY, LATENCY))
+        doc.costs.latencyChanged.connect(  # its tooltip names the slowest rows
+            lambda: self.headerDataChanged.emit(Qt.Orientation.Horizontal, LATENCY, LATENCY))
 
     # ------------------------------------------------------------ mirroring the document
     def _end(self, end) -> None:

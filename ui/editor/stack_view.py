@@ -21,7 +21,8 @@ header's context menu shows or hides each (remembered in the settings, ``remembe
 left on "as room allows" (the default) a cost column shows only when the view has room for it
 with Layer, Output shape and Params at full width, so a narrow window keeps the layer names
 readable and a wide one shows the costs. Latency shows once View > Profile Layers has measured
-the model, as a bar per row (``LatencyBar``; the three slowest rows stronger).
+the model (whatever the width: it was just asked for), as a bar per row (``LatencyBar``; the
+three slowest rows stronger).
 """
 from __future__ import annotations
 
@@ -46,13 +47,13 @@ from ui.editor.stack_cells import Stage, cost_texts
 _PAD = 12  # a cell's margins and focus frame around its text (Qt's are 2 x 3 px, plus slack)
 _HEADER_PAD = 14  # a header section's margins around its title
 _SHARE = (ID, TYPE, ARGS, SHAPE, PARAMS)  # columns that share a wide view's extra room
-_BAR_ROOM = 36  # pixels of bar a Latency cell has besides its text
+_BAR_ROOM = 40  # pixels a Latency cell has besides its time: the bar, and the rank (#1) of the three slowest
 COLUMNS_KEY = "stack/cost_columns"  # the settings entry: {"MACs": true, "Memory": false, ...}; missing: as room allows
 
 
 class LatencyBar(QStyledItemDelegate):
-    """A Latency cell: a bar as long as the row's share of the slowest row's time (the three
-    slowest stronger), the time written over it."""
+    """A Latency cell: a bar as long as the row's share of the slowest row's time, the time
+    written over it at the right; the three slowest rows' bars stronger, their rank (#1) at the left."""
 
     def paint(self, painter, option, index) -> None:
         opt = QStyleOptionViewItem(option)
@@ -68,8 +69,14 @@ class LatencyBar(QStyledItemDelegate):
             bar.setWidth(max(2, round(bar.width() * min(1.0, fraction))))
             painter.fillRect(bar, QColor(theme.LATENCY_TOP if index.data(RANK_ROLE) else theme.LATENCY_BAR))
         painter.setPen(opt.palette.color(QPalette.ColorRole.Text))  # selected rows are a light tint here
-        painter.drawText(opt.rect.adjusted(4, 0, -4, 0), int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
-                         text)
+        inner = opt.rect.adjusted(4, 0, -4, 0)
+        painter.drawText(inner, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), text)
+        rank = index.data(RANK_ROLE)
+        if rank:  # the three slowest rows say so: #1, #2, #3
+            font = painter.font()
+            font.setBold(True)
+            painter.setFont(font)
+            painter.drawText(inner, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), f"#{rank}")
         painter.restore()
 
 
@@ -363,14 +370,18 @@ class StackView(QTreeView):
 
     # ------------------------------------------------------------ cost columns shown or hidden
     def _shown_costs(self, widths: dict[int, int], type_floor: int) -> set[int]:
-        """The cost columns to show: those chosen by hand, and those left to the room (Latency
-        only once measured) that fit beside the other columns with only Arguments and Type narrowed."""
+        """The cost columns to show: those chosen by hand; Latency once measured (Profile was just
+        asked for); and MACs, then Memory, where they fit beside the other columns with only
+        Arguments and Type narrowed."""
         shown = {col for col in COST_COLUMNS if self._column_choice.get(col)}
         room = self.viewport().width() - sum(widths[c] for c in widths if c not in COST_COLUMNS)
         room += max(0, widths[ARGS] - 56) + max(0, widths[TYPE] - type_floor) - sum(widths[c] for c in shown)
         auto = [col for col in (LATENCY, MACS, MEMORY) if col not in self._column_choice]
         for col in auto:
-            if col == LATENCY and self.stack_model.doc.costs.latency is None:
+            if col == LATENCY:  # shown once measured (just asked for), else empty: hidden
+                if self.stack_model.doc.costs.latency is not None:
+                    shown.add(col)
+                    room -= widths[col]
                 continue
             if widths[col] <= room:
                 shown.add(col)

@@ -261,12 +261,14 @@ class SettingsForm(QWidget):
             self.arguments.refresh()
 
     def _show_fit(self) -> None:
-        """'fits ≤ N on cpu' beside the batch size, in the warning colour when the batch is too big."""
+        """'fits ≤ N' beside the batch size (the device and figures in its tooltip), in the warning
+        colour when the batch is too big."""
         report = self.doc.costs.report
         text, sentence = batch_hint(report) if report is not None else ("", "")
         self.batch_fit.setText(text)
         self.batch_fit.setToolTip(f"{sentence}\n\n{breakdown(report)}" if report is not None else "")
-        self.batch_fit.setStyleSheet(f"color: {theme.BAD if report is not None and report.fits is False else theme.MUTED_TEXT}")
+        too_big = report is not None and report.fits is False
+        self.batch_fit.setStyleSheet(f"color: {theme.BAD if too_big else theme.MUTED_TEXT}")
 
     def _show_row(self, key, visible: bool) -> None:
         for widget in self._rows[key]:

@@ -88,7 +88,8 @@ def summary(r: CostReport) -> str:
 
 def batch_hint(r: CostReport) -> tuple[str, str]:
     """(short text, sentence) for next to the batch-size setting: 'fits ≤ 1,234' and what it
-    rests on; the short text says 'too big' when the chosen batch does not fit."""
+    rests on (the device, the forecast, the memory offered); the short text says 'too big' when
+    the chosen batch does not fit. The short text stays short: the form is narrow."""
     f, most = r.forecast, r.largest_batch
     where = "the free RAM" if f.device == "cpu" else f"the memory of {f.device}"
     if most is None:
@@ -99,7 +100,7 @@ def batch_hint(r: CostReport) -> tuple[str, str]:
         return "does not fit", f"not even a batch of 1 fits {where}: {need}"
     if f.batch > most:
         return f"too big: ≤ {shown}", f"a batch of at most {most:,} fits {where}; {need}"
-    return f"fits ≤ {shown} on {f.device}", f"a batch of up to {most:,} fits {where}; {need}"
+    return f"fits ≤ {shown}", f"a batch of up to {most:,} fits {where}; {need}"
 
 
 def breakdown(r: CostReport) -> str:

@@ -172,9 +172,9 @@ def milliseconds(ms: float | None) -> str:
     """0.01234 -> '12.3 µs', 1.5 -> '1.50 ms', 1234 -> '1.23 s' (compact, three figures)."""
     if ms is None:
         return ""
-    if ms < 1:
+    if ms < 0.9995:  # 0.9997 ms is '1 ms', not '1e+03 µs'
         return f"{ms * 1000:.3g} µs"
-    if ms < 1000:
+    if ms < 999.5:
         return f"{ms:.3g} ms"
     return f"{ms / 1000:.3g} s"
 
