@@ -15,9 +15,16 @@ input). The model's input batch is always counted: it lives for the whole step. 
 a parameter shared by two modules is counted once (``module_costs``).
 
 MACs are half of FlopCounterMode's FLOPs (it counts a multiply-add as two FLOPs).
+
+A frozen layer is measured with its weights not requiring gradients: where nothing before it
+learns either, autograd keeps nothing for it, so a frozen beginning adds no activations. Layers
+are built on meta without their initialisers (``build.meta_device``). The cache is shared by
+threads (the window's cost job, the engine's fit note) under one lock; a measurement runs
+outside it.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -36,6 +43,7 @@ _PROBE_BATCH = 2  # BatchNorm refuses a batch of 1 in training mode; figures are
 _CACHE: "OrderedDict[tuple, LayerCost]" = OrderedDict()
 _CACHE_SIZE = 8192
 _ARGS_TEXT: dict[int, tuple[dict, str]] = {}
+_LOCK = threading.Lock()  # the window's cost job and the engine's fit note may measure at once
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,9 @@ class ModelCosts:
 
 
 def clear_cache() -> None:
-    _CACHE.clear()
-    _ARGS_TEXT.clear()
+    with _LOCK:
+        _CACHE.clear()
+        _ARGS_TEXT.clear()
 
 
 def element_size(dtype: str) -> int:
@@ -225,9 +234,10 @@ def _args_text(args: dict) -> str:
     if found is not None and found[0] is args:
         return found[1]
     text = repr(sorted(args.items()))
-    _ARGS_TEXT[id(args)] = (args, text)
-    if len(_ARGS_TEXT) > _CACHE_SIZE:
-        _ARGS_TEXT.pop(next(iter(_ARGS_TEXT)))
+    with _LOCK:
+        _ARGS_TEXT[id(args)] = (args, text)
+        if len(_ARGS_TEXT) > _CACHE_SIZE:
+            del _ARGS_TEXT[next(iter(_ARGS_TEXT))]
     return text
 
 
@@ -241,14 +251,16 @@ def _meta_module(layer: LayerSpec, info: build.LayerInfo) -> nn.Module:
 
 def _cost(key: tuple, shape: Shape, in_kind: str, dtype: str, grad: bool, make, learns: bool = True) -> LayerCost:
     full = key + (in_kind, dtype, grad, learns, catalog.version())
-    cost = _CACHE.get(full)
-    if cost is None:
-        cost = measure(make(), shape, dtype, integer_input=in_kind == "int64", input_grad=grad, learns=learns)
+    with _LOCK:
+        cost = _CACHE.get(full)
+        if cost is not None:
+            _CACHE.move_to_end(full)
+            return cost
+    cost = measure(make(), shape, dtype, integer_input=in_kind == "int64", input_grad=grad, learns=learns)
+    with _LOCK:
         _CACHE[full] = cost
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(full)
     return cost
 
 
