@@ -59,6 +59,7 @@ class SummaryBar(QFrame):
         self.params = _cell("summaryParams")
         self.weights_size = _cell("summarySize")
         self.costs = _cell("summaryCosts")
+        self._cost_texts = ("", "")  # (with the batch size, without)
         self.status = _cell("summaryStatus")
         self.status.linkActivated.connect(self.problemClicked.emit)
         self.fix_button = FixButton(doc, "summaryFix", compact=True)
@@ -87,17 +88,40 @@ class SummaryBar(QFrame):
         self.message.setToolTip(text)
 
     def show_costs(self) -> None:
-        """MACs per example and the training memory at the batch size; red when it does not fit."""
+        """MACs per example and the training memory at the batch size; red when it does not fit.
+        Where the bar is short of room the words after the memory go, then the whole cell (the
+        same figures are in the stack's cost columns and beside the batch size)."""
         report = self.doc.costs.report
-        self.costs.setVisible(report is not None)
-        if report is None:
-            return
-        f = report.forecast
-        memory = f"<b>{insight_costs.size(f.total)}</b> to train at batch {f.batch}"
-        if report.fits is False:
-            memory = f"<span style='color:{theme.BAD}'>{memory} &#9888;</span>"
-        self.costs.setText(f"<b>{insight_costs.count(report.costs.macs)}</b> MACs &middot; {memory}")
-        self.costs.setToolTip(insight_costs.breakdown(report))
+        self._cost_texts = ("", "")
+        if report is not None:
+            f = report.forecast
+            macs, memory = insight_costs.count(report.costs.macs), insight_costs.size(f.total)
+            warn = (f"<span style='color:{theme.BAD}'>", " &#9888;</span>") if report.fits is False else ("", "")
+            self._cost_texts = (f"<b>{macs}</b> MACs &middot; {warn[0]}<b>{memory}</b> to train at batch "
+                                f"{f.batch}{warn[1]}", f"<b>{macs}</b> MACs &middot; {warn[0]}<b>{memory}</b>{warn[1]}")
+            self.costs.setToolTip(insight_costs.breakdown(report))
+        self._fit_costs()
+
+    def _fit_costs(self) -> None:
+        full, short = self._cost_texts
+        row = self.layout()
+        others = [w for w in (self.shapes, self.params, self.weights_size, self.status) if not w.isHidden()]
+        margins = row.contentsMargins()
+        # the row: the cells, the costs, the problem (status and Fix), the message: a spacing between each
+        room = (self.width() - margins.left() - margins.right() - sum(w.sizeHint().width() for w in others)
+                - row.spacing() * (len(others) + 1))
+        if not self.fix_button.isHidden():
+            room -= self.fix_button.sizeHint().width() + 6
+        for text in (full, short):
+            self.costs.setText(text)
+            if text and self.costs.sizeHint().width() <= room:
+                self.costs.show()
+                return
+        self.costs.hide()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_costs()
 
     def refresh(self) -> None:
         spec, info = self.doc.spec, self.doc.info
@@ -129,3 +153,4 @@ class SummaryBar(QFrame):
                                 f"&#9888; '{escape(error.layer_id)}' (row {error.position}) cannot work"
                                 f"</a>{more}")
             self.status.setToolTip(f"{error.problem}. Fix: {error.fix}" if error.fix else error.problem)
+        self._fit_costs()

@@ -261,8 +261,8 @@ class SettingsForm(QWidget):
             self.arguments.refresh()
 
     def _show_fit(self) -> None:
-        """'fits ≤ N' beside the batch size (the device and figures in its tooltip), in the warning
-        colour when the batch is too big."""
+        """'≤ N' beside the batch size (the largest that fits; the device and figures in its
+        tooltip), '> N fits' in the warning colour when the batch is too big."""
         report = self.doc.costs.report
         text, sentence = batch_hint(report) if report is not None else ("", "")
         self.batch_fit.setText(text)

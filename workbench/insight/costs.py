@@ -87,9 +87,10 @@ def summary(r: CostReport) -> str:
 
 
 def batch_hint(r: CostReport) -> tuple[str, str]:
-    """(short text, sentence) for next to the batch-size setting: 'fits ≤ 1,234' and what it
-    rests on (the device, the forecast, the memory offered); the short text says 'too big' when
-    the chosen batch does not fit. The short text stays short: the form is narrow."""
+    """(short text, sentence) for next to the batch-size setting: '≤ 1,234' (read with the
+    field: batch size 64 ≤ 1,234) and what it rests on (the device, the forecast, the memory
+    offered); '> 1,234 fits' when the chosen batch does not fit. The short text stays short:
+    the settings form is narrow."""
     f, most = r.forecast, r.largest_batch
     where = "the free RAM" if f.device == "cpu" else f"the memory of {f.device}"
     if most is None:
@@ -99,8 +100,8 @@ def batch_hint(r: CostReport) -> tuple[str, str]:
     if most == 0:
         return "does not fit", f"not even a batch of 1 fits {where}: {need}"
     if f.batch > most:
-        return f"too big: ≤ {shown}", f"a batch of at most {most:,} fits {where}; {need}"
-    return f"fits ≤ {shown}", f"a batch of up to {most:,} fits {where}; {need}"
+        return f"> {shown} fits", f"too big: a batch of at most {most:,} fits {where}; {need}"
+    return f"≤ {shown}", f"a batch of up to {most:,} fits {where}; {need}"
 
 
 def breakdown(r: CostReport) -> str:
