@@ -13,6 +13,8 @@ is then frozen during the run, after the first epoch, so its mark shows in the p
 the per-layer health strips.
 ``--explain`` trains N epochs to the end, clicks the largest mistake cell of the confusion
 matrix and its first sample, and pictures the explanations window at the given size.
+``--profile`` runs View > Profile Layers first (the Latency column's bars); ``--cost-columns
+shown`` shows the cost columns by hand (by default they show as room allows).
 ``--start-page`` shows the start page (File > Close Project) with a few recent projects, one
 of them missing.
 Settings and runs go to a temporary folder, never the user's.
@@ -81,6 +83,15 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
         doc.insert_kind("Linear", None, layer_ids.index("flat"))
     if args.select in doc.spec.ids():
         window.stack.select_ids([args.select])
+    if args.cost_columns == "shown":
+        from ui.editor.stack_model import COST_COLUMNS
+        for col in COST_COLUMNS:
+            window.stack.set_column_choice(col, True)
+    if args.profile and not args.train:
+        window.profiler.start()
+        while window.profiler.job is not None:
+            QTest.qWait(20)
+    doc.costs.wait()
     if args.dock:
         bring_forward(window, args.dock)
     QTest.qWait(400)  # let layouts settle and the palette paint
@@ -194,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                         "of the largest mistake cell after the run")
     parser.add_argument("--tab", choices=("plots", "evaluation", "health"), default="plots",
                         help="training tab to show")
+    parser.add_argument("--profile", action="store_true", help="run View > Profile Layers first (not with --train)")
+    parser.add_argument("--cost-columns", choices=("auto", "shown"), default="auto",
+                        help="the stack's cost columns as room allows, or all shown")
     args = parser.parse_args(argv)
     if args.broken and args.train:
         parser.error("--broken and --train do not go together: a model with an error row cannot train "

@@ -46,6 +46,7 @@ from ui.experiments.lr_finder_dialog import install as install_lr_finder
 from ui.training.menu import install as install_training
 from ui.prediction.menu import install as install_prediction
 from ui.experiments.sweep_menu import install as install_sweep
+from ui.insight.profile import install as install_profile
 from ui.menus import build_actions
 from ui.start_page import StartPage
 
@@ -85,7 +86,7 @@ class MainWindow(QMainWindow):
         self.setStyleSheet(theme.stylesheet())
 
         self.stack_model = StackModel(self.doc, self)
-        self.stack = StackView(self.stack_model)
+        self.stack = StackView(self.stack_model, settings=project_io.settings)  # remembers its cost columns
         self.start_page = StartPage()
         self.pages = QStackedWidget()  # the stack, or the start page when no project is open
         self.pages.addWidget(self.stack)
@@ -126,6 +127,7 @@ class MainWindow(QMainWindow):
         self.lr_finder = install_lr_finder(self)  # Training > Find Learning Rate... (ui.experiments.lr_finder_dialog)
         self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
         self.sweep = install_sweep(self)  # the Sweep dock, View > Sweep..., "Sweep this value..." (ui.experiments)
+        self.profiler = install_profile(self)  # View > Profile Layers; the cost figures on (ui.insight.profile)
         self._update_title()
         self._restore_settings()
         if problem is not None:

@@ -63,6 +63,17 @@ def test_the_forecast_is_within_15_percent_of_the_measured_peak_on_cpu(name, bat
     assert abs(predicted - measured) <= 0.15 * measured, (predicted, measured)
 
 
+def test_a_frozen_beginning_saves_less_and_the_forecast_still_meets_the_measured_peak():
+    proj = templates.load("digits_cnn")
+    trainable = forecast.forecast(proj.model, 64, proj.training.optimizer)
+    for layer in proj.model.layers[:2]:  # conv1 and bn1: nothing before them learns, so they save nothing
+        layer.frozen = True
+    frozen = forecast.forecast(proj.model, 64, proj.training.optimizer)
+    assert frozen.activations < trainable.activations and frozen.gradients < trainable.gradients
+    measured = forecast.measure_peak(proj.model, 64, proj.training.optimizer)
+    assert abs(frozen.total - measured) <= 0.15 * measured, (frozen.total, measured)
+
+
 def test_largest_batch_fits_and_one_more_does_not():
     proj = templates.load("digits_cnn")
     f = forecast.forecast(proj.model, 64, proj.training.optimizer)

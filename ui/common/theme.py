@@ -55,6 +55,8 @@ PREDICTION_BAR = "#93c5fd"
 PREDICTION_TOP = "#2563eb"  # the most probable class
 PREDICTION_TRUE = GOOD  # the true class's mark
 PREDICTION_TRACK = "#f3f4f6"
+LATENCY_BAR = "#fde4c8"  # a row's forward + backward time in the stack (text stays readable over it)
+LATENCY_TOP = "#fdba74"  # the three slowest rows
 
 # ---------------------------------------------------------------- live plots (r, g, b[, a])
 PLOT_BACKGROUND = "w"

@@ -14,6 +14,10 @@ One-click fixes: a problem whose fix is mechanical carries a ``remedies.Remedy``
 ``apply_remedy`` makes it as ONE undoable edit named by its label, through the same commands
 as any other edit. Problems of the model against the data come from the training panel's
 probe (``set_fit_error``), since only it reads the data.
+
+``costs`` (``ui.document.cost_figures.CostFigures``) holds what the model costs (MACs, training
+memory, the batch that fits, latency once profiled), recomputed off the UI thread after changes
+once the window has started it.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from workbench.errors import LayerError, WorkbenchError
 from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, id_problem
 
 from ui.document import commands
+from ui.document.cost_figures import CostFigures
 
 
 class ProjectDocument(QObject):
@@ -60,6 +65,7 @@ class ProjectDocument(QObject):
         self.edit_lock = ""
         self.fit_error: LayerError | None = None  # why the model does not fit the data (set_fit_error)
         self._reinfer()
+        self.costs = CostFigures(self)  # MACs, memory, latency per row (computed off the UI thread)
 
     # ------------------------------------------------------------ reading
     @property

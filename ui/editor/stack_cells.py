@@ -11,6 +11,7 @@ from html import escape
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 
+from workbench.insight import costs, latency as latency_words
 from workbench.model import catalog
 from workbench.model.shapes import fmt
 from workbench.model.spec import LayerSpec
@@ -19,8 +20,11 @@ from ui.common import icons, theme
 
 # The id is logical column 0 (the tree column: it indents nested rows and keeps Qt's model
 # checks meaningful); the view shows the position column first.
-COLUMNS = ("Layer", "#", "Type", "Arguments", "Output shape", "Params", "Freeze")
-ID, POS, TYPE, ARGS, SHAPE, PARAMS, FROZEN = range(len(COLUMNS))
+# The cost columns come after the others, so the numbers of the first seven never change; they
+# are hideable (the header's context menu) and filled from ``ProjectDocument.costs``.
+COLUMNS = ("Layer", "#", "Type", "Arguments", "Output shape", "Params", "Freeze", "MACs", "Memory", "Latency")
+ID, POS, TYPE, ARGS, SHAPE, PARAMS, FROZEN, MACS, MEMORY, LATENCY = range(len(COLUMNS))
+COST_COLUMNS = (MACS, MEMORY, LATENCY)
 HEADER_TIPS = {
     POS: "Position in the stack (3.2: second layer inside block 3)",
     ARGS: "Key arguments (abbreviated: out = out_channels / out_features, k = kernel_size, s = stride, "
@@ -28,6 +32,11 @@ HEADER_TIPS = {
     SHAPE: "Output shape of each row for one example (the batch dimension is left out)",
     PARAMS: "Parameters each row learns; grey: frozen",
     FROZEN: "Frozen layers keep their weights while training (also mid-run)",
+    MACS: "Multiply-adds of one example's forward pass (torch's FlopCounterMode; FLOPs are twice this). "
+          "Right-click the header to show or hide the cost columns",
+    MEMORY: "Activations each row keeps for the backward pass at the project's batch size (the training "
+            "memory forecast; the status bar has the total with weights, gradients and optimizer state)",
+    LATENCY: "Forward + backward time per row, measured by View > Profile Layers on the training device",
 }
 
 
@@ -36,7 +45,10 @@ _DISPLAY, _EDIT, _DECORATION, _CHECK = int(_R.DisplayRole), int(_R.EditRole), in
     int(_R.CheckStateRole)
 _BACKGROUND, _FOREGROUND, _ALIGN, _TIP = int(_R.BackgroundRole), int(_R.ForegroundRole), \
     int(_R.TextAlignmentRole), int(_R.ToolTipRole)
-CHANGED_ROLES = [_DISPLAY, _EDIT, _DECORATION, _CHECK, _BACKGROUND, _FOREGROUND, _TIP]  # never the size
+BAR_ROLE = int(_R.UserRole) + 1  # Latency: the row's time as a fraction of the slowest row's (the bar's length)
+RANK_ROLE = int(_R.UserRole) + 2  # Latency: 1, 2, 3 for the three slowest rows, else None
+CHANGED_ROLES = [_DISPLAY, _EDIT, _DECORATION, _CHECK, _BACKGROUND, _FOREGROUND, _TIP, BAR_ROLE,
+                 RANK_ROLE]  # never the size
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _BRUSHES: dict[str, QBrush] = {}
 
@@ -85,7 +97,8 @@ def layer_cells(doc, layer: LayerSpec, info) -> list[dict]:
             SHAPE: "error" if error else fmt(info.out_shape) if known else "unknown",
             PARAMS: f"{info.params:,}" if info and info.params is not None else "", FROZEN: None}
     tip = tooltip(doc, layer, info)
-    cells = [{_DISPLAY: text[col], _TIP: tip} for col in range(len(COLUMNS))]
+    cells = [{_DISPLAY: text[col], _TIP: tip} for col in range(FROZEN + 1)]
+    cells += cost_cells(doc.costs, layer, info)
     if error:
         for cell in cells:
             cell[_BACKGROUND] = _brush(theme.ERROR_BACKGROUND)
@@ -111,6 +124,48 @@ def layer_cells(doc, layer: LayerSpec, info) -> list[dict]:
         cells[FROZEN] = {_TIP: f"{layer.type} has no weights to freeze"}
     if error:
         cells[FROZEN][_BACKGROUND] = _brush(theme.ERROR_BACKGROUND)
+    return cells
+
+
+def cost_texts(figures, path: str) -> tuple[str, str, str]:
+    """The MACs, Memory and Latency texts of the row at ``path`` ('' where not known)."""
+    row, latency = figures.row(path), figures.row_latency(path)
+    return (costs.count(row.macs) if row is not None else "", costs.size(figures.row_memory(path)),
+            latency_words.milliseconds(latency.total_ms) if latency is not None else "")
+
+
+def cost_cells(figures, layer: LayerSpec, info) -> list[dict]:
+    """The MACs, Memory and Latency cells of a layer row: compact numbers, exact ones in the tooltip."""
+    cells: list[dict] = [{}, {}, {}]
+    if info is None:
+        return cells
+    path = info.path
+    macs, memory, latency = cost_texts(figures, path)
+    row = figures.row(path)
+    if row is not None:
+        batch = figures.report.forecast.batch
+        cells[0] = {_DISPLAY: macs, _ALIGN: _RIGHT,
+                    _TIP: f"<b>{escape(layer.id)}</b>: {row.macs:,} multiply-adds ({row.flops:,} FLOPs) per example "
+                          "in the forward pass" + (" (its nested rows together)" if layer.type == "Residual" else "")}
+        cells[1] = {_DISPLAY: memory, _ALIGN: _RIGHT,
+                    _TIP: f"<b>{escape(layer.id)}</b> keeps {row.activations:,} bytes per example for the backward "
+                          f"pass: {figures.row_memory(path):,} bytes at batch {batch}"}
+    timing = figures.row_latency(path)
+    if timing is not None:
+        report = figures.latency
+        longest = report.longest_ms()
+        ranks = {t.path: n for n, t in enumerate(report.top(3), 1)}
+        rank = ranks.get(path)
+        place = f"; the {('slowest', '2nd slowest', '3rd slowest')[rank - 1]} row" if rank else ""
+        cells[2] = {_DISPLAY: latency, _ALIGN: _RIGHT, BAR_ROLE: timing.total_ms / longest if longest > 0 else 0.0,
+                    RANK_ROLE: rank,
+                    _TIP: f"<b>{escape(layer.id)}</b>: forward {latency_words.milliseconds(timing.forward_ms)} + "
+                          f"backward {latency_words.milliseconds(timing.backward_ms)}, "
+                          f"{report.share(path):.0%} of a training step{place}<br>median of {report.repeats} steps "
+                          f"at batch {report.batch} on {escape(report.device)}"}
+    if info.error is not None:
+        for cell in cells:
+            cell[_BACKGROUND] = _brush(theme.ERROR_BACKGROUND)
     return cells
 
 

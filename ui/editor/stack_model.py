@@ -11,18 +11,19 @@ import json
 
 from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, Qt, Signal
 
+from workbench.insight import latency as latency_words
 from workbench.model import catalog
 from workbench.model.backbones import stage_names
 from workbench.errors import WorkbenchError
 from workbench.model.spec import LayerSpec
 
 from ui.editor.stack_cells import (
-    ARGS, CHANGED_ROLES, COLUMNS, FROZEN, HEADER_TIPS, ID, PARAMS, POS, SHAPE, TYPE, Stage, freeze_box,
-    key_args_text, layer_cells, stage_cells)
+    ARGS, BAR_ROLE, CHANGED_ROLES, COLUMNS, COST_COLUMNS, FROZEN, HEADER_TIPS, ID, LATENCY, MACS, MEMORY, PARAMS,
+    POS, RANK_ROLE, SHAPE, TYPE, Stage, freeze_box, key_args_text, layer_cells, stage_cells)
 
 # the column constants are part of this model's interface (the view and tests use them from here)
-__all__ = ["ARGS", "COLUMNS", "FROZEN", "ID", "PARAMS", "POS", "SHAPE", "TYPE", "MIME_LAYER", "MIME_ROWS",
-           "StackModel", "key_args_text"]
+__all__ = ["ARGS", "BAR_ROLE", "COLUMNS", "COST_COLUMNS", "FROZEN", "ID", "LATENCY", "MACS", "MEMORY", "PARAMS",
+           "POS", "RANK_ROLE", "SHAPE", "TYPE", "MIME_LAYER", "MIME_ROWS", "StackModel", "key_args_text"]
 
 MIME_LAYER = "application/x-workbench-layer"  # {"type": "Conv2d"} from the palette
 MIME_ROWS = "application/x-workbench-rows"  # ["conv1", "relu1"]: rows moved within the stack
@@ -67,6 +68,10 @@ class StackModel(QAbstractItemModel):
         doc.aboutToReset.connect(self.beginResetModel)
         doc.reset.connect(self._end_reset)
         doc.changed.connect(self._refresh)
+        doc.costs.updated.connect(self._refresh)  # the cost columns' figures arrive after the edit
+        doc.costs.latencyChanged.connect(self._refresh)
+        doc.costs.latencyChanged.connect(  # its tooltip names the slowest rows
+            lambda: self.headerDataChanged.emit(Qt.Orientation.Horizontal, LATENCY, LATENCY))
 
     # ------------------------------------------------------------ mirroring the document
     def _end(self, end) -> None:
@@ -92,15 +97,18 @@ class StackModel(QAbstractItemModel):
         """After an edit: recompute the rows a view has asked for (the only ones on record) and
         report just those whose cells changed. An argument edit changes one or two rows (the
         layer and the next one's parameters), so a view repaints those, not every row on screen;
-        rows never shown are computed when a view first asks. Structure changes (insert, remove,
-        move, reset) clear the record and make views lay out and repaint anyway."""
-        last = len(COLUMNS) - 1
+        rows never shown are computed when a view first asks. Only the span of columns that changed
+        is reported (the cost figures arrive after an edit and touch only the cost columns). Structure
+        changes (insert, remove, move, reset) clear the record and make views lay out and repaint anyway."""
         for (parent_key, row), old in list(self._cells.items()):
             index = self.createIndex(row, 0, parent_key)
             new = self._row_cells(self.node(index))
             if new != old:
                 self._cells[(parent_key, row)] = new
-                self.dataChanged.emit(index, index.siblingAtColumn(last), CHANGED_ROLES)
+                changed = [col for col in range(len(COLUMNS)) if new[col] != old[col]]
+                # just the changed columns: cost figures arriving must not reset a Layer cell being renamed
+                self.dataChanged.emit(index.siblingAtColumn(changed[0]), index.siblingAtColumn(changed[-1]),
+                                      CHANGED_ROLES)
 
     def keep_cells(self, indexes) -> None:
         """Forget the cells of rows other than ``indexes`` (the rows on screen, which the view
@@ -185,6 +193,9 @@ class StackModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         if role == Qt.ItemDataRole.ToolTipRole:
+            latency = self.doc.costs.latency
+            if section == LATENCY and latency is not None:
+                return f"{HEADER_TIPS[LATENCY]}<br>{latency_words.top_text(latency)}"
             return HEADER_TIPS.get(section)
         return None
 

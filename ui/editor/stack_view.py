@@ -15,30 +15,75 @@ Columns are sized from their contents (``fit_columns``): every column gets what 
 text needs; a narrow view takes the room from Arguments first (it elides, the tooltip has
 them all), then Type, then Layer, so Output shape, Params and Freeze stay in view; a wide
 view shares the extra room among the text columns.
+
+The cost columns (MACs, Memory, Latency: ``ProjectDocument.costs``) come after Freeze. The
+header's context menu shows or hides each (remembered in the settings, ``remember_columns``);
+left on "as room allows" (the default) a cost column shows only when the view has room for it
+with Layer, Output shape and Params at full width, so a narrow window keeps the layer names
+readable and a wide one shows the costs. Latency shows once View > Profile Layers has measured
+the model (whatever the width: it was just asked for), as a bar per row (``LatencyBar``; the
+three slowest rows stronger).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence, QPainter, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QTreeView
+import json
+from typing import Callable
+
+from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPoint, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QKeySequence, QPainter, QPalette
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
+                               QTreeView)
 
 from workbench.model import catalog
 from workbench.model.backbones import stage_names
 from workbench.errors import WorkbenchError
 from workbench.model.shapes import fmt
 
-from ui.editor.stack_model import ARGS, COLUMNS, FROZEN, ID, PARAMS, POS, SHAPE, TYPE, StackModel, key_args_text
-from ui.editor.stack_cells import Stage
+from ui.common import theme
+from ui.editor.stack_model import (ARGS, BAR_ROLE, COLUMNS, COST_COLUMNS, FROZEN, ID, LATENCY, MACS, MEMORY, PARAMS,
+                                   POS, RANK_ROLE, SHAPE, TYPE, StackModel, key_args_text)
+from ui.editor.stack_cells import Stage, cost_texts
 
 _PAD = 12  # a cell's margins and focus frame around its text (Qt's are 2 x 3 px, plus slack)
 _HEADER_PAD = 14  # a header section's margins around its title
 _SHARE = (ID, TYPE, ARGS, SHAPE, PARAMS)  # columns that share a wide view's extra room
+_BAR_ROOM = 40  # pixels a Latency cell has besides its time: the bar, and the rank (#1) of the three slowest
+COLUMNS_KEY = "stack/cost_columns"  # the settings entry: {"MACs": true, "Memory": false, ...}; missing: as room allows
+
+
+class LatencyBar(QStyledItemDelegate):
+    """A Latency cell: a bar as long as the row's share of the slowest row's time, the time
+    written over it at the right; the three slowest rows' bars stronger, their rank (#1) at the left."""
+
+    def paint(self, painter, option, index) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        text, opt.text = opt.text, ""
+        style = opt.widget.style() if opt.widget is not None else None
+        if style is not None:
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        fraction = index.data(BAR_ROLE)
+        painter.save()
+        if fraction:
+            bar = opt.rect.adjusted(3, 3, -3, -3)
+            bar.setWidth(max(2, round(bar.width() * min(1.0, fraction))))
+            painter.fillRect(bar, QColor(theme.LATENCY_TOP if index.data(RANK_ROLE) else theme.LATENCY_BAR))
+        painter.setPen(opt.palette.color(QPalette.ColorRole.Text))  # selected rows are a light tint here
+        inner = opt.rect.adjusted(4, 0, -4, 0)
+        painter.drawText(inner, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), text)
+        rank = index.data(RANK_ROLE)
+        if rank:  # the three slowest rows say so: #1, #2, #3
+            font = painter.font()
+            font.setBold(True)
+            painter.setFont(font)
+            painter.drawText(inner, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), f"#{rank}")
+        painter.restore()
 
 
 class StackView(QTreeView):
     currentLayerChanged = Signal(object)  # layer id or None
 
-    def __init__(self, model: StackModel, parent=None):
+    def __init__(self, model: StackModel, parent=None, settings: Callable[[], QSettings] | None = None):
         super().__init__(parent)
         self.setObjectName("stack")
         self.setModel(model)
@@ -64,6 +109,12 @@ class StackView(QTreeView):
         for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
         header.moveSection(header.visualIndex(POS), 0)  # position first, then the (tree) id column
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._header_menu)
+        self.setItemDelegateForColumn(LATENCY, LatencyBar(self))
+        self._settings = settings
+        self._column_choice: dict[int, bool] = {}  # a cost column shown (True) or hidden (False) by hand
+        self._read_column_choice()
         self._fitting = False
         self._widths_font, self._text_widths = None, {}
         self._user_sized = False  # a column dragged by hand: stop sizing them
@@ -82,6 +133,8 @@ class StackView(QTreeView):
         for end in (doc.layersRemoved, doc.layerMoved, doc.reset):
             end.connect(self._change_ends)
         model.doc.changed.connect(self.fit_columns)
+        model.doc.costs.updated.connect(self.fit_columns)
+        model.doc.costs.latencyChanged.connect(self.fit_columns)
         self.selectionModel().currentRowChanged.connect(lambda *_: None if self._busy else self._emit_current(False))
         self.selectionModel().selectionChanged.connect(self._selection_changed)
         # rows scrolled out of sight drop their cached cells: an edit refreshes what is on screen
@@ -258,11 +311,17 @@ class StackView(QTreeView):
                     widen(SHAPE, "error" if info.error else fmt(info.out_shape) if info.out_shape else "unknown")
                     if info.params is not None:
                         widen(PARAMS, f"{info.params:,}", icon)
+                    macs, memory, latency = cost_texts(doc.costs, info.path)
+                    widen(MACS, macs)
+                    widen(MEMORY, memory)
+                    widen(LATENCY, latency, _BAR_ROOM)
                 if layer.type in catalog.BACKBONES:
                     for name in stage_names(layer.type):
                         widen(ID, name, indent + step)
                 visit(layer.layers, depth + 1)
         visit(doc.spec.layers, 0)
+        for col in COST_COLUMNS:  # before the figures arrive: room for a typical one
+            need[col] = max(need[col], fm.horizontalAdvance("888.8M") + _PAD)
         return need, titles
 
     def fit_columns(self) -> None:
@@ -270,16 +329,27 @@ class StackView(QTreeView):
         a column. A narrow view gives way in this order: Arguments (down to a few letters),
         Type (to its badge and a few letters), the titles of Output shape and Params (their
         cells still fit), Layer (to a short name), Type (to its badge)."""
-        if self._user_sized:
-            return
         cells, titles = self.column_needs()
         widths = {col: max(cells[col], titles[col]) for col in cells}
-        over = sum(widths.values()) - self.viewport().width()
         fm = self.fontMetrics()
         icon = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize) + 6
+        shown = self._shown_costs(widths, icon + fm.horizontalAdvance("Conv") + _PAD)
+        self._fitting = True
+        try:
+            for col in COST_COLUMNS:
+                if self.isColumnHidden(col) == (col in shown):
+                    self.setColumnHidden(col, col not in shown)
+        finally:
+            self._fitting = False
+        if self._user_sized:
+            return
+        for col in COST_COLUMNS:
+            if col not in shown:
+                del widths[col]
+        over = sum(widths.values()) - self.viewport().width()
         steps = ((ARGS, 56), (TYPE, icon + fm.horizontalAdvance("Conv") + _PAD), (SHAPE, cells[SHAPE]),
-                 (PARAMS, cells[PARAMS]), (FROZEN, cells[FROZEN]), (ID, fm.horizontalAdvance("conv2d") + _PAD),
-                 (TYPE, icon + _PAD))
+                 (PARAMS, cells[PARAMS]), *((col, cells[col]) for col in COST_COLUMNS if col in shown),
+                 (FROZEN, cells[FROZEN]), (ID, fm.horizontalAdvance("conv2d") + _PAD), (TYPE, icon + _PAD))
         for col, floor in steps:
             if over <= 0:
                 break
@@ -297,6 +367,75 @@ class StackView(QTreeView):
                     self.header().resizeSection(col, width)
         finally:
             self._fitting = False
+
+    # ------------------------------------------------------------ cost columns shown or hidden
+    def _shown_costs(self, widths: dict[int, int], type_floor: int) -> set[int]:
+        """The cost columns to show: those chosen by hand; Latency once measured (Profile was just
+        asked for); and MACs, then Memory, where they fit beside the other columns with only
+        Arguments and Type narrowed."""
+        shown = {col for col in COST_COLUMNS if self._column_choice.get(col)}
+        room = self.viewport().width() - sum(widths[c] for c in widths if c not in COST_COLUMNS)
+        room += max(0, widths[ARGS] - 56) + max(0, widths[TYPE] - type_floor) - sum(widths[c] for c in shown)
+        auto = [col for col in (LATENCY, MACS, MEMORY) if col not in self._column_choice]
+        for col in auto:
+            if col == LATENCY:  # shown once measured (just asked for), else empty: hidden
+                if self.stack_model.doc.costs.latency is not None:
+                    shown.add(col)
+                    room -= widths[col]
+                continue
+            if widths[col] <= room:
+                shown.add(col)
+                room -= widths[col]
+        return shown
+
+    def column_choice(self, col: int) -> bool | None:
+        """True / False: shown / hidden by hand; None: as room allows."""
+        return self._column_choice.get(col)
+
+    def set_column_choice(self, col: int, shown: bool | None) -> None:
+        """Show (True) or hide (False) a cost column, or leave it to the room (None); remembered."""
+        if shown is None:
+            self._column_choice.pop(col, None)
+        else:
+            self._column_choice[col] = shown
+        if self._settings is not None:
+            self._settings().setValue(COLUMNS_KEY, json.dumps({COLUMNS[c]: v for c, v in self._column_choice.items()}))
+        self.fit_columns()
+
+    def _read_column_choice(self) -> None:
+        if self._settings is None:
+            return
+        try:
+            saved = json.loads(str(self._settings().value(COLUMNS_KEY, "{}") or "{}"))
+        except ValueError:
+            saved = {}
+        names = {COLUMNS[c]: c for c in COST_COLUMNS}
+        self._column_choice = ({names[k]: v for k, v in saved.items() if k in names and isinstance(v, bool)}
+                               if isinstance(saved, dict) else {})
+
+    def header_menu(self) -> QMenu:
+        """The header's context menu: each cost column shown, hidden or as room allows."""
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        for col in COST_COLUMNS:
+            action = menu.addAction(COLUMNS[col])
+            action.setCheckable(True)
+            action.setChecked(not self.isColumnHidden(col))
+            action.setToolTip(self.stack_model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole))
+            action.toggled.connect(lambda on, c=col: self.set_column_choice(c, on))
+        menu.addSeparator()
+        auto = menu.addAction("Cost Columns as Room Allows")
+        auto.setToolTip("Show the cost columns only while the stack has room for them beside the layer names")
+        auto.setEnabled(bool(self._column_choice))
+        auto.triggered.connect(self._columns_by_room)
+        return menu
+
+    def _columns_by_room(self) -> None:
+        self._column_choice.clear()
+        self.set_column_choice(MACS, None)
+
+    def _header_menu(self, pos: QPoint) -> None:
+        self.header_menu().exec(self.header().mapToGlobal(pos))
 
     def selected_ids(self) -> list[str]:
         rows = self.selectionModel().selectedRows()

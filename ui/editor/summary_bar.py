@@ -1,5 +1,7 @@
 """The summary bar (the window's status bar): input and output shape, parameter totals,
-model size, and the first problem (a link that selects the broken row) with, where its fix is
+model size, the costs (MACs per example and the training memory forecast at the project's batch
+size, from ``ProjectDocument.costs``; the tooltip has the forecast by part and the largest batch
+that fits), and the first problem (a link that selects the broken row) with, where its fix is
 mechanical, a "Fix" button (its tooltip names the fix) that makes it as one undoable edit. Always visible;
 the status bar's passing messages (refused edits, "Saved ...", menu hints) show at its end,
 cut in the middle when too long (the start and the end stay readable; the tooltip has it all)."""
@@ -10,6 +12,7 @@ from html import escape
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QStylePainter
 
+from workbench.insight import costs as insight_costs
 from workbench.model.shapes import fmt
 
 from ui.common import theme
@@ -55,6 +58,8 @@ class SummaryBar(QFrame):
         self.shapes = _cell("summaryShapes")
         self.params = _cell("summaryParams")
         self.weights_size = _cell("summarySize")
+        self.costs = _cell("summaryCosts")
+        self._cost_texts = ("", "")  # (with the batch size, without)
         self.status = _cell("summaryStatus")
         self.status.linkActivated.connect(self.problemClicked.emit)
         self.fix_button = FixButton(doc, "summaryFix", compact=True)
@@ -64,7 +69,7 @@ class SummaryBar(QFrame):
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 3, 8, 3)
         row.setSpacing(18)
-        for label in (self.shapes, self.params, self.weights_size):
+        for label in (self.shapes, self.params, self.weights_size, self.costs):
             row.addWidget(label)
         problem = QHBoxLayout()  # the fix button sits next to the problem it fixes
         problem.setSpacing(6)
@@ -74,11 +79,49 @@ class SummaryBar(QFrame):
         row.addWidget(self.message, 1)
         doc.changed.connect(self.refresh)
         doc.fitChanged.connect(self.refresh)
+        doc.costs.updated.connect(self.show_costs)
         self.refresh()
+        self.show_costs()
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)
         self.message.setToolTip(text)
+
+    def show_costs(self) -> None:
+        """MACs per example and the training memory at the batch size; red when it does not fit.
+        Where the bar is short of room the words after the memory go, then the whole cell (the
+        same figures are in the stack's cost columns and beside the batch size)."""
+        report = self.doc.costs.report
+        self._cost_texts = ("", "")
+        if report is not None:
+            f = report.forecast
+            macs, memory = insight_costs.count(report.costs.macs), insight_costs.size(f.total)
+            warn = (f"<span style='color:{theme.BAD}'>", " &#9888;</span>") if report.fits is False else ("", "")
+            self._cost_texts = (f"<b>{macs}</b> MACs &middot; {warn[0]}<b>{memory}</b> to train at batch "
+                                f"{f.batch}{warn[1]}", f"<b>{macs}</b> MACs &middot; {warn[0]}<b>{memory}</b>{warn[1]}")
+            self.costs.setToolTip(insight_costs.breakdown(report))
+        self._fit_costs()
+
+    def _fit_costs(self) -> None:
+        full, short = self._cost_texts
+        row = self.layout()
+        others = [w for w in (self.shapes, self.params, self.weights_size, self.status) if not w.isHidden()]
+        margins = row.contentsMargins()
+        # the row: the cells, the costs, the problem (status and Fix), the message: a spacing between each
+        room = (self.width() - margins.left() - margins.right() - sum(w.sizeHint().width() for w in others)
+                - row.spacing() * (len(others) + 1))
+        if not self.fix_button.isHidden():
+            room -= self.fix_button.sizeHint().width() + 6
+        for text in (full, short):
+            self.costs.setText(text)
+            if text and self.costs.sizeHint().width() <= room:
+                self.costs.show()
+                return
+        self.costs.hide()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_costs()
 
     def refresh(self) -> None:
         spec, info = self.doc.spec, self.doc.info
@@ -110,3 +153,4 @@ class SummaryBar(QFrame):
                                 f"&#9888; '{escape(error.layer_id)}' (row {error.position}) cannot work"
                                 f"</a>{more}")
             self.status.setToolTip(f"{error.problem}. Fix: {error.fix}" if error.fix else error.problem)
+        self._fit_costs()

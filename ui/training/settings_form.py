@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 from workbench.data.sources import tables
+from workbench.insight.costs import batch_hint, breakdown
 from workbench.project.project_file import lr_scale_problems
 from workbench.errors import Problem
 from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, WARMUP_ARGS, DataSettings,
@@ -43,6 +44,7 @@ from workbench.project.settings import (LOSS_ARGS, PATH_SOURCES, SCHEDULE_ARGS, 
                                         Settings, TrainingSettings,
                                         check_lr_scale, check_weights, optimizer_arguments, path_kind)
 
+from ui.common import theme
 from ui.common.value_menu import ValueMenu
 from ui.common.workers import Worker, start_worker
 
@@ -143,7 +145,9 @@ class SettingsForm(QWidget):
         for section, name, label, row, column in ROWS:
             self._add(section, name, label, row, column)
         doc.reset.connect(self.refresh)
+        doc.costs.updated.connect(self._show_fit)
         self.refresh()
+        self._show_fit()
 
     @property
     def project(self):
@@ -198,6 +202,14 @@ class SettingsForm(QWidget):
             line.setContentsMargins(0, 0, 0, 0)
             line.addWidget(widget, 1)
             line.addWidget(browse)
+            widget = holder
+        if key == ("data", "batch_size"):  # the largest batch that fits, from the memory forecast
+            self.batch_fit = QLabel(objectName="batchFit")
+            holder = QWidget()
+            line = QHBoxLayout(holder)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(widget, 1)
+            line.addWidget(self.batch_fit)
             widget = holder
         if key == ("training", "amp") and not self.cuda:
             self.fields[key].widget.setToolTip("Mixed precision needs a CUDA GPU; there is none here")
@@ -258,6 +270,16 @@ class SettingsForm(QWidget):
                               if params or customs else f"{title} takes no arguments")
         if self.arguments is not None:
             self.arguments.refresh()
+
+    def _show_fit(self) -> None:
+        """'≤ N' beside the batch size (the largest that fits; the device and figures in its
+        tooltip), '> N fits' in the warning colour when the batch is too big."""
+        report = self.doc.costs.report
+        text, sentence = batch_hint(report) if report is not None else ("", "")
+        self.batch_fit.setText(text)
+        self.batch_fit.setToolTip(f"{sentence}\n\n{breakdown(report)}" if report is not None else "")
+        too_big = report is not None and report.fits is False
+        self.batch_fit.setStyleSheet(f"color: {theme.BAD if too_big else theme.MUTED_TEXT}")
 
     def _show_row(self, key, visible: bool) -> None:
         for widget in self._rows[key]:

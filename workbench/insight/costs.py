@@ -86,6 +86,24 @@ def summary(r: CostReport) -> str:
     return text
 
 
+def batch_hint(r: CostReport) -> tuple[str, str]:
+    """(short text, sentence) for next to the batch-size setting: '≤ 1,234' (read with the
+    field: batch size 64 ≤ 1,234) and what it rests on (the device, the forecast, the memory
+    offered); '> 1,234 fits' when the chosen batch does not fit. The short text stays short:
+    the settings form is narrow."""
+    f, most = r.forecast, r.largest_batch
+    where = "the free RAM" if f.device == "cpu" else f"the memory of {f.device}"
+    if most is None:
+        return "", f"the memory {f.device} offers is not known, so no batch limit is shown"
+    shown = f"{most:,}" if most < 100_000 else count(most)
+    need = f"training at batch {f.batch} is forecast to need {size(f.total)} of {size(r.capacity)} ({where})"
+    if most == 0:
+        return "does not fit", f"not even a batch of 1 fits {where}: {need}"
+    if f.batch > most:
+        return f"> {shown} fits", f"too big: a batch of at most {most:,} fits {where}; {need}"
+    return f"≤ {shown}", f"a batch of up to {most:,} fits {where}; {need}"
+
+
 def breakdown(r: CostReport) -> str:
     """The forecast by part, one per line (the summary's tooltip, the CLI's table foot)."""
     f = r.forecast
@@ -105,4 +123,4 @@ def breakdown(r: CostReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CostReport", "report", "count", "size", "summary", "breakdown", "DTYPES"]
+__all__ = ["CostReport", "report", "count", "size", "summary", "batch_hint", "breakdown", "DTYPES"]

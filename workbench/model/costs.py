@@ -15,9 +15,16 @@ input). The model's input batch is always counted: it lives for the whole step. 
 a parameter shared by two modules is counted once (``module_costs``).
 
 MACs are half of FlopCounterMode's FLOPs (it counts a multiply-add as two FLOPs).
+
+A frozen layer is measured with its weights not requiring gradients: where nothing before it
+learns either, autograd keeps nothing for it, so a frozen beginning adds no activations. Layers
+are built on meta without their initialisers (``build.meta_device``). The cache is shared by
+threads (the window's cost job, the engine's fit note) under one lock; a measurement runs
+outside it.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,6 +42,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 _PROBE_BATCH = 2  # BatchNorm refuses a batch of 1 in training mode; figures are divided back to one example
 _CACHE: "OrderedDict[tuple, LayerCost]" = OrderedDict()
 _CACHE_SIZE = 8192
+_ARGS_TEXT: dict[int, tuple[dict, str]] = {}
+_LOCK = threading.Lock()  # the window's cost job and the engine's fit note may measure at once
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,9 @@ class ModelCosts:
 
 
 def clear_cache() -> None:
-    _CACHE.clear()
+    with _LOCK:
+        _CACHE.clear()
+        _ARGS_TEXT.clear()
 
 
 def element_size(dtype: str) -> int:
@@ -147,7 +158,7 @@ class _Walk:
     def chain(self, layers: list[LayerSpec], infos: list[build.LayerInfo], group: _Group, in_kind: str,
               grad: bool) -> tuple[_Group, bool] | None:
         """Walk one list of rows from the tensor ``group``; ``in_kind`` is "int64" while it holds
-        token ids, ``grad`` whether it needs a gradient (something before it has weights)."""
+        token ids, ``grad`` whether it needs a gradient (something before it learns)."""
         produced: list[_Group] = []
         for layer, info in zip(layers, infos):
             if info.error is not None or info.out_shape is None or info.in_shape is None:
@@ -165,21 +176,23 @@ class _Walk:
                     row.activations += nested.activations
                     row.held += nested.held
                 if info.in_shape != info.out_shape:
+                    learns = bool(info.trainable)  # a frozen block's projection learns nothing
                     proj = _cost(("projection", info.in_shape, info.out_shape), info.in_shape, "float", self.dtype,
-                                 grad, lambda: build.projection(info.in_shape, info.out_shape))
+                                 grad, lambda: build.projection(info.in_shape, info.out_shape), learns)
                     row.flops += proj.flops
                     row.held += proj.other_saved
                     row.activations += proj.other_saved
                     if proj.saves_input:
                         self.save(group, row)
-                    body_grad = True
+                    body_grad = body_grad or learns
                 new = _Group(body_out.nbytes)  # x + f(x): the sum is a new tensor, and an add saves nothing
                 grad = body_grad or grad
                 row.peak_transient = max([(group.nbytes if grad else 0) + new.nbytes] +
                                          [self.out.rows[c.path].peak_transient for c in info.children])
             else:
+                learns = bool(info.trainable)  # a frozen layer keeps no input for its weights' gradients
                 cost = _cost(_key(layer, info), info.in_shape, in_kind, self.dtype, grad,
-                             lambda: _meta_module(layer, info))
+                             lambda: _meta_module(layer, info), learns)
                 row.flops = cost.flops
                 row.held += cost.other_saved
                 row.activations += cost.other_saved
@@ -188,7 +201,7 @@ class _Walk:
                 new = group if cost.output_is_input else _Group(cost.out_bytes)
                 if cost.saves_output:
                     self.save(new, row)
-                out_grad = grad or bool(info.params)
+                out_grad = grad or learns
                 row.peak_transient = (cost.in_bytes if grad else 0) + (cost.out_bytes if out_grad else 0)
                 grad = out_grad
                 if layer.type == "Embedding":
@@ -210,35 +223,55 @@ class _Walk:
 
 
 def _key(layer: LayerSpec, info: build.LayerInfo) -> tuple:
-    return (layer.type, repr(sorted(info.args.items())), tuple(info.in_shape))
+    return (layer.type, _args_text(info.args), tuple(info.in_shape))
+
+
+def _args_text(args: dict) -> str:
+    """The canonical text of resolved arguments. Inference hands every row the arguments dict of
+    its cached layer result, so the text is kept per dict object (held here, so its id is not
+    reused) and a walk over unchanged rows makes no text at all."""
+    found = _ARGS_TEXT.get(id(args))
+    if found is not None and found[0] is args:
+        return found[1]
+    text = repr(sorted(args.items()))
+    with _LOCK:
+        _ARGS_TEXT[id(args)] = (args, text)
+        if len(_ARGS_TEXT) > _CACHE_SIZE:
+            del _ARGS_TEXT[next(iter(_ARGS_TEXT))]
+    return text
 
 
 def _meta_module(layer: LayerSpec, info: build.LayerInfo) -> nn.Module:
     if layer.type in catalog.BACKBONES:
         return build_backbone(layer.type, pool=info.args.get("pool", True), meta=True)
-    with torch.device("meta"), warnings.catch_warnings():
+    with build.meta_device(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return catalog.kind(layer.type).factory(info.args)
 
 
-def _cost(key: tuple, shape: Shape, in_kind: str, dtype: str, grad: bool, make) -> LayerCost:
-    full = key + (in_kind, dtype, grad, catalog.version())
-    cost = _CACHE.get(full)
-    if cost is None:
-        cost = measure(make(), shape, dtype, integer_input=in_kind == "int64", input_grad=grad)
+def _cost(key: tuple, shape: Shape, in_kind: str, dtype: str, grad: bool, make, learns: bool = True) -> LayerCost:
+    full = key + (in_kind, dtype, grad, learns, catalog.version())
+    with _LOCK:
+        cost = _CACHE.get(full)
+        if cost is not None:
+            _CACHE.move_to_end(full)
+            return cost
+    cost = measure(make(), shape, dtype, integer_input=in_kind == "int64", input_grad=grad, learns=learns)
+    with _LOCK:
         _CACHE[full] = cost
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(full)
     return cost
 
 
 def measure(module: nn.Module, shape: Shape, dtype: str = "float32", integer_input: bool = False,
-            input_grad: bool = True) -> LayerCost:
+            input_grad: bool = True, learns: bool = True) -> LayerCost:
     """One module's forward cost per example, measured on the meta device in training mode;
-    ``input_grad``: whether its input needs a gradient (it does after any layer with weights)."""
+    ``input_grad``: whether its input needs a gradient (it does after any layer that learns);
+    ``learns``: whether its weights do (False: frozen)."""
     module = module.to(device="meta", dtype=DTYPES[dtype]).train()
+    if not learns:
+        module.requires_grad_(False)
     if integer_input:
         x = torch.zeros((_PROBE_BATCH,) + tuple(shape), dtype=torch.long, device="meta")
     else:
