@@ -12,14 +12,13 @@ OK waits until there is none.
 """
 from __future__ import annotations
 
-import math
 
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QRadioButton, QVBoxLayout, QWidget)
 
 from workbench.errors import WorkbenchError
 from workbench.experiments import space as sweep_space
-from workbench.experiments.space import SearchSpace, SweepParam
+from workbench.experiments.space import SearchSpace, SweepParam, read_number
 from workbench.model.params import Param
 
 from ui.common import theme
@@ -203,14 +202,9 @@ class SweepValueDialog(QDialog):
 
 def _number(text: str, name: str) -> float | int:
     text = text.strip()
+    if not text:
+        raise WorkbenchError(f"{name} needs a number")
     try:
-        value = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            raise WorkbenchError(f"{name} must be a number, got {text!r}" if text else f"{name} needs a number") \
-                from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise WorkbenchError(f"{name} must be a finite number, got {text!r}")
-    return value
+        return read_number(text)
+    except ValueError as why:  # "not a number" / "not a finite number"
+        raise WorkbenchError(f"{name} must be {str(why).removeprefix('not ')}, got {text!r}") from None

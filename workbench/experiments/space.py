@@ -22,11 +22,11 @@ from workbench.model.spec import ModelSpec
 from workbench.project import project_file
 from workbench.project.project_file import Project
 from workbench.project.search_space import (PRUNERS, SAMPLERS, SearchSpace, SweepParam, parse_param,
-                                            range_problem)
+                                            range_problem, read_number)
 from workbench.project.settings import DataSettings, Settings, TrainingSettings
 
-__all__ = ["PRUNERS", "SAMPLERS", "SearchSpace", "SweepParam", "parse_param", "range_problem", "problems",
-           "apply", "current_value", "target", "grid_values", "MAX_GRID"]
+__all__ = ["PRUNERS", "SAMPLERS", "SearchSpace", "SweepParam", "parse_param", "range_problem", "read_number",
+           "problems", "apply", "current_value", "target", "grid_values", "MAX_GRID"]
 
 MAX_GRID = 10_000  # points a grid sampler may enumerate (the product over every parameter)
 _SECTIONS: dict[str, type[Settings]] = {"data": DataSettings, "training": TrainingSettings}

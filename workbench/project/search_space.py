@@ -183,18 +183,28 @@ def _value(text: str) -> Any:
     return value if value is None or isinstance(value, (bool, int, float)) else text
 
 
-def _number(text: str, path: str, spec: str) -> float | int:
+def read_number(text: str) -> float | int:
+    """A bound typed as text (the ``--param`` spec, the window's range fields): an int where it
+    is one, else a float; ValueError "not a number" / "not a finite number"."""
     text = text.strip()
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            raise WorkbenchError(f"sweep parameter {path}: {text!r} in {spec!r} is not a number") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise WorkbenchError(f"sweep parameter {path}: {text!r} in {spec!r} is not a finite number")
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
     return value
+
+
+def _number(text: str, path: str, spec: str) -> float | int:
+    try:
+        return read_number(text)
+    except ValueError as why:
+        raise WorkbenchError(f"sweep parameter {path}: {text.strip()!r} in {spec!r} is {why}") from None
 
 
 def parse_param(text: str) -> SweepParam:
