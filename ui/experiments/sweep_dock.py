@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
-                               QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QHeaderView,
+                               QLabel, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QSplitter, QTabWidget,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.errors import WorkbenchError
 from workbench.experiments import space as sweep_space, sweep as sweep_core
@@ -240,14 +240,8 @@ class SweepDock(QWidget):
         right_column.addLayout(top)
         right_column.addWidget(self.tabs, 1)
 
-        # The controls scroll when the dock is small: their full size as a minimum would raise the
-        # whole window's minimum (the dock shares its tab area with Training).
-        controls = QScrollArea(objectName="sweepControlsScroll", widgetResizable=True)
-        controls.setFrameShape(QFrame.Shape.NoFrame)
-        controls.setWidget(left)
-        controls.setMinimumWidth(min(left.minimumSizeHint().width(), 240))
         self.split = QSplitter(Qt.Orientation.Horizontal)
-        self.split.addWidget(controls)
+        self.split.addWidget(left)
         self.split.addWidget(right)
         self.split.setStretchFactor(0, 0)
         self.split.setStretchFactor(1, 1)
@@ -256,6 +250,9 @@ class SweepDock(QWidget):
         root = QVBoxLayout(self)
         root.setContentsMargins(2, 2, 2, 2)
         root.addWidget(self.split)
+        # The dock shares its tab area with Training: its full layout (about 800 x 230) as a minimum
+        # would raise the whole window's minimum size; below its natural size it is cut instead.
+        self.setMinimumSize(520, 120)
 
     # ------------------------------------------------------------ the space
     def space(self) -> SearchSpace:
