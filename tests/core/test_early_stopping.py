@@ -17,6 +17,8 @@ from workbench.training import events as ev
 from workbench.training.engine import Engine
 from workbench.training.loop import evaluate
 
+from run_events import Recorder
+
 
 def wine(epochs=200, **early):
     """The wine MLP (107 training examples) with a learning rate high enough to overfit soon."""
@@ -25,14 +27,6 @@ def wine(epochs=200, **early):
                             optimizer=replace(proj.training.optimizer, lr=0.03),
                             early_stopping=EarlyStoppingSettings(**{"enabled": True, "patience": 3, **early}))
     return proj
-
-
-class Recorder(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def of(self, cls):
-        return [e for e in self if isinstance(e, cls)]
 
 
 def test_a_long_run_on_tiny_data_stops_early_and_says_so(tmp_path):

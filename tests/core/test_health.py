@@ -17,14 +17,10 @@ from workbench.training import events as ev, runlog
 from workbench.training.engine import Engine
 from workbench.training.loop import StepRunner
 
+import run_events
 
-class Recorder(list):
-    def __call__(self, event):
-        self.append(event)
 
-    def of(self, cls):
-        return [e for e in self if isinstance(e, cls)]
-
+class Recorder(run_events.Recorder):
     def alerts(self, kind):
         return [e for e in self.of(ev.AlertEvent) if e.alert == kind]
 

@@ -13,19 +13,13 @@ from workbench.training import checkpoint, events as ev, runlog
 from workbench.project import project_file as project, templates
 from workbench.training.engine import Engine
 
+from run_events import Recorder
+
 
 def digits(name="digits_mlp", epochs=2, **training):
     proj = templates.load(name)
     proj.training = replace(proj.training, **{"epochs": epochs, "tensorboard": False, **training})
     return proj
-
-
-class Recorder(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def of(self, cls):
-        return [e for e in self if isinstance(e, cls)]
 
 
 def run(proj, tmp_path, name="run", **kw):
