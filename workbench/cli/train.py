@@ -167,7 +167,10 @@ def _train(args, proj, par) -> int:
     who, message = "", end.message
     if par is not None:  # a failure may be one process's own: never silent on other ranks
         who, message = ("" if main else f"rank {par.rank}: "), distributed.explain_failure(par, message)
-    print(f"{who}error: {' | '.join(line.strip() for line in message.splitlines() if line.strip())}", file=sys.stderr)
+    text = ' | '.join(line.strip() for line in message.splitlines() if line.strip())
+    # one write: stderr to a pipe is unbuffered, and print() writes the text and its newline apart, so
+    # under torchrun two processes' lines could run together into one (seen in CI)
+    sys.stderr.write(f"{who}error: {text}\n")
     return 2 if end.phase == "setup" or end.fixable else 1
 
 
