@@ -182,11 +182,7 @@ def load_data(settings: DataSettings | dict, *, allow_download: bool | None = No
 
 def _split(raw, settings: DataSettings) -> DataBundle:
     n = raw.size
-    if raw.val is not None:  # the source has its own validation part (MNIST's test files)
-        train_idx, val_idx = list(range(n)), []
-    else:
-        train_idx, val_idx = split_indices(raw.split_targets(), settings.val_fraction, settings.split_seed,
-                                           stratify=raw.stratify)
+    train_idx, val_idx = split_parts(raw, settings)
     if not train_idx:
         raise WorkbenchError(f"{raw.name}: {n} examples leave none for training with val_fraction "
                              f"{settings.val_fraction:g}; lower val_fraction or add examples")
@@ -206,6 +202,15 @@ def _split(raw, settings: DataSettings) -> DataBundle:
                       image_transform=raw.val_transform if lazy else None,
                       pixel_max=1.0 if lazy else float(getattr(raw, "pixel_max", 1.0)),
                       feature_names=tuple(getattr(raw, "feature_names", None) or ()))
+
+
+def split_parts(raw, settings: DataSettings) -> tuple[list[int], list[int]]:
+    """Positions in the source of the training and validation examples, as ``load_data`` splits
+    them (the Data browser counts its splits with this); none for validation where the source
+    has its own validation part (MNIST's test files)."""
+    if raw.val is not None:
+        return list(range(raw.size)), []
+    return split_indices(raw.split_targets(), settings.val_fraction, settings.split_seed, stratify=raw.stratify)
 
 
 def split_indices(targets: torch.Tensor, val_fraction: float, seed: int,

@@ -15,10 +15,25 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
+from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def chosen_stats(settings: DataSettings, mean: list[float], std: list[float],
+                 what: str = "channels") -> tuple[list[float], list[float]]:
+    """The normalisation to use: ``data.mean`` / ``data.std`` where set (the data browser's
+    "Use for normalisation"), else ``mean`` / ``std`` (computed at load, or a source's
+    defaults). A list of the wrong length is a WorkbenchError naming the setting."""
+    out = []
+    for name, given, own in (("mean", settings.mean, mean), ("std", settings.std, std)):
+        if given is not None and len(given) != len(own):
+            raise WorkbenchError(f"data.{name} has {len(given)} value(s) but the data has {len(own)} {what}; "
+                                 f"rescan in the Data dock and use its figures, or clear data.{name}")
+        out.append(list(given) if given is not None else list(own))
+    return out[0], out[1]
 
 
 class TensorData(Dataset):
@@ -113,6 +128,9 @@ class TensorSource:
             mean = xt.mean(dim=dims, keepdim=True)
             std = xt.std(dim=dims, keepdim=True) if len(xt) > 1 else torch.ones_like(mean)
             std = torch.where(std > 1e-8, std, torch.ones_like(std))
+            mean, std = (torch.tensor(v, dtype=xt.dtype).reshape(mean.shape)
+                         for v in chosen_stats(settings, mean.flatten().tolist(), std.flatten().tolist(),
+                                               "channels" if dims != (0,) else "input values"))
             xt, xv = (xt - mean) / std, (xv - mean) / std
             stats = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
         augment = None

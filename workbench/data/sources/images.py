@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from workbench import fileio
-from workbench.data.sources.base import IMAGENET_MEAN, IMAGENET_STD, LazySource
+from workbench.data.sources.base import IMAGENET_MEAN, IMAGENET_STD, LazySource, chosen_stats
 from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
 
@@ -42,7 +42,7 @@ class ImageReader:
 def _transforms(size: tuple[int, int], channels: int, settings: DataSettings, flip: bool):
     from torchvision import transforms as T
 
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,), (0.5,))
+    mean, std = chosen_stats(settings, *((IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,), (0.5,))))
     tail = [T.ToTensor()] + ([T.Normalize(mean, std)] if settings.normalize else [])
     head = [T.Resize(size)]
     if channels == 1:
