@@ -501,7 +501,10 @@ def samples(settings: DataSettings, positions: list[int], result: ScanResult) ->
     """The examples at ``positions`` (see the module's docstring) to show in the grid; a file
     that cannot be read gives a Sample with ``error`` set, never an exception."""
     names = result.class_names
-    label = (lambda p: names[result.targets[p]] if names and p < len(result.targets) else "")
+
+    def label(p: int) -> str:
+        return names[result.targets[p]] if names and p < len(result.targets) else ""
+
     if settings.source == "image_folder":
         _, found, _ = _list_folder(settings)
         out = []
@@ -552,5 +555,6 @@ def _decode_thumbnail(path: str, mode: str, longest: int = 96) -> np.ndarray | s
     except WorkbenchError as exc:
         return str(exc)
     except Exception as exc:  # PIL raises many types for broken files
-        return f"cannot read image {path}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}"
+        why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return f"cannot read image {path}: {why}"
     return px if px.ndim == 3 else px[:, :, None]
