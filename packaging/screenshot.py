@@ -132,7 +132,7 @@ def train_until(window, args: argparse.Namespace) -> None:
 
 
 def bring_forward(window, name: str) -> None:
-    """Show a dock's tab (the Sweep dock once its study is read)."""
+    """Show a dock's tab (the Sweep dock once its study is read, the Data dock once its scan is in)."""
     from PySide6.QtTest import QTest
 
     window.docks[name].show()
@@ -140,6 +140,10 @@ def bring_forward(window, name: str) -> None:
     deadline = time.monotonic() + 60
     while name == "Sweep" and window.sweep.snapshot is None and time.monotonic() < deadline:
         QTest.qWait(50)
+    while name == "Data" and (window.data.result is None or window.data.busy()) and time.monotonic() < deadline:
+        QTest.qWait(50)  # the Data dock's scan, then its first page of samples
+    if name == "Data":
+        window.data.wait()
 
 
 def explanations(window, width: int, height: int):
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broken", action="store_true", help="add a Linear before Flatten (an error row)")
     parser.add_argument("--train", type=int, default=0, metavar="N", help="picture mid-training after N epochs")
     parser.add_argument("--start-page", action="store_true", help="show the start page (File > Close Project)")
-    parser.add_argument("--dock", default="", help="a dock to bring forward (Sweep, Prediction)")
+    parser.add_argument("--dock", default="", help="a dock to bring forward (Sweep, Prediction, Data)")
     parser.add_argument("--explain", action="store_true", help="with --train N: the explanations window "
                         "of the largest mistake cell after the run")
     parser.add_argument("--tab", choices=("plots", "evaluation", "health"), default="plots",
