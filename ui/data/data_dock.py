@@ -122,6 +122,7 @@ class DataDock(QWidget):
         self.splitter.setStretchFactor(1, 3)
         self.splitter.setStretchFactor(2, 2)
         self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([5000, 3000, 2000])  # in proportion: the samples get half
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
