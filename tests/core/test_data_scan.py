@@ -131,3 +131,4 @@ def test_mean_and_std_are_checked_at_load():
     problems = []
     DataSettings.from_json({"mean": ["x"], "std": [0]}, "$.data", problems)
     assert [p.path for p in problems] == ["$.data.mean", "$.data.std"]
+    assert "std must be >= 1e-12, got 0" in problems[1].message

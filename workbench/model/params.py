@@ -33,7 +33,8 @@ class Param:
     """One constructor argument of a layer kind.
 
     kind is one of ``int``, ``float``, ``bool``, ``choice``, ``ints`` (an int or a list of
-    ``dims`` ints, e.g. kernel_size), ``shape`` (a list of positive ints), ``str``.
+    ``dims`` ints, e.g. kernel_size), ``shape`` (a list of positive ints), ``floats`` (a
+    non-empty list of finite numbers, each within the bounds), ``str``.
     ``infer`` derives the value from the input shape (no batch dim) when it is omitted.
     """
 
@@ -119,6 +120,19 @@ class Param:
             return (out[0] if self.dims == 1 else tuple(out)), None
         v, err = self._check_int(v)
         return v, err
+
+    def _check_floats(self, v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or not v:
+            return None, f"{self.name} must be a non-empty list of numbers, got {shown(v)}"
+        out = []
+        for item in v:
+            item, err = self._check_float(item)
+            if err:
+                return None, err
+            out.append(item)
+        return tuple(out), None
 
     def _check_shape(self, v):
         if isinstance(v, int) and not isinstance(v, bool):

@@ -219,32 +219,6 @@ def _params(cls: type[Settings]) -> tuple[Param, ...]:
     return tuple(Param(f.name, **f.metadata[_PARAM]) for f in dataclasses.fields(cls) if _PARAM in f.metadata)
 
 
-def custom(check, help: str, default: Any = None) -> Any:
-    """A settings field whose value is not one Param kind (a table, a list of numbers):
-    ``check(value, name) -> (value, message or None)`` validates it; None / empty are not saved."""
-    meta = {_CUSTOM: (check, help)}
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-# Data browser (issue 15 §1): data.mean / data.std, the normalisation the browser's one click sets
-def check_stats(value: Any, name: str) -> tuple[Any, str | None]:
-    """Per-channel (images) or per-column (tables) numbers, or null; a std must be above 0."""
-    if value is None:
-        return None, None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        return None, f"{name} must be a list of numbers (one per channel or column), got {shown(value)}"
-    for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return None, f"{name}[{i}] must be a finite number, got {shown(v)}"
-        if name == "std" and v <= 0:
-            return None, f"{name}[{i}] must be above 0, got {shown(v)}"
-    return [float(v) for v in value], None
-
-
 @dataclass(frozen=True)
 class DataSettings(Settings):
     """The project's ``data`` section: where the examples come from and how they are fed."""
@@ -272,16 +246,26 @@ class DataSettings(Settings):
     fake_shape: list[int] = setting("shape", [3, 32, 32], "image shape FakeData generates")
     fake_classes: int = setting("int", 10, "classes FakeData generates", min=2)
     # Data browser (issue 15 §1): when set, used to normalise instead of the statistics computed at load
-    mean: list[float] | None = custom(check_stats, "mean per channel (images) or input column (tables) to "
-                                      "normalise with, instead of the one computed at load")
-    std: list[float] | None = custom(check_stats, "std per channel (images) or input column (tables) to "
-                                     "normalise with, instead of the one computed at load")
+    mean: list[float] | None = setting("floats", None, "mean per channel (images) or input value (tables) to "
+                                       "normalise with, instead of the one computed at load", nullable=True)
+    std: list[float] | None = setting("floats", None, "std per channel (images) or input value (tables) to "
+                                      "normalise with, instead of the one computed at load", min=1e-12,
+                                      nullable=True)
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
         source = values.get("source", "digits")
         if source in PATH_SOURCES and not values.get("path"):
             problems.append(Problem(f"{path}.path", path_needed(source), plain=True))
+
+
+def custom(check, help: str, default: Any = None) -> Any:
+    """A settings field whose value is not one Param kind (a table, a list of numbers):
+    ``check(value, name) -> (value, message or None)`` validates it; None / empty are not saved."""
+    meta = {_CUSTOM: (check, help)}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def _positive(v: Any) -> bool:
