@@ -132,3 +132,12 @@ def test_mean_and_std_are_checked_at_load():
     DataSettings.from_json({"mean": ["x"], "std": [0]}, "$.data", problems)
     assert [p.path for p in problems] == ["$.data.mean", "$.data.std"]
     assert "std must be >= 1e-12, got 0" in problems[1].message
+
+
+def test_data_mean_and_std_reach_an_image_folders_transform(tmp_path):
+    root = image_folder(tmp_path / "pics")
+    loaded = bundle.load_data(DataSettings(source="image_folder", path=str(root), mean=[0.1, 0.2, 0.3],
+                                           std=[0.5, 0.5, 0.5]))
+    assert loaded.stats == {"mean": [0.1, 0.2, 0.3], "std": [0.5, 0.5, 0.5]}
+    with pytest.raises(WorkbenchError, match=r"data.std has 1 value\(s\) but the data has 3 channels"):
+        bundle.load_data(DataSettings(source="image_folder", path=str(root), std=[0.5]))

@@ -124,3 +124,19 @@ def test_a_table_shows_rows(qtbot, window):
     assert dock.browser.views.currentWidget() is dock.browser.table
     assert dock.browser.table.columnCount() == 5  # the class and four measurements
     assert dock.stats.table.rowCount() == 4
+
+
+def test_an_empty_class_folder_is_named_in_the_banner(qtbot, window, tmp_path):
+    root = tmp_path / "pics"
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((10, 10, 3), 30 * i, dtype=np.uint8)).save(root / c / f"{i}.png")
+    (root / "zebra").mkdir()
+    dock = show_data(qtbot, window)
+    set_data(window, source="image_folder", path=str(root))
+    qtbot.waitUntil(lambda: dock.result is not None and dock.result.description.startswith("image folder"),
+                    timeout=60_000)
+    dock.wait()
+    assert dock.banner.isVisible() and str(root / "zebra") in dock.banner.text()
+    assert "holds no images" in dock.banner.text()
