@@ -141,3 +141,12 @@ def test_data_mean_and_std_reach_an_image_folders_transform(tmp_path):
     assert loaded.stats == {"mean": [0.1, 0.2, 0.3], "std": [0.5, 0.5, 0.5]}
     with pytest.raises(WorkbenchError, match=r"data.std has 1 value\(s\) but the data has 3 channels"):
         bundle.load_data(DataSettings(source="image_folder", path=str(root), std=[0.5]))
+
+
+def test_samples_of_digits_are_their_images_and_labels():
+    settings = DataSettings(source="digits")
+    result = scan.scan(settings)
+    got = scan.samples(settings, result.val[:3], result)
+    assert [s.position for s in got] == result.val[:3]
+    assert [s.label for s in got] == [result.class_names[result.targets[p]] for p in result.val[:3]]
+    assert got[0].image.shape == (8, 8, 1) and got[0].image.dtype == np.uint8 and got[0].image.max() > 200

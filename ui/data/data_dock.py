@@ -270,14 +270,16 @@ class DataDock(QWidget):
     def _read_page(self, positions: list[int]) -> None:
         if self.result is None:
             return
-        if self.page_worker is not None:
+        if self.page_worker is not None and self.page_worker.is_running():
             self.page_worker.quit()
+            self.old_workers.append(self.page_worker)  # awaited at shutdown
         result = self.result
         self.page_worker = start_worker(scan.samples, self.doc.project.data, positions, result, name="data-page",
                                         returned=lambda samples, r=result: self._page_read(r, samples),
                                         errored=self._page_failed)
 
     def _page_read(self, result: ScanResult, samples) -> None:
+        self.old_workers = [w for w in self.old_workers if w.is_running()]
         if result is self.result:
             self.browser.show_samples(samples)
 

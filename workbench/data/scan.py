@@ -526,19 +526,23 @@ def samples(settings: DataSettings, positions: list[int], result: ScanResult) ->
             px = np.asarray(img.convert("L" if raw.input_shape[0] == 1 else "RGB"), dtype=np.uint8)
             out.append(Sample(p, label(p), image=px if px.ndim == 3 else px[:, :, None]))
         return out
-    x = raw.x if raw.val is None else torch.cat([raw.x, raw.val[0]])
-    y = raw.y if raw.val is None else torch.cat([raw.y, raw.val[1]])
+    n = raw.size
+
+    def example(p: int):  # a position past the source's examples is in its own validation part
+        return (raw.x[p], raw.y[p]) if p < n else (raw.val[0][p - n], raw.val[1][p - n])
+
     text_rows = _csv_rows.get(str(Path(settings.path or "").expanduser())) if settings.source == "csv" else None
     out = []
     for p in positions:
-        shown = label(p) if names else f"{float(y[p].reshape(-1)[0]):.4g}"
-        if raw.is_image and x.dim() == 4:
-            px = (x[p].clamp(0, raw.pixel_max) * (255.0 / raw.pixel_max)).round().to(torch.uint8)
+        x, y = example(p)
+        shown = label(p) if names else f"{float(y.reshape(-1)[0]):.4g}"
+        if raw.is_image and x.dim() == 3:
+            px = (x.clamp(0, raw.pixel_max) * (255.0 / raw.pixel_max)).round().to(torch.uint8)
             out.append(Sample(p, shown, image=px.permute(1, 2, 0).numpy()))
         elif text_rows is not None and p < len(text_rows[1]):
             out.append(Sample(p, shown, cells=list(text_rows[1][p])))
         else:
-            out.append(Sample(p, shown, cells=[f"{v:.4g}" for v in x[p].reshape(-1).tolist()]))
+            out.append(Sample(p, shown, cells=[f"{v:.4g}" for v in x.reshape(-1).tolist()]))
     return out
 
 
