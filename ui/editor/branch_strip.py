@@ -35,6 +35,7 @@ LANE_MIN = 56  # px: narrower columns than this crowd each other; the drawing th
 _LINE = "#9ca3af"
 _PANEL = "#f8fafc"  # the drawing's background, so its rows read as one picture
 _BOX = "#ffffff"
+MERGE_FILL = "#e8effd"  # the merge box of a Parallel whose branches merge (ERROR_BACKGROUND when they cannot)
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,28 @@ def lanes(area: QRect, count: int) -> list[QRect]:
 
 
 def culprits(parallel: LayerSpec, problem: str | None) -> set[str]:
-    """The branches a merge problem names (the core names them in quotes or by id)."""
+    """The branch a merge problem is about: the one it names as "branch 'id'" (the core names
+    the branch that differs first, then the one it was compared with); else every branch it names."""
     if not problem:
         return set()
-    return {b.id for b in parallel.layers if re.search(rf"(?<![\w]){re.escape(b.id)}(?![\w])", problem)}
+    ids = {b.id for b in parallel.layers}
+    first = re.search(r"branch '([^']+)'", problem)
+    if first and first.group(1) in ids:
+        return {first.group(1)}
+    return {i for i in ids if re.search(rf"(?<![\w]){re.escape(i)}(?![\w])", problem)}
+
+
+def merge_text(parallel: LayerSpec, info) -> str:
+    """What the merge box of a drawing says: 'concat dim 1 -> (96, 8, 8)', 'add -> (32, 8, 8)', or
+    'add: cannot merge (b2)' naming the branch (the Parallel row has the whole problem and fix)."""
+    merge = parallel.args.get("merge", "concat")
+    how = f"{merge} dim {parallel.args.get('dim', 1)}" if merge == "concat" else merge
+    problem = info.error.problem if info is not None and info.error is not None else None
+    if problem:
+        bad = culprits(parallel, problem)
+        return f"{how}: cannot merge" + (f" ({', '.join(sorted(bad))})" if bad else "")
+    out = info.out_shape if info is not None else None
+    return f"{how} \u2192 {fmt(out)}" if out is not None else how
 
 
 def hit(strip: Strip, area: QRect, x: int, y: int) -> tuple[Target, LayerSpec | None]:
@@ -150,20 +169,14 @@ class StripPainter(QStyledItemDelegate):
             for x in centers:
                 painter.drawLine(QPointF(x, top), QPointF(x, middle))
             painter.drawLine(QPointF(centers[0], middle), QPointF(centers[-1], middle))
-            merge = parallel.args.get("merge", "concat")
-            how = f"{merge} dim {parallel.args.get('dim', 1)}" if merge == "concat" else merge
-            if problem:
-                text = f"{how}: cannot merge" + (f" ({', '.join(sorted(bad))})" if bad else "")
-            else:
-                out = info.out_shape if info is not None else None
-                text = f"{how} \u2192 {fmt(out)}" if out is not None else how
+            text = merge_text(parallel, info)
             span = max(centers[-1] - centers[0], 80.0)
             text = fm.elidedText(text, Qt.TextElideMode.ElideRight, int(span + 40))
             width = fm.horizontalAdvance(text) + 16
             mid = (centers[0] + centers[-1]) / 2
             box = QRectF(mid - width / 2, top + 2, width, rect.height() - 4)
             painter.setPen(QPen(QColor(theme.ERROR if problem else theme.FOCUS), 1.2))
-            painter.setBrush(QColor(theme.ERROR_BACKGROUND if problem else "#e8effd"))
+            painter.setBrush(QColor(theme.ERROR_BACKGROUND if problem else MERGE_FILL))
             painter.drawRoundedRect(box, 4, 4)
             painter.setFont(font)
             painter.setPen(QColor(theme.ERROR if problem else theme.TEXT))

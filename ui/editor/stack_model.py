@@ -3,9 +3,10 @@
 Rows are layers (Residual blocks hold their nested layers, backbones their stages as child
 rows). A Parallel's child rows are first its drawing (``Strip`` rows: the branches side by side,
 painted by ``ui.editor.branch_strip``; their count follows its longest branch, kept in step
-after each structural change by ``_sync_strips``), then its Branch rows, each holding its layers. Reads come from the spec and the document's inference; every write (drop, move,
-freeze check, rename) becomes a call to the document, which pushes an undo command. The
-model never changes the spec itself; it mirrors the document's begin/end signals.
+after each structural change by ``_sync_strips``), then its Branch rows, each holding its layers.
+Reads come from the spec and the document's inference; every write (drop, move, freeze check,
+rename) becomes a call to the document, which pushes an undo command. The model never changes
+the spec itself; it mirrors the document's begin/end signals.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from workbench.model.spec import LayerSpec, nesting_problem
 
 from ui.editor.stack_cells import (
     ARGS, BAR_ROLE, CHANGED_ROLES, COLUMNS, COST_COLUMNS, FROZEN, HEADER_TIPS, ID, LATENCY, MACS, MEMORY, PARAMS,
-    POS, RANK_ROLE, SHAPE, STRIP_ROLE, TYPE, Stage, Strip, freeze_box, key_args_text, layer_cells, stage_cells,
+    POS, RANK_ROLE, SHAPE, TYPE, Stage, Strip, freeze_box, key_args_text, layer_cells, stage_cells,
     strip_cells, strip_rows)
 
 # the column constants are part of this model's interface (the view and tests use them from here)
