@@ -119,10 +119,10 @@ class StackView(QTreeView):
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
         self.setItemDelegateForColumn(LATENCY, LatencyBar(self))
-        # a Parallel's drawing rows span the columns, so the first column's delegate paints them
+        # a Parallel's drawing rows span the columns, painted by the tree column's delegate
         # (the other cells pay nothing for it); its other cells it paints as usual
         self.strips = StripPainter(self)
-        self.setItemDelegateForColumn(POS, self.strips)
+        self.setItemDelegateForColumn(ID, self.strips)
         self._strip_press: tuple[QPoint, str] | None = None  # a press on a layer box of a drawing
         self._settings = settings
         self._column_choice: dict[int, bool] = {}  # a cost column shown (True) or hidden (False) by hand
