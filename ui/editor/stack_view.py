@@ -119,10 +119,9 @@ class StackView(QTreeView):
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
         self.setItemDelegateForColumn(LATENCY, LatencyBar(self))
-        # a Parallel's drawing rows span the columns, painted by the tree column's delegate
-        # (the other cells pay nothing for it); its other cells it paints as usual
+        # a Parallel's drawing rows span the columns, painted by the tree column's delegate, set
+        # only while the model has a Parallel (``_span_strips``): other stacks paint as before
         self.strips = StripPainter(self)
-        self.setItemDelegateForColumn(ID, self.strips)
         self._strip_press: tuple[QPoint, str] | None = None  # a press on a layer box of a drawing
         self._settings = settings
         self._column_choice: dict[int, bool] = {}  # a cost column shown (True) or hidden (False) by hand
@@ -182,9 +181,13 @@ class StackView(QTreeView):
 
     # ------------------------------------------------------------ a Parallel's drawing (branch_strip)
     def _span_strips(self, *_) -> None:
-        """A Parallel's drawing rows span every column (one picture across the row)."""
+        """A Parallel's drawing rows span every column (one picture across the row), painted by
+        ``strips`` as the tree column's delegate while there is a Parallel."""
         model = self.stack_model
-        for parallel in model.parallels():
+        parallels = model.parallels()
+        if bool(parallels) != (self.itemDelegateForColumn(ID) is self.strips):
+            self.setItemDelegateForColumn(ID, self.strips if parallels else None)
+        for parallel in parallels:
             parent = model.index_of(parallel.id)
             for row in range(model.strip_count(parallel)):
                 if not self.isFirstColumnSpanned(row, parent):
