@@ -139,7 +139,8 @@ def test_a_parallel_needs_two_branches_and_holds_only_branches():
     assert "at least two branches, it has 1" in str(error_of(ModelSpec((4,), [par("add", L("only", "Branch"))])))
     loose = ModelSpec((4,), [par("add", L("a", "Branch"), L("fc", "Linear", {"out_features": 4}))])
     err = error_of(loose)
-    assert err.layer_id == "fc" and "a Parallel holds only Branch rows, not a Linear; put it inside a Branch" in str(err)
+    assert err.layer_id == "fc"
+    assert "a Parallel holds only Branch rows, not a Linear; put it inside a Branch" in str(err)
     named = ModelSpec((4,), [par("add", L("a", "Branch"), L("merge", "Branch"))])
     assert "a Branch cannot be called 'merge'" in str(error_of(named))
 
@@ -180,7 +181,17 @@ def test_parallel_and_branch_each_count_one_nesting_level():
     while levels + 2 <= MAX_DEPTH:
         inner = par("add", L(f"b{levels}", "Branch", layers=[inner]), L(f"e{levels}", "Branch"), layer_id=f"p{levels}")
         levels += 2
-    assert build.infer(ModelSpec((4,), [inner])).ok
+    deepest = ModelSpec((4,), [inner])
+    assert build.infer(deepest).ok
+    from workbench.export import python_source
+
+    namespace: dict = {}
+    exec(compile(python_source.generate(deepest), "deep.py", "exec"), namespace)  # the parser's 200 brackets
+    model = build.build_model(deepest)
+    rebuilt = namespace["build_model"]()
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(rebuilt(x), model(x))
     too_deep = par("add", L("bx", "Branch", layers=[inner]), L("ex", "Branch"), layer_id="px")
     data = {"input": {"shape": [4]}, "layers": [too_deep.to_json()]}
     with pytest.raises(SpecError, match=f"layers nest at most {MAX_DEPTH} deep"):
@@ -247,3 +258,16 @@ def test_the_unet_template_nests_parallel_blocks_with_identity_skips():
     assert [p for p, _ in parallels] == ["skip1", "skip1.skip1_down.skip2"]
     assert all(any(b.layers == [] for b in layer.layers) for _, layer in parallels)  # the skip is an identity
     assert build.check(spec).output_shape == (10,)
+
+
+@pytest.mark.parametrize("merge", ["concat", "add", "mean", "mul"])
+def test_a_parallel_block_scripts_as_well_as_traces(tmp_path, merge):
+    from workbench.export import exporter as export
+
+    spec = ModelSpec((6,), [par(merge, L("a", "Branch", layers=[L("fc", "Linear", {"out_features": 6})]),
+                                L("b", "Branch"), L("c", "Branch", layers=[L("t", "Tanh")]), dim=-1),
+                            L("out", "Linear", {"out_features": 2})])
+    model = build.build_model(spec)
+    result = export.export(model, spec, "torchscript", tmp_path / "m.pt",
+                           export.ExportOptions(torchscript_mode="script"))
+    assert result.verification.passed, result.error

@@ -355,7 +355,7 @@ def merge(how: str, dim: int, outputs: list[tuple[str, Shape, str]]) -> tuple[Sh
     for bid, shape, dtype in outputs[1:]:
         if dtype != first_dtype:
             raise Bad(f"branch {bid!r} gives {dtype} values but {first_id!r} gives {first_dtype}: "
-                      f"{how} needs one kind of value", f"put the same Embedding (or none) in every branch")
+                      f"{how} needs one kind of value", "put the same Embedding (or none) in every branch")
     for bid, shape, _ in outputs[1:]:
         if len(shape) != len(first):
             raise Bad(f"branch {bid!r} gives {fmt(shape)}, {first_id!r} {fmt(first)}: {how} needs outputs of the "
