@@ -1,7 +1,7 @@
 """Property test: thousands of random layer stacks, with Residual and Parallel blocks (every merge,
 random concat dims, identity branches). Each one either builds and a real forward pass gives
-exactly the inferred shape of every row (blocks and branches included), or inference reports the project's own LayerError
-naming a layer of the stack. No other exception ever escapes."""
+exactly the inferred shape of every row (blocks and branches included), or inference reports
+the project's own LayerError naming a layer of the stack. No other exception ever escapes."""
 from __future__ import annotations
 
 import os

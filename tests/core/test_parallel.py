@@ -74,7 +74,17 @@ def test_mul_broadcasts_a_gate_and_says_so_but_refuses_sizes_that_cannot_broadca
     spec = ModelSpec((8, 5, 5), [par("mul", L("x", "Branch"), gate, layer_id="se")])
     info = build.check(spec)
     assert info.output_shape == (8, 5, 5)
-    assert info.layers[0].advice == ["mul broadcasts branch 'gate' (8, 1, 1) to (8, 5, 5)"]
+    assert info.layers[0].advice == []  # a gate scaling a map is what mul is for
+    both = ModelSpec((4, 5, 5), [par("mul", L("rows", "Branch", layers=[L("r", "AdaptiveAvgPool2d",
+                                                                        {"output_size": [5, 1]})]),
+                                     L("cols", "Branch", layers=[L("c", "AdaptiveAvgPool2d", {"output_size": [1, 5]})]),
+                                     layer_id="outer")])
+    both_info = build.check(both)
+    assert both_info.output_shape == (4, 5, 5)
+    assert both_info.layers[0].advice == ["mul broadcasts every branch ('rows' (4, 5, 1), 'cols' (4, 1, 5)) to "
+                                          "(4, 5, 5), a shape no branch gives; usually one branch (the map) has the "
+                                          "full shape"]
+    assert build.build_model(both)(torch.randn(2, 4, 5, 5)).shape == (2, 4, 5, 5)
     x = torch.randn(2, 8, 5, 5)
     torch.testing.assert_close(build.build_model(spec)(x), x * torch.sigmoid(x.mean((2, 3), keepdim=True)))
     bad = ModelSpec((8, 5, 5), [par("mul", L("x", "Branch"), L("y", "Branch", layers=[conv("c", 4)]),
@@ -129,7 +139,8 @@ def test_a_parallel_needs_two_branches_and_holds_only_branches():
     assert "at least two branches, it has 1" in str(error_of(ModelSpec((4,), [par("add", L("only", "Branch"))])))
     loose = ModelSpec((4,), [par("add", L("a", "Branch"), L("fc", "Linear", {"out_features": 4}))])
     err = error_of(loose)
-    assert err.layer_id == "fc" and "a Parallel holds only Branch rows, not a Linear; put it inside a Branch" in str(err)
+    assert err.layer_id == "fc"
+    assert "a Parallel holds only Branch rows, not a Linear; put it inside a Branch" in str(err)
     named = ModelSpec((4,), [par("add", L("a", "Branch"), L("merge", "Branch"))])
     assert "a Branch cannot be called 'merge'" in str(error_of(named))
 
@@ -170,7 +181,17 @@ def test_parallel_and_branch_each_count_one_nesting_level():
     while levels + 2 <= MAX_DEPTH:
         inner = par("add", L(f"b{levels}", "Branch", layers=[inner]), L(f"e{levels}", "Branch"), layer_id=f"p{levels}")
         levels += 2
-    assert build.infer(ModelSpec((4,), [inner])).ok
+    deepest = ModelSpec((4,), [inner])
+    assert build.infer(deepest).ok
+    from workbench.export import python_source
+
+    namespace: dict = {}
+    exec(compile(python_source.generate(deepest), "deep.py", "exec"), namespace)  # the parser's 200 brackets
+    model = build.build_model(deepest)
+    rebuilt = namespace["build_model"]()
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(rebuilt(x), model(x))
     too_deep = par("add", L("bx", "Branch", layers=[inner]), L("ex", "Branch"), layer_id="px")
     data = {"input": {"shape": [4]}, "layers": [too_deep.to_json()]}
     with pytest.raises(SpecError, match=f"layers nest at most {MAX_DEPTH} deep"):
@@ -200,3 +221,53 @@ def test_reserved_branch_names_are_the_parallel_modules_own_attributes():
     assert {"merge", "dim"} == set(spec_mod.BRANCH_RESERVED)
     module = build.Parallel({"a": torch.nn.Identity(), "b": torch.nn.Identity()}, "mean")
     assert all(hasattr(module, name) for name in spec_mod.BRANCH_RESERVED)
+
+
+BLOCK_TEMPLATES = {"inception_digits": "concat", "densenet_digits": "concat", "se_digits": "mul",
+                   "unet_digits": "concat"}
+
+
+@pytest.mark.parametrize("name", __import__("workbench.project.templates", fromlist=["names"]).names())
+def test_every_template_builds_and_trains_one_step(name):
+    from workbench.project import templates
+
+    proj = templates.load(name)
+    torch.manual_seed(0)
+    model = build.build_model(proj.model).train()
+    info = build.check(proj.model)
+    x = build.example_input(proj.model, 4)
+    y = torch.randint(0, info.output_shape[0], (4,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, f"{name}: one step changed no weight"
+    if name in BLOCK_TEMPLATES:
+        merges = {layer.args["merge"] for _, layer in proj.model.walk() if layer.type == "Parallel"}
+        assert BLOCK_TEMPLATES[name] in merges and proj.data.source == "digits"
+
+
+def test_the_unet_template_nests_parallel_blocks_with_identity_skips():
+    from workbench.project import templates
+
+    spec = templates.load("unet_digits").model
+    parallels = [(path, layer) for path, layer in spec.walk() if layer.type == "Parallel"]
+    assert [p for p, _ in parallels] == ["skip1", "skip1.skip1_down.skip2"]
+    assert all(any(b.layers == [] for b in layer.layers) for _, layer in parallels)  # the skip is an identity
+    assert build.check(spec).output_shape == (10,)
+
+
+@pytest.mark.parametrize("merge", ["concat", "add", "mean", "mul"])
+def test_a_parallel_block_scripts_as_well_as_traces(tmp_path, merge):
+    from workbench.export import exporter as export
+
+    spec = ModelSpec((6,), [par(merge, L("a", "Branch", layers=[L("fc", "Linear", {"out_features": 6})]),
+                                L("b", "Branch"), L("c", "Branch", layers=[L("t", "Tanh")]), dim=-1),
+                            L("out", "Linear", {"out_features": 2})])
+    model = build.build_model(spec)
+    result = export.export(model, spec, "torchscript", tmp_path / "m.pt",
+                           export.ExportOptions(torchscript_mode="script"))
+    assert result.verification.passed, result.error

@@ -1,5 +1,6 @@
 """Python source export: a readable ``nn.Module`` class that rebuilds the model with nothing
-but PyTorch (and torchvision for backbones), plus a loader for its weights.
+but PyTorch (and torchvision for backbones), plus a loader for its weights. Blocks are written
+with small helper classes (``Residual``, ``Parallel``) whose children carry the layer ids.
 
 The class's attribute names are the layer ids, so its state_dict keys equal the
 workbench model's: the .pth / .safetensors exports load into it directly. Verified by

@@ -10,6 +10,13 @@ A problem becomes a ``LayerError`` on the row: what is wrong, the fix in words a
 fix is mechanical, a ``remedies.Remedy`` (the one-click fix), offered only when making it
 cures the layer (``_cures``).
 
+Blocks: a Residual runs its body on x and adds x; a Parallel runs each of its Branch rows on
+the same input and merges their outputs (``shapes.merge``: concat along a dim, add, mean, or
+mul with broadcasting), an error on the Parallel row naming the branch that does not fit; a
+Branch is a chain of layers (none: the identity). Only leaves are cached; a block re-walks its
+rows, which are cache hits when unchanged. ``spec.nesting_problem`` (a Branch only directly in
+a Parallel, a Parallel of two or more Branch rows) is checked here too, for specs made in code.
+
 Inference refuses a layer nested deeper than ``spec.MAX_DEPTH`` (a spec made in code or in the
 window, not only one read from a file), and ``memory_problem`` compares what the model needs
 (parameters, and the activations of a small batch) with the machine's memory, so a model too
@@ -104,7 +111,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class _Leaf:
-    """Cached result for one non-residual layer at one input."""
+    """Cached result for one leaf layer (not a block) at one input."""
 
     args: dict
     out_shape: Shape | None

@@ -349,12 +349,13 @@ def merge(how: str, dim: int, outputs: list[tuple[str, Shape, str]]) -> tuple[Sh
     """The output (shape, dtype, advice) of a Parallel merging its branches' ``outputs``
     ((branch id, shape, dtype) each; ``dim`` counts the batch as 0, as torch does). ``Bad`` names
     the branch that does not fit against the first one, and the fix. ``mul`` broadcasts: a size
-    of 1 stretches to the other branch's size (a Cx1x1 gate against a CxHxW map)."""
+    of 1 stretches to the other branch's size (a Cx1x1 gate against a CxHxW map, as in
+    squeeze-and-excitation); advice only where no branch has the result's shape."""
     first_id, first, first_dtype = outputs[0]
     for bid, shape, dtype in outputs[1:]:
         if dtype != first_dtype:
             raise Bad(f"branch {bid!r} gives {dtype} values but {first_id!r} gives {first_dtype}: "
-                      f"{how} needs one kind of value", f"put the same Embedding (or none) in every branch")
+                      f"{how} needs one kind of value", "put the same Embedding (or none) in every branch")
     for bid, shape, _ in outputs[1:]:
         if len(shape) != len(first):
             raise Bad(f"branch {bid!r} gives {fmt(shape)}, {first_id!r} {fmt(first)}: {how} needs outputs of the "
@@ -404,9 +405,11 @@ def _broadcast(outputs: list[tuple[str, Shape, str]]) -> tuple[Shape, str, list[
                           f"{_resize_fix(bid, shape, tuple(out))}, or merge by concat")
             out[i] = max(a, b)
     out_shape = tuple(out)
-    notes = [f"mul broadcasts branch {bid!r} {fmt(shape)} to {fmt(out_shape)}"
-             for bid, shape, _ in outputs if shape != out_shape]
-    return out_shape, first_dtype, notes
+    if any(shape == out_shape for _, shape, _ in outputs):  # a gate scaling a map: what mul is for
+        return out_shape, first_dtype, []
+    stretched = ", ".join(f"{bid!r} {fmt(shape)}" for bid, shape, _ in outputs)
+    return out_shape, first_dtype, [f"mul broadcasts every branch ({stretched}) to {fmt(out_shape)}, a shape no "
+                                    "branch gives; usually one branch (the map) has the full shape"]
 
 
 def _resize_fix(bid: str, shape: Shape, want: Shape, keep: int | None = None) -> str:

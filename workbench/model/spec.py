@@ -6,8 +6,9 @@ names the layer it belongs to (``layer 'fc' (Linear, #9): ...``).
 Limits. Layers nest (a Residual holds layers, a Parallel its Branch rows, a Branch layers;
 ``catalog.nests`` names the kinds that hold layers) at most ``MAX_DEPTH`` deep: the one depth
 limit of the project, checked when a file is read and again by inference, so summary,
-build, training and every export work at that depth (a Residual costs a few Python frames
-per call and five brackets in the generated Python source, whose parser stops at 200).
+build, training and every export work at that depth (a Residual, Parallel or Branch costs a few
+Python frames per call and at most five brackets in the generated Python source, whose parser
+stops at 200). Where a Branch may stand: ``nesting_problem``.
 A JSON document read here nests at most ``MAX_JSON_DEPTH`` levels, holds no whole number of
 more than ``MAX_INT_DIGITS`` digits and no lone surrogate (text that cannot be saved or
 printed): ``read_json`` and ``json_problems`` refuse those before anything walks the tree.
@@ -27,7 +28,8 @@ from workbench.model import catalog
 from workbench.errors import Problem, SpecError, layer_label
 from workbench.model.params import shown
 
-MAX_DEPTH = 32  # layers nest at most this deep: a top-level layer is at depth 1, one inside a Residual at 2
+MAX_DEPTH = 32  # layers nest at most this deep: a top-level layer is at depth 1, one inside a Residual at 2,
+# a Parallel counts one level and its Branch another (a layer in a top-level Parallel's branch is at 3)
 MAX_JSON_DEPTH = 4 * MAX_DEPTH  # room for a model at MAX_DEPTH (two JSON levels a layer) and its arguments
 MAX_INT_DIGITS = 100  # no setting or argument needs a longer whole number
 _MAX_REPORTED = 10  # problems json_problems lists before it stops looking
