@@ -14,7 +14,7 @@ from workbench.model.spec import LayerSpec
 from ui.common import theme
 from ui.editor import branch_strip
 from ui.editor.palette import kind_mime
-from ui.editor.stack_cells import Strip, strip_rows
+from ui.editor.stack_cells import STRIP_DEPTH, Strip, strip_rows
 from ui.editor.stack_model import SHAPE, TYPE
 from window_helpers import above, deliver_drop, ids_of, on_row, text_of
 
@@ -226,3 +226,36 @@ def test_a_parallel_saves_and_reopens_with_its_drawing(window, tmp_path):
     assert isinstance(model.node(model.index(0, 0, parent)), Strip)
     assert window.stack.isFirstColumnSpanned(0, parent)
     assert model.index_of("conv2d_1").parent() == model.index_of(second)
+
+
+def test_a_long_branch_is_drawn_to_a_few_rows_and_a_drop_on_its_rest_goes_last(window):
+    view, doc, model = window.stack, window.doc, window.stack.stack_model
+    pid = add_parallel(window)
+    first = doc.spec.find(pid).layers[0].id
+    doc.insert_layers([LayerSpec(f"act{n}", "ReLU") for n in range(STRIP_DEPTH + 3)], first, 0, "add")
+    parallel = doc.spec.find(pid)
+    assert strip_rows(parallel) == STRIP_DEPTH + 2  # not 11 + 2: the Branch rows below list them all
+    assert model.rowCount(model.index_of(pid)) == STRIP_DEPTH + 2 + 2
+    deliver_drop(view, kind_mime("Dropout"), lane_point(view, pid, STRIP_DEPTH, 0))  # the "+4 more" row
+    assert doc.spec.find(first).layers[-1].id == "dropout_1"
+
+
+def test_deeply_nested_names_stay_readable_in_a_narrow_stack(window, qtbot):
+    """The U-Net template nests five levels: at 1024x700 the Layer column keeps room for a short
+    name on the most nested row (Arguments gives way first), and every column fits."""
+    from workbench.project import project_file as projects
+    from ui.editor.stack_model import ID
+    from pathlib import Path
+
+    window.doc.replace_project(projects.load(Path(__file__).resolve().parents[2] / "resources" / "templates"
+                                             / "unet_digits.wbproj"))
+    window.resize(1024, 700)
+    qtbot.wait(50)
+    view = window.stack
+    view.fit_columns()
+    deepest = max((path.count(".") for path, _ in window.doc.spec.walk()))
+    layer = next(layer for path, layer in window.doc.spec.walk() if path.count(".") == deepest)
+    room = view.visualRect(view.stack_model.index_of(layer.id, ID)).width()
+    assert room >= view.fontMetrics().horizontalAdvance("conv2d"), (layer.id, room)
+    shown = [c for c in range(view.header().count()) if not view.isColumnHidden(c)]
+    assert sum(view.header().sectionSize(c) for c in shown) <= view.viewport().width()

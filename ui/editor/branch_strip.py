@@ -6,7 +6,8 @@ relayout) and the drawing scrolls, expands and collapses with its block:
 
     row 0          the fan-out from the block's input and each branch's name
     rows 1..n      the layers of every branch at that depth, as boxes with their output shape
-                   (an empty branch shows "identity"; a shorter branch's line runs on)
+                   (an empty branch shows "identity"; a shorter branch's line runs on; a branch
+                   longer than the drawing's ``STRIP_DEPTH`` rows ends in "+n more")
     last row       the lines converging on the merge: "concat dim 1 -> 96x8x8", or in red the
                    problem, with the branch it names marked in red
 
@@ -28,7 +29,7 @@ from workbench.model.shapes import fmt
 from workbench.model.spec import LayerSpec
 
 from ui.common import icons, theme
-from ui.editor.stack_cells import Strip, strip_rows
+from ui.editor.stack_cells import STRIP_DEPTH, Strip, strip_rows
 
 LANE_MAX = 230  # px: a branch's column is never wider (a wide window leaves the rest empty)
 LANE_MIN = 56  # px: narrower columns than this crowd each other; the drawing then runs past the right edge
@@ -90,6 +91,8 @@ def hit(strip: Strip, area: QRect, x: int, y: int) -> tuple[Target, LayerSpec | 
     if strip.row == 0:
         at = 0
     elif strip.row == last:
+        at = len(branch.layers)
+    elif strip.row == STRIP_DEPTH and len(branch.layers) > STRIP_DEPTH:  # "+n more": drops go last
         at = len(branch.layers)
     elif strip.row - 1 < len(branch.layers):
         layer = branch.layers[strip.row - 1]
@@ -185,21 +188,16 @@ class StripPainter(QStyledItemDelegate):
             depth = strip.row - 1
             for column, x, branch in zip(columns, centers, parallel.layers):
                 box = QRectF(column.left() + 4, top + 2.5, column.width() - 8, rect.height() - 5)
-                if depth < len(branch.layers):
+                if depth == STRIP_DEPTH - 1 and len(branch.layers) > STRIP_DEPTH:  # the rest, counted
+                    self._tag(painter, x, rect, f"+{len(branch.layers) - depth} more", small, small_fm, line)
+                elif depth < len(branch.layers):
                     layer = branch.layers[depth]
                     painter.setPen(line)
                     painter.drawLine(QPointF(x, top), QPointF(x, box.top()))
                     painter.drawLine(QPointF(x, box.bottom()), QPointF(x, bottom))
                     self._box(painter, box, layer, doc.layer_info(layer.id), layer.id in selected, font, small)
                 elif depth == 0:  # an empty branch passes its input on
-                    painter.setPen(line)
-                    painter.drawLine(QPointF(x, top), QPointF(x, bottom))
-                    painter.setFont(small)
-                    label = small_fm.horizontalAdvance("identity") + 8
-                    tag = QRectF(x - label / 2, top + 4, label, rect.height() - 8)
-                    painter.fillRect(tag, QColor(_PANEL))
-                    painter.setPen(QColor(theme.MUTED))
-                    painter.drawText(tag, int(Qt.AlignmentFlag.AlignCenter), "identity")
+                    self._tag(painter, x, rect, "identity", small, small_fm, line)
                 else:  # a shorter branch: its output runs on to the merge
                     painter.setPen(line)
                     painter.drawLine(QPointF(x, top), QPointF(x, bottom))
@@ -215,6 +213,19 @@ class StripPainter(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawLine(QPointF(column.left() + 1, top), QPointF(column.left() + 1, bottom))
             painter.drawLine(QPointF(column.right() - 1, top), QPointF(column.right() - 1, bottom))
+
+    @staticmethod
+    def _tag(painter: QPainter, x: float, rect: QRect, text: str, small: QFont, small_fm: QFontMetrics,
+             line: QPen) -> None:
+        """A branch's line with a muted word on it ('identity', '+3 more')."""
+        painter.setPen(line)
+        painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom() + 1))
+        painter.setFont(small)
+        width = small_fm.horizontalAdvance(text) + 8
+        tag = QRectF(x - width / 2, rect.top() + 4, width, rect.height() - 8)
+        painter.fillRect(tag, QColor(_PANEL))
+        painter.setPen(QColor(theme.MUTED))
+        painter.drawText(tag, int(Qt.AlignmentFlag.AlignCenter), text)
 
     def _box(self, painter: QPainter, box: QRectF, layer: LayerSpec, info, selected: bool, font: QFont,
              small: QFont) -> None:

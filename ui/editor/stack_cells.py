@@ -78,10 +78,14 @@ class Strip:
     row: int
 
 
+STRIP_DEPTH = 6  # layer rows a Parallel's drawing shows at most; a longer branch ends in "+n more"
+
+
 def strip_rows(parallel: LayerSpec) -> int:
     """How many rows a Parallel's drawing takes: the branch names, one row per layer of the
-    longest branch (an empty branch, the identity, still takes one), and the merge."""
-    return 2 + max([1] + [len(branch.layers) for branch in parallel.layers])
+    longest branch (an empty branch, the identity, still takes one; at most ``STRIP_DEPTH``, so a
+    long branch does not push the rest of the stack away: its Branch rows list it all), and the merge."""
+    return 2 + min(STRIP_DEPTH, max([1] + [len(branch.layers) for branch in parallel.layers]))
 
 
 def short(value) -> str:

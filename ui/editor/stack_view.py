@@ -127,6 +127,7 @@ class StackView(QTreeView):
         self._column_choice: dict[int, bool] = {}  # a cost column shown (True) or hidden (False) by hand
         self._read_column_choice()
         self._fitting = False
+        self._deepest_indent = 0  # set by column_needs
         self._widths_font, self._text_widths = None, {}
         self._user_sized = False  # a column dragged by hand: stop sizing them
         header.sectionResized.connect(self._section_resized)
@@ -429,6 +430,7 @@ class StackView(QTreeView):
         titles = {col: header_fm.horizontalAdvance(COLUMNS[col]) + _HEADER_PAD for col in range(len(COLUMNS))}
         need = {col: 0 for col in range(len(COLUMNS))}
         need[FROZEN] = icon + _PAD  # the check box
+        self._deepest_indent = 0  # the indentation of the most nested row (its name starts there)
         step = self.indentation()
         root = step if self.rootIsDecorated() else 0
 
@@ -447,6 +449,7 @@ class StackView(QTreeView):
             for layer in layers:
                 info = doc.layer_info(layer.id)
                 indent = root + depth * step
+                self._deepest_indent = max(self._deepest_indent, indent)
                 widen(ID, layer.id, indent + (icon if info is not None and info.error else 0))
                 widen(TYPE, layer.type, icon)
                 widen(ARGS, key_args_text(layer))
@@ -472,7 +475,8 @@ class StackView(QTreeView):
         """Size the columns to the view (see the module docstring); stops once the user drags
         a column. A narrow view gives way in this order: Arguments (down to a few letters),
         Type (to its badge and a few letters), the titles of Output shape and Params (their
-        cells still fit), Layer (to a short name), Type (to its badge)."""
+        cells still fit), Layer (to a short name on the most nested row), Type (to its badge), Arguments
+        (to a sliver), Layer (to a short name on a top-level row)."""
         cells, titles = self.column_needs()
         widths = {col: max(cells[col], titles[col]) for col in cells}
         fm = self.fontMetrics()
@@ -491,9 +495,11 @@ class StackView(QTreeView):
             if col not in shown:
                 del widths[col]
         over = sum(widths.values()) - self.viewport().width()
+        name_floor = min(cells[ID], self._deepest_indent + fm.horizontalAdvance("conv2d") + _PAD)
         steps = ((ARGS, 56), (TYPE, icon + fm.horizontalAdvance("Conv") + _PAD), (SHAPE, cells[SHAPE]),
                  (PARAMS, cells[PARAMS]), *((col, cells[col]) for col in COST_COLUMNS if col in shown),
-                 (FROZEN, cells[FROZEN]), (ID, fm.horizontalAdvance("conv2d") + _PAD), (TYPE, icon + _PAD))
+                 (FROZEN, cells[FROZEN]), (ID, name_floor), (TYPE, icon + _PAD),
+                 (ARGS, 24), (ID, fm.horizontalAdvance("conv2d") + _PAD))
         for col, floor in steps:
             if over <= 0:
                 break
