@@ -1,11 +1,12 @@
-"""Shape inference vs building the real module: 200-layer stacks (one of them mixing kinds
-generated from torch.nn, with closed-form rules and meta-device forwards) and a resnet18 block.
+"""Shape inference vs building the real module: 200-layer stacks (one mixing kinds generated from
+torch.nn, with closed-form rules and meta-device forwards; one of Parallel blocks holding such
+kinds, every row nested ones counted) and a resnet18 block.
 
 Prints cold (first call in the process), warm (cache hit), edit (one row changed) inference
 times next to the time to build the real nn.Module and run one real forward, and what generating
 the torch.nn kinds cost when the catalog was imported. Last line: RESULT name=value ...
 (``--quick``: 20-layer stacks and few repeats, a smoke run whose RESULT says quick=1; the keys
-keep their names). Goals (issue 14): mixed200 cold <= 150 ms, mixed200 edit <= 5 ms, catalog
+keep their names). Goals (issue 14): mixed200 and parallel200 cold <= 150 ms, edit <= 5 ms, catalog
 generation <= 100 ms.
 """
 from __future__ import annotations
@@ -59,7 +60,39 @@ def mixed_stack(n=200):
     return ModelSpec((8, 16, 16), layers)
 
 
-def measure(name, spec, edit_row, repeat=20):
+def parallel_stack(n=200):
+    """Blocks of twenty rows (Parallel and Branch rows counted) that keep (8, 16, 16): an
+    Inception-like concat (a 1x1 branch and a reflection-padded 3x3 branch), a squeeze-and-
+    excitation mul (an identity branch and a pooled gate of new kinds, broadcast) and an add of
+    a pixel (un)shuffle branch and an activation branch. The edit changes the gate's first
+    Conv2d out_channels: only the gate's next rows are inferred again."""
+    def conv(i, c, k=1):
+        return LayerSpec(i, "Conv2d", {"out_channels": c, "kernel_size": k})
+
+    def par(i, merge, *branches):
+        return LayerSpec(i, "Parallel", {"merge": merge}, layers=list(branches))
+
+    def branch(i, *layers):
+        return LayerSpec(i, "Branch", layers=list(layers))
+
+    layers = []
+    for b in range(n // 20):
+        layers += [
+            par(f"inc{b}", "concat", branch(f"inc{b}_a", conv(f"inc{b}_c1", 4)),
+                branch(f"inc{b}_b", LayerSpec(f"inc{b}_pad", "ReflectionPad2d", {"padding": 1}),
+                       conv(f"inc{b}_c3", 4, 3))),
+            par(f"se{b}", "mul", branch(f"se{b}_keep"),
+                branch(f"se{b}_gate", LayerSpec(f"se{b}_pool", "AdaptiveAvgPool2d", {"output_size": 1}),
+                       conv(f"se{b}_fc1", 2), LayerSpec(f"se{b}_act", "Mish"), conv(f"se{b}_fc2", 8),
+                       LayerSpec(f"se{b}_sig", "Hardsigmoid"))),
+            par(f"mix{b}", "add", branch(f"mix{b}_p", LayerSpec(f"mix{b}_down", "PixelUnshuffle",
+                                                                {"downscale_factor": 2}),
+                                         LayerSpec(f"mix{b}_up", "PixelShuffle", {"upscale_factor": 2})),
+                branch(f"mix{b}_q", LayerSpec(f"mix{b}_celu", "CELU")))]
+    return ModelSpec((8, 16, 16), layers)
+
+
+def measure(name, spec, edit_row, repeat=20, edit_layer=None):
     build.clear_cache()
     cold = timed(lambda: build.infer(spec))
     warm = timed(lambda: build.infer(spec), repeat=repeat)
@@ -72,7 +105,7 @@ def measure(name, spec, edit_row, repeat=20):
     sizes = iter(range(100, 10_000))
 
     def edit():  # a size never seen before: the edited row and the next one miss the cache
-        layer = spec.layers[edit_row]
+        layer = edit_layer or spec.layers[edit_row]
         layer.args["out_features" if layer.type == "Linear" else "out_channels"] = next(sizes)
         build.infer(spec)
     edited = timed(edit, repeat=repeat)
@@ -91,6 +124,10 @@ def main():
     lin = measure(f"{layers} Linear+ReLU", linear_stack(layers // 2), edit_row=layers // 2, repeat=repeat)
     conv = measure(f"{layers} Conv2d+ReLU", conv_stack(layers), edit_row=layers // 2, repeat=repeat)
     mixed = measure(f"{layers} mixed new kinds", mixed_stack(layers), edit_row=layers // 2 + 1, repeat=repeat)
+    blocks = parallel_stack(layers)
+    rows = sum(1 for _ in blocks.walk())
+    gate = blocks.find(f"se{layers // 40}_fc1")
+    par = measure(f"{rows} rows of Parallel", blocks, edit_row=0, repeat=repeat, edit_layer=gate)
     started = time.perf_counter()
     catalog.torch_kinds()
     again = (time.perf_counter() - started) * 1e3
@@ -116,6 +153,7 @@ def main():
           f"resnet18_cold_ms={cold:.1f} resnet18_warm_ms={warm:.2f} resnet18_cold_vs_build={cold / real:.2f}"
           + f" mixed200_cold_ms={mixed[0]:.1f} mixed200_edit_ms={mixed[2]:.2f} catalog_generation_ms="
           f"{catalog.GENERATION_MS:.1f} catalog_kinds={len(catalog.KINDS)}"
+          + f" parallel200_cold_ms={par[0]:.1f} parallel200_edit_ms={par[2]:.2f} parallel200_rows={rows}"
           + (" quick=1" if args.quick else ""))
 
 

@@ -15,6 +15,9 @@ the per-layer health strips.
 matrix and its first sample, and pictures the explanations window at the given size.
 ``--profile`` runs View > Profile Layers first (the Latency column's bars); ``--cost-columns
 shown`` shows the cost columns by hand (by default they show as room allows).
+``--parallel`` puts an Inception-style Parallel block (four branches, concat) after 'relu1' and
+selects its 3x3 conv, to show the branches side by side; ``--parallel broken`` leaves that conv
+without padding, so the branches cannot be concatenated (the error on the Parallel row).
 ``--start-page`` shows the start page (File > Close Project) with a few recent projects, one
 of them missing.
 Settings and runs go to a temporary folder, never the user's.
@@ -81,6 +84,10 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
         doc.set_frozen(args.freeze, True)
     if args.broken and "flat" in layer_ids:
         doc.insert_kind("Linear", None, layer_ids.index("flat"))
+    if args.parallel and "relu1" in layer_ids:
+        doc.insert_layers([inception(args.parallel == "broken")], None, layer_ids.index("relu1") + 1,
+                          "Add Parallel 'mixed'")
+        args.select = "b3x3" if args.select == "conv2" else args.select
     if args.select in doc.spec.ids():
         window.stack.select_ids([args.select])
     if args.cost_columns == "shown":
@@ -106,6 +113,23 @@ def render(args: argparse.Namespace, width: int, height: int) -> Path:
     window.doc.undo_stack.setClean()
     window.close()
     return out
+
+
+def inception(broken: bool):
+    """An Inception module: 1x1; 1x1 then 3x3; pool then 1x1; the identity; concatenated."""
+    from workbench.model.spec import LayerSpec
+
+    def conv(layer_id, out, k, pad=0):
+        return LayerSpec(layer_id, "Conv2d", {"out_channels": out, "kernel_size": k, "padding": pad})
+    branches = [
+        ("b1", [conv("b1x1", 16, 1)]),
+        ("b2", [conv("b2_reduce", 16, 1), conv("b3x3", 24, 3, 0 if broken else 1), LayerSpec("b2_relu", "ReLU")]),
+        ("b3", [LayerSpec("b3_pool", "MaxPool2d", {"kernel_size": 3, "stride": 1, "padding": 1}),
+                conv("b3_proj", 8, 1)]),
+        ("b4", []),
+    ]
+    return LayerSpec("mixed", "Parallel", {"merge": "concat", "dim": 1},
+                     layers=[LayerSpec(name, "Branch", layers=layers) for name, layers in branches])
 
 
 def train_until(window, args: argparse.Namespace) -> None:
@@ -202,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", default="conv2", help="the layer shown in the inspector")
     parser.add_argument("--freeze", default="conv1", help="a layer to show frozen ('' for none)")
     parser.add_argument("--broken", action="store_true", help="add a Linear before Flatten (an error row)")
+    parser.add_argument("--parallel", nargs="?", const="inception", choices=("inception", "broken"),
+                        help="add an Inception-style Parallel block after relu1 (broken: its branches cannot merge)")
     parser.add_argument("--train", type=int, default=0, metavar="N", help="picture mid-training after N epochs")
     parser.add_argument("--start-page", action="store_true", help="show the start page (File > Close Project)")
     parser.add_argument("--dock", default="", help="a dock to bring forward (Sweep, Prediction, Data)")

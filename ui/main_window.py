@@ -225,10 +225,11 @@ class MainWindow(QMainWindow):
             return None
 
     def add_layer(self, type_name: str) -> None:
-        """Add after the (last) selected row, in its block, or at the end with no selection."""
+        """Add after the (last) selected row, in its block (into a selected Branch), or at the end
+        with no selection."""
         selected = self.stack.selected_ids()
-        parent, row = self.doc.locate(selected[-1]) if selected else (None, None)
-        new_id = self._edit(lambda: self.doc.insert_kind(type_name, parent, None if row is None else row + 1))
+        parent, row = self.doc.insertion_point(selected[-1] if selected else None)
+        new_id = self._edit(lambda: self.doc.insert_kind(type_name, parent, row))
         if new_id:
             self.stack.select_ids([new_id])
 
@@ -282,10 +283,9 @@ class MainWindow(QMainWindow):
         except WorkbenchError as exc:
             self.say(clipboard.refusal(exc))
             return
-        current = self.stack.current_id()
-        parent, row = self.doc.locate(current) if current else (None, None)
+        parent, row = self.doc.insertion_point(self.stack.current_id())
         try:
-            new = self.doc.paste(layers, parent, None if row is None else row + 1)
+            new = self.doc.paste(layers, parent, row)
         except WorkbenchError as exc:
             self.say(clipboard.refusal(exc))
             return

@@ -66,6 +66,28 @@ def row_top(layer_id):
 
 
 QTimer.singleShot(15000, app.quit)  # never hang
+if sys.argv[2:] == ["branch"]:  # into the second column of a Parallel's drawing, then a box to the first
+    from ui.editor import branch_strip
+    pid = w.doc.insert_kind("Parallel", None, 3)
+    QTest.qWait(200)
+    model = view.stack_model
+
+    def lane(row, n):
+        index = model.strip_index(pid, row)
+        rect = view.visualRect(index)
+        columns = branch_strip.lanes(view.strip_area(index, rect), 2)
+        return QPoint(columns[n].center().x(), rect.center().y())
+    item = w.layer_palette.item(sys.argv[1])
+    tree.scrollToItem(item)
+    log["palette_blocked_s"] = real_drag(tree.viewport(), tree.visualItemRect(item).center(), lane(1, 1))
+    log["branches"] = [[c.id for c in b.layers] for b in w.doc.spec.find(pid).layers]
+    log["palette_undo"] = w.doc.undo_stack.undoText()
+    QTest.qWait(200)
+    log["row_blocked_s"] = real_drag(view.viewport(), lane(1, 1), lane(1, 0))
+    log["moved"] = [[c.id for c in b.layers] for b in w.doc.spec.find(pid).layers]
+    log["row_undo"] = w.doc.undo_stack.undoText()
+    print("RESULT " + json.dumps(log), flush=True)
+    sys.exit(0)
 item = w.layer_palette.item(sys.argv[1])
 tree.scrollToItem(item)
 log["palette_blocked_s"] = real_drag(tree.viewport(), tree.visualItemRect(item).center(), row_top("flat"))
@@ -99,15 +121,19 @@ def xvfb_display():
     proc.wait(10)
 
 
-def test_real_drags_add_from_the_palette_and_reorder_rows_where_dropped(xvfb_display, tmp_path):
+def drag_in_child(display: str, tmp_path, *args: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
-    env.update(DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb", WORKBENCH_SETTINGS=str(tmp_path / "s.ini"),
+    env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", WORKBENCH_SETTINGS=str(tmp_path / "s.ini"),
                PYTHONPATH=str(ROOT))
-    run = subprocess.run([sys.executable, "-c", CHILD, "Dropout"], cwd=ROOT, env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, f"child failed (exit {run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}"
-    result = json.loads(lines[0][len("RESULT "):])
+    return json.loads(lines[0][len("RESULT "):])
+
+
+def test_real_drags_add_from_the_palette_and_reorder_rows_where_dropped(xvfb_display, tmp_path):
+    result = drag_in_child(xvfb_display, tmp_path, "Dropout")
     assert result["platform"] == "xcb"
     # the moves returned only after the drop: a real QDrag ran its loop
     assert result["palette_blocked_s"] >= 0.3 and result["row_blocked_s"] >= 0.3, result
@@ -117,3 +143,15 @@ def test_real_drags_add_from_the_palette_and_reorder_rows_where_dropped(xvfb_dis
     moved = result["after_row"]
     assert moved[0] == "fc" and sorted(moved) == sorted(ids), result  # moved to the top, nothing lost
     assert result["row_undo"] == "Move 'fc'"
+
+
+def test_real_drags_into_a_branch_column_and_from_one_branch_to_the_other(xvfb_display, tmp_path):
+    """A Parallel's drawing (its branches side by side): a palette layer dropped on the second
+    column lands in the second branch; its box dragged to the first column moves it there."""
+    result = drag_in_child(xvfb_display, tmp_path, "Conv2d", "branch")
+    assert result["platform"] == "xcb"
+    assert result["palette_blocked_s"] >= 0.3 and result["row_blocked_s"] >= 0.3, result
+    assert result["branches"] == [[], ["conv2d_1"]], result
+    assert result["palette_undo"] == "Add Conv2d 'conv2d_1'"
+    assert result["moved"] == [["conv2d_1"], []], result
+    assert result["row_undo"] == "Move 'conv2d_1'"

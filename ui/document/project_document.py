@@ -18,6 +18,11 @@ probe (``set_fit_error``), since only it reads the data.
 ``costs`` (``ui.document.cost_figures.CostFigures``) holds what the model costs (MACs, training
 memory, the batch that fits, latency once profiled), recomputed off the UI thread after changes
 once the window has started it.
+
+Parallel blocks: every edit keeps them well formed (``spec.nesting_problem``): a Parallel holds
+only Branch rows and at least two, a Branch sits only in a Parallel. ``add_branch`` /
+``remove_branch`` are the Branch edits; a new Parallel comes with two empty branches;
+``insertion_point`` says where a layer added "after" a row goes (into a selected Branch).
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from PySide6.QtGui import QUndoStack
 from workbench.model import build, catalog, remedies
 from workbench.project import project_file as projects
 from workbench.errors import LayerError, WorkbenchError
-from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, id_problem
+from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, id_problem, nesting_problem
 
 from ui.document import commands
 from ui.document.cost_figures import CostFigures
@@ -84,11 +89,11 @@ class ProjectDocument(QObject):
         return self._by_id.get(layer_id)
 
     def layers_in(self, parent_id: str | None) -> list[LayerSpec]:
-        """The layer list of the top level (None) or of a Residual block."""
+        """The layer list of the top level (None) or of a block that holds layers (``catalog.nests``)."""
         if parent_id is None:
             return self.spec.layers
         parent = self.spec.find(parent_id)
-        if parent is None or parent.type != "Residual":
+        if parent is None or not catalog.nests(parent.type):
             raise KeyError(parent_id)
         return parent.layers
 
@@ -98,7 +103,7 @@ class ProjectDocument(QObject):
             for row, layer in enumerate(layers):
                 if layer.id == layer_id:
                     return parent, row
-                if layer.type == "Residual":
+                if catalog.nests(layer.type):
                     found = search(layer.layers, layer.id)
                     if found:
                         return found
@@ -118,7 +123,7 @@ class ProjectDocument(QObject):
         return False
 
     def frozen_above(self, layer_id: str) -> str | None:
-        """The id of the frozen Residual block a layer sits in (its weights are fixed with the
+        """The id of the frozen block (Residual, Parallel, Branch) a layer sits in (its weights are fixed with the
         block's), or None."""
         parent = self.locate(layer_id)[0]
         while parent is not None:
@@ -230,10 +235,65 @@ class ProjectDocument(QObject):
                                  "(freezing and unfreezing still work)")
 
     def new_layer(self, type_name: str, taken: set[str] | None = None) -> LayerSpec:
+        """A layer of a catalog kind with its starter arguments; a Parallel with two empty branches."""
         kind = catalog.kind(type_name)
         if kind is None:
             raise WorkbenchError(f"unknown layer type {type_name!r}; pick one from the palette")
-        return LayerSpec(self.fresh_id(type_name.lower(), taken), type_name, kind.starter_args())
+        layer = LayerSpec(self.fresh_id(type_name.lower(), taken), type_name, kind.starter_args())
+        if type_name == "Parallel":
+            taken = set(taken or ()) | {layer.id}
+            for _ in range(2):
+                branch = LayerSpec(self.fresh_id("branch", taken), "Branch")
+                taken.add(branch.id)
+                layer.layers.append(branch)
+        return layer
+
+    def insertion_point(self, layer_id: str | None) -> tuple[str | None, int | None]:
+        """Where a layer added "after" a row goes: (parent id, row; None: at the end). After a
+        layer in its block; into a Branch row (at its end), since only branches sit beside it."""
+        if layer_id is None:
+            return None, None
+        layer = self.spec.find(layer_id)
+        if layer is not None and layer.type == "Branch":
+            return layer_id, None
+        parent, row = self.locate(layer_id)
+        return parent, row + 1
+
+    def _check_place(self, layers: list[LayerSpec], parent_id: str | None) -> None:
+        """Refuse layers that cannot stand in ``parent_id`` (a layer straight in a Parallel, a
+        Branch outside one), naming the layer and saying where it can go."""
+        parent_type = self.spec.find(parent_id).type if parent_id is not None else None
+        for layer in layers:
+            problem = nesting_problem(layer, parent_type)
+            if problem is not None:
+                raise WorkbenchError(f"'{layer.id}' cannot go there: {problem[0]}; {problem[1]}")
+
+    def _check_branches_left(self, leaving: list[str]) -> None:
+        """Refuse to take branches out of a Parallel (a delete, a move) below its two."""
+        for parallel in {self.locate(i)[0] for i in leaving if self.spec.find(i).type == "Branch"}:
+            if parallel is None or any(self.is_inside(parallel, i) for i in leaving):
+                continue  # the Parallel goes too
+            left = [b.id for b in self.spec.find(parallel).layers if b.id not in leaving]
+            if len(left) < 2:
+                raise WorkbenchError(f"the Parallel '{parallel}' needs at least two branches; it would keep "
+                                     f"{len(left)}: add a branch first, or delete the whole Parallel")
+
+    def add_branch(self, parallel_id: str) -> str:
+        """Add an empty Branch (the identity) at the end of a Parallel as one undoable edit; its id."""
+        self._unlocked()
+        parallel = self.spec.find(parallel_id)
+        if parallel is None or parallel.type != "Parallel":
+            raise WorkbenchError(f"'{parallel_id}' is not a Parallel block: select a Parallel or one of its branches")
+        branch = LayerSpec(self.fresh_id("branch"), "Branch")
+        self.insert_layers([branch], parallel_id, None, f"Add Branch '{branch.id}' to '{parallel_id}'")
+        return branch.id
+
+    def remove_branch(self, branch_id: str) -> None:
+        """Remove a Branch with its layers (one undoable edit); a Parallel keeps at least two."""
+        layer = self.spec.find(branch_id)
+        if layer is None or layer.type != "Branch":
+            raise WorkbenchError(f"'{branch_id}' is not a branch: select a Branch row of a Parallel")
+        self.remove([branch_id], "Remove Branch")
 
     def insert_kind(self, type_name: str, parent_id: str | None = None, row: int | None = None) -> str:
         """Add a new layer of a catalog type; return its id."""
@@ -244,6 +304,7 @@ class ProjectDocument(QObject):
     def insert_layers(self, layers: list[LayerSpec], parent_id: str | None, row: int | None, text: str) -> None:
         self._unlocked()
         siblings = self.layers_in(parent_id)
+        self._check_place(layers, parent_id)
         row = len(siblings) if row is None or row < 0 or row > len(siblings) else row
         self.undo_stack.push(commands.InsertLayers(self, parent_id, row, layers, text))
 
@@ -252,6 +313,7 @@ class ProjectDocument(QObject):
         ids = self.outermost(layer_ids)
         if not ids:
             return
+        self._check_branches_left(ids)
         text = f"{verb} '{ids[0]}'" if len(ids) == 1 else f"{verb} {len(ids)} layers"
         self.undo_stack.push(commands.RemoveLayers(self, ids, text))
 
@@ -319,8 +381,10 @@ class ProjectDocument(QObject):
         self._unlocked()
         layer_ids = self.outermost(layer_ids)
         if parent_id is not None and any(self.is_inside(parent_id, i) for i in layer_ids):
-            raise WorkbenchError("a Residual block cannot be moved into itself")
+            raise WorkbenchError("a block cannot be moved into itself")
         siblings = self.layers_in(parent_id)
+        self._check_place([self.spec.find(i) for i in layer_ids], parent_id)
+        self._check_branches_left([i for i in layer_ids if self.locate(i)[0] != parent_id])
         anchor = next((s for s in siblings[before_row:] if s.id not in layer_ids), None) \
             if before_row is not None else None
         if self._moves_nothing(layer_ids, parent_id, anchor):

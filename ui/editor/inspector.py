@@ -6,6 +6,8 @@ what is wrong with it and how to fix that; where the fix is mechanical, a button
 Problem box makes it (``FixButton``: one undoable edit named by the fix). Every change goes to
 the document as an undoable edit and re-infers shapes at once. With no layer selected it
 edits the model input instead (and shows the data check's problem with the input, if any).
+A Parallel (or one of its Branch rows) also gets Add Branch / Remove Branch buttons under its
+fields (merge and dim are ordinary fields from the catalog).
 
 Layout rule: nothing above the fields changes height while a layer is edited (the flow line
 and the Problem box sit below them), so a field never moves under the mouse. A refused value
@@ -19,8 +21,8 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFormLayout, QFrame, QLabel, QLineEdit,
-                               QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from workbench.model import catalog
 from workbench.errors import WorkbenchError
@@ -150,7 +152,39 @@ class Inspector(QScrollArea):
         self.frozen.setObjectName("frozen")
         self.frozen.toggled.connect(lambda on: self.doc.set_frozen(self.layer.id, on))
         form.addRow("freeze", self.frozen)
+        self.add_branch = self.remove_branch = None
+        if layer.type in ("Parallel", "Branch"):
+            self._branch_buttons(form, layer)
         self._form = form
+
+    def _branch_buttons(self, form: QFormLayout, layer: LayerSpec) -> None:
+        """Add Branch (to the Parallel shown, or the one the Branch shown sits in) and, for a
+        Branch, Remove Branch: each one undoable edit; a refusal is said under the button."""
+        row = QWidget()
+        buttons = QHBoxLayout(row)
+        buttons.setContentsMargins(0, 0, 0, 0)
+        self.add_branch = QPushButton("Add Branch", objectName="addBranch")
+        self.add_branch.setToolTip("Add an empty branch (the identity) beside the others; drag layers into it")
+        self.add_branch.clicked.connect(self._add_branch)
+        buttons.addWidget(self.add_branch)
+        if layer.type == "Branch":
+            self.remove_branch = QPushButton("Remove Branch", objectName="removeBranch")
+            self.remove_branch.setToolTip("Remove this branch with its layers (a Parallel keeps at least two)")
+            self.remove_branch.clicked.connect(self._remove_branch)
+            buttons.addWidget(self.remove_branch)
+        buttons.addStretch(1)
+        form.addRow("branches", row)
+
+    def _parallel_of(self, layer: LayerSpec) -> str:
+        return layer.id if layer.type == "Parallel" else self.doc.locate(layer.id)[0]
+
+    def _add_branch(self) -> None:
+        parallel = self._parallel_of(self.layer)
+        self._run(lambda: self.doc.add_branch(parallel), self.add_branch)
+
+    def _remove_branch(self) -> None:
+        branch = self.layer.id
+        self._run(lambda: self.doc.remove_branch(branch), self.remove_branch)
 
     def _input_form(self, form: QFormLayout) -> None:
         self.shape_edit = QLineEdit(objectName="inputShape")
@@ -206,7 +240,7 @@ class Inspector(QScrollArea):
             field.show_value(layer.args.get(name, UNSET), resolved.get(name))
         above = self.doc.frozen_above(layer.id)
         # a layer without weights (ReLU, pooling, Dropout) has nothing to freeze: no box, as in the stack
-        self._form.setRowVisible(self.frozen, layer.frozen or layer.type == "Residual" or info is None
+        self._form.setRowVisible(self.frozen, layer.frozen or catalog.nests(layer.type) or info is None
                                  or info.params != 0 or above is not None)
         self.frozen.blockSignals(True)
         self.frozen.setChecked(layer.frozen or above is not None)

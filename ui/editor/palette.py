@@ -93,7 +93,7 @@ class Palette(QWidget):
             font.setBold(True)
             head.setFont(0, font)
             for kind in catalog.KINDS:
-                if kind.category != category:
+                if kind.category != category or kind.name == "Branch":  # a Branch comes with its Parallel
                     continue
                 item = QTreeWidgetItem(head, [kind.name])
                 item.setData(0, KIND_ROLE, kind.name)

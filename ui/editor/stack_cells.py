@@ -47,8 +47,9 @@ _BACKGROUND, _FOREGROUND, _ALIGN, _TIP = int(_R.BackgroundRole), int(_R.Foregrou
     int(_R.TextAlignmentRole), int(_R.ToolTipRole)
 BAR_ROLE = int(_R.UserRole) + 1  # Latency: the row's time as a fraction of the slowest row's (the bar's length)
 RANK_ROLE = int(_R.UserRole) + 2  # Latency: 1, 2, 3 for the three slowest rows, else None
+STRIP_ROLE = int(_R.UserRole) + 3  # a Parallel's drawing row: what it draws (changes when the drawing must repaint)
 CHANGED_ROLES = [_DISPLAY, _EDIT, _DECORATION, _CHECK, _BACKGROUND, _FOREGROUND, _TIP, BAR_ROLE,
-                 RANK_ROLE]  # never the size
+                 RANK_ROLE, STRIP_ROLE]  # never the size
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _BRUSHES: dict[str, QBrush] = {}
 
@@ -65,6 +66,26 @@ class Stage:
 
     layer: LayerSpec
     name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Strip:
+    """One row of a Parallel block's side-by-side drawing (``ui.editor.branch_strip``): the first
+    child rows of a Parallel, before its Branch rows. ``layer`` is the Parallel, ``row`` counts
+    from 0 (the branch names) to ``strip_rows(layer) - 1`` (the merge)."""
+
+    layer: LayerSpec
+    row: int
+
+
+STRIP_DEPTH = 6  # layer rows a Parallel's drawing shows at most; a longer branch ends in "+n more"
+
+
+def strip_rows(parallel: LayerSpec) -> int:
+    """How many rows a Parallel's drawing takes: the branch names, one row per layer of the
+    longest branch (an empty branch, the identity, still takes one; at most ``STRIP_DEPTH``, so a
+    long branch does not push the rest of the stack away: its Branch rows list it all), and the merge."""
+    return 2 + min(STRIP_DEPTH, max([1] + [len(branch.layers) for branch in parallel.layers]))
 
 
 def short(value) -> str:
@@ -146,7 +167,7 @@ def cost_cells(figures, layer: LayerSpec, info) -> list[dict]:
         batch = figures.report.forecast.batch
         cells[0] = {_DISPLAY: macs, _ALIGN: _RIGHT,
                     _TIP: f"<b>{escape(layer.id)}</b>: {row.macs:,} multiply-adds ({row.flops:,} FLOPs) per example "
-                          "in the forward pass" + (" (its nested rows together)" if layer.type == "Residual" else "")}
+                          "in the forward pass" + (" (its nested rows together)" if catalog.nests(layer.type) else "")}
         cells[1] = {_DISPLAY: memory, _ALIGN: _RIGHT,
                     _TIP: f"<b>{escape(layer.id)}</b> keeps {row.activations:,} bytes per example for the backward "
                           f"pass: {figures.row_memory(path):,} bytes at batch {batch}"}
@@ -171,7 +192,7 @@ def cost_cells(figures, layer: LayerSpec, info) -> list[dict]:
 
 def weightless(layer: LayerSpec, info) -> bool:
     """A layer with no weights gets no freeze box (a frozen one keeps it, to be unfrozen)."""
-    return info is not None and info.params == 0 and layer.type != "Residual"
+    return info is not None and info.params == 0 and not catalog.nests(layer.type)
 
 
 def freeze_box(doc, node) -> str:
@@ -206,6 +227,25 @@ def tooltip(doc, layer: LayerSpec, info) -> str:
     if args:
         lines.append(f"arguments: {escape(args)}")
     return "<br>".join(lines)
+
+
+def strip_cells(doc, strip: Strip) -> list[dict]:
+    """A drawing row's cells: empty (the view paints it), but for what it shows (``STRIP_ROLE``),
+    so an edit that changes a shape, an id or a problem in the drawing repaints it."""
+    parallel = strip.layer
+    seen = []
+    for branch in parallel.layers:
+        rows = []
+        for layer in [branch, *branch.layers]:
+            info = doc.layer_info(layer.id)
+            rows.append((layer.id, layer.type, info.out_shape if info else None, bool(info and info.error)))
+        seen.append(tuple(rows))
+    info = doc.layer_info(parallel.id)
+    what = (strip.row, tuple(seen), key_args_text(parallel), info.out_shape if info else None,
+            info.error.problem if info and info.error else None)
+    cells: list[dict] = [{} for _ in COLUMNS]
+    cells[ID][STRIP_ROLE] = what
+    return cells
 
 
 def stage_cells(doc, stage: Stage) -> list[dict]:

@@ -1,9 +1,12 @@
 """The stack's Qt item model: a thin adapter over the document's ``ModelSpec``.
 
 Rows are layers (Residual blocks hold their nested layers, backbones their stages as child
-rows). Reads come from the spec and the document's inference; every write (drop, move,
-freeze check, rename) becomes a call to the document, which pushes an undo command. The
-model never changes the spec itself; it mirrors the document's begin/end signals.
+rows). A Parallel's child rows are first its drawing (``Strip`` rows: the branches side by side,
+painted by ``ui.editor.branch_strip``; their count follows its longest branch, kept in step
+after each structural change by ``_sync_strips``), then its Branch rows, each holding its layers.
+Reads come from the spec and the document's inference; every write (drop, move, freeze check,
+rename) becomes a call to the document, which pushes an undo command. The model never changes
+the spec itself; it mirrors the document's begin/end signals.
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ from workbench.insight import latency as latency_words
 from workbench.model import catalog
 from workbench.model.backbones import stage_names
 from workbench.errors import WorkbenchError
-from workbench.model.spec import LayerSpec
+from workbench.model.spec import LayerSpec, nesting_problem
 
 from ui.editor.stack_cells import (
     ARGS, BAR_ROLE, CHANGED_ROLES, COLUMNS, COST_COLUMNS, FROZEN, HEADER_TIPS, ID, LATENCY, MACS, MEMORY, PARAMS,
-    POS, RANK_ROLE, SHAPE, TYPE, Stage, freeze_box, key_args_text, layer_cells, stage_cells)
+    POS, RANK_ROLE, SHAPE, TYPE, Stage, Strip, freeze_box, key_args_text, layer_cells, stage_cells,
+    strip_cells, strip_rows)
 
 # the column constants are part of this model's interface (the view and tests use them from here)
 __all__ = ["ARGS", "BAR_ROLE", "COLUMNS", "COST_COLUMNS", "FROZEN", "ID", "LATENCY", "MACS", "MEMORY", "PARAMS",
@@ -31,6 +35,8 @@ MIME_ROWS = "application/x-workbench-rows"  # ["conv1", "relu1"]: rows moved wit
 
 def _column_flags(kind: str, column: int) -> Qt.ItemFlag:
     flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    if kind == "strip":  # the drawing: painted and hit by the view, never a cell of its own
+        return Qt.ItemFlag.NoItemFlags
     if column == FROZEN:  # a check box; the model takes it away where freeze_box says so
         flags |= Qt.ItemFlag.ItemIsUserCheckable
     if kind == "stage":
@@ -43,8 +49,10 @@ def _column_flags(kind: str, column: int) -> Qt.ItemFlag:
     return flags
 
 
-# item flags per row kind (a backbone stage, a Residual block, any other layer) and column
-_FLAGS = {kind: [_column_flags(kind, col) for col in range(len(COLUMNS))] for kind in ("stage", "block", "layer")}
+# item flags per row kind (a backbone stage, a block that holds layers, any other layer, a row of a
+# Parallel's drawing) and column
+_FLAGS = {kind: [_column_flags(kind, col) for col in range(len(COLUMNS))]
+          for kind in ("stage", "block", "layer", "strip")}
 
 
 class StackModel(QAbstractItemModel):
@@ -59,9 +67,12 @@ class StackModel(QAbstractItemModel):
         self._parents: dict[int, tuple[LayerSpec | None, int]] | None = None
         self._move_is_reset = False
         self._cells: dict[tuple[int, int], list[dict]] = {}  # (parent key, row) -> per column role -> value
-        doc.layersAboutToBeInserted.connect(lambda p, a, b: self.beginInsertRows(self.index_of(p), a, b))
+        self._strips: dict[int, tuple[LayerSpec, int]] = {}  # id(Parallel) -> (it, drawing rows the view has)
+        doc.layersAboutToBeInserted.connect(
+            lambda p, a, b: self.beginInsertRows(self.index_of(p), a + self._offset(p), b + self._offset(p)))
         doc.layersInserted.connect(lambda *_: self._end(self.endInsertRows))
-        doc.layersAboutToBeRemoved.connect(lambda p, a, b: self.beginRemoveRows(self.index_of(p), a, b))
+        doc.layersAboutToBeRemoved.connect(
+            lambda p, a, b: self.beginRemoveRows(self.index_of(p), a + self._offset(p), b + self._offset(p)))
         doc.layersRemoved.connect(lambda *_: self._end(self.endRemoveRows))
         doc.layerAboutToBeMoved.connect(self._begin_move)
         doc.layerMoved.connect(self._end_move)
@@ -78,9 +89,60 @@ class StackModel(QAbstractItemModel):
         self._parents = None
         self._cells.clear()
         end()
+        self._sync_strips()
+
+    def _offset(self, parent_id: str | None) -> int:
+        """Rows before a parent's first layer row: a Parallel's drawing."""
+        if parent_id is None:
+            return 0
+        parent = self.doc.spec.find(parent_id)
+        return self._strip_count(parent) if parent is not None and parent.type == "Parallel" else 0
+
+    def _strip_count(self, parallel: LayerSpec) -> int:
+        """The drawing rows the views know a Parallel to have (first asked: as many as it needs)."""
+        known = self._strips.get(id(parallel))
+        if known is None:
+            known = self._strips[id(parallel)] = (parallel, strip_rows(parallel))
+        return known[1]
+
+    def parallels(self) -> list[LayerSpec]:
+        """Every Parallel block of the model (each has a drawing)."""
+        return [layer for _, layer in self.doc.spec.walk() if layer.type == "Parallel"]
+
+    def strip_count(self, parallel: LayerSpec) -> int:
+        """The rows of a Parallel's drawing (its first child rows)."""
+        return self._strip_count(parallel)
+
+    def has_strips(self) -> bool:
+        """Whether any Parallel's drawing has been shown."""
+        return bool(self._strips)
+
+    def _sync_strips(self) -> None:
+        """After a structural change: a Parallel whose longest branch grew or shrank gets drawing
+        rows added or taken away (at the end of its drawing), as ordinary row inserts and removals."""
+        if not self._strips:
+            return
+        alive = {id(layer): layer for _, layer in self.doc.spec.walk() if layer.type == "Parallel"}
+        self._strips = {key: known for key, known in self._strips.items() if key in alive}
+        for key, (parallel, have) in list(self._strips.items()):
+            want = strip_rows(parallel)
+            if want == have:
+                continue
+            index = self.index_of(parallel.id)
+            if want > have:
+                self.beginInsertRows(index, have, want - 1)
+                self._strips[key] = (parallel, want)
+                self._parents, self._cells = None, {}
+                self.endInsertRows()
+            else:
+                self.beginRemoveRows(index, want, have - 1)
+                self._strips[key] = (parallel, want)
+                self._parents, self._cells = None, {}
+                self.endRemoveRows()
 
     def _begin_move(self, src, row, dst, dst_row) -> None:
-        ok = self.beginMoveRows(self.index_of(src), row, row, self.index_of(dst), dst_row)
+        ok = self.beginMoveRows(self.index_of(src), row + self._offset(src), row + self._offset(src),
+                                self.index_of(dst), dst_row + self._offset(dst))
         self._move_is_reset = not ok
         if not ok:
             self.beginResetModel()
@@ -91,6 +153,7 @@ class StackModel(QAbstractItemModel):
     def _end_reset(self) -> None:
         self._nodes.clear()
         self._keys.clear()
+        self._strips.clear()
         self._end(self.endResetModel)
 
     def _refresh(self) -> None:
@@ -127,22 +190,28 @@ class StackModel(QAbstractItemModel):
             self._nodes[key] = layer
         return key
 
-    def node(self, index: QModelIndex) -> LayerSpec | Stage | None:
+    def node(self, index: QModelIndex) -> LayerSpec | Stage | Strip | None:
         if not index.isValid():
             return None
         owner = self._nodes.get(index.internalId())
         if owner is None:
             return self.doc.spec.layers[index.row()]
-        if owner.type == "Residual":
+        if owner.type == "Parallel":
+            drawing = self._strip_count(owner)
+            row = index.row()
+            return Strip(owner, row) if row < drawing else owner.layers[row - drawing]
+        if catalog.nests(owner.type):
             return owner.layers[index.row()]
         return Stage(owner, stage_names(owner.type)[index.row()])
 
     def _child_count(self, node) -> int:
         if node is None:
             return len(self.doc.spec.layers)
-        if isinstance(node, Stage):
+        if isinstance(node, (Stage, Strip)):
             return 0
-        if node.type == "Residual":
+        if node.type == "Parallel":
+            return self._strip_count(node) + len(node.layers)
+        if catalog.nests(node.type):
             return len(node.layers)
         return len(stage_names(node.type)) if node.type in catalog.BACKBONES else 0
 
@@ -172,15 +241,20 @@ class StackModel(QAbstractItemModel):
         return self.createIndex(row, 0, self._key(grand))
 
     def _map(self, parent: LayerSpec | None, layers: list[LayerSpec]) -> None:
+        offset = self._strip_count(parent) if parent is not None and parent.type == "Parallel" else 0
         for row, layer in enumerate(layers):
-            self._parents[id(layer)] = (parent, row)
+            self._parents[id(layer)] = (parent, row + offset)
             self._map(layer, layer.layers)
 
     def index_of(self, layer_id: str | None, column: int = 0) -> QModelIndex:
         if layer_id is None:
             return QModelIndex()
         parent, row = self.doc.locate(layer_id)
-        return self.index(row, column, self.index_of(parent))
+        return self.index(row + self._offset(parent), column, self.index_of(parent))
+
+    def strip_index(self, parallel_id: str, row: int) -> QModelIndex:
+        """Row ``row`` of a Parallel's drawing."""
+        return self.index(row, 0, self.index_of(parallel_id))
 
     def layer_id(self, index: QModelIndex) -> str | None:
         node = self.node(index)
@@ -216,6 +290,8 @@ class StackModel(QAbstractItemModel):
         """Every column's {role: value} for one row."""
         if isinstance(node, Stage):
             return stage_cells(self.doc, node)
+        if isinstance(node, Strip):
+            return strip_cells(self.doc, node)
         return layer_cells(self.doc, node, self.doc.layer_info(node.id))
 
     def flags(self, index):
@@ -224,7 +300,8 @@ class StackModel(QAbstractItemModel):
         if not index.isValid():
             return Qt.ItemFlag.ItemIsDropEnabled
         node = self.node(index)
-        kind = "stage" if isinstance(node, Stage) else "block" if node.type == "Residual" else "layer"
+        kind = ("stage" if isinstance(node, Stage) else "strip" if isinstance(node, Strip)
+                else "block" if catalog.nests(node.type) else "layer")
         flags = _FLAGS[kind][index.column()]
         if index.column() == FROZEN and freeze_box(self.doc, node) != "box":
             flags &= ~Qt.ItemFlag.ItemIsUserCheckable
@@ -304,24 +381,31 @@ class StackModel(QAbstractItemModel):
         node = self.node(parent)
         if node is None:
             return True, None
-        return isinstance(node, LayerSpec) and node.type == "Residual", getattr(node, "id", None)
+        return isinstance(node, LayerSpec) and catalog.nests(node.type), getattr(node, "id", None)
 
     def canDropMimeData(self, data, action, row, column, parent) -> bool:
         ok, parent_id = self._drop_parent(parent)
         if not ok:
             return False
+        parent_type = self.doc.spec.find(parent_id).type if parent_id else None
         if data.hasFormat(MIME_LAYER):
-            return True
+            try:
+                type_name = json.loads(bytes(data.data(MIME_LAYER)).decode())["type"]
+            except (ValueError, KeyError, TypeError):
+                return False
+            return nesting_problem(LayerSpec("new", str(type_name)), parent_type) is None
         if data.hasFormat(MIME_ROWS):
-            ids = json.loads(bytes(data.data(MIME_ROWS)).decode() or "[]")
-            return parent_id is None or not any(self.doc.is_inside(parent_id, i) for i in ids if self.doc.spec.find(i))
+            ids = [i for i in json.loads(bytes(data.data(MIME_ROWS)).decode() or "[]") if self.doc.spec.find(i)]
+            if any(nesting_problem(self.doc.spec.find(i), parent_type) for i in ids):
+                return False  # a layer straight into a Parallel, a Branch out of one
+            return parent_id is None or not any(self.doc.is_inside(parent_id, i) for i in ids)
         return False
 
     def dropMimeData(self, data, action, row, column, parent) -> bool:
         if action == Qt.DropAction.IgnoreAction or not self.canDropMimeData(data, action, row, column, parent):
             return False
         parent_id = self._drop_parent(parent)[1]
-        at = row if row >= 0 else None
+        at = max(0, row - self._offset(parent_id)) if row >= 0 else None
         try:
             if data.hasFormat(MIME_LAYER):
                 type_name = json.loads(bytes(data.data(MIME_LAYER)).decode())["type"]

@@ -23,16 +23,22 @@ with Layer, Output shape and Params at full width, so a narrow window keeps the 
 readable and a wide one shows the costs. Latency shows once View > Profile Layers has measured
 the model (whatever the width: it was just asked for), as a bar per row (``LatencyBar``; the
 three slowest rows stronger).
+
+A Parallel block shows its branches side by side in the rows under its own (``ui.editor.branch_strip``:
+one column per branch with its layers and their shapes, then the merge). Those rows span the
+columns; a click on a box selects that layer (and a drag from it moves it), a drop on a column
+goes into that branch, and hovering a box shows the layer's tooltip.
 """
 from __future__ import annotations
 
 import json
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPoint, QSettings, Qt, Signal
+from PySide6.QtCore import (QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPoint, QRect, QSettings, Qt,
+                            Signal)
 from PySide6.QtGui import QAction, QColor, QKeySequence, QPainter, QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
-                               QTreeView)
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QHeaderView, QMenu, QStyle, QStyledItemDelegate,
+                               QStyleOptionViewItem, QToolTip, QTreeView)
 
 from workbench.model import catalog
 from workbench.model.backbones import stage_names
@@ -40,9 +46,10 @@ from workbench.errors import WorkbenchError
 from workbench.model.shapes import fmt
 
 from ui.common import theme
+from ui.editor.branch_strip import StripPainter, Target, hit
 from ui.editor.stack_model import (ARGS, BAR_ROLE, COLUMNS, COST_COLUMNS, FROZEN, ID, LATENCY, MACS, MEMORY, PARAMS,
                                    POS, RANK_ROLE, SHAPE, TYPE, StackModel, key_args_text)
-from ui.editor.stack_cells import Stage, cost_texts
+from ui.editor.stack_cells import Stage, Strip, cost_texts, tooltip
 
 _PAD = 12  # a cell's margins and focus frame around its text (Qt's are 2 x 3 px, plus slack)
 _HEADER_PAD = 14  # a header section's margins around its title
@@ -112,10 +119,15 @@ class StackView(QTreeView):
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
         self.setItemDelegateForColumn(LATENCY, LatencyBar(self))
+        # a Parallel's drawing rows span the columns, painted by the tree column's delegate, set
+        # only while the model has a Parallel (``_span_strips``): other stacks paint as before
+        self.strips = StripPainter(self)
+        self._strip_press: tuple[QPoint, str] | None = None  # a press on a layer box of a drawing
         self._settings = settings
         self._column_choice: dict[int, bool] = {}  # a cost column shown (True) or hidden (False) by hand
         self._read_column_choice()
         self._fitting = False
+        self._deepest_indent = 0  # set by column_needs
         self._widths_font, self._text_widths = None, {}
         self._user_sized = False  # a column dragged by hand: stop sizing them
         header.sectionResized.connect(self._section_resized)
@@ -126,6 +138,7 @@ class StackView(QTreeView):
         model.modelReset.connect(self.expandAll)
         for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.modelReset):
             signal.connect(self._decorate_root)
+            signal.connect(self._span_strips)
         # the document's signals bracket the model's (and the selection model's) own handling
         doc = model.doc
         for start in (doc.layersAboutToBeRemoved, doc.layerAboutToBeMoved, doc.aboutToReset):
@@ -137,23 +150,155 @@ class StackView(QTreeView):
         model.doc.costs.latencyChanged.connect(self.fit_columns)
         self.selectionModel().currentRowChanged.connect(lambda *_: None if self._busy else self._emit_current(False))
         self.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.selectionModel().selectionChanged.connect(  # the drawings mark the selected layers' boxes
+            lambda *_: self.viewport().update() if model.has_strips() else None)
         # rows scrolled out of sight drop their cached cells: an edit refreshes what is on screen
         self.verticalScrollBar().valueChanged.connect(lambda *_: model.keep_cells(list(self._visible_indexes())))
         self.fix_action = QAction("Apply Fix", self)
         self.fix_action.setShortcut(QKeySequence("Ctrl+."))
         self.fix_action.setStatusTip("Make the selected problem's one-click fix (one undoable edit)")
         self.fix_action.triggered.connect(self.apply_fix)
+        self.add_branch_action = QAction("Add Branch", self)
+        self.add_branch_action.setStatusTip("Add an empty branch (the identity) to the selected Parallel block")
+        self.add_branch_action.triggered.connect(self.add_branch)
+        self.remove_branch_action = QAction("Remove Branch", self)
+        self.remove_branch_action.setStatusTip("Remove the selected branch with its layers (a Parallel keeps two)")
+        self.remove_branch_action.triggered.connect(self.remove_branch)
         separator = QAction(self)
         separator.setSeparator(True)
-        self.addActions([self.fix_action, separator])  # first in the context menu
+        # first in the context menu; the branch actions show only on a Parallel or Branch row
+        self.addActions([self.fix_action, self.add_branch_action, self.remove_branch_action, separator])
+        self.currentLayerChanged.connect(self._sync_branch_actions)
         self.currentLayerChanged.connect(self._sync_fix)
         doc.changed.connect(self._sync_fix)
         doc.fitChanged.connect(self._sync_fix)
         doc.lockChanged.connect(self._sync_fix)
+        self._sync_branch_actions()
         self.expandAll()
         self._decorate_root()
+        self._span_strips()
         self.fit_columns()
         self._sync_fix()
+
+    # ------------------------------------------------------------ a Parallel's drawing (branch_strip)
+    def _span_strips(self, *_) -> None:
+        """A Parallel's drawing rows span every column (one picture across the row), painted by
+        ``strips`` as the tree column's delegate while there is a Parallel."""
+        model = self.stack_model
+        parallels = model.parallels()
+        if bool(parallels) != (self.itemDelegateForColumn(ID) is self.strips):
+            self.setItemDelegateForColumn(ID, self.strips if parallels else None)
+        for parallel in parallels:
+            parent = model.index_of(parallel.id)
+            for row in range(model.strip_count(parallel)):
+                if not self.isFirstColumnSpanned(row, parent):
+                    self.setFirstColumnSpanned(row, parent, True)
+
+    def strip_area(self, index: QModelIndex, rect: QRect) -> QRect:
+        """The part of a drawing row the branches take: from where its nested rows' names start."""
+        depth = 0
+        parent = index.parent()
+        while parent.isValid():
+            depth += 1
+            parent = parent.parent()
+        left = self.header().sectionViewportPosition(ID) + self.indentation() * (depth + self.rootIsDecorated())
+        return QRect(left, rect.top(), max(0, rect.right() - left), rect.height())
+
+    def strip_at(self, pos: QPoint) -> tuple[Target, object] | None:
+        """(drop target, layer box or None) of a drawing row under ``pos`` (viewport coordinates)."""
+        index = self.indexAt(pos)
+        node = self.stack_model.node(index)
+        if not isinstance(node, Strip):
+            return None
+        rect = self.visualRect(index)
+        return hit(node, self.strip_area(index, rect), pos.x(), pos.y())
+
+    def _show_strip_target(self, target: Target | None) -> None:
+        if target != self.strips.target:
+            self.strips.target = target
+            self.viewport().update()
+
+    def dragMoveEvent(self, event) -> None:
+        found = self.strip_at(event.position().toPoint())
+        if found is None:
+            self._show_strip_target(None)
+            super().dragMoveEvent(event)
+            return
+        target = found[0]
+        model = self.stack_model
+        if model.canDropMimeData(event.mimeData(), event.dropAction(), target.at, 0, model.index_of(target.branch)):
+            self._show_strip_target(target)
+            event.acceptProposedAction()
+        else:
+            self._show_strip_target(None)
+            event.ignore()
+
+    def dragLeaveEvent(self, event) -> None:
+        self._show_strip_target(None)
+        super().dragLeaveEvent(event)
+
+    def dropEvent(self, event) -> None:
+        found = self.strip_at(event.position().toPoint())
+        self._show_strip_target(None)
+        if found is None:
+            super().dropEvent(event)
+            return
+        target = found[0]
+        model = self.stack_model
+        # as QAbstractItemView does: accepted only when the model says so (a move returns False,
+        # so the view that started the drag never removes the moved rows itself)
+        if model.dropMimeData(event.mimeData(), event.dropAction(), target.at, 0, model.index_of(target.branch)):
+            event.acceptProposedAction()
+        self.stopAutoScroll()
+        self.setState(QAbstractItemView.State.NoState)
+        self.viewport().update()
+
+    def mousePressEvent(self, event) -> None:
+        """A click on a drawing selects what it shows: a layer box, a branch's name (its Branch
+        row), the merge (the Parallel row)."""
+        pos = event.position().toPoint()
+        found = self.strip_at(pos)
+        if found is None:
+            self._strip_press = None
+            super().mousePressEvent(event)
+            return
+        target, layer = found
+        model = self.stack_model
+        strip = model.node(self.indexAt(pos))
+        chosen = layer.id if layer is not None else target.branch if strip.row == 0 else target.parallel
+        self.select_ids([chosen])
+        self._strip_press = (pos, chosen) if layer is not None and event.button() == Qt.MouseButton.LeftButton \
+            else None
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        press = self._strip_press
+        if press is not None and event.buttons() & Qt.MouseButton.LeftButton:
+            if (event.position().toPoint() - press[0]).manhattanLength() >= QApplication.startDragDistance():
+                self._strip_press = None
+                self.startDrag(Qt.DropAction.MoveAction)  # the box's layer, selected on the press
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._strip_press is not None:
+            self._strip_press = None
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def viewportEvent(self, event) -> bool:
+        if event.type() == QEvent.Type.ToolTip:
+            found = self.strip_at(event.pos())
+            if found is not None:
+                target, layer = found
+                doc = self.stack_model.doc
+                strip = self.stack_model.node(self.indexAt(event.pos()))
+                shown = doc.spec.find(layer.id if layer is not None else target.branch if strip.row == 0
+                                      else target.parallel)
+                QToolTip.showText(event.globalPos(), tooltip(doc, shown, doc.layer_info(shown.id)), self.viewport())
+                return True
+        return super().viewportEvent(event)
 
     def _expand_inserted(self, parent, first: int, last: int) -> None:
         """New rows show their nested rows (a block pasted or undone back), and a block shows a
@@ -285,6 +430,7 @@ class StackView(QTreeView):
         titles = {col: header_fm.horizontalAdvance(COLUMNS[col]) + _HEADER_PAD for col in range(len(COLUMNS))}
         need = {col: 0 for col in range(len(COLUMNS))}
         need[FROZEN] = icon + _PAD  # the check box
+        self._deepest_indent = 0  # the indentation of the most nested row (its name starts there)
         step = self.indentation()
         root = step if self.rootIsDecorated() else 0
 
@@ -303,6 +449,7 @@ class StackView(QTreeView):
             for layer in layers:
                 info = doc.layer_info(layer.id)
                 indent = root + depth * step
+                self._deepest_indent = max(self._deepest_indent, indent)
                 widen(ID, layer.id, indent + (icon if info is not None and info.error else 0))
                 widen(TYPE, layer.type, icon)
                 widen(ARGS, key_args_text(layer))
@@ -328,7 +475,8 @@ class StackView(QTreeView):
         """Size the columns to the view (see the module docstring); stops once the user drags
         a column. A narrow view gives way in this order: Arguments (down to a few letters),
         Type (to its badge and a few letters), the titles of Output shape and Params (their
-        cells still fit), Layer (to a short name), Type (to its badge)."""
+        cells still fit), Layer (to a short name on the most nested row), Type (to its badge), Arguments
+        (to a sliver), Layer (to a short name on a top-level row)."""
         cells, titles = self.column_needs()
         widths = {col: max(cells[col], titles[col]) for col in cells}
         fm = self.fontMetrics()
@@ -347,9 +495,11 @@ class StackView(QTreeView):
             if col not in shown:
                 del widths[col]
         over = sum(widths.values()) - self.viewport().width()
+        name_floor = min(cells[ID], self._deepest_indent + fm.horizontalAdvance("conv2d") + _PAD)
         steps = ((ARGS, 56), (TYPE, icon + fm.horizontalAdvance("Conv") + _PAD), (SHAPE, cells[SHAPE]),
                  (PARAMS, cells[PARAMS]), *((col, cells[col]) for col in COST_COLUMNS if col in shown),
-                 (FROZEN, cells[FROZEN]), (ID, fm.horizontalAdvance("conv2d") + _PAD), (TYPE, icon + _PAD))
+                 (FROZEN, cells[FROZEN]), (ID, name_floor), (TYPE, icon + _PAD),
+                 (ARGS, 24), (ID, fm.horizontalAdvance("conv2d") + _PAD))
         for col, floor in steps:
             if over <= 0:
                 break
@@ -464,6 +614,40 @@ class StackView(QTreeView):
         self.selectionModel().select(selection, flags)
         self.scrollTo(last)
         self._emit_current()
+
+    # ------------------------------------------------------------ branches
+    def _sync_branch_actions(self, *_) -> None:
+        layer = self.stack_model.doc.spec.find(self.current_id() or "")
+        kind = layer.type if layer is not None else None
+        self.add_branch_action.setVisible(kind in ("Parallel", "Branch"))
+        self.remove_branch_action.setVisible(kind == "Branch")
+
+    def add_branch(self) -> None:
+        """Add an empty branch to the current Parallel (or to the Parallel of the current Branch)."""
+        doc = self.stack_model.doc
+        current = self.current_id()
+        layer = doc.spec.find(current or "")
+        if layer is None or layer.type not in ("Parallel", "Branch"):
+            return
+        parallel = current if layer.type == "Parallel" else doc.locate(current)[0]
+        try:
+            self.select_ids([doc.add_branch(parallel)])
+        except WorkbenchError as exc:
+            self.stack_model.message.emit(str(exc))
+
+    def remove_branch(self) -> None:
+        doc = self.stack_model.doc
+        current = self.current_id()
+        layer = doc.spec.find(current or "")
+        if layer is None or layer.type != "Branch":
+            return
+        parallel = doc.locate(current)[0]
+        try:
+            doc.remove_branch(current)
+        except WorkbenchError as exc:
+            self.stack_model.message.emit(str(exc))
+            return
+        self.select_ids([parallel])
 
     # ------------------------------------------------------------ one-click fixes
     def current_remedy(self):
