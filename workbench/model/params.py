@@ -35,6 +35,7 @@ class Param:
     kind is one of ``int``, ``float``, ``bool``, ``choice``, ``ints`` (an int or a list of
     ``dims`` ints, e.g. kernel_size), ``shape`` (a list of positive ints), ``str``.
     ``infer`` derives the value from the input shape (no batch dim) when it is omitted.
+    ``mapping`` (settings only, e.g. data.columns) is an object of name: one of ``choices``.
     """
 
     name: str
@@ -131,6 +132,16 @@ class Param:
                 return None, f"{self.name} must hold whole numbers >= 1, got {shown(item)}"
             out.append(item)
         return tuple(out), None
+
+
+    def _check_mapping(self, v):
+        if not isinstance(v, dict):
+            return None, f"{self.name} must be an object of name: value, got {shown(v)}"
+        for key, item in v.items():
+            if item not in self.choices:
+                opts = ", ".join(repr(c) for c in self.choices)
+                return None, f"{self.name}.{key} must be one of {opts}, got {shown(item)}"
+        return dict(v), None
 
 
 def as_tuple(value: Any, dims: int) -> tuple:
