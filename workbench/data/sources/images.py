@@ -39,9 +39,9 @@ class ImageReader:
         try:
             fileio.regular_file(path, "image")  # a FIFO would block the open forever
             if path.lower().endswith(FAST_SUFFIXES):
-                from torchvision.io import ImageReadMode, decode_image
+                try:  # (torchvision 0.29 deprecates its decoders for TorchCodec: once gone, PIL reads all)
+                    from torchvision.io import ImageReadMode, decode_image
 
-                try:
                     return decode_image(path, mode=ImageReadMode.GRAY if self.mode == "L" else ImageReadMode.RGB)
                 except Exception:  # PIL reads it, or names the problem below
                     pass
