@@ -8,7 +8,7 @@ import json
 import random
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QToolButton
 
 from workbench.model.spec import LayerSpec, ModelSpec
 from workbench.project import project_file as projects
@@ -43,8 +43,8 @@ def open_csv_project(window, tmp_path):
 def test_pick_the_target_and_column_types_in_the_window_then_train(window, qtbot, tmp_path):
     path = open_csv_project(window, tmp_path)
     form = window.training.panel.form
-    button = form.findChild(QPushButton, "csvColumnsButton")
-    assert button.isVisible() and button.text() == "Columns…"
+    button = form.findChild(QToolButton, "csvColumnsButton")
+    assert button.isVisible() and button.toolTip().startswith("CSV Columns…")
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     dialog = form.csv_columns
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 5, timeout=10_000)

@@ -1,4 +1,4 @@
-"""The CSV Columns dialog ("Columns…" beside the Target column box): each column of the file with
+"""The CSV Columns dialog (the "…" button beside the Target column box): each column of the file with
 its detected type, a type box (detected, numeric, categorical, ignore) and a target button; the
 task (auto shows what it detects) and what missing cells become. Every change goes through the
 settings form (``set_value``, ``set_column_type``), so it is one undoable ``SetSetting`` saved in the project file

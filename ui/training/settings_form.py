@@ -21,7 +21,7 @@ so the form keeps its width at 1024 px.
 
 For a source that needs a file or folder, Path says which to pick (not "default"); for CSV the
 Target column box lists the columns of the file's header, read on a background thread
-(``workbench.data.sources.tables.columns``), and also takes a typed name; its "Columns…" button opens
+(``workbench.data.sources.tables.columns``), and also takes a typed name; its "…" button opens
 ``ui.training.csv_columns.CsvColumnsDialog`` (column types, target, task, missing cells). ``shutdown()`` awaits
 that read (the panel calls it).
 """
@@ -189,9 +189,10 @@ class SettingsForm(QWidget):
                               "pick one from the file's header or type its name")
             widget.activated.connect(self._target_edited)
             widget.lineEdit().editingFinished.connect(self._target_edited)
-            columns = QPushButton("Columns…", objectName="csvColumnsButton")  # types, task, missing cells
-            columns.setToolTip("Each column's type (numeric, categorical, ignore), the target, classification "
-                               "or regression, and what missing cells become")
+            # "…" like the arguments buttons: a word would be cut off beside Target column at 1024 px
+            columns = QToolButton(objectName="csvColumnsButton", text="…")
+            columns.setToolTip("CSV Columns…: each column's type (numeric, categorical, ignore), the target, "
+                               "classification or regression, and what missing cells become")
             columns.clicked.connect(self.edit_csv_columns)
             holder = QWidget()
             line = QHBoxLayout(holder)
