@@ -21,7 +21,8 @@ so the form keeps its width at 1024 px.
 
 For a source that needs a file or folder, Path says which to pick (not "default"); for CSV the
 Target column box lists the columns of the file's header, read on a background thread
-(``workbench.data.sources.tables.columns``), and also takes a typed name. ``shutdown()`` awaits
+(``workbench.data.sources.tables.columns``), and also takes a typed name; its "…" button opens
+``ui.training.csv_columns.CsvColumnsDialog`` (column types, target, task, missing cells). ``shutdown()`` awaits
 that read (the panel calls it).
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ from ui.common.workers import Worker, start_worker
 
 from ui.document.commands import UNSET, SetValue
 from ui.editor.fields import Field, format_value, make_field
+from ui.training.csv_columns import CsvColumnsDialog
 
 SECTIONS = {"data": DataSettings.params(), "training": TrainingSettings.params(),
             "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params(),
@@ -96,6 +98,21 @@ class SetSetting(SetValue):
         self.form.apply_value(self.section, self.name, value)
 
 
+class SetColumnType(SetSetting):
+    """Set one CSV column's type in data.columns (the CSV Columns dialog): quick edits of the same
+    column merge, edits of two columns are two steps."""
+
+    ID = 52
+
+    def __init__(self, form: "SettingsForm", column: str, columns: dict | None):
+        self.column = column
+        super().__init__(form, "data", "columns", columns)
+        self.key = ("data", "columns", column)
+
+    def label(self) -> str:
+        return f"Set CSV column {self.column!r} to {(self.new or {}).get(self.column, 'detected')}"
+
+
 def devices_here() -> list[tuple[str, str]]:
     """(value, label) of the devices this machine has."""
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -130,6 +147,7 @@ class SettingsForm(QWidget):
         self._rows: dict[tuple[str, str], tuple[QLabel, QWidget]] = {}
         self.arg_buttons: dict[str, QToolButton] = {}
         self.arguments: ArgumentsDialog | None = None  # the open Args... form
+        self.csv_columns: CsvColumnsDialog | None = None  # the open CSV Columns… dialog
         self.columns: list[str] = []  # the CSV header's column names (read off the UI thread)
         self._columns_of: str | None = None  # the CSV file they were read from (or are being read from)
         self._header_job: Worker | None = None
@@ -171,6 +189,17 @@ class SettingsForm(QWidget):
                               "pick one from the file's header or type its name")
             widget.activated.connect(self._target_edited)
             widget.lineEdit().editingFinished.connect(self._target_edited)
+            # "…" like the arguments buttons: a word would be cut off beside Target column at 1024 px
+            columns = QToolButton(objectName="csvColumnsButton", text="…")
+            columns.setToolTip("CSV Columns…: each column's type (numeric, categorical, ignore), the target, "
+                               "classification or regression, and what missing cells become")
+            columns.clicked.connect(self.edit_csv_columns)
+            holder = QWidget()
+            line = QHBoxLayout(holder)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(widget, 1)
+            line.addWidget(columns)
+            widget = holder
         else:
             field = make_field(self._param(section, name))
             field.widget.setObjectName(f"field_{section}_{name}")
@@ -270,6 +299,8 @@ class SettingsForm(QWidget):
                               if params or customs else f"{title} takes no arguments")
         if self.arguments is not None:
             self.arguments.refresh()
+        if self.csv_columns is not None:
+            self.csv_columns.refresh()
 
     def _show_fit(self) -> None:
         """'≤ N' beside the batch size (the largest that fits; the device and figures in its
@@ -333,6 +364,8 @@ class SettingsForm(QWidget):
     def shutdown(self) -> None:
         """Await the header read (the window is closing)."""
         self._closed = True
+        if self.csv_columns is not None:
+            self.csv_columns.shutdown()
         if self._header_job is not None:
             self._header_job.quit()
             self._header_job.wait()
@@ -361,6 +394,19 @@ class SettingsForm(QWidget):
         self.arguments.finished.connect(lambda _r, d=self.arguments: self._arguments_closed(d))
         self.arguments.show()
         return self.arguments
+
+    def edit_csv_columns(self) -> CsvColumnsDialog:
+        """Open the CSV Columns dialog (column types, target, task, missing cells)."""
+        if self.csv_columns is not None:
+            self.csv_columns.close()
+        self.csv_columns = dialog = CsvColumnsDialog(self)
+        dialog.finished.connect(lambda _r: self._csv_columns_closed(dialog))
+        dialog.show()
+        return dialog
+
+    def _csv_columns_closed(self, dialog) -> None:
+        if self.csv_columns is dialog:
+            self.csv_columns = None
 
     def _arguments_closed(self, dialog) -> None:
         if self.arguments is dialog:
@@ -399,6 +445,16 @@ class SettingsForm(QWidget):
         if self.project.setting(setting_name(section, name)) == value:
             return
         self.doc.undo_stack.push(SetSetting(self, section, name, value))
+
+    def set_column_type(self, column: str, kind: str | None) -> None:
+        """One CSV column's type in data.columns (None: detected), as one undoable step."""
+        columns = dict(self.project.data.columns or {})
+        if kind is None:
+            columns.pop(column, None)
+        else:
+            columns[column] = kind
+        if columns != (self.project.data.columns or {}):
+            self.doc.undo_stack.push(SetColumnType(self, column, columns or None))
 
     def apply_value(self, section: str, name: str, value) -> None:
         self.project.set_setting(setting_name(section, name), value)

@@ -145,7 +145,8 @@ class DataBundle:
         pin = bool(self.settings.pin_memory) and device is not None and torch.device(device).type == "cuda"
         return DataLoader(ds, batch_sampler=batches, num_workers=workers, pin_memory=pin,
                           collate_fn=_already_batched if isinstance(ds, TensorData) else None,
-                          persistent_workers=workers > 0, worker_init_fn=_worker_init if workers else None,
+                          persistent_workers=workers > 0 and self.settings.persistent_workers,
+                          worker_init_fn=_worker_init if workers else None,
                           generator=torch.Generator().manual_seed(seed))
 
     def val_example(self, i: int):

@@ -36,6 +36,7 @@ class Param:
     ``dims`` ints, e.g. kernel_size), ``shape`` (a list of positive ints), ``floats`` (a
     non-empty list of finite numbers, each within the bounds), ``str``.
     ``infer`` derives the value from the input shape (no batch dim) when it is omitted.
+    ``mapping`` (settings only, e.g. data.columns) is an object of name: one of ``choices``.
     """
 
     name: str
@@ -145,6 +146,16 @@ class Param:
                 return None, f"{self.name} must hold whole numbers >= 1, got {shown(item)}"
             out.append(item)
         return tuple(out), None
+
+
+    def _check_mapping(self, v):
+        if not isinstance(v, dict):
+            return None, f"{self.name} must be an object of name: value, got {shown(v)}"
+        for key, item in v.items():
+            if item not in self.choices:
+                opts = ", ".join(repr(c) for c in self.choices)
+                return None, f"{self.name}.{key} must be one of {opts}, got {shown(item)}"
+        return dict(v), None
 
 
 def as_tuple(value: Any, dims: int) -> tuple:

@@ -69,6 +69,8 @@ LOSS_ARGS = {"auto": ("label_smoothing", "weight", "pos_weight"), "CrossEntropyL
              "NLLLoss": ("weight",), "BCEWithLogitsLoss": ("pos_weight",), "MSELoss": (), "L1Loss": (),
              "SmoothL1Loss": ("beta",), "HuberLoss": ("delta",), "KLDivLoss": ("log_target",)}
 TASKS = ("auto", "classification", "regression")
+COLUMN_TYPES = ("numeric", "categorical", "ignore")  # data.columns values (CSV)
+MISSING_RULES = ("mean", "mode", "drop")  # data.missing (CSV)
 MAX_SEED = 2**32 - 1  # numpy's bound; torch takes up to 2**64 - 1, and a seed * 1_000_003 + epoch must fit
 _DEVICE = re.compile(r"auto|cpu|cuda|mps|cuda:[0-9]{1,3}")  # used with fullmatch (ASCII digits only)
 
@@ -234,7 +236,7 @@ class DataSettings(Settings):
     val_fraction: float = setting("float", 0.2, "share of examples held out for validation", min=0.0, max=0.9)
     batch_size: int = setting("int", 64, "examples per step (per process under torchrun)", min=1, max=1 << 16)
     num_workers: int = setting("int", 0, "DataLoader worker processes", min=0, max=64)
-    pin_memory: bool = setting("bool", False, "page-locked host memory for faster GPU copies")
+    pin_memory: bool = setting("bool", True, "page-locked host memory for faster GPU copies (used on CUDA only)")
     image_size: list[int] | None = setting("ints", None, "resize images to [height, width]", dims=2, min=1,
                                            nullable=True)
     grayscale: bool = setting("bool", False, "convert images to one channel")
@@ -251,6 +253,16 @@ class DataSettings(Settings):
     std: list[float] | None = setting("floats", None, "std per channel (images) or input value (tables) to "
                                       "normalise with, instead of the one computed at load", min=1e-12,
                                       nullable=True)
+    # CSV columns and missing values, and DataLoader throughput (helper V, issue 15 sections 3 and 6)
+    columns: dict | None = setting("mapping", None, "CSV column types: {column: numeric | categorical | ignore}; "
+                                   "a column left out is detected (numbers numeric, text categorical, "
+                                   "one-hot encoded)", choices=COLUMN_TYPES, nullable=True)
+    missing: str = setting("choice", "mean", "CSV missing cells: 'mean' (numbers take the training rows' mean, "
+                           "a text column keeps them as its own category), 'mode' (every column takes its most "
+                           "common value in the training rows) or 'drop' (rows with a missing cell are left out)",
+                           choices=MISSING_RULES)
+    persistent_workers: bool = setting("bool", True, "keep DataLoader worker processes between epochs "
+                                       "(with num_workers > 0)")
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:

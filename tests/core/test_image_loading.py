@@ -1,0 +1,75 @@
+"""Image folders read fast (issue 15 section 6): JPEG / PNG decoded by torchvision's decoder into
+uint8 tensors, other formats and files it refuses through PIL, the same pixels either way;
+workers, persistent_workers and pin_memory as the settings say; batches exactly repeatable with
+num_workers=0 (what exact resume relies on)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from workbench.data.bundle import load_data
+from workbench.data.sources.images import ImageReader
+from workbench.errors import WorkbenchError
+
+
+def folder(tmp_path, suffix=".jpg", n=6):
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("cat", "dog")):
+        (tmp_path / "img" / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = np.clip(rng.normal(80 + 90 * k, 20, (12, 10, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "img" / name / f"{i}{suffix}")
+    return tmp_path / "img"
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp"])
+def test_the_decoded_pixels_match_pil(tmp_path, suffix):
+    root = folder(tmp_path, suffix)
+    path = str(next(root.glob(f"cat/*{suffix}")))
+    got = ImageReader("RGB")(path)
+    assert isinstance(got, torch.Tensor) == (suffix != ".bmp")  # BMP: PIL
+    pil = torch.as_tensor(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+    if isinstance(got, torch.Tensor):
+        assert got.dtype == torch.uint8 and got.shape == pil.shape
+        assert (got.int() - pil.int()).abs().max() <= 2  # both libjpeg-turbo; PNG exact
+    grey = ImageReader("L")(path)
+    assert (grey.shape[0] if isinstance(grey, torch.Tensor) else len(grey.getbands())) == 1
+    bundle = load_data({"source": "image_folder", "path": str(root), "normalize": False, "val_fraction": 0.25})
+    x, _y = bundle.train[0]
+    assert x.dtype == torch.float32 and tuple(x.shape) == (3, 12, 10) and 0.0 <= x.min() and x.max() <= 1.0
+    # the validation transform takes a PIL image too (the Prediction dock opens files with PIL)
+    from_pil = bundle.image_transform(Image.open(path).convert("RGB"))
+    assert tuple(from_pil.shape) == (3, 12, 10)
+    if isinstance(got, torch.Tensor):
+        assert torch.allclose(from_pil, bundle.image_transform(got), atol=0.01)
+
+
+def test_a_broken_jpeg_is_named(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(WorkbenchError, match=r"cannot read image .*bad\.jpg"):
+        ImageReader("RGB")(str(bad))
+
+
+def test_loader_options_follow_the_settings(tmp_path):
+    root = str(folder(tmp_path))
+    b = load_data({"source": "image_folder", "path": root, "num_workers": 1, "batch_size": 4})
+    assert b.loader("train", device="cpu").persistent_workers and not b.loader("train", device="cpu").pin_memory
+    off = load_data({"source": "image_folder", "path": root, "num_workers": 1, "persistent_workers": False})
+    assert not off.loader("train").persistent_workers
+    assert not load_data({"source": "image_folder", "path": root}).loader("train").persistent_workers  # 0 workers
+
+
+def test_batches_repeat_exactly_with_no_workers(tmp_path):
+    root = str(folder(tmp_path))
+    b = load_data({"source": "image_folder", "path": root, "batch_size": 3, "val_fraction": 0.0})
+    first, again = b.loader("train", seed=5), b.loader("train", seed=5)
+    first.batch_sampler.set_epoch(1)
+    full = list(first)
+    again.batch_sampler.set_epoch(1, skip=2)  # a resumed run starts at the third batch
+    tail = list(again)
+    assert len(tail) == len(full) - 2
+    for (xa, ya), (xb, yb) in zip(full[2:], tail):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
