@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from workbench.model import shapes
+from workbench.model import custom, shapes
 from workbench.model.params import REQUIRED, Param
 from workbench.model.signatures import summary, torch_params
 
@@ -565,3 +565,7 @@ def _palette_order(table: tuple[LayerKind, ...], generated: tuple[LayerKind, ...
 for _kind in _palette_order(_TABLE + _BACKBONE_KINDS, GENERATED):
     register_kind(_kind)
 del _kind
+# Your own modules (custom.py): a class from a trusted Python file; build.py infers it (custom.infer)
+register_kind(LayerKind(custom.NAME, "Custom", "Your own nn.Module class from a Python file, with keyword arguments; "
+                        "its file runs only once you trust it.", custom.PARAMS, key_args=("class",),
+                        factory=custom.make))
