@@ -20,7 +20,7 @@ from pathlib import Path
 from workbench import fileio
 from workbench.cli import explain as explain_command, export as export_command, lr_find as lr_find_command, \
     sweep as sweep_command, train as train_command
-from workbench.cli.common import load_project, one_line, printable
+from workbench.cli.common import load_project, one_line, printable, trust_code
 from workbench.errors import WorkbenchError
 
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
@@ -67,6 +67,10 @@ def make_parser() -> argparse.ArgumentParser:
     sub.add_parser("catalog", help="list every layer type with its arguments")
     for name, (module, help_text) in EXTERNAL.items():
         module.add_arguments(sub.add_parser(name, help=help_text))
+    for name, command in sub.choices.items():  # every command that loads a project: one switch
+        if name not in ("templates", "new", "catalog"):
+            command.add_argument("--trust-code", action="store_true", help="run the Python files the project names "
+                                 "(Custom layers, a custom Dataset); without it such a project is refused")
     return parser
 
 
@@ -97,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    trust_code(getattr(args, "trust_code", False))
     try:
         if args.command in EXTERNAL:
             return EXTERNAL[args.command][0].run(args)
