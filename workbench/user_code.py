@@ -215,8 +215,7 @@ def load_class(file: Path | str, class_name: str, base: type | None = None) -> t
     if not isinstance(cls, type):
         raise UserCodeError(path, None, f"{class_name!r} is not a class but a {type(cls).__name__}")
     if base is not None and not issubclass(cls, base):
-        raise UserCodeError(path, _class_line(cls), f"{class_name} is not a subclass of "
-                            f"{base.__module__}.{base.__qualname__}")
+        raise UserCodeError(path, _class_line(cls), f"{class_name} is not a subclass of {_public_name(base)}")
     return cls
 
 
@@ -248,6 +247,17 @@ def failure(exc: BaseException, file: Path | str, doing: str) -> UserCodeError:
     if isinstance(exc, UserCodeError):
         return exc
     return UserCodeError(absolute(file), where(exc, file), f"{doing}: {describe(exc)}")
+
+
+def _public_name(cls: type) -> str:
+    """``torch.nn.Module`` rather than ``torch.nn.modules.module.Module``."""
+    import torch.nn
+    import torch.utils.data
+
+    for package in (torch.nn, torch.utils.data):
+        if getattr(package, cls.__name__, None) is cls:
+            return f"{package.__name__}.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _class_line(cls: type) -> int | None:
