@@ -279,7 +279,8 @@ def test_a_dataset_class_must_be_a_dataset(tmp_path):
 @pytest.mark.parametrize("command", ["summary", "train", "export", "lr-find", "explain", "sweep"])
 def test_a_command_refuses_code_without_trust_code_and_runs_nothing(tmp_path, command):
     path = custom_layer_project(tmp_path)
-    extra = {"export": ["-o", tmp_path / "m.pth"], "sweep": ["--trials", "1"]}.get(command, [])
+    extra = {"export": ["-f", "state_dict", "-o", tmp_path / "m.pth"], "sweep": ["--trials", "1"],
+             "explain": ["--weights", tmp_path / "w.pth", "--index", "0", "-o", tmp_path / "e.png"]}.get(command, [])
     line = one_error_line(cli(command, path, *extra, timeout=180))
     assert str((tmp_path / "blocks.py").resolve()) in line and "pass --trust-code" in line
     assert not (tmp_path / "IMPORTED").exists()
