@@ -3,8 +3,9 @@
 Type names and argument names are PyTorch's own (``torch.nn``), so users bring what they
 know. Input-size arguments carry an ``infer`` rule and may be omitted. A kind's ``shape``
 rule (shapes.py) gives its output shape in closed form; a kind without one is inferred by a
-forward pass of its module on the ``meta`` device. Two composite kinds (``Residual`` and the
-torchvision backbones) are built by ``workbench.model.build``.
+forward pass of its module on the ``meta`` device. The composite kinds (``Residual``, the
+torchvision backbones and ``Custom``, the user's own module: custom.py) are inferred and built
+by ``workbench.model.build``.
 
 ``_TABLE`` holds the first kinds, written by hand (their arguments and help are the project
 file's contract and stay as they are). ``torch_kinds()`` holds every other ``torch.nn`` module
@@ -568,4 +569,4 @@ del _kind
 # Your own modules (custom.py): a class from a trusted Python file; build.py infers it (custom.infer)
 register_kind(LayerKind(custom.NAME, "Custom", "Your own nn.Module class from a Python file, with keyword arguments; "
                         "its file runs only once you trust it.", custom.PARAMS, key_args=("class",),
-                        factory=custom.make))
+                        factory=custom.make, starter={"file": "", "class": ""}, composite=True))

@@ -250,8 +250,8 @@ class DataSettings(Settings):
                                       "(absolute, or relative to the project's folder)", nullable=True)
     custom_class: str | None = setting("str", None, "the torch.utils.data.Dataset class in data.custom_file",
                                        nullable=True)
-    custom_kwargs: dict = field(default_factory=dict, metadata={_CUSTOM: (  # as custom() below makes it
-        lambda v, name: Param(name, "json", {}).check(v), "keyword arguments for data.custom_class (a JSON object)")})
+    custom_kwargs: dict | None = setting("json", None, "keyword arguments for data.custom_class (a JSON object)",
+                                         nullable=True)
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:

@@ -74,7 +74,7 @@ def read_custom(settings: DataSettings) -> LazySource:
     name = settings.custom_class
     cls = user_code.load_class(file, name, Dataset)
     try:
-        ds = cls(**settings.custom_kwargs)
+        ds = cls(**(settings.custom_kwargs or {}))
     except Exception as exc:  # noqa: BLE001
         raise user_code.failure(exc, file, f"{name}(**custom_kwargs) raised") from None
     try:
