@@ -112,7 +112,8 @@ def test_a_missing_class_and_a_class_of_the_wrong_base_are_named(tmp_path):
     with pytest.raises(user_code.UserCodeError, match=r"has no class 'Blok' \(it defines: Block, Broken, "):
         user_code.load_class(file, "Blok", nn.Module)
     line = file.read_text().splitlines().index("class NotAModule:") + 1
-    with pytest.raises(user_code.UserCodeError, match=rf"line {line}: NotAModule is not a subclass of torch.nn.Module$"):
+    with pytest.raises(user_code.UserCodeError,
+                       match=rf"line {line}: NotAModule is not a subclass of torch.nn.Module$"):
         user_code.load_class(file, "NotAModule", nn.Module)
     assert user_code.load_class(file, "Block", nn.Module).__name__ == "Block"
     assert (tmp_path / "IMPORTED").exists()

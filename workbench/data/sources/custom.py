@@ -61,8 +61,9 @@ def raw_item(ds: Dataset, i: int, file: Path, class_name: str):
     except Exception as exc:  # noqa: BLE001 - the user's __getitem__ may raise anything
         raise user_code.failure(exc, file, f"{class_name}[{i}] (item index {i}) raised") from None
     if not isinstance(item, (tuple, list)) or len(item) != 2:
+        size = f" of {len(item)}" if isinstance(item, (tuple, list)) else ""
         raise user_code.UserCodeError(file, None, f"{class_name}[{i}] must return (input, target), got "
-                                      f"{type(item).__name__}{f' of {len(item)}' if isinstance(item, (tuple, list)) else ''}")
+                                      f"{type(item).__name__}{size}")
     return item
 
 
