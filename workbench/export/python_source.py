@@ -1,5 +1,7 @@
 """Python source export: a readable ``nn.Module`` class that rebuilds the model with nothing
-but PyTorch (and torchvision for backbones), plus a loader for its weights.
+but PyTorch (and torchvision for backbones), plus a loader for its weights. A Custom layer's
+class comes from the user's own file: copied beside the export as ``<stem>_<file>`` or imported
+from where it lives (``ExportOptions.custom_code``), through the generated ``user_class``.
 
 The class's attribute names are the layer ids, so its state_dict keys equal the
 workbench model's: the .pth / .safetensors exports load into it directly. Verified by
