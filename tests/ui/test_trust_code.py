@@ -85,3 +85,21 @@ def test_the_dialog_lists_each_file_with_its_path_and_cancel_is_the_default(qtbo
     dialog.trust_button.click()
     assert dialog.result() == QDialog.DialogCode.Accepted
     assert isinstance(dialog.findChild(QDialogButtonBox), QDialogButtonBox)
+
+
+def test_the_export_dialog_offers_copy_or_import_for_custom_layers(qtbot, tmp_path):
+    from workbench.project import project_file
+
+    from ui.export.dialog import ExportDialog
+
+    project = project_file.load(custom_layer_project(tmp_path))
+    user_code.grant([tmp_path / "blocks.py"])  # the window trusted it when it opened the project
+    dialog = ExportDialog(project, None)
+    qtbot.addWidget(dialog)
+    assert dialog.options().custom_code == "copy"
+    dialog.custom_code.setCurrentIndex(dialog.custom_code.findData("import"))
+    assert dialog.options().custom_code == "import"
+    plain = ExportDialog(templates.load("digits_cnn"), None)
+    qtbot.addWidget(plain)
+    assert not plain.custom_code.isVisibleTo(plain)  # only a model with Custom layers is asked
+    user_code.revoke_grants()
