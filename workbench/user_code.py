@@ -49,7 +49,11 @@ class UntrustedCode(WorkbenchError):
 class UserCodeError(WorkbenchError):
     """A user's file failed: it does not import, lacks the class, or the class raised."""
 
-    def __init__(self, file: Path | str, line: int | None, message: str):
+    def __init__(self, file: Path | str, line: int | None = None, message: str | None = None):
+        if message is None:  # remade from its text alone (a DataLoader worker passes errors on that way)
+            self.file, self.line, self.message = None, None, str(file)
+            super().__init__(str(file))
+            return
         self.file = Path(file)
         self.line = line
         self.message = message

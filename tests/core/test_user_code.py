@@ -353,3 +353,15 @@ def test_every_other_format_verifies_with_a_custom_layer(tmp_path, fmt):
     assert result.ok, result.error
     if result.verification is not None:
         assert result.verification.passed, result.verification.summary()
+
+
+def test_an_item_failing_in_a_loader_worker_names_its_index_too(tmp_path):
+    from dataclasses import replace
+
+    proj = project.load(custom_data_project(tmp_path, kwargs={"n": 100, "fail_at": 90}))
+    user_code.grant(code_refs.files(proj))
+    bundle = load_data(replace(proj.data, num_workers=2))
+    with pytest.raises(user_code.UserCodeError, match=r"Squares\[90\] \(item index 90\) raised: RuntimeError"):
+        for split in ("train", "val"):
+            for _ in bundle.loader(split):
+                pass
