@@ -365,3 +365,10 @@ def test_an_item_failing_in_a_loader_worker_names_its_index_too(tmp_path):
         for split in ("train", "val"):
             for _ in bundle.loader(split):
                 pass
+
+
+def test_training_on_a_dataset_that_raises_is_one_error_line_naming_the_index(tmp_path):
+    line = one_error_line(cli("train", custom_data_project(tmp_path, kwargs={"n": 100, "fail_at": 90}),
+                              "--trust-code", "--quiet"))
+    assert line.startswith(f"error: {(tmp_path / 'squares.py').resolve()}, line ")
+    assert "Squares[90] (item index 90) raised: RuntimeError: cannot read item 90" in line
