@@ -6,7 +6,9 @@ launcher asks as well); never a traceback for a user mistake. Text from a projec
 printed through ``common.printable``, so no file can send escape sequences to the terminal.
 ``train``, ``export``, ``sweep``, ``lr-find`` and ``explain`` live in their own modules
 (workbench/cli/train.py, export.py, sweep.py, lr_find.py, explain.py); what they share with the
-commands here is in workbench/cli/common.py.
+commands here is in workbench/cli/common.py. Every command that loads a project takes
+``--trust-code``: without it a project naming Python files (Custom layers, a custom Dataset) is
+refused with one ``error:`` line naming the files, before anything of them runs.
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class LayerSpec:
     args: dict[str, Any] = field(default_factory=dict)
     frozen: bool = False
     layers: list["LayerSpec"] = field(default_factory=list)  # Residual only
-    frozen_stages: list[str] = field(default_factory=list)  # backbones only
+    frozen_stages: list[str] = field(default_factory=list)  # backbones' stages; a Custom layer's children
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"id": self.id, "type": self.type}
