@@ -15,6 +15,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("WORKBENCH_OFFLINE", "1")  # nothing may download during tests
 # the window's QSettings (recent files, geometry) go to a throwaway file, never the user's
 os.environ["WORKBENCH_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="wb-settings-"), "s.ini")
+# the trust store of the user's code files (workbench.user_code) likewise
+os.environ["WORKBENCH_TRUST_FILE"] = os.path.join(tempfile.mkdtemp(prefix="wb-trust-"), "trusted.json")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

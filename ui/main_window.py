@@ -27,6 +27,7 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import (QDockWidget, QMainWindow, QMenu, QMessageBox, QStackedWidget, QToolBar, QUndoView,
                                QWidget)
 
+from workbench import user_code
 from workbench.model import build
 from workbench.project import project_file as projects, templates
 from workbench.errors import WorkbenchError
@@ -428,7 +429,10 @@ class MainWindow(QMainWindow):
             if not path:
                 return False
         try:
-            proj = projects.load(path)
+            proj = project_io.load_project(path, self)  # asks first about code it would run
+        except user_code.UntrustedCode:  # Cancel in the trust question: the open project stays
+            self.say(f"Not opened: {path} runs code you did not trust")
+            return False
         except WorkbenchError as exc:  # the open project stays as it was
             project_io.show_error(self, "Could not open the project", exc)
             return False

@@ -3,7 +3,13 @@ file dialogs start, the project a launch opens, and the dialogs New / Open / Sav
 the unsaved-changes prompt use.
 
 Every question the window asks goes through a function here (``ask_unsaved``,
-``choose_open_path``, ...), so tests replace one function instead of clicking a modal box.
+``choose_open_path``, ``ask_trust``, ...), so tests replace one function instead of clicking a
+modal box.
+
+A project that runs the user's Python files (Custom layers, a custom Dataset) opens through
+``load_project``: files not trusted yet (or changed since) are listed in one question
+(ui.common.trust_dialog); Trust records them in the trust store (workbench.user_code), Cancel
+leaves the project closed (``NOT_TRUSTED``). Nothing of those files runs before the answer.
 Settings live in ``QSettings``; ``WORKBENCH_SETTINGS`` (an .ini path) redirects them, which
 tests and the screenshot script use so that they never touch a user's settings.
 """
@@ -16,9 +22,12 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDialog, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QMessageBox, QVBoxLayout, QWidget)
 
-from workbench.project import project_file as projects
+from workbench import user_code
+from workbench.project import code_refs, project_file as projects
 from workbench.project import templates
 from workbench.errors import SpecError, WorkbenchError
+
+from ui.common import trust_dialog
 
 MAX_RECENT = 8
 FILE_FILTER = "Model Workbench projects (*.wbproj);;All files (*)"
@@ -109,19 +118,37 @@ def launch_problem(exc: WorkbenchError) -> str:
     return f"Could not open {lines[0]}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
 
 
+NOT_TRUSTED = "it was not opened: open it again and choose Trust to run its code"
+
+
+def load_project(path: str | Path, parent: QWidget | None = None) -> projects.Project:
+    """A project file, after asking once about the Python files it runs that are not trusted yet.
+    Raises WorkbenchError for a bad file, ``user_code.UntrustedCode`` when the user cancels."""
+    project = projects.load(path)
+    files = user_code.untrusted(code_refs.files(project))
+    if files:
+        if not ask_trust(parent, files, project.name):
+            raise user_code.UntrustedCode(files, NOT_TRUSTED)
+        user_code.trust(files)
+    return project
+
+
 def startup_project(argv_path: str | None) -> tuple[projects.Project, WorkbenchError | None]:
     """The project the window opens with: the given file, else the last one, else the
-    digits_cnn template. Returns it and the error to show when the given file failed."""
+    digits_cnn template. Returns it and the error to show when the given file failed (or its
+    code was not trusted)."""
     if argv_path:
         try:
-            project = projects.load(argv_path)
+            project = load_project(argv_path)
         except WorkbenchError as exc:
             return templates.load(DEFAULT_TEMPLATE), exc
         add_recent(argv_path)
         return project, None
     for path in recent_files()[:1]:
         try:
-            return projects.load(path), None
+            return load_project(path), None
+        except user_code.UntrustedCode as exc:
+            return templates.load(DEFAULT_TEMPLATE), exc
         except WorkbenchError:
             forget_recent(path)
     return templates.load(DEFAULT_TEMPLATE), None
@@ -143,6 +170,11 @@ def ask_unsaved(parent: QWidget, name: str) -> str:
     answer = box.exec()
     return {QMessageBox.StandardButton.Save: "save",
             QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+
+def ask_trust(parent: QWidget | None, files: list[Path], project: str = "") -> bool:
+    """Whether the user trusts the Python files a project runs (Trust / Cancel)."""
+    return trust_dialog.ask_trust(parent, files, project)
 
 
 def choose_open_path(parent: QWidget, folder: str) -> str | None:

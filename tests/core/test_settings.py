@@ -83,7 +83,8 @@ def test_every_problem_is_reported_with_its_json_path():
                                        "with Browse next to Path in the Training panel, or set data.path in the "
                                        "project file")
     assert problems["$.data.batch_size"] == "batch_size must be >= 1, got 0"
-    assert problems["$.data.colour"].startswith("unknown key (allowed: augment, batch_size, columns, download,")
+    assert problems["$.data.colour"].startswith("unknown key (allowed: augment, batch_size, columns, custom_class, "
+                                                "custom_file, custom_kwargs, download,")
     assert problems["$.training.device"] == "must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"
     assert "LBFGS needs a closure" in problems["$.training.optimizer.type"]
     assert problems["$.training.schedule"] == "must be an object"

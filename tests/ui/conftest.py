@@ -20,6 +20,7 @@ def isolated_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_SETTINGS", str(path))
     errors: list[Exception] = []
     monkeypatch.setattr(project_io, "ask_unsaved", lambda *a: "discard")
+    monkeypatch.setattr(project_io, "ask_trust", lambda *a: False)  # a test trusts code by replacing this
     monkeypatch.setattr(project_io, "show_error", lambda parent, title, exc, *outcome: errors.append(exc))
     return errors
 

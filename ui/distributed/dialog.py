@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLa
                                QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from workbench.training import distributed
+from workbench.project import code_refs
 from workbench.project import project_file as projects
 from workbench.errors import WorkbenchError
 
@@ -174,7 +175,8 @@ class DistributedDialog(QDialog):
         return distributed.torchrun_command(
             str(path) if path else "PROJECT.wbproj", self.nproc.value(), nnodes=self.nnodes.value(),
             endpoint=self.endpoint.text(), run_id=self.run_id.text() or self._default_id(), out=str(self.out_dir),
-            device=self.device.currentData() or None, launcher=launcher() or ["torchrun"])
+            device=self.device.currentData() or None, launcher=launcher() or ["torchrun"]) + (
+            ["--trust-code"] if code_refs.files(self.doc.project) else [])  # trusted when the window opened it
 
     def command_text(self) -> str:
         return shlex.join(self.argv())

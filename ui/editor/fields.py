@@ -15,6 +15,7 @@ field and the model never disagree.
 """
 from __future__ import annotations
 
+import json
 import re
 
 from typing import Callable
@@ -37,6 +38,8 @@ def format_value(value) -> str:
         return ", ".join(str(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):  # a Custom layer's kwargs
+        return json.dumps(value)
     return str(value)
 
 
@@ -49,6 +52,11 @@ def parse_text(param: Param, text: str):
         return UNSET, None
     if param.kind == "str" or (param.kind == "ints" and text in param.words):
         return param.check(text)
+    if param.kind == "json":
+        try:
+            return param.check(json.loads(text))
+        except ValueError:
+            return None, f'{param.name} must be a JSON object like {{"width": 64}}; got {text!r}'
     if param.kind == "bool":  # a nullable one (Upsample's align_corners) is a text field
         known = {"true": True, "false": False, "none": None}
         return param.check(known[text.lower()]) if text.lower() in known else (
@@ -282,7 +290,7 @@ class TextField(Field):
 
     def __init__(self, param):
         super().__init__(param, QLineEdit())
-        if param.kind == "str":  # free text (a weights path): apply when done, not per letter
+        if param.kind in ("str", "json"):  # free text (a weights path): apply when done, not per letter
             self.widget.editingFinished.connect(lambda: self._edited(self.widget.text()))
         else:
             self.widget.textEdited.connect(self._edited)
@@ -318,6 +326,6 @@ class TextField(Field):
 
 
 def make_field(param: Param) -> Field:
-    if param.infer is not None or param.nullable or param.kind in ("ints", "shape", "str"):
+    if param.infer is not None or param.nullable or param.kind in ("ints", "shape", "str", "json"):
         return TextField(param)
     return {"bool": BoolField, "choice": ChoiceField, "int": IntField, "float": FloatField}[param.kind](param)

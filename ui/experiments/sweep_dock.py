@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QGr
 from workbench.errors import WorkbenchError
 from workbench.experiments import space as sweep_space, sweep as sweep_core
 from workbench.model import build
+from workbench.project import code_refs
 from workbench.project.search_space import MAX_TRIALS, PRUNERS, SAMPLERS, SearchSpace, SweepParam
 
 from ui.common import theme
@@ -410,6 +411,8 @@ class SweepDock(QWidget):
                             "run more of it.")
             return False
         argv = sweep_runner.command(str(path), space.trials, space.sampler, space.pruner, space.timeout, None)
+        if code_refs.files(self.doc.project):  # its code was trusted when the window opened it
+            argv.append("--trust-code")
         self._storage = self._storage_url()
         self.study = study
         self.workers.start(argv, self.jobs.value(), str(path.parent))

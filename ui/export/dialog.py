@@ -176,6 +176,12 @@ class ExportDialog(QDialog):
                               "not work for every model (the log says so)")
         self.class_edit = QLineEdit()
         self.class_edit.setPlaceholderText(class_name(self.project.name))
+        self.custom_code = QComboBox()  # a Custom layer's own file: beside the .py, or imported where it is
+        self.custom_code.setObjectName("customCode")
+        self.custom_code.addItem("Copy beside the .py", "copy")
+        self.custom_code.addItem("Import from where it is", "import")
+        self.custom_code.setToolTip("How the .py gets the classes of Custom layers: a copy of each file next to it "
+                                    "(moves with it), or an import of the file at its absolute path")
         pages = {
             "state_dict": [self.include_spec["state_dict"],
                            _muted("Load with torch.load(path, weights_only=True)['state_dict']. Unticked, the "
@@ -187,6 +193,8 @@ class ExportDialog(QDialog):
                      _muted("One self-contained file; weights over 2 GB go to a .onnx.data file beside it.")],
             "pt2": [self.dynamic["pt2"]],
             "python": [("Class name", self.class_edit),
+                       *([("Custom layers", self.custom_code)] if any(
+                           layer.type == "Custom" for _, layer in self.project.model.walk()) else []),
                        _muted("The file holds code only: load weights with load_model('<name>.safetensors').")],
         }
         for key in self.format_keys:
@@ -267,7 +275,8 @@ class ExportDialog(QDialog):
         return export.ExportOptions(
             opset=self.opset.value(), dynamic_batch=self.dynamic["onnx"].isChecked(),
             torchscript_mode=self.mode.currentData(), include_spec=self.include_spec["state_dict"].isChecked(),
-            verify=self.verify.isChecked(), class_name=self.class_edit.text().strip(), name=self.project.name)
+            verify=self.verify.isChecked(), class_name=self.class_edit.text().strip(), name=self.project.name,
+            custom_code=self.custom_code.currentData())
 
     def busy(self) -> bool:
         return self.job is not None

@@ -31,6 +31,9 @@ def add_arguments(p) -> None:
     p.add_argument("--torchscript-mode", choices=TORCHSCRIPT_MODES, default="auto",
                    help="trace, script, or auto (trace; script when tracing warns)")
     p.add_argument("--no-spec", action="store_true", help="state_dict / safetensors: leave the model description out")
+    p.add_argument("--custom-code", choices=("copy", "import"), default="copy",
+                   help="Python source with Custom layers: copy their files beside the .py (default) or import "
+                   "them from where they are")
     p.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
     p.add_argument("--verbose", "-v", action="store_true", help="print the exporters' log to stderr")
 
@@ -66,7 +69,7 @@ def run(args) -> int:
               file=sys.stderr)
     options = export.ExportOptions(opset=args.opset, dynamic_batch=not args.static_batch,
                                    torchscript_mode=args.torchscript_mode, include_spec=not args.no_spec,
-                                   verify=not args.no_verify, name=proj.name)
+                                   verify=not args.no_verify, name=proj.name, custom_code=args.custom_code)
 
     def log(line: str) -> None:
         if args.verbose:

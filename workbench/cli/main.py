@@ -6,7 +6,9 @@ launcher asks as well); never a traceback for a user mistake. Text from a projec
 printed through ``common.printable``, so no file can send escape sequences to the terminal.
 ``train``, ``export``, ``sweep``, ``lr-find`` and ``explain`` live in their own modules
 (workbench/cli/train.py, export.py, sweep.py, lr_find.py, explain.py); what they share with the
-commands here is in workbench/cli/common.py.
+commands here is in workbench/cli/common.py. Every command that loads a project takes
+``--trust-code``: without it a project naming Python files (Custom layers, a custom Dataset) is
+refused with one ``error:`` line naming the files, before anything of them runs.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from workbench import fileio
 from workbench.cli import explain as explain_command, export as export_command, lr_find as lr_find_command, \
     sweep as sweep_command, train as train_command
-from workbench.cli.common import load_project, one_line, printable
+from workbench.cli.common import load_project, one_line, printable, trust_code
 from workbench.errors import WorkbenchError
 
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
@@ -67,6 +69,10 @@ def make_parser() -> argparse.ArgumentParser:
     sub.add_parser("catalog", help="list every layer type with its arguments")
     for name, (module, help_text) in EXTERNAL.items():
         module.add_arguments(sub.add_parser(name, help=help_text))
+    for name, command in sub.choices.items():  # every command that loads a project: one switch
+        if name not in ("templates", "new", "catalog"):
+            command.add_argument("--trust-code", action="store_true", help="run the Python files the project names "
+                                 "(Custom layers, a custom Dataset); without it such a project is refused")
     return parser
 
 
@@ -97,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    trust_code(getattr(args, "trust_code", False))
     try:
         if args.command in EXTERNAL:
             return EXTERNAL[args.command][0].run(args)

@@ -139,6 +139,8 @@ def _start_workers(args, sweep, count: int) -> list[subprocess.Popen]:
             "--storage", sweep.storage_url, "--study", sweep.study_name]
     for text in args.param:
         argv += ["--param", text]
+    if getattr(args, "trust_code", False):  # the workers run the same trusted code
+        argv.append("--trust-code")
     for name in ("trials", "sampler", "pruner", "metric", "timeout", "device"):
         value = getattr(args, name)
         if value is not None:

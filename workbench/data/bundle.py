@@ -191,7 +191,7 @@ def _split(raw, settings: DataSettings) -> DataBundle:
     val_size = len(val) if val is not None else 0
     task = Task(
         kind="classification" if raw.class_names is not None else "regression",
-        input_shape=tuple(raw.input_shape), input_dtype="float32",
+        input_shape=tuple(raw.input_shape), input_dtype=raw.input_dtype,
         num_classes=len(raw.class_names) if raw.class_names is not None else None,
         class_names=tuple(raw.class_names or ()), is_image=raw.is_image,
         default_loss="CrossEntropyLoss" if raw.class_names is not None else "MSELoss",

@@ -64,6 +64,7 @@ class ExportOptions:
     verify: bool = True
     class_name: str = ""  # Python source; default from the model name
     name: str = "model"  # a person's name for the model (the project name)
+    custom_code: str = "copy"  # Python source with Custom layers: "copy" their files beside it, or "import" them
 
 
 @dataclass

@@ -1,6 +1,9 @@
 """Python source export: a readable ``nn.Module`` class that rebuilds the model with nothing
 but PyTorch (and torchvision for backbones), plus a loader for its weights. Blocks are written
-with small helper classes (``Residual``, ``Parallel``) whose children carry the layer ids.
+with small helper classes (``Residual``, ``Parallel``) whose children carry the layer ids. A
+Custom layer's class comes from the user's own file: copied beside the export as
+``<stem>_<file>`` or imported from where it lives (``ExportOptions.custom_code``), through the
+generated ``user_class``.
 
 The class's attribute names are the layer ids, so its state_dict keys equal the
 workbench model's: the .pth / .safetensors exports load into it directly. Verified by
@@ -21,7 +24,7 @@ from workbench import __version__, fileio
 from workbench.model import build, catalog
 from workbench.model.backbones import _STAGES
 from workbench.model.params import REQUIRED, as_tuple
-from workbench.export.base import Format, Job
+from workbench.export.base import ExportError, Format, Job
 from workbench.export.torch_formats import run_fresh, state_dict_of
 from workbench.export.verify import Verification
 from workbench.model.shapes import fmt
@@ -107,15 +110,21 @@ def _call(name: str, args: dict, order: list[str]) -> str:
     return f"{name}({', '.join(f'{k}={_value(args[k])}' for k in keys)})"
 
 
-def _constructor(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
+def _constructor(layer: LayerSpec, info: build.LayerInfo, depth: int, aliases: dict | None = None) -> str:
     """The Python expression that builds one layer (multi-line for Residual and Parallel blocks)."""
     kind = catalog.kind(layer.type)
     order = [p.name for p in kind.params] if kind else []
     args = _given(kind, info.args)
     if layer.type == "Residual":
-        return _residual(layer, info, depth)
+        return _residual(layer, info, depth, aliases)
     if layer.type == "Parallel":
-        return _parallel(layer, info, depth)
+        return _parallel(layer, info, depth, aliases)
+    if layer.type == "Custom":  # your own module: the alias user_classes() binds (below)
+        kwargs = info.args.get("kwargs", {})
+        alias = (aliases or {}).get((str(info.args["file"]), info.args["class"])) or _alias(info.args["class"])
+        if all(k.isidentifier() and not keyword.iskeyword(k) for k in kwargs):
+            return _call(alias, kwargs, [])
+        return f"{alias}(**{kwargs!r})"
     if layer.type in catalog.BACKBONES:
         return f"{layer.type}_backbone(pool={args.get('pool', True)!r})"
     if layer.type in _RECURRENT:
@@ -141,11 +150,11 @@ def _encoder(args: dict, order: list[str]) -> str:
     return f"nn.TransformerEncoder({layer}, num_layers={args['num_layers']!r}, norm={norm}, enable_nested_tensor=False)"
 
 
-def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
+def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int, aliases: dict | None = None) -> str:
     pad = IND * depth
     lines = ["Residual(", f"{pad}{IND}body=nn.Sequential(OrderedDict(["]
     for child, child_info in zip(layer.layers, info.children):
-        expr = _constructor(child, child_info, depth + 2)
+        expr = _constructor(child, child_info, depth + 2, aliases)
         note = f"  # -> {fmt(child_info.out_shape)}" if child_info.out_shape else ""
         lines.append(f"{pad}{IND * 2}({child.id!r}, {expr}),{note}")
     lines.append(f"{pad}{IND}])),")
@@ -161,7 +170,7 @@ def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
     return "\n".join(lines)
 
 
-def _parallel(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
+def _parallel(layer: LayerSpec, info: build.LayerInfo, depth: int, aliases: dict | None = None) -> str:
     """Parallel(OrderedDict([(branch id, nn.Sequential(OrderedDict([...]))), ...]), merge=..., dim=...)."""
     pad = IND * depth
     lines = ["Parallel(OrderedDict([", ]
@@ -172,7 +181,7 @@ def _parallel(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
             continue
         lines.append(f"{pad}{IND}({branch.id!r}, nn.Sequential(OrderedDict([")
         for child, child_info in zip(branch.layers, branch_info.children):
-            expr = _constructor(child, child_info, depth + 2)
+            expr = _constructor(child, child_info, depth + 2, aliases)
             child_note = f"  # -> {fmt(child_info.out_shape)}" if child_info.out_shape else ""
             lines.append(f"{pad}{IND * 2}({child.id!r}, {expr}),{child_note}")
         lines.append(f"{pad}{IND}]))),{note}")
@@ -212,13 +221,63 @@ def _backbone_helper(arch: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = "model") -> str:
-    """The whole source file for ``spec``; ``module`` is the file's stem (for the usage example)."""
+# ---------------------------------------------------------------- Custom layers (your own modules)
+
+def _alias(class_name: str) -> str:
+    ok = class_name.isidentifier() and class_name.isascii() and not keyword.iskeyword(class_name)
+    return class_name if ok else "Custom"
+
+
+def _user_aliases(spec: ModelSpec) -> dict[tuple[str, str], str]:
+    """(file, class) of each Custom layer -> the name the generated file binds its class to."""
+    out: dict[tuple[str, str], str] = {}
+    for _, layer in spec.walk():
+        if layer.type == "Custom":
+            key = (str(layer.args["file"]), layer.args["class"])
+            if key not in out:
+                base = _alias(key[1])
+                taken = set(out.values()) | {"Residual", "Recurrent", "SelfAttention", "OrderedDict", "user_class"}
+                alias, n = base, 1
+                while alias in taken:
+                    n += 1
+                    alias = f"{base}{n}"
+                out[key] = alias
+    return out
+
+
+def companion_name(target_stem: str, file: str) -> str:
+    """The name a Custom layer's file is copied to beside the export: ``model_blocks.py``."""
+    return f"{target_stem}_{Path(file).name}"
+
+
+def user_files(spec: ModelSpec) -> list[str]:
+    """The Custom layers' files, once each, in order."""
+    return list(dict.fromkeys(str(layer.args["file"]) for _, layer in spec.walk() if layer.type == "Custom"))
+
+
+def _user_bindings(spec: ModelSpec, mode: str, stem: str) -> str:
+    aliases = _user_aliases(spec)
+    if not aliases:
+        return ""
+    lines = []
+    for (file, cls), alias in aliases.items():
+        where = companion_name(stem, file) if mode == "copy" else file
+        note = "copied beside this file" if mode == "copy" else "imported from where it lives"
+        lines.append(f"{alias} = user_class({where!r}, {cls!r})  # your own module ({note})")
+    return USER_CLASS + "\n\n" + "\n".join(lines) + "\n\n\n"
+
+
+def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = "model",
+             custom_code: str = "copy") -> str:
+    """The whole source file for ``spec``; ``module`` is the file's stem (for the usage example).
+    ``custom_code``: a Custom layer's file is "copy" (copied beside the export as
+    ``<module>_<file>``, see ``companion_name``) or "import" (loaded from its absolute path)."""
     info = build.check(spec)
+    aliases = _user_aliases(spec)
     cls = class_name(cls or name)
     init, forward = [], []
     for layer, row in zip(spec.layers, info.layers):
-        expr = _constructor(layer, row, 2)
+        expr = _constructor(layer, row, 2, aliases)
         shape = f"  # -> {fmt(row.out_shape)}"
         if _plain_attr(layer.id):
             init.append(f"{IND * 2}self.{layer.id} = {expr}")
@@ -241,6 +300,7 @@ def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = 
                          out_inner=", ".join(map(str, info.output_shape)),
                          input_shape=tuple(spec.input_shape), torch_dtype=dtype)
     text += "\n\n".join(_helpers(spec)) + ("\n\n" if _helpers(spec) else "")
+    text += _user_bindings(spec, custom_code, module)
     text += CLASS.format(cls=cls, name=title, shape=fmt(spec.input_shape), out=fmt(info.output_shape),
                          init="\n".join(init), forward="\n".join(forward))
     text += FOOTER.format(cls=cls, example=example)
@@ -248,9 +308,18 @@ def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = 
 
 
 def write_python(job: Job, tmp: Path) -> None:
-    source = generate(job.spec, job.options.name, job.options.class_name, job.target.stem)
+    mode = job.options.custom_code
+    if mode not in ("copy", "import"):
+        raise ExportError(f"custom_code must be 'copy' or 'import', got {mode!r}")
+    source = generate(job.spec, job.options.name, job.options.class_name, job.target.stem, mode)
     compile(source, job.target.name, "exec")  # a syntax error here is a bug: fail before writing
     tmp.write_text(source, encoding="utf-8")
+    if mode == "copy":
+        for file in user_files(job.spec):
+            copy = job.target.parent / companion_name(job.target.stem, file)
+            fileio.write_bytes(copy, Path(file).read_bytes())
+            job.extra.append((copy, copy))
+            job.log(f"copied {file} to {copy} (the Custom layer's code, imported by the .py)")
     job.log(f"generated class {class_name(job.options.class_name or job.options.name)} "
             f"({source.count(chr(10))} lines); weights load with load_model('<weights>.pth' or '.safetensors')")
 
@@ -344,6 +413,23 @@ SELF_ATTENTION = '''class SelfAttention(nn.Module):
 
     def forward(self, x):
         return self.attn(x, x, x, need_weights=False)[0]
+'''
+
+USER_CLASS = '''def user_class(file, name):
+    """Class ``name`` from a Python file (a Custom layer's own code; a relative name is beside this file)."""
+    import importlib.util
+    import os
+    import sys
+
+    path = file if os.path.isabs(file) else os.path.join(os.path.dirname(os.path.abspath(__file__)), file)
+    module_name = "user_code_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return getattr(module, name)
 '''
 
 CLASS = '''class {cls}(nn.Module):

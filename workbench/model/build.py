@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from workbench.model import catalog, remedies, shapes
+from workbench.model import catalog, custom, remedies, shapes
 from workbench.model.backbones import Backbone, build_backbone, stage_names
 from workbench.errors import LayerError, WorkbenchError, layer_label
 from workbench.model.params import REQUIRED
@@ -189,7 +189,7 @@ def _unknown(layer: LayerSpec, pos: str, path: str, depth: int = 1) -> LayerInfo
 
 
 def _infer_leaf(layer, shape, dtype, pos, path, frozen, acc):
-    key = (layer.key(), shape, dtype, catalog.version())
+    key = (layer.key(), shape, dtype, catalog.version(), custom.stamp(layer.args) if layer.type == custom.NAME else ())
     leaf = _CACHE.get(key)
     if leaf is None:
         leaf = _compute_leaf(layer, shape, dtype)
@@ -249,6 +249,8 @@ def _leaf(layer: LayerSpec, shape: Shape, dtype: str) -> _Leaf:
     args = _resolve_args(kind, layer, shape)
     if layer.type in catalog.BACKBONES:
         return _backbone_leaf(layer, args, shape)
+    if layer.type == custom.NAME:
+        return _custom_leaf(layer, args, shape, dtype)
     out = kind.shape(args, shape) if kind.shape is not None else None  # friendlier words than torch's checks
     notes = tuple(shapes.advice(layer.type, args))
     with meta_device(), warnings.catch_warnings():
@@ -276,6 +278,13 @@ def _backbone_leaf(layer: LayerSpec, args: dict, shape: Shape) -> _Leaf:
     params = sum(p.numel() for p in net.parameters())
     buffers = sum(b.numel() for b in net.buffers() if b.is_floating_point())
     return _Leaf(args, tuple(out), "float32", params, buffers, stages)
+
+
+def _custom_leaf(layer: LayerSpec, args: dict, shape: Shape, dtype: str) -> _Leaf:
+    """A Custom layer (custom.py): its named children are its freezable parts, like stages."""
+    got = custom.infer(args, shape, dtype, layer.frozen_stages)
+    stages = tuple(StageInfo(name, params, name in layer.frozen_stages) for name, params in got.parts)
+    return _Leaf(args, got.out_shape, dtype, got.params, got.buffers, stages, advice=got.advice)
 
 
 class _SkipMetaInit(TorchFunctionMode):

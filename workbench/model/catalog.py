@@ -4,8 +4,9 @@ Type names and argument names are PyTorch's own (``torch.nn``), so users bring w
 know. Input-size arguments carry an ``infer`` rule and may be omitted. A kind's ``shape``
 rule (shapes.py) gives its output shape in closed form; a kind without one is inferred by a
 forward pass of its module on the ``meta`` device. The composite kinds (``Residual``, ``Parallel``
-with its ``Branch`` rows, and the torchvision backbones) are built by ``workbench.model.build``;
-``nests(type)`` says whether a kind holds nested layers.
+with its ``Branch`` rows, the torchvision backbones and ``Custom``, the user's own module:
+custom.py) are inferred and built by ``workbench.model.build``; ``nests(type)`` says whether a
+kind holds nested layers.
 
 ``_TABLE`` holds the first kinds, written by hand (their arguments and help are the project
 file's contract and stay as they are). ``torch_kinds()`` holds every other ``torch.nn`` module
@@ -28,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from workbench.model import shapes
+from workbench.model import custom, shapes
 from workbench.model.params import REQUIRED, Param
 from workbench.model.signatures import summary, torch_params
 
@@ -591,3 +592,7 @@ def _palette_order(table: tuple[LayerKind, ...], generated: tuple[LayerKind, ...
 for _kind in _palette_order(_TABLE + _BACKBONE_KINDS, GENERATED):
     register_kind(_kind)
 del _kind
+# Your own modules (custom.py): a class from a trusted Python file; build.py infers it (custom.infer)
+register_kind(LayerKind(custom.NAME, "Custom", "Your own nn.Module class from a Python file, with keyword arguments; "
+                        "its file runs only once you trust it.", custom.PARAMS, key_args=("class",),
+                        factory=custom.make, starter={"file": "", "class": ""}, composite=True))

@@ -34,7 +34,8 @@ class Param:
 
     kind is one of ``int``, ``float``, ``bool``, ``choice``, ``ints`` (an int or a list of
     ``dims`` ints, e.g. kernel_size), ``shape`` (a list of positive ints), ``floats`` (a
-    non-empty list of finite numbers, each within the bounds), ``str``.
+    non-empty list of finite numbers, each within the bounds), ``str``, ``json`` (a JSON object
+    of keyword arguments: a Custom layer's ``kwargs``).
     ``infer`` derives the value from the input shape (no batch dim) when it is omitted.
     ``mapping`` (settings only, e.g. data.columns) is an object of name: one of ``choices``.
     """
@@ -102,6 +103,11 @@ class Param:
         if not isinstance(v, str):
             return None, f"{self.name} must be text, got {shown(v)}"
         return v, None
+
+    def _check_json(self, v):
+        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+            return None, f"{self.name} must be an object of keyword arguments, like {{\"width\": 64}}, got {shown(v)}"
+        return dict(v), None
 
     def _check_ints(self, v):
         if isinstance(v, str):

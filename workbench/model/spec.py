@@ -47,7 +47,7 @@ class LayerSpec:
     args: dict[str, Any] = field(default_factory=dict)
     frozen: bool = False
     layers: list["LayerSpec"] = field(default_factory=list)  # kinds that nest (catalog.nests) only
-    frozen_stages: list[str] = field(default_factory=list)  # backbones only
+    frozen_stages: list[str] = field(default_factory=list)  # backbones' stages; a Custom layer's children
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"id": self.id, "type": self.type}
@@ -327,7 +327,11 @@ def _parse_layer(item: Any, path: str, problems: list[Problem], seen: dict[str, 
     if "frozen_stages" in item:
         from workbench.model.backbones import stage_names  # torchvision import only when a file uses backbones
         allowed = stage_names(type_name) if type_name in catalog.BACKBONES else ()
-        if not allowed:
+        if type_name == "Custom":  # its parts (named children) are known once its file runs: inference checks them
+            if not isinstance(stages, list) or not all(isinstance(s, str) and ID_RE.fullmatch(s) for s in stages):
+                own.append(Problem(f"{path}.frozen_stages", "must list names of the module's children"))
+                stages = []
+        elif not allowed:
             own.append(Problem(f"{path}.frozen_stages", "only a backbone has stages"))
             stages = []
         elif not isinstance(stages, list) or any(s not in allowed for s in stages):

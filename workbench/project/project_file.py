@@ -23,6 +23,7 @@ from workbench.errors import Problem, SpecError, WorkbenchError
 from workbench.model.params import shown
 from workbench.model.spec import ModelSpec, json_problems, model_from_json, read_json
 from workbench.model.backbones import stage_names
+from workbench.project import code_refs
 from workbench.project.search_space import SearchSpace
 from workbench.project.settings import OLD_SCHEDULES, DataSettings, TrainingSettings
 
@@ -263,6 +264,7 @@ def load(path: Path | str) -> Project:
         raise WorkbenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
     project = loads(text, str(path))
     project.path = path
+    code_refs.resolve(project, path.parent)  # code files named relative to the project's folder
     return project
 
 
@@ -271,7 +273,8 @@ def save(project: Project, path: Path | str | None = None) -> Path:
     target = Path(path) if path is not None else project.path
     if target is None:
         raise WorkbenchError("the project has no file yet; choose where to save it")
-    fileio.write_text(target, project.dumps())
+    doc = code_refs.relative_json(project.to_json(), target.parent)  # code files beside it: relative
+    fileio.write_text(target, json.dumps(doc, indent=2) + "\n")
     project.path = target
     return target
 

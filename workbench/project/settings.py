@@ -28,7 +28,7 @@ from workbench.model.params import REQUIRED, Param, shown
 # validates without loading the data layer; workbench.data.sources.registry maps each name to
 # its reader, and its register_source adds further names (add_data_source).
 BUILT_IN_SOURCES = ("digits", "iris", "wine", "breast_cancer", "fake", "image_folder", "csv", "mnist",
-                    "fashion_mnist")
+                    "fashion_mnist", "custom")
 DATA_SOURCES: list[str] = list(BUILT_IN_SOURCES)  # the choices of data.source: a live list
 PATH_SOURCES: list[str] = ["image_folder", "csv", "mnist", "fashion_mnist"]  # data.path is required
 # what data.path names for each source that needs one: (the source in words, "file" or "folder", what it holds)
@@ -263,12 +263,24 @@ class DataSettings(Settings):
                            choices=MISSING_RULES)
     persistent_workers: bool = setting("bool", True, "keep DataLoader worker processes between epochs "
                                        "(with num_workers > 0)")
+    # Your own Dataset (issue 15 §4, data.source "custom"; read by workbench/data/sources/custom.py)
+    custom_file: str | None = setting("str", None, "Python file defining the Dataset class for source 'custom' "
+                                      "(absolute, or relative to the project's folder)", nullable=True)
+    custom_class: str | None = setting("str", None, "the torch.utils.data.Dataset class in data.custom_file",
+                                       nullable=True)
+    custom_kwargs: dict | None = setting("json", None, "keyword arguments for data.custom_class (a JSON object)",
+                                         nullable=True)
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
         source = values.get("source", "digits")
         if source in PATH_SOURCES and not values.get("path"):
             problems.append(Problem(f"{path}.path", path_needed(source), plain=True))
+        if source == "custom":  # your own Dataset: its file and class
+            for name in ("custom_file", "custom_class"):
+                if not values.get(name):
+                    problems.append(Problem(f"{path}.{name}", "the 'custom' source needs data.custom_file (a Python "
+                                            "file) and data.custom_class (a Dataset class in it)"))
 
 
 def custom(check, help: str, default: Any = None) -> Any:

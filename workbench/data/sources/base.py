@@ -94,6 +94,7 @@ class TensorSource:
     flip_ok: bool = True  # horizontal flips are a fair augmentation (not for digits)
     pixel_max: float = 1.0  # images: the value of a white pixel in x (scikit-learn's digits: 16)
     feature_names: list[str] | None = None  # tables: one name per input value (CSV columns, one-hot "col=value")
+    input_dtype: str = "float32"  # "int64": token ids (a custom Dataset's whole-number inputs)
 
     @property
     def size(self) -> int:
@@ -152,6 +153,7 @@ class LazySource:
     targets: torch.Tensor | None = None  # known labels allow a stratified split
     stats: dict = field(default_factory=dict)
     is_image: bool = True
+    input_dtype: str = "float32"  # "int64": token ids (a custom Dataset's whole-number inputs)
     val = None
 
     @property

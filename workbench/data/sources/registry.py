@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.data.sources import idx, images, sklearn, tables
+from workbench.data.sources import custom, idx, images, sklearn, tables
 from workbench.data.sources.base import Reader, Source
 from workbench.errors import WorkbenchError
 from workbench.project import settings as project_settings
@@ -61,3 +61,4 @@ register_source("image_folder", images.read_image_folder, needs_path=True)
 register_source("csv", tables.read_csv, needs_path=True)
 register_source("mnist", idx.read_mnist, needs_path=True)
 register_source("fashion_mnist", idx.read_mnist, needs_path=True)
+register_source("custom", custom.read_custom)  # your own Dataset class (data.custom_file, custom_class, custom_kwargs)
