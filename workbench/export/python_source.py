@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from workbench import __version__, fileio
-from workbench.model import build, catalog
-from workbench.model.backbones import _STAGES
+from workbench.model import backbones, build, catalog
 from workbench.model.params import REQUIRED, as_tuple
 from workbench.export.base import Format, Job
 from workbench.export.torch_formats import run_fresh, state_dict_of
@@ -173,17 +172,7 @@ def _helpers(spec: ModelSpec) -> list[str]:
 
 
 def _backbone_helper(arch: str) -> str:
-    lines = [f"def {arch}_backbone(pool=True):",
-             f'{IND}"""torchvision\'s {arch} regrouped into named stages, as Model Workbench builds it."""',
-             f"{IND}from torchvision import models", "",
-             f"{IND}net = models.{arch}(weights=None)", f"{IND}stages = OrderedDict()"]
-    for stage, members in _STAGES[arch].items():
-        parts = [f"net.features[{m}]" if isinstance(m, int) else f"net.{m}" for m in members]
-        expr = parts[0] if len(parts) == 1 else f"nn.Sequential({', '.join(parts)})"
-        lines.append(f"{IND}stages[{stage!r}] = {expr}")
-    lines += [f"{IND}if pool:", f"{IND * 2}stages['pool'] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())",
-              f"{IND}return nn.Sequential(stages)"]
-    return "\n".join(lines) + "\n"
+    return backbones.helper_source(arch)
 
 
 def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = "model") -> str:

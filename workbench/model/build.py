@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from workbench.model import catalog, remedies, shapes
-from workbench.model.backbones import Backbone, build_backbone, stage_names
+from workbench.model.backbones import Backbone, build_backbone, size_rule, stage_names
 from workbench.errors import LayerError, WorkbenchError, layer_label
 from workbench.model.params import REQUIRED
 from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec
@@ -249,11 +249,22 @@ def _backbone_leaf(layer: LayerSpec, args: dict, shape: Shape) -> _Leaf:
     if shape[0] != 3:
         raise shapes.Bad(f"{layer.type} expects 3-channel (RGB) images but receives {shapes.fmt(shape)}",
                          "set the input to 3 channels, or insert Conv2d(out_channels=3, kernel_size=1) before it")
-    if min(shape[1:]) < 32:
-        raise shapes.Bad(f"{layer.type} downsamples 32x; a {shape[1]}x{shape[2]} image is too small",
-                         "use images of at least 32x32 (224x224 is what it was trained on)")
+    rule, size = size_rule(layer.type)
+    if rule == "exact" and tuple(shape[1:]) != (size, size):
+        raise shapes.Bad(f"{layer.type} needs 3x{size}x{size} input but receives {shapes.fmt(shape)}",
+                         f"set the input to 3x{size}x{size}, or add Upsample(size=[{size}, {size}]) before it",
+                         remedies.insert_before("Upsample", size=[size, size]))
+    if min(shape[1:]) < size:
+        raise shapes.Bad(f"{layer.type} downsamples the image; a {shape[1]}x{shape[2]} image is too small",
+                         f"use images of at least {size}x{size} (224x224 is what it was trained on), or add "
+                         f"Upsample(size=[{size}, {size}]) before it")
     net = build_backbone(layer.type, pool=args.get("pool", True), meta=True)
-    out = _meta_forward(net, shape, "float32")
+    try:
+        out = _meta_forward(net, shape, "float32")
+    except Exception as exc:  # noqa: BLE001 - torch's words, said on the row with the fix
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise shapes.Bad(f"{layer.type} cannot take input {shapes.fmt(shape)}: {msg}",
+                         "set the input to 3x224x224 (the size it was trained on)") from None
     stages = tuple(StageInfo(n, sum(p.numel() for p in getattr(net, n).parameters()), n in layer.frozen_stages)
                    for n in stage_names(layer.type))
     params = sum(p.numel() for p in net.parameters())

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from workbench.model import shapes
+from workbench.model import backbones, shapes
 from workbench.model.params import REQUIRED, Param
 from workbench.model.signatures import summary, torch_params
 
@@ -301,11 +301,18 @@ _TABLE: tuple[LayerKind, ...] = (
               key_args=("projection",), composite=True),
 )
 
-BACKBONES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
+BACKBONES = backbones.ARCHS  # every torchvision classifier, by its torchvision name
+
+
+def _backbone_help(arch: str) -> str:
+    words, (rule, size) = backbones.FAMILIES[backbones.family(arch)]
+    sizes = f"exactly {size}x{size}" if rule == "exact" else f"at least {size}x{size}"
+    return (f"torchvision {arch}: {words}; pretrained backbone / feature extractor as one block with freezable "
+            f"stages; outputs pooled features (or the last feature map); images {sizes}.")
+
 
 _BACKBONE_KINDS = tuple(
-    LayerKind(arch, "Backbones", f"torchvision {arch} as one block with freezable stages; outputs pooled "
-              "features (or the last feature map).",
+    LayerKind(arch, "Backbones", _backbone_help(arch),
               (_p("weights", "str", "none", "'none', a local .pth file, or 'download' (torchvision, needs "
                   "internet; off by default)"),
                _p("pool", "bool", True, "average-pool and flatten the last feature map")),
