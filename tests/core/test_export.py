@@ -284,7 +284,7 @@ def test_every_catalog_layer_kind_rebuilds_from_generated_source():
                   ((2, 8, 8, 8), "float32"), ((8, 8, 8), "float32"), ((16, 9), "float32")]  # 3-D, PixelShuffle, Fold
     tried = 0
     for kind in catalog.KINDS:
-        if kind.name == "Residual":
+        if catalog.nests(kind.name):  # blocks: test_export_roundtrip exports them in every format
             continue
         layer = L("layer", kind.name, kind.starter_args())
         for shape, dtype in candidates:
@@ -303,4 +303,4 @@ def test_every_catalog_layer_kind_rebuilds_from_generated_source():
         with torch.no_grad():
             torch.testing.assert_close(rebuilt(x), model(x), msg=kind.name)
         tried += 1
-    assert tried == len(catalog.KINDS) - 1
+    assert tried == len(catalog.KINDS) - len(catalog.NESTING)

@@ -1,5 +1,6 @@
 """Every format round-trips in a separate plain Python process, checked independently of the
-exporter's own verification: the digits CNN, a residual stack and a resnet18 block.
+exporter's own verification: the digits CNN, a residual stack, a stack of Parallel blocks (every
+merge, nested, an identity branch, a broadcast gate) and a resnet18 block.
 
 The plain process below cannot import Model Workbench and loads each file the way a user
 would (torch.load with weights_only=True into the generated class, torch.jit.load,
@@ -80,7 +81,37 @@ def residual_spec() -> ModelSpec:
     ])
 
 
+def parallel_spec() -> ModelSpec:
+    def conv(i, c, k=1):
+        return L(i, "Conv2d", {"out_channels": c, "kernel_size": k, "padding": k // 2})
+
+    return ModelSpec((3, 8, 8), [
+        conv("stem", 8, 3),
+        L("inc", "Parallel", {"merge": "concat"}, layers=[
+            L("inc_a", "Branch", layers=[conv("c1", 4)]),
+            L("inc_b", "Branch", layers=[conv("r3", 2), conv("c3", 4, 3)]),
+            L("inc_c", "Branch", layers=[L("pool", "MaxPool2d", {"kernel_size": 3, "stride": 1, "padding": 1}),
+                                         conv("cp", 4)]),
+            L("inc_id", "Branch")]),  # the identity: 4 + 4 + 4 + 8 = 20 channels
+        L("se", "Parallel", {"merge": "mul"}, layers=[
+            L("keep", "Branch"),
+            L("gate", "Branch", layers=[L("squeeze", "AdaptiveAvgPool2d", {"output_size": 1}), conv("fc1", 5),
+                                        L("relu", "ReLU"), conv("fc2", 20), L("sig", "Sigmoid")])]),
+        L("mix", "Parallel", {"merge": "add"}, layers=[
+            L("m1", "Branch", layers=[conv("a", 6)]),
+            L("m2", "Branch", frozen=True, layers=[
+                L("deep", "Parallel", {"merge": "mean"}, layers=[
+                    L("d1", "Branch", layers=[conv("b", 6, 3)]), L("d2", "Branch", layers=[conv("e", 6)])])])]),
+        L("gap", "AdaptiveAvgPool2d"), L("flat", "Flatten"),
+        L("head", "Parallel", {"merge": "concat", "dim": -1}, layers=[
+            L("h1", "Branch", layers=[L("fc", "Linear", {"out_features": 3})]), L("h2", "Branch")]),
+        L("out", "Linear", {"out_features": 4}),
+    ])
+
+
 def _model(name: str):
+    if name == "parallel":
+        return parallel_spec()
     if name == "digits_cnn":
         return templates.load("digits_cnn").model
     if name == "residual":
@@ -88,7 +119,7 @@ def _model(name: str):
     return templates.load("resnet18_transfer").model
 
 
-@pytest.fixture(scope="module", params=["digits_cnn", "residual",
+@pytest.fixture(scope="module", params=["digits_cnn", "residual", "parallel",
                                         pytest.param("resnet18", marks=pytest.mark.slow)])
 def exported(request, tmp_path_factory):
     """Every format exported (and self-verified) once per model, then reloaded in a plain process."""

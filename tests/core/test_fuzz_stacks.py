@@ -1,5 +1,6 @@
-"""Property test: thousands of random layer stacks. Each one either builds and a real forward pass
-gives exactly the inferred shape of every row, or inference reports the project's own LayerError
+"""Property test: thousands of random layer stacks, with Residual and Parallel blocks (every merge,
+random concat dims, identity branches). Each one either builds and a real forward pass gives
+exactly the inferred shape of every row (blocks and branches included), or inference reports the project's own LayerError
 naming a layer of the stack. No other exception ever escapes."""
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def layer(draw, depth=0):
         children = draw(st.lists(layer(depth=1), min_size=1, max_size=3))
         proj = draw(st.sampled_from(["none", "auto"]))
         return LayerSpec(f"l{next(_counter)}", "Residual", {"projection": proj}, layers=children)
+    if depth == 0 and draw(st.integers(0, 6)) == 0:
+        return draw(parallel())
     kind = draw(st.sampled_from(KINDS))
     args = {}
     for p in kind.params:
@@ -61,6 +64,28 @@ def layer(draw, depth=0):
     if kind.tokens:
         args["padding_idx"] = None
     return LayerSpec(f"l{next(_counter)}", kind.name, args, frozen=draw(st.booleans()))
+
+
+_KEEPS_SHAPE = [k for k in KINDS if k.category == "Activation" and not k.params]  # so some merges fit
+
+
+@st.composite
+def branch_layer(draw):
+    if draw(st.booleans()):
+        return LayerSpec(f"l{next(_counter)}", draw(st.sampled_from(_KEEPS_SHAPE)).name)
+    return draw(layer(depth=1))
+
+
+@st.composite
+def parallel(draw):
+    """A Parallel of 2-3 branches of 0-2 layers (empty: the identity), any merge, any dim."""
+    branches = [LayerSpec(f"l{next(_counter)}", "Branch", frozen=draw(st.booleans()),
+                          layers=draw(st.lists(branch_layer(), max_size=2)))
+                for _ in range(draw(st.integers(2, 3)))]
+    args = {"merge": draw(st.sampled_from(catalog.MERGES))}
+    if draw(st.booleans()):
+        args["dim"] = draw(st.integers(-3, 3))
+    return LayerSpec(f"l{next(_counter)}", "Parallel", args, frozen=draw(st.booleans()), layers=branches)
 
 
 @st.composite
@@ -81,6 +106,8 @@ def _ids(spec):
 def test_random_stack_builds_and_matches_or_names_a_layer(spec):
     info = build.infer(spec)  # must never raise
     event("builds" if info.ok else "rejected")
+    if any(layer.type == "Parallel" for _, layer in spec.walk()):
+        event("with a Parallel: " + ("builds" if info.ok else "rejected"))
     if not info.ok:
         err = info.error
         assert isinstance(err, LayerError)

@@ -1,7 +1,7 @@
 """When an exporter fails on the whole model, find the layer it fails on.
 
 Each layer is tried on its own with the very input it receives inside the model (captured
-with forward pre-hooks), nested layers before the Residual blocks that hold them. Only
+with forward pre-hooks), nested layers before the blocks (Residual, Parallel, Branch) that hold them. Only
 runs after a failure, so its cost (one small export per layer) is paid only then.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from workbench.model import build
+from workbench.model import build, catalog
 from workbench.export.capture import captured
 from workbench.model.spec import ModelSpec
 
@@ -52,13 +52,13 @@ def failing_layer(model: nn.Module, spec: ModelSpec, example: torch.Tensor,
                   attempt: Callable[[nn.Module, torch.Tensor], Any]) -> tuple[str, BaseException | None]:
     """(``layer 'id' (Type, #pos)``, its exception) of the first layer ``attempt`` fails on alone.
 
-    Leaves are tried before Residual blocks, so the innermost culprit is named. Returns
+    Leaves are tried before blocks, so the innermost culprit is named. Returns
     ("", None) when every layer passes alone.
     """
     inputs = layer_inputs(model, spec, example)
     positions = {row.path: row.position for row in build.infer(spec).rows()}
     rows = list(spec.walk())
-    ordered = [r for r in rows if r[1].type != "Residual"] + [r for r in rows if r[1].type == "Residual"]
+    ordered = [r for r in rows if not catalog.nests(r[1].type)] + [r for r in rows if catalog.nests(r[1].type)]
     for path, layer in ordered:
         if path not in inputs:
             continue

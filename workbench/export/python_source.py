@@ -36,7 +36,7 @@ def class_name(name: str) -> str:
     out = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
     if out[0].isdigit():
         out = "Model" + out
-    if out in ("Residual", "Recurrent", "SelfAttention", "OrderedDict") or keyword.iskeyword(out):
+    if out in ("Residual", "Parallel", "Recurrent", "SelfAttention", "OrderedDict") or keyword.iskeyword(out):
         out += "Model"
     return out
 
@@ -106,12 +106,14 @@ def _call(name: str, args: dict, order: list[str]) -> str:
 
 
 def _constructor(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
-    """The Python expression that builds one layer (multi-line for Residual blocks)."""
+    """The Python expression that builds one layer (multi-line for Residual and Parallel blocks)."""
     kind = catalog.kind(layer.type)
     order = [p.name for p in kind.params] if kind else []
     args = _given(kind, info.args)
     if layer.type == "Residual":
         return _residual(layer, info, depth)
+    if layer.type == "Parallel":
+        return _parallel(layer, info, depth)
     if layer.type in catalog.BACKBONES:
         return f"{layer.type}_backbone(pool={args.get('pool', True)!r})"
     if layer.type in _RECURRENT:
@@ -157,11 +159,34 @@ def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
     return "\n".join(lines)
 
 
+def _parallel(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
+    """Parallel(OrderedDict([(branch id, nn.Sequential(OrderedDict([...]))), ...]), merge=..., dim=...)."""
+    pad = IND * depth
+    lines = ["Parallel(OrderedDict([", ]
+    for branch, branch_info in zip(layer.layers, info.children):
+        note = f"  # -> {fmt(branch_info.out_shape)}"
+        if not branch.layers:
+            lines.append(f"{pad}{IND}({branch.id!r}, nn.Sequential()),{note} (the identity)")
+            continue
+        lines.append(f"{pad}{IND}({branch.id!r}, nn.Sequential(OrderedDict([")
+        for child, child_info in zip(branch.layers, branch_info.children):
+            expr = _constructor(child, child_info, depth + 2)
+            child_note = f"  # -> {fmt(child_info.out_shape)}" if child_info.out_shape else ""
+            lines.append(f"{pad}{IND * 2}({child.id!r}, {expr}),{child_note}")
+        lines.append(f"{pad}{IND}]))),{note}")
+    merge = info.args.get("merge", "concat")
+    tail = f"merge={merge!r}" + (f", dim={info.args.get('dim', 1)!r}" if merge == "concat" else "")
+    lines.append(f"{pad}]), {tail})")
+    return "\n".join(lines)
+
+
 def _helpers(spec: ModelSpec) -> list[str]:
     types = {layer.type for _, layer in spec.walk()}
     out = []
     if "Residual" in types:
         out.append(RESIDUAL)
+    if "Parallel" in types:
+        out.append(PARALLEL)
     if types & set(_RECURRENT):
         out.append(RECURRENT)
     if "MultiheadAttention" in types:
@@ -197,7 +222,7 @@ def generate(spec: ModelSpec, name: str = "model", cls: str = "", module: str = 
     title = doc_text(name) or "Model"
     types = {layer.type for _, layer in spec.walk()}
     needs = "PyTorch and torchvision" if types & set(catalog.BACKBONES) else "PyTorch"
-    ordered = "from collections import OrderedDict\n\n" if types & {"Residual", *catalog.BACKBONES} else ""
+    ordered = "from collections import OrderedDict\n\n" if types & {"Residual", "Parallel", *catalog.BACKBONES} else ""
     text = HEADER.format(name=title, version=__version__, stem=stem, needs=needs, ordered=ordered,
                          dtype=spec.input_dtype, params=f"{params:,}",
                          shape_inner=", ".join(map(str, spec.input_shape)),
@@ -254,6 +279,29 @@ RESIDUAL = '''class Residual(nn.Module):
 
     def forward(self, x):
         return self.proj(x) + self.body(x)
+'''
+
+PARALLEL = '''class Parallel(nn.Module):
+    """Runs every branch on the same input and merges their outputs: "concat" joins them along
+    ``dim`` (1: channels or features), "add" sums them, "mean" averages them and "mul" multiplies
+    them (a size of 1 broadcasts, e.g. a (C, 1, 1) gate against a (C, H, W) map). The branches are
+    the children, by name; an empty nn.Sequential passes the input on unchanged."""
+
+    def __init__(self, branches, merge="concat", dim=1):
+        super().__init__()
+        for name, branch in branches.items():
+            self.add_module(name, branch)
+        self.merge = merge
+        self.dim = dim
+
+    def forward(self, x):
+        outs = [branch(x) for branch in self.children()]
+        if self.merge == "concat":
+            return torch.cat(outs, dim=self.dim)
+        out = outs[0]
+        for other in outs[1:]:
+            out = out * other if self.merge == "mul" else out + other
+        return out / len(outs) if self.merge == "mean" else out
 '''
 
 RECURRENT = '''class Recurrent(nn.Module):

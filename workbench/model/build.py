@@ -30,7 +30,7 @@ from workbench.model import catalog, remedies, shapes
 from workbench.model.backbones import Backbone, build_backbone, size_rule, stage_names
 from workbench.errors import LayerError, WorkbenchError, layer_label
 from workbench.model.params import REQUIRED
-from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec
+from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, nesting_problem
 
 Shape = tuple[int, ...]
 _CACHE: "OrderedDict[tuple, _Leaf]" = OrderedDict()
@@ -142,31 +142,41 @@ def check(spec: ModelSpec) -> ModelInfo:
     return info
 
 
-def _infer_list(layers, shape, dtype, pos_prefix, path_prefix, parent_frozen, acc, depth=1):
+def _infer_list(layers, shape, dtype, pos_prefix, path_prefix, parent_frozen, acc, depth=1, parent=None):
     infos: list[LayerInfo] = []
     for i, layer in enumerate(layers):
         pos, path = f"{pos_prefix}{i + 1}", f"{path_prefix}{layer.id}"
         if shape is None:
             infos.append(_unknown(layer, pos, path, depth))
             continue
-        frozen = parent_frozen or layer.frozen
-        if depth > MAX_DEPTH:
-            info = LayerInfo(layer.id, layer.type, path, pos, shape)
-            info.error = LayerError(layer.id, layer.type, pos, f"nested {depth} levels deep; layers nest at most "
-                                    f"{MAX_DEPTH} deep", "move it out of its Residual")
-            infos.append(info)
-            shape = None
-            continue
-        if layer.type == "Residual":
-            info, shape, dtype = _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth)
-        else:
-            info, shape, dtype = _infer_leaf(layer, shape, dtype, pos, path, frozen, acc)
+        info, shape, dtype = _infer_one(layer, shape, dtype, pos, path, parent_frozen, acc, depth, parent)
         infos.append(info)
     return infos, shape, dtype
 
 
+def _infer_one(layer, shape, dtype, pos, path, parent_frozen, acc, depth, parent):
+    """One row at one input (``parent``: the kind holding it, None at the top level)."""
+    frozen = parent_frozen or layer.frozen
+    misplaced = nesting_problem(layer, parent)
+    if depth > MAX_DEPTH or misplaced:
+        info = _unknown(layer, pos, path, depth)
+        info.in_shape = shape
+        info.error = (LayerError(layer.id, layer.type, pos, *misplaced) if misplaced else
+                      LayerError(layer.id, layer.type, pos, f"nested {depth} levels deep; layers nest at most "
+                                 f"{MAX_DEPTH} deep", "move it out of its block"))
+        return info, None, dtype
+    if layer.type == "Residual":
+        return _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth)
+    if layer.type == "Parallel":
+        return _infer_parallel(layer, shape, dtype, pos, path, frozen, acc, depth)
+    if layer.type == "Branch":
+        return _infer_branch(layer, shape, dtype, pos, path, frozen, acc, depth)
+    return _infer_leaf(layer, shape, dtype, pos, path, frozen, acc)
+
+
 def _unknown(layer: LayerSpec, pos: str, path: str, depth: int = 1) -> LayerInfo:
-    children = ([_unknown(c, f"{pos}.{j + 1}", f"{path}.body.{c.id}", depth + 1) for j, c in enumerate(layer.layers)]
+    step = catalog.child_prefix(layer.type)
+    children = ([_unknown(c, f"{pos}.{j + 1}", f"{path}{step}{c.id}", depth + 1) for j, c in enumerate(layer.layers)]
                 if depth < MAX_DEPTH else [])
     return LayerInfo(layer.id, layer.type, path, pos, None, children=children)
 
@@ -357,7 +367,7 @@ def _resolve_args(kind: catalog.LayerKind, layer: LayerSpec, shape: Shape) -> di
 
 def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
     children, out, out_dtype = _infer_list(layer.layers, shape, dtype, f"{pos}.", f"{path}.body.", frozen, acc,
-                                           depth + 1)
+                                           depth + 1, "Residual")
     info = LayerInfo(layer.id, layer.type, path, pos, shape, None, None, None, dict(layer.args), children=children)
     if out is None:
         return info, None, dtype
@@ -380,6 +390,47 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
     info.out_shape = out
     info.params = body + proj_params
     info.trainable = sum(c.trainable for c in children) + (0 if frozen else proj_params)
+    return info, out, out_dtype
+
+
+def _infer_branch(layer, shape, dtype, pos, path, frozen, acc, depth):
+    """A Branch: its layers in a chain from the Parallel's input (none: the identity)."""
+    children, out, out_dtype = _infer_list(layer.layers, shape, dtype, f"{pos}.", f"{path}.", frozen, acc,
+                                           depth + 1, "Branch")
+    info = LayerInfo(layer.id, layer.type, path, pos, shape, None, None, None, {}, children=children)
+    if out is None:
+        return info, None, dtype
+    info.out_shape = out
+    info.params = sum(c.params for c in children)
+    info.trainable = sum(c.trainable for c in children)
+    return info, out, out_dtype
+
+
+def _infer_parallel(layer, shape, dtype, pos, path, frozen, acc, depth):
+    """A Parallel: every Branch from the same input, their outputs merged (shapes.merge)."""
+    args = {"merge": layer.args.get("merge", "concat"), "dim": layer.args.get("dim", 1)}
+    branches, outputs = [], []
+    for j, branch in enumerate(layer.layers):
+        info, out, out_dtype = _infer_one(branch, shape, dtype, f"{pos}.{j + 1}", f"{path}.{branch.id}", frozen,
+                                          acc, depth + 1, "Parallel")
+        branches.append(info)
+        outputs.append((branch.id, out, out_dtype))
+    info = LayerInfo(layer.id, layer.type, path, pos, shape, None, None, None, args, children=branches)
+    few = nesting_problem(None, None, len(layer.layers))
+    if few:
+        info.error = LayerError(layer.id, layer.type, pos, *few)
+        return info, None, dtype
+    if any(out is None for _, out, _ in outputs):
+        return info, None, dtype
+    try:
+        out, out_dtype, notes = shapes.merge(args["merge"], args["dim"], outputs)
+    except shapes.Bad as bad:
+        info.error = LayerError(layer.id, layer.type, pos, bad.problem, bad.fix)
+        return info, None, dtype
+    info.out_shape = out
+    info.advice = notes
+    info.params = sum(b.params for b in branches)
+    info.trainable = sum(b.trainable for b in branches)
     return info, out, out_dtype
 
 
@@ -500,7 +551,33 @@ def _make_list(layers: list[LayerSpec], infos: list[LayerInfo]):
     return [(layer.id, _make(layer, info)) for layer, info in zip(layers, infos)]
 
 
+class Parallel(nn.Module):
+    """Every branch (an ``nn.Sequential``; an empty one is the identity) on the same input, the
+    outputs merged: ``concat`` along ``dim``, ``add``, ``mean`` or ``mul`` (which broadcasts).
+    The branches are the children, by id."""
+
+    def __init__(self, branches: "OrderedDict[str, nn.Module]", merge: str = "concat", dim: int = 1):
+        super().__init__()
+        for name, branch in branches.items():
+            self.add_module(name, branch)
+        self.merge = merge
+        self.dim = dim
+
+    def forward(self, x):
+        outs = [branch(x) for branch in self.children()]
+        if self.merge == "concat":
+            return torch.cat(outs, dim=self.dim)
+        out = outs[0]
+        for other in outs[1:]:
+            out = out * other if self.merge == "mul" else out + other
+        return out / len(outs) if self.merge == "mean" else out
+
+
 def _make(layer: LayerSpec, info: LayerInfo) -> nn.Module:
+    if layer.type == "Parallel":
+        branches = OrderedDict((b.id, nn.Sequential(OrderedDict(_make_list(b.layers, bi.children))))
+                               for b, bi in zip(layer.layers, info.children))
+        return Parallel(branches, info.args["merge"], info.args["dim"])
     if layer.type == "Residual":
         body = nn.Sequential(OrderedDict(_make_list(layer.layers, info.children)))
         proj = projection(info.in_shape, info.out_shape) if info.in_shape != info.out_shape else None
@@ -559,5 +636,5 @@ def warm_up() -> None:
 
 
 __all__ = ["infer", "check", "build_model", "memory_need", "memory_problem", "check_memory", "human_bytes",
-           "machine_memory", "EXAMPLE_BATCH", "ModelInfo", "LayerInfo", "StageInfo", "Residual", "Backbone",
+           "machine_memory", "EXAMPLE_BATCH", "ModelInfo", "LayerInfo", "StageInfo", "Residual", "Parallel", "Backbone",
            "frozen_paths", "apply_frozen", "param_count", "example_input", "warm_up"]

@@ -3,8 +3,9 @@
 Type names and argument names are PyTorch's own (``torch.nn``), so users bring what they
 know. Input-size arguments carry an ``infer`` rule and may be omitted. A kind's ``shape``
 rule (shapes.py) gives its output shape in closed form; a kind without one is inferred by a
-forward pass of its module on the ``meta`` device. Two composite kinds (``Residual`` and the
-torchvision backbones) are built by ``workbench.model.build``.
+forward pass of its module on the ``meta`` device. The composite kinds (``Residual``, ``Parallel``
+with its ``Branch`` rows, and the torchvision backbones) are built by ``workbench.model.build``;
+``nests(type)`` says whether a kind holds nested layers.
 
 ``_TABLE`` holds the first kinds, written by hand (their arguments and help are the project
 file's contract and stay as they are). ``torch_kinds()`` holds every other ``torch.nn`` module
@@ -112,6 +113,7 @@ def _p(name, kind, default=REQUIRED, help="", **kw) -> Param:
     return Param(name, kind, default, help, **kw)
 
 
+MERGES = ("concat", "add", "mean", "mul")  # how a Parallel combines its branches
 _BIAS = _p("bias", "bool", True, "learn an additive bias")
 _EPS = _p("eps", "float", 1e-5, "added to the variance for numerical stability (> 0)", min=1e-12)
 _DROP = _p("p", "float", 0.5, "probability of zeroing an element", min=0.0, max=1.0)
@@ -299,6 +301,16 @@ _TABLE: tuple[LayerKind, ...] = (
               (_p("projection", "choice", "none", "'auto' adds a 1x1 conv or linear shortcut when "
                   "shapes differ", choices=("none", "auto")),),
               key_args=("projection",), composite=True),
+    LayerKind("Parallel", "Composite", "Runs two or more Branch stacks on the same input and merges their "
+              "outputs: concat along dim, or add, mean or mul (mul broadcasts, e.g. a Cx1x1 gate against CxHxW).",
+              (_p("merge", "choice", "concat", "how the branch outputs combine: concat joins them along dim; add, "
+                  "mean need equal shapes; mul multiplies, broadcasting sizes of 1",
+                  choices=MERGES),
+               _p("dim", "int", 1, "the concat dimension, counting the batch as 0 (1: channels or features; "
+                  "negative counts from the end)", min=-4, max=4)),
+              key_args=("merge", "dim"), composite=True),
+    LayerKind("Branch", "Composite", "One stack of a Parallel block, run on the Parallel's input; a Branch with "
+              "no layers passes its input on unchanged (the identity).", composite=True),
 )
 
 BACKBONES = backbones.ARCHS  # every torchvision classifier, by its torchvision name
@@ -309,6 +321,22 @@ def _backbone_help(arch: str) -> str:
     sizes = f"exactly {size}x{size}" if rule == "exact" else f"at least {size}x{size}"
     return (f"torchvision {arch}: {words}; pretrained backbone / feature extractor as one block with freezable "
             f"stages; outputs pooled features (or the last feature map); images {sizes}.")
+
+
+NESTING = ("Residual", "Parallel", "Branch")  # the kinds that hold layers (LayerSpec.layers)
+
+
+def nests(type_name: str) -> bool:
+    """Whether a layer of this kind holds nested layers: a Residual its body, a Parallel its
+    Branch rows, a Branch its stack. Everything that walks the layer tree asks this."""
+    return type_name in NESTING
+
+
+def child_prefix(type_name: str) -> str:
+    """The module-path step from a nesting layer to its nested layers: a Residual keeps them in
+    ``body`` ('res1.body.conv'), a Parallel its branches and a Branch its layers directly
+    ('inc.inc_a.conv')."""
+    return ".body." if type_name == "Residual" else "."
 
 
 _BACKBONE_KINDS = tuple(
@@ -484,7 +512,7 @@ del _started
 # or listed here).
 EXCLUDED: dict[str, str] = {
     **{n: "a loss: the training settings choose it" for n in dir(nn) if n.endswith("Loss") or n == "NLLLoss2d"},
-    **{n: "a container: the stack and Residual are the containers" for n in (
+    **{n: "a container: the stack, Residual and Parallel are the containers" for n in (
         "Module", "Container", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict")},
     "DataParallel": "a multi-GPU wrapper: distributed training replaces it",
     **{n: "lazy: a kind infers its input sizes already" for n in dir(nn) if n.startswith("Lazy")},

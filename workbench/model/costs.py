@@ -65,7 +65,7 @@ class LayerCost:
 
 @dataclass
 class RowCost:
-    """One row of the stack (a Residual sums its nested rows). ``activations`` are the bytes per
+    """One row of the stack (a Residual, Parallel or Branch sums its nested rows). ``activations`` are the bytes per
     example this row adds to what the backward pass keeps: its output when anything saves it,
     and what it saves besides its input and output."""
 
@@ -165,7 +165,12 @@ class _Walk:
                 self.out.complete = False
                 return None
             row = self.out.rows[info.path] = RowCost(info.path)
-            if layer.type == "Residual":
+            if layer.type in ("Parallel", "Branch"):
+                merged = self.block(layer, info, group, in_kind, grad, row)
+                if merged is None:
+                    return None
+                new, grad = merged
+            elif layer.type == "Residual":
                 body = self.chain(layer.layers, info.children, group, in_kind, grad)
                 if body is None:
                     return None
@@ -214,6 +219,42 @@ class _Walk:
             if g.holder is not None:
                 g.producer.activations += g.nbytes
         return group, grad
+
+    def block(self, layer: LayerSpec, info: build.LayerInfo, group: _Group, in_kind: str, grad: bool,
+              row: RowCost) -> tuple[_Group, bool] | None:
+        """A Branch (its rows in a chain) or a Parallel (every branch from ``group``, then the
+        merge: a new tensor; ``mul`` saves its inputs for the backward pass)."""
+        if layer.type == "Branch":
+            body = self.chain(layer.layers, info.children, group, in_kind, grad)
+            if body is None:
+                return None
+            self.nested(row, info)
+            row.peak_transient = max([0] + [self.out.rows[c.path].peak_transient for c in info.children])
+            return body
+        outs = []
+        for branch, branch_info in zip(layer.layers, info.children):
+            branch_row = self.out.rows[branch_info.path] = RowCost(branch_info.path)
+            body = self.block(branch, branch_info, group, in_kind, grad, branch_row)
+            if body is None:
+                return None
+            outs.append(body)
+        self.nested(row, info)
+        out_grad = grad or any(g for _, g in outs)
+        new = _Group(_numel(info.out_shape) * element_size(self.dtype))
+        if layer.args.get("merge") == "mul" and out_grad:
+            for out_group, _ in outs:
+                self.save(out_group, row)
+        row.peak_transient = max([(group.nbytes if grad else 0) + new.nbytes] +
+                                 [self.out.rows[c.path].peak_transient for c in info.children])
+        return new, out_grad
+
+    def nested(self, row: RowCost, info: build.LayerInfo) -> None:
+        """A block's row holds what its nested rows hold."""
+        for child in info.children:
+            nested = self.out.rows[child.path]
+            row.flops += nested.flops
+            row.activations += nested.activations
+            row.held += nested.held
 
     @staticmethod
     def save(group: _Group, row: RowCost) -> None:

@@ -341,3 +341,83 @@ def advice(kind: str, args: dict) -> list[str]:
     if kind in dropouts and args.get("p", 0.5) >= 1.0:
         notes.append("p=1 zeroes every value while training; use a p below 1")
     return notes
+
+
+# ---------------------------------------------------------------- Parallel merges
+
+def merge(how: str, dim: int, outputs: list[tuple[str, Shape, str]]) -> tuple[Shape, str, list[str]]:
+    """The output (shape, dtype, advice) of a Parallel merging its branches' ``outputs``
+    ((branch id, shape, dtype) each; ``dim`` counts the batch as 0, as torch does). ``Bad`` names
+    the branch that does not fit against the first one, and the fix. ``mul`` broadcasts: a size
+    of 1 stretches to the other branch's size (a Cx1x1 gate against a CxHxW map)."""
+    first_id, first, first_dtype = outputs[0]
+    for bid, shape, dtype in outputs[1:]:
+        if dtype != first_dtype:
+            raise Bad(f"branch {bid!r} gives {dtype} values but {first_id!r} gives {first_dtype}: "
+                      f"{how} needs one kind of value", f"put the same Embedding (or none) in every branch")
+    for bid, shape, _ in outputs[1:]:
+        if len(shape) != len(first):
+            raise Bad(f"branch {bid!r} gives {fmt(shape)}, {first_id!r} {fmt(first)}: {how} needs outputs of the "
+                      "same rank", f"make {bid!r} output {len(first)}-D like {first_id!r} (Flatten and pooling "
+                      "change the rank)")
+    if how == "concat":
+        return _concat(dim, outputs), first_dtype, []
+    if how == "mul":
+        return _broadcast(outputs)
+    for bid, shape, _ in outputs[1:]:
+        if shape != first:
+            raise Bad(f"branch {bid!r} gives {fmt(shape)}, {first_id!r} {fmt(first)}: {how} needs equal shapes",
+                      f"{_resize_fix(bid, shape, first)}, or merge by concat")
+    return first, first_dtype, []
+
+
+def _concat(dim: int, outputs: list[tuple[str, Shape, str]]) -> Shape:
+    first_id, first, _ = outputs[0]
+    rank = len(first) + 1  # with the batch
+    d = dim + rank if dim < 0 else dim
+    if not 0 <= d < rank:
+        raise Bad(f"dim {dim} is outside the branches' outputs {fmt(first)} (batch + {rank - 1} dimensions)",
+                  f"set dim between 1 and {rank - 1} (1 joins channels or features)")
+    if d == 0:
+        raise Bad("dim 0 is the batch: concat along it would stack examples, not features",
+                  "set dim to 1 (channels or features)")
+    for bid, shape, _ in outputs[1:]:
+        other = [i for i in range(1, rank) if i != d and shape[i - 1] != first[i - 1]]
+        if other:
+            i = other[0]
+            fix = (f"set dim to {i}" if len(other) == 1 else
+                   f"make {bid!r} output the same sizes as {first_id!r} apart from dim {d}")
+            raise Bad(f"branch {bid!r} gives {fmt(shape)}, {first_id!r} {fmt(first)}: concat along dim {d} needs "
+                      f"equal sizes in every other dimension, and dim {i} differs ({shape[i - 1]} vs "
+                      f"{first[i - 1]})", f"{fix}, or {_resize_fix(bid, shape, first, keep=d)}")
+    return tuple(sum(s[d - 1] for _, s, _ in outputs) if i == d - 1 else n for i, n in enumerate(first))
+
+
+def _broadcast(outputs: list[tuple[str, Shape, str]]) -> tuple[Shape, str, list[str]]:
+    first_id, first, first_dtype = outputs[0]
+    out = list(first)
+    for bid, shape, _ in outputs[1:]:
+        for i, (a, b) in enumerate(zip(out, shape)):
+            if a != b and 1 not in (a, b):
+                raise Bad(f"branch {bid!r} gives {fmt(shape)}, {first_id!r} {fmt(first)}: mul needs equal sizes or "
+                          f"a size of 1 to broadcast, and dim {i + 1} differs ({b} vs {a})",
+                          f"{_resize_fix(bid, shape, tuple(out))}, or merge by concat")
+            out[i] = max(a, b)
+    out_shape = tuple(out)
+    notes = [f"mul broadcasts branch {bid!r} {fmt(shape)} to {fmt(out_shape)}"
+             for bid, shape, _ in outputs if shape != out_shape]
+    return out_shape, first_dtype, notes
+
+
+def _resize_fix(bid: str, shape: Shape, want: Shape, keep: int | None = None) -> str:
+    """How to make branch ``bid``'s output ``shape`` match ``want`` (``keep``: a dimension, counted
+    with the batch, that may differ)."""
+    differs = [i for i in range(len(want)) if shape[i] != want[i] and i + 1 != keep]
+    if differs == [0] and len(want) == 3:
+        return f"add a 1x1 Conv2d to {bid!r} with out_channels {want[0]}"
+    if differs == [0] and len(want) in (2, 4):
+        return f"add a 1x1 Conv{len(want) - 1}d to {bid!r} with out_channels {want[0]}"
+    if differs == [len(want) - 1] and len(want) in (1, 2):
+        return f"add a Linear to {bid!r} with out_features {want[-1]}"
+    size = "x".join(str(want[i]) for i in range(1, len(want))) if len(want) > 1 else str(want[0])
+    return f"make {bid!r} keep the size {size} (padding, or the same strides as the other branches)"

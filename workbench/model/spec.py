@@ -3,7 +3,8 @@
 Parsing reports every problem with its JSON path instead of stopping at the first, and
 names the layer it belongs to (``layer 'fc' (Linear, #9): ...``).
 
-Limits. Layers nest (a Residual holds layers) at most ``MAX_DEPTH`` deep: the one depth
+Limits. Layers nest (a Residual holds layers, a Parallel its Branch rows, a Branch layers;
+``catalog.nests`` names the kinds that hold layers) at most ``MAX_DEPTH`` deep: the one depth
 limit of the project, checked when a file is read and again by inference, so summary,
 build, training and every export work at that depth (a Residual costs a few Python frames
 per call and five brackets in the generated Python source, whose parser stops at 200).
@@ -43,7 +44,7 @@ class LayerSpec:
     type: str
     args: dict[str, Any] = field(default_factory=dict)
     frozen: bool = False
-    layers: list["LayerSpec"] = field(default_factory=list)  # Residual only
+    layers: list["LayerSpec"] = field(default_factory=list)  # kinds that nest (catalog.nests) only
     frozen_stages: list[str] = field(default_factory=list)  # backbones only
 
     def to_json(self) -> dict:
@@ -52,7 +53,7 @@ class LayerSpec:
             out["args"] = _jsonable(self.args)
         if self.frozen:
             out["frozen"] = True
-        if self.type == "Residual":
+        if catalog.nests(self.type):
             out["layers"] = [child.to_json() for child in self.layers]
         if self.frozen_stages:
             out["frozen_stages"] = list(self.frozen_stages)
@@ -79,7 +80,7 @@ class ModelSpec:
         return {"input": inp, "layers": [layer.to_json() for layer in self.layers]}
 
     def walk(self) -> Iterator[tuple[str, LayerSpec]]:
-        """Every layer, nested ones included, with its module path ('res1.body.conv')."""
+        """Every layer, nested ones included, with its module path ('res1.body.conv', 'inc.inc_a.conv')."""
         yield from _walk(self.layers, "")
 
     def find(self, layer_id: str) -> LayerSpec | None:
@@ -115,12 +116,35 @@ def id_problem(layer_id: Any) -> str | None:
     return None
 
 
+BRANCH_RESERVED = frozenset({"merge", "dim"})  # a Parallel module's own attributes
+
+
+def nesting_problem(layer: LayerSpec | None, parent_type: str | None, count: int = 0) -> tuple[str, str] | None:
+    """(problem, fix) when a layer cannot stand where it is (``parent_type``: the kind holding it,
+    None at the top level) or, for ``layer`` None, when a Parallel's ``count`` branches are too few:
+    a Branch sits only directly in a Parallel, a Parallel holds only Branch rows and at least two.
+    Checked when a file is read and again by inference (a spec made in code or in the window)."""
+    if layer is None:
+        if count < 2:
+            return (f"a Parallel needs at least two branches, it has {count}",
+                    "add a Branch (an empty Branch is the identity), or replace the Parallel by its branch's layers")
+        return None
+    if layer.type == "Branch" and parent_type != "Parallel":
+        return "a Branch sits only directly inside a Parallel", "put it in a Parallel, or move its layers out of it"
+    if parent_type == "Parallel" and layer.type != "Branch":
+        return f"a Parallel holds only Branch rows, not a {layer.type}", "put it inside a Branch"
+    if layer.type == "Branch" and layer.id in BRANCH_RESERVED:
+        return (f"a Branch cannot be called {layer.id!r} (a setting of the Parallel module has that name)",
+                f"rename it, e.g. {layer.id + '_branch'!r}")
+    return None
+
+
 def _walk(layers: list[LayerSpec], prefix: str) -> Iterator[tuple[str, LayerSpec]]:
     for layer in layers:
         path = f"{prefix}{layer.id}"
         yield path, layer
-        if layer.type == "Residual":
-            yield from _walk(layer.layers, f"{path}.body.")
+        if catalog.nests(layer.type):
+            yield from _walk(layer.layers, f"{path}{catalog.child_prefix(layer.type)}")
 
 
 def _jsonable(args: dict) -> dict:
@@ -252,17 +276,17 @@ def _parse_input(data: Any, path: str, problems: list[Problem]) -> tuple[tuple[i
 
 
 def _parse_layers(items: list, path: str, problems: list[Problem], seen: dict[str, str], depth: int = 1,
-                  position: str = "") -> list[LayerSpec]:
+                  position: str = "", parent: str | None = None) -> list[LayerSpec]:
     layers = []
     for i, item in enumerate(items):
-        layer = _parse_layer(item, f"{path}[{i}]", problems, seen, depth, f"{position}{i + 1}")
+        layer = _parse_layer(item, f"{path}[{i}]", problems, seen, depth, f"{position}{i + 1}", parent)
         if layer is not None:
             layers.append(layer)
     return layers
 
 
 def _parse_layer(item: Any, path: str, problems: list[Problem], seen: dict[str, str], depth: int,
-                 position: str) -> LayerSpec | None:
+                 position: str, parent: str | None = None) -> LayerSpec | None:
     if not isinstance(item, dict):
         problems.append(Problem(path, f"layer #{position}: must be an object with 'id' and 'type'"))
         return None
@@ -286,7 +310,7 @@ def _parse_layer(item: Any, path: str, problems: list[Problem], seen: dict[str, 
         own.append(Problem(f"{path}.type", f"unknown layer type {shown(type_name)}{hint}"))
     if depth > MAX_DEPTH:
         own.append(Problem(path, f"nested {depth} levels deep; layers nest at most {MAX_DEPTH} deep (each "
-                           "Residual around a layer is one level): move it out of its Residual"))
+                           "Residual, Parallel or Branch around a layer is one level): move it out of its block"))
     frozen = item.get("frozen", False)
     if not isinstance(frozen, bool):
         own.append(Problem(f"{path}.frozen", f"must be true or false, got {shown(frozen)}"))
@@ -309,15 +333,24 @@ def _parse_layer(item: Any, path: str, problems: list[Problem], seen: dict[str, 
             stages = []
     nested = None
     if "layers" in item:
-        if type_name != "Residual":
-            own.append(Problem(f"{path}.layers", "only a Residual layer has nested layers"))
+        if not (isinstance(type_name, str) and catalog.nests(type_name)):
+            own.append(Problem(f"{path}.layers", "only a Residual, Parallel or Branch layer has nested layers"))
         elif not isinstance(item["layers"], list):
             own.append(Problem(f"{path}.layers", "must be a list of layers"))
         elif depth <= MAX_DEPTH:
             nested = item["layers"]
+    if kind is not None:
+        misplaced = nesting_problem(LayerSpec(str(layer_id), type_name), parent)
+        if misplaced:
+            own.append(Problem(path, "; ".join(misplaced)))
+        if type_name == "Parallel" and (nested is not None or "layers" not in item):
+            few = nesting_problem(None, None, len(nested or []))
+            if few:
+                own.append(Problem(f"{path}.layers", "; ".join(few)))
     label = layer_label(None if bad_id else layer_id, kind.name if kind else "unknown type", position)
     problems.extend(Problem(p.path, f"{label}: {p.message}") for p in own)
-    layers = _parse_layers(nested, f"{path}.layers", problems, seen, depth + 1, f"{position}.") if nested else []
+    layers = (_parse_layers(nested, f"{path}.layers", problems, seen, depth + 1, f"{position}.", type_name)
+              if nested else [])
     return LayerSpec(layer_id, type_name if kind else str(type_name), args, frozen, layers, list(stages))
 
 
