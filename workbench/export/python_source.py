@@ -148,12 +148,15 @@ def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int) -> str:
         lines.append(f"{pad}{IND * 2}({child.id!r}, {expr}),{note}")
     lines.append(f"{pad}{IND}])),")
     if info.in_shape != info.out_shape:
-        proj = build.projection(info.in_shape, info.out_shape)
+        proj = build.projection(info.in_shape, info.out_shape, info.args.get("projection", "auto"))
+        conv = proj[0] if isinstance(proj, nn.Sequential) else proj
         if isinstance(proj, nn.Linear):
             text = f"nn.Linear({proj.in_features}, {proj.out_features}, bias=False)"
         else:
-            text = (f"nn.Conv2d({proj.in_channels}, {proj.out_channels}, kernel_size=1, "
-                    f"stride={proj.stride[0]}, bias=False)")
+            text = (f"nn.Conv2d({conv.in_channels}, {conv.out_channels}, kernel_size=1, "
+                    f"stride={conv.stride[0]}, bias=False)")
+        if isinstance(proj, nn.Sequential):  # conv_bn: ResNet's downsample
+            text = f"nn.Sequential({text}, nn.BatchNorm2d({conv.out_channels}))"
         lines.append(f"{pad}{IND}proj={text},  # shortcut from {fmt(info.in_shape)} to {fmt(info.out_shape)}")
     lines.append(f"{pad})")
     return "\n".join(lines)

@@ -374,7 +374,7 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
     body = sum(c.params for c in children)
     proj_params = 0
     if out != shape or out_dtype != dtype:
-        if layer.args.get("projection", "none") != "auto":
+        if layer.args.get("projection", "none") == "none":
             info.error = LayerError(
                 layer.id, layer.type, pos,
                 f"its layers change the shape from {shapes.fmt(shape)} to {shapes.fmt(out)}, so x + f(x) "
@@ -383,7 +383,7 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
             return info, None, dtype
         try:
             with torch.device("meta"):
-                proj_params = sum(p.numel() for p in projection(shape, out).parameters())
+                proj_params = sum(p.numel() for p in projection(shape, out, layer.args["projection"]).parameters())
         except shapes.Bad as bad:
             info.error = LayerError(layer.id, layer.type, pos, bad.problem, bad.fix)
             return info, None, dtype
@@ -446,8 +446,15 @@ def _projection_remedy(layer_id: str, src: Shape, dst: Shape, dtype: str, out_dt
     return remedies.set_args(projection="auto").at(layer_id)
 
 
-def projection(src: Shape, dst: Shape) -> nn.Module:
-    """The shortcut that maps x to f(x)'s shape: Linear for vectors/sequences, 1x1 conv for maps."""
+def projection(src: Shape, dst: Shape, kind: str = "auto") -> nn.Module:
+    """The shortcut that maps x to f(x)'s shape: Linear for vectors/sequences, 1x1 conv for maps;
+    ``kind`` 'conv_bn' is the 1x1 conv followed by BatchNorm2d (ResNet's downsample)."""
+    if kind == "conv_bn":
+        if len(src) == len(dst) == 3:
+            conv = projection(src, dst)
+            return nn.Sequential(conv, nn.BatchNorm2d(dst[0]))
+        raise shapes.Bad(f"projection 'conv_bn' needs image feature maps but maps {shapes.fmt(src)} to "
+                         f"{shapes.fmt(dst)}", "set projection to 'auto'")
     if len(src) == len(dst) == 1 or (len(src) == len(dst) == 2 and src[0] == dst[0]):
         return nn.Linear(src[-1], dst[-1], bias=False)
     if len(src) == len(dst) == 3:
@@ -580,7 +587,8 @@ def _make(layer: LayerSpec, info: LayerInfo) -> nn.Module:
         return Parallel(branches, info.args["merge"], info.args["dim"])
     if layer.type == "Residual":
         body = nn.Sequential(OrderedDict(_make_list(layer.layers, info.children)))
-        proj = projection(info.in_shape, info.out_shape) if info.in_shape != info.out_shape else None
+        proj = (projection(info.in_shape, info.out_shape, info.args.get("projection", "auto"))
+                if info.in_shape != info.out_shape else None)
         return Residual(body, proj)
     if layer.type in catalog.BACKBONES:
         return build_backbone(layer.type, info.args.get("weights", "none"), info.args.get("pool", True))

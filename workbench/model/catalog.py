@@ -299,7 +299,8 @@ _TABLE: tuple[LayerKind, ...] = (
     LayerKind("Residual", "Composite", "Runs nested layers f and outputs x + f(x); a projection "
               "matches shapes when f changes them.",
               (_p("projection", "choice", "none", "'auto' adds a 1x1 conv or linear shortcut when "
-                  "shapes differ", choices=("none", "auto")),),
+                  "shapes differ; 'conv_bn' a 1x1 conv and BatchNorm2d (ResNet's downsample)",
+                  choices=("none", "auto", "conv_bn")),),
               key_args=("projection",), composite=True),
     LayerKind("Parallel", "Composite", "Runs two or more Branch stacks on the same input and merges their "
               "outputs: concat along dim, or add, mean or mul (mul broadcasts, e.g. a Cx1x1 gate against CxHxW).",
