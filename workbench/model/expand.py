@@ -69,7 +69,9 @@ def expand_layer(spec: ModelSpec, layer_id: str) -> tuple[ModelSpec, Expansion]:
     """A copy of ``spec`` with the backbone ``layer_id`` replaced by its layers, where it stood."""
     found = next(((path, layer) for path, layer in spec.walk() if layer.id == layer_id), None)
     if found is None:
-        raise WorkbenchError(f"no layer {layer_id!r} in the model (layer ids: {', '.join(sorted(spec.ids()))})")
+        ids = sorted(spec.ids())
+        shown = ", ".join(ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
+        raise WorkbenchError(f"no layer {layer_id!r} in the model (layer ids: {shown})")
     path, layer = found
     if layer.type not in backbones.ARCHS:
         raise WorkbenchError(f"layer {layer_id!r} is a {layer.type}, not a torchvision backbone; only a backbone "
@@ -190,9 +192,10 @@ class _Maker:
         res_id = self.fresh(tv)
         inner = f"{res_id}.body."
         names = ["conv1", "bn1", "relu", "conv2", "bn2"] + (["relu", "conv3", "bn3"] if hasattr(block, "conv3") else [])
-        body = []
-        for i, name in enumerate(names):
-            path = f"{tv}.{name}" if name != "relu" else f"{tv}.relu{i}"
+        body, relus = [], 0
+        for name in names:
+            relus += name == "relu"
+            path = f"{tv}.{name}" if name != "relu" else f"{tv}.relu{relus}"
             body.append(self.leaf(getattr(block, name), path, where=inner, keys=name != "relu"))
         projection = "none"
         if block.downsample is not None:
