@@ -1,4 +1,13 @@
-"""torchvision backbones as one block whose named children are freezable stages.
+"""torchvision classifiers as one block whose named children are freezable stages.
+
+Every classifier of ``torchvision.models.list_models(module=torchvision.models)`` (``ARCHS``) is
+a backbone kind. Its stages come from the model's top-level children (``stage_plan``: ResNet's
+stem / layer1..4, VGG's blocks between pools, MobileNet's features grouped where the resolution
+halves, ...); the classifier head is dropped and 'pool' (average pool + flatten, or the model's
+own pre-logits) added when pooled. Shapes come from the model built on the meta device
+(``torchvision_model(meta=True)``: no values, no initialisation); the catalog only reads the
+names and ``FAMILIES`` here and never imports torchvision. ``size_rule`` says which square
+inputs an architecture takes (ViT and MaxViT exactly 224, the others a minimum).
 
 Weights: 'none' (random init), a local file holding a torchvision state_dict (read by
 ``workbench.model.torch_files``: weights-only; checked key by key here), or 'download' which
