@@ -110,3 +110,14 @@ def test_cli_expand_writes_the_project_and_refuses_with_one_error_line(tmp_path)
     assert "expanded backbone (resnet18) into 22 rows" in ok.stdout
     spec = project_file.load(path).model
     assert spec.find("backbone") is None and spec.find("layer4_1").type == "Residual"
+
+
+def test_the_python_source_export_of_an_expanded_resnet_verifies(tmp_path):
+    from workbench.export import exporter as export
+
+    spec, _ = expand.expand_layer(ModelSpec((3, 32, 32), [LayerSpec("net", "resnet18")]), "net")
+    model = build.build_model(spec)
+    result = export.export(model, spec, "python", tmp_path / "expanded.py")
+    assert result.ok and result.verification.passed
+    assert "nn.Sequential(nn.Conv2d(64, 128, kernel_size=1, stride=2, bias=False), nn.BatchNorm2d(128))" in \
+        result.path.read_text()

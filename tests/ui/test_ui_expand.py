@@ -22,6 +22,7 @@ def test_expand_into_layers_is_one_undoable_edit(window, qtbot):
     assert window.doc.spec.find("layer2_0").args == {"projection": "conv_bn"}
     assert window.doc.info.output_shape == (4,) and window.doc.info.ok
     assert window.stack.current_id() == "conv1"
+    assert window.statusBar().currentMessage().startswith("Expanded 'net' (resnet18) into 22 rows")
     assert not action.isVisible()  # a plain row: nothing to expand
     assert window.doc.undo_stack.undoText() == "Expand 'net' into Layers"
     window.doc.undo_stack.undo()

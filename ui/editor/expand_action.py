@@ -36,12 +36,17 @@ def expand_action(stack, doc, report: Callable[[str], None]) -> QAction:
         if layer_id is None:
             report("select a torchvision backbone row to expand it into layers")
             return
+        layer = doc.spec.find(layer_id)
+        weights = layer.args.get("weights", "none")
         try:
             ids = doc.expand_backbone(layer_id)
         except WorkbenchError as exc:
             report(str(exc))
             return
         stack.select_ids(ids[:1])
+        note = (f"; its weights ({weights}) are not carried over: the layers start from random weights"
+                if weights != "none" else "")
+        report(f"Expanded '{layer_id}' ({layer.type}) into {len(ids)} rows (Undo puts it back){note}")
 
     action.triggered.connect(run)
     stack.currentLayerChanged.connect(sync)
