@@ -84,10 +84,16 @@ def test_a_local_weights_file_is_checked_key_by_key_for_a_new_arch(tmp_path):
         backbones.build_backbone("squeezenet1_1", weights=str(path))
 
 
-def test_python_source_helper_builds_the_same_stages():
+@pytest.mark.parametrize("arch", backbones.ARCHS)
+def test_python_source_helper_builds_the_same_stages(arch):
+    """The Python source export's helper builds what build_backbone builds, key for key and
+    shape for shape (on meta; test_export rebuilds the first three with real weights)."""
     ns = {"torch": torch, "nn": torch.nn, "OrderedDict": __import__("collections").OrderedDict}
-    for arch in ("vit_b_16", "swin_t", "densenet121", "convnext_tiny"):
-        exec(backbones.helper_source(arch), ns)  # noqa: S102 - our own generated text
-        made = ns[f"{arch}_backbone"]()
-        ours = backbones.build_backbone(arch)
-        assert list(made.state_dict()) == list(ours.state_dict()), arch
+    exec(backbones.helper_source(arch), ns)  # noqa: S102 - our own generated text
+    for pool in (True, False):
+        with backbones.MetaWeights():
+            made = ns[f"{arch}_backbone"](pool=pool)
+        ours = backbones.build_backbone(arch, pool=pool, meta=True)
+        assert {k: v.shape for k, v in made.state_dict().items()} == \
+            {k: v.shape for k, v in ours.state_dict().items()}, arch
+        assert [n for n, _ in made.named_children()] == [n for n, _ in ours.named_children()]

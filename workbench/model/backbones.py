@@ -154,7 +154,7 @@ _WRAPPER_SOURCE = {VIT_EMBED: """class VitEmbed(nn.Module):
 """}
 
 
-class _MetaWeights(TorchFunctionMode):
+class MetaWeights(TorchFunctionMode):
     """Weights and buffers made inside are on the meta device and not initialised; the small
     arithmetic some constructors do (RegNet's widths from ``torch.arange``) stays on the CPU."""
 
@@ -181,7 +181,7 @@ def torchvision_model(arch: str, meta: bool = False) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GoogLeNet / Inception's note on their initialisation
         if meta:
-            with _MetaWeights():
+            with MetaWeights():
                 return tvm.get_model(arch, weights=None).to("meta")
         return tvm.get_model(arch, weights=None)
 
