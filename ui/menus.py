@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QStyle
 
 from ui import help_dialogs, project_io
+from ui.editor.expand_action import expand_action
 
 
 def _action(window, text, slot, shortcut=None, tip="", icon=None) -> QAction:
@@ -92,6 +93,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     for key in ("cut", "copy", "paste", "delete", "duplicate", "freeze", "rename", "move_up", "move_down"):
         a[key].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         w.stack.addAction(a[key])
+    a["expand"] = expand_action(w.stack, w.doc, w.say)  # shown on a backbone row
 
     def sync_undo(*_):
         locked = bool(w.doc.edit_lock)
@@ -125,7 +127,7 @@ def build_actions(w) -> tuple[dict[str, QAction], QMenu]:
     edit.addSeparator()
     edit.addActions([a["cut"], a["copy"], a["paste"]])
     edit.addSeparator()
-    edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"], a["move_up"], a["move_down"]])
+    edit.addActions([a["delete"], a["duplicate"], a["rename"], a["freeze"], a["move_up"], a["move_down"], a["expand"]])
     edit.addSeparator()
     edit.addActions([a["inspect"], a["search"], a["problem"], w.stack.fix_action])  # Apply Fix (Ctrl+.)
     w.add_menu("view", "&View")

@@ -275,6 +275,11 @@ def test_a_bundled_app_without_python_verifies_in_its_own_process(small, tmp_pat
     assert result.verification.passed and result.verification.where == BUNDLED
 
 
+# the backbones rebuilt here with real weights (the first three); building all 80 for real takes
+# minutes and gigabytes (regnet_y_128gf, vit_h_14)
+_REBUILT_BACKBONES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
+
+
 def test_every_catalog_layer_kind_rebuilds_from_generated_source():
     """The generated class equals the workbench model, key for key and output for output."""
     from workbench.model import catalog
@@ -283,8 +288,11 @@ def test_every_catalog_layer_kind_rebuilds_from_generated_source():
     candidates = [((3, 40, 40), "float32"), ((8, 8), "float32"), ((64,), "float32"), ((10,), "int64"),
                   ((2, 8, 8, 8), "float32"), ((8, 8, 8), "float32"), ((16, 9), "float32")]  # 3-D, PixelShuffle, Fold
     tried = 0
+    skipped = [k for k in catalog.BACKBONES if k not in _REBUILT_BACKBONES]
     for kind in catalog.KINDS:
         if catalog.nests(kind.name):  # blocks: test_export_roundtrip exports them in every format
+            continue
+        if kind.name in skipped:  # test_backbones_all checks every backbone's generated source on meta
             continue
         layer = L("layer", kind.name, kind.starter_args())
         for shape, dtype in candidates:
@@ -303,4 +311,4 @@ def test_every_catalog_layer_kind_rebuilds_from_generated_source():
         with torch.no_grad():
             torch.testing.assert_close(rebuilt(x), model(x), msg=kind.name)
         tried += 1
-    assert tried == len(catalog.KINDS) - len(catalog.NESTING)
+    assert tried == len(catalog.KINDS) - len(catalog.NESTING) - len(skipped)

@@ -32,7 +32,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from workbench.model import build, catalog, remedies
+from workbench.model import build, catalog, expand, remedies
 from workbench.project import project_file as projects
 from workbench.errors import LayerError, WorkbenchError
 from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, id_problem, nesting_problem
@@ -307,6 +307,21 @@ class ProjectDocument(QObject):
         self._check_place(layers, parent_id)
         row = len(siblings) if row is None or row < 0 or row > len(siblings) else row
         self.undo_stack.push(commands.InsertLayers(self, parent_id, row, layers, text))
+
+    def expand_backbone(self, layer_id: str) -> list[str]:
+        """Replace a torchvision backbone row with the layers it is made of, as one undoable edit
+        (workbench.model.expand); a WorkbenchError says why an architecture cannot be expanded.
+        Returns the ids of the rows that took its place."""
+        self._unlocked()
+        _, expansion = expand.expand_layer(self.spec, layer_id)
+        parent, row = self.locate(layer_id)
+        self.undo_stack.beginMacro(f"Expand '{layer_id}' into Layers")
+        try:
+            self.undo_stack.push(commands.RemoveLayers(self, [layer_id], ""))
+            self.undo_stack.push(commands.InsertLayers(self, parent, row, expansion.layers, ""))
+        finally:
+            self.undo_stack.endMacro()
+        return [layer.id for layer in expansion.layers]
 
     def remove(self, layer_ids: list[str], verb: str = "Delete") -> None:
         self._unlocked()

@@ -21,8 +21,7 @@ import torch
 from torch import nn
 
 from workbench import __version__, fileio
-from workbench.model import build, catalog
-from workbench.model.backbones import _STAGES
+from workbench.model import backbones, build, catalog
 from workbench.model.params import REQUIRED, as_tuple
 from workbench.export.base import ExportError, Format, Job
 from workbench.export.torch_formats import run_fresh, state_dict_of
@@ -159,12 +158,15 @@ def _residual(layer: LayerSpec, info: build.LayerInfo, depth: int, aliases: dict
         lines.append(f"{pad}{IND * 2}({child.id!r}, {expr}),{note}")
     lines.append(f"{pad}{IND}])),")
     if info.in_shape != info.out_shape:
-        proj = build.projection(info.in_shape, info.out_shape)
+        proj = build.projection(info.in_shape, info.out_shape, info.args.get("projection", "auto"))
+        conv = proj[0] if isinstance(proj, nn.Sequential) else proj
         if isinstance(proj, nn.Linear):
             text = f"nn.Linear({proj.in_features}, {proj.out_features}, bias=False)"
         else:
-            text = (f"nn.Conv2d({proj.in_channels}, {proj.out_channels}, kernel_size=1, "
-                    f"stride={proj.stride[0]}, bias=False)")
+            text = (f"nn.Conv2d({conv.in_channels}, {conv.out_channels}, kernel_size=1, "
+                    f"stride={conv.stride[0]}, bias=False)")
+        if isinstance(proj, nn.Sequential):  # conv_bn: ResNet's downsample
+            text = f"nn.Sequential({text}, nn.BatchNorm2d({conv.out_channels}))"
         lines.append(f"{pad}{IND}proj={text},  # shortcut from {fmt(info.in_shape)} to {fmt(info.out_shape)}")
     lines.append(f"{pad})")
     return "\n".join(lines)
@@ -208,17 +210,7 @@ def _helpers(spec: ModelSpec) -> list[str]:
 
 
 def _backbone_helper(arch: str) -> str:
-    lines = [f"def {arch}_backbone(pool=True):",
-             f'{IND}"""torchvision\'s {arch} regrouped into named stages, as Model Workbench builds it."""',
-             f"{IND}from torchvision import models", "",
-             f"{IND}net = models.{arch}(weights=None)", f"{IND}stages = OrderedDict()"]
-    for stage, members in _STAGES[arch].items():
-        parts = [f"net.features[{m}]" if isinstance(m, int) else f"net.{m}" for m in members]
-        expr = parts[0] if len(parts) == 1 else f"nn.Sequential({', '.join(parts)})"
-        lines.append(f"{IND}stages[{stage!r}] = {expr}")
-    lines += [f"{IND}if pool:", f"{IND * 2}stages['pool'] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())",
-              f"{IND}return nn.Sequential(stages)"]
-    return "\n".join(lines) + "\n"
+    return backbones.helper_source(arch)
 
 
 # ---------------------------------------------------------------- Custom layers (your own modules)

@@ -34,7 +34,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from workbench.model import catalog, custom, remedies, shapes
-from workbench.model.backbones import Backbone, build_backbone, stage_names
+from workbench.model.backbones import Backbone, build_backbone, size_rule, stage_names
 from workbench.errors import LayerError, WorkbenchError, layer_label
 from workbench.model.params import REQUIRED
 from workbench.model.spec import MAX_DEPTH, LayerSpec, ModelSpec, nesting_problem
@@ -268,11 +268,22 @@ def _backbone_leaf(layer: LayerSpec, args: dict, shape: Shape) -> _Leaf:
     if shape[0] != 3:
         raise shapes.Bad(f"{layer.type} expects 3-channel (RGB) images but receives {shapes.fmt(shape)}",
                          "set the input to 3 channels, or insert Conv2d(out_channels=3, kernel_size=1) before it")
-    if min(shape[1:]) < 32:
-        raise shapes.Bad(f"{layer.type} downsamples 32x; a {shape[1]}x{shape[2]} image is too small",
-                         "use images of at least 32x32 (224x224 is what it was trained on)")
+    rule, size = size_rule(layer.type)
+    if rule == "exact" and tuple(shape[1:]) != (size, size):
+        raise shapes.Bad(f"{layer.type} needs 3x{size}x{size} input but receives {shapes.fmt(shape)}",
+                         f"set the input to 3x{size}x{size}, or add Upsample(size=[{size}, {size}]) before it",
+                         remedies.insert_before("Upsample", size=[size, size]))
+    if min(shape[1:]) < size:
+        raise shapes.Bad(f"{layer.type} downsamples the image; a {shape[1]}x{shape[2]} image is too small",
+                         f"use images of at least {size}x{size} (224x224 is what it was trained on), or add "
+                         f"Upsample(size=[{size}, {size}]) before it")
     net = build_backbone(layer.type, pool=args.get("pool", True), meta=True)
-    out = _meta_forward(net, shape, "float32")
+    try:
+        out = _meta_forward(net, shape, "float32")
+    except Exception as exc:  # noqa: BLE001 - torch's words, said on the row with the fix
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise shapes.Bad(f"{layer.type} cannot take input {shapes.fmt(shape)}: {msg}",
+                         "set the input to 3x224x224 (the size it was trained on)") from None
     stages = tuple(StageInfo(n, sum(p.numel() for p in getattr(net, n).parameters()), n in layer.frozen_stages)
                    for n in stage_names(layer.type))
     params = sum(p.numel() for p in net.parameters())
@@ -379,7 +390,7 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
     body = sum(c.params for c in children)
     proj_params = 0
     if out != shape or out_dtype != dtype:
-        if layer.args.get("projection", "none") != "auto":
+        if layer.args.get("projection", "none") == "none":
             info.error = LayerError(
                 layer.id, layer.type, pos,
                 f"its layers change the shape from {shapes.fmt(shape)} to {shapes.fmt(out)}, so x + f(x) "
@@ -388,7 +399,7 @@ def _infer_residual(layer, shape, dtype, pos, path, frozen, acc, depth):
             return info, None, dtype
         try:
             with torch.device("meta"):
-                proj_params = sum(p.numel() for p in projection(shape, out).parameters())
+                proj_params = sum(p.numel() for p in projection(shape, out, layer.args["projection"]).parameters())
         except shapes.Bad as bad:
             info.error = LayerError(layer.id, layer.type, pos, bad.problem, bad.fix)
             return info, None, dtype
@@ -451,8 +462,15 @@ def _projection_remedy(layer_id: str, src: Shape, dst: Shape, dtype: str, out_dt
     return remedies.set_args(projection="auto").at(layer_id)
 
 
-def projection(src: Shape, dst: Shape) -> nn.Module:
-    """The shortcut that maps x to f(x)'s shape: Linear for vectors/sequences, 1x1 conv for maps."""
+def projection(src: Shape, dst: Shape, kind: str = "auto") -> nn.Module:
+    """The shortcut that maps x to f(x)'s shape: Linear for vectors/sequences, 1x1 conv for maps;
+    ``kind`` 'conv_bn' is the 1x1 conv followed by BatchNorm2d (ResNet's downsample)."""
+    if kind == "conv_bn":
+        if len(src) == len(dst) == 3:
+            conv = projection(src, dst)
+            return nn.Sequential(conv, nn.BatchNorm2d(dst[0]))
+        raise shapes.Bad(f"projection 'conv_bn' needs image feature maps but maps {shapes.fmt(src)} to "
+                         f"{shapes.fmt(dst)}", "set projection to 'auto'")
     if len(src) == len(dst) == 1 or (len(src) == len(dst) == 2 and src[0] == dst[0]):
         return nn.Linear(src[-1], dst[-1], bias=False)
     if len(src) == len(dst) == 3:
@@ -585,7 +603,8 @@ def _make(layer: LayerSpec, info: LayerInfo) -> nn.Module:
         return Parallel(branches, info.args["merge"], info.args["dim"])
     if layer.type == "Residual":
         body = nn.Sequential(OrderedDict(_make_list(layer.layers, info.children)))
-        proj = projection(info.in_shape, info.out_shape) if info.in_shape != info.out_shape else None
+        proj = (projection(info.in_shape, info.out_shape, info.args.get("projection", "auto"))
+                if info.in_shape != info.out_shape else None)
         return Residual(body, proj)
     if layer.type in catalog.BACKBONES:
         return build_backbone(layer.type, info.args.get("weights", "none"), info.args.get("pool", True))

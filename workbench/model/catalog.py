@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from workbench.model import custom, shapes
+from workbench.model import backbones, custom, shapes
 from workbench.model.params import REQUIRED, Param
 from workbench.model.signatures import summary, torch_params
 
@@ -300,7 +300,8 @@ _TABLE: tuple[LayerKind, ...] = (
     LayerKind("Residual", "Composite", "Runs nested layers f and outputs x + f(x); a projection "
               "matches shapes when f changes them.",
               (_p("projection", "choice", "none", "'auto' adds a 1x1 conv or linear shortcut when "
-                  "shapes differ", choices=("none", "auto")),),
+                  "shapes differ; 'conv_bn' a 1x1 conv and BatchNorm2d (ResNet's downsample)",
+                  choices=("none", "auto", "conv_bn")),),
               key_args=("projection",), composite=True),
     LayerKind("Parallel", "Composite", "Runs two or more Branch stacks on the same input and merges their "
               "outputs: concat along dim, or add, mean or mul (mul broadcasts, e.g. a Cx1x1 gate against CxHxW).",
@@ -314,7 +315,16 @@ _TABLE: tuple[LayerKind, ...] = (
               "no layers passes its input on unchanged (the identity).", composite=True),
 )
 
-BACKBONES = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
+BACKBONES = backbones.ARCHS  # every torchvision classifier, by its torchvision name
+
+
+def _backbone_help(arch: str) -> str:
+    words, (rule, size) = backbones.FAMILIES[backbones.family(arch)]
+    sizes = f"exactly {size}x{size}" if rule == "exact" else f"at least {size}x{size}"
+    return (f"torchvision {arch}: {words}; pretrained backbone / feature extractor as one block with freezable "
+            f"stages; outputs pooled features (or the last feature map); images {sizes}.")
+
+
 NESTING = ("Residual", "Parallel", "Branch")  # the kinds that hold layers (LayerSpec.layers)
 
 
@@ -330,9 +340,9 @@ def child_prefix(type_name: str) -> str:
     ('inc.inc_a.conv')."""
     return ".body." if type_name == "Residual" else "."
 
+
 _BACKBONE_KINDS = tuple(
-    LayerKind(arch, "Backbones", f"torchvision {arch} as one block with freezable stages; outputs pooled "
-              "features (or the last feature map).",
+    LayerKind(arch, "Backbones", _backbone_help(arch),
               (_p("weights", "str", "none", "'none', a local .pth file, or 'download' (torchvision, needs "
                   "internet; off by default)"),
                _p("pool", "bool", True, "average-pool and flatten the last feature map")),

@@ -182,8 +182,10 @@ class _Walk:
                     row.held += nested.held
                 if info.in_shape != info.out_shape:
                     learns = bool(info.trainable)  # a frozen block's projection learns nothing
-                    proj = _cost(("projection", info.in_shape, info.out_shape), info.in_shape, "float", self.dtype,
-                                 grad, lambda: build.projection(info.in_shape, info.out_shape), learns)
+                    kind = info.args.get("projection", "auto")
+                    proj = _cost(("projection", info.in_shape, info.out_shape, kind), info.in_shape, "float",
+                                 self.dtype, grad, lambda: build.projection(info.in_shape, info.out_shape, kind),
+                                 learns)
                     row.flops += proj.flops
                     row.held += proj.other_saved
                     row.activations += proj.other_saved
