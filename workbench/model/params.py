@@ -33,7 +33,9 @@ class Param:
     """One constructor argument of a layer kind.
 
     kind is one of ``int``, ``float``, ``bool``, ``choice``, ``ints`` (an int or a list of
-    ``dims`` ints, e.g. kernel_size), ``shape`` (a list of positive ints), ``str``.
+    ``dims`` ints, e.g. kernel_size), ``floats`` (a number or a list of ``dims`` numbers, any
+    length when ``dims`` is 0: a rotation range, per-channel means), ``shape`` (a list of
+    positive ints), ``str``.
     ``infer`` derives the value from the input shape (no batch dim) when it is omitted.
     """
 
@@ -119,6 +121,20 @@ class Param:
             return (out[0] if self.dims == 1 else tuple(out)), None
         v, err = self._check_int(v)
         return v, err
+
+    def _check_floats(self, v):
+        if isinstance(v, (list, tuple)):
+            if not v or (self.dims and len(v) != self.dims):
+                many = f"{self.dims}" if self.dims else "one or more"
+                return None, f"{self.name} must be a number or a list of {many} numbers, got {shown(v)}"
+            out = []
+            for item in v:
+                item, err = self._check_float(item)
+                if err:
+                    return None, err
+                out.append(item)
+            return out, None
+        return self._check_float(v)
 
     def _check_shape(self, v):
         if isinstance(v, int) and not isinstance(v, bool):
