@@ -140,6 +140,13 @@ def bring_forward(window, name: str) -> None:
     deadline = time.monotonic() + 60
     while name == "Sweep" and window.sweep.snapshot is None and time.monotonic() < deadline:
         QTest.qWait(50)
+    if name == "Augmentation":  # its first step selected, and the preview drawn
+        editor = window.augment
+        if editor.model.rowCount():
+            editor.select(0)
+        editor.redraw()
+        while not editor.preview.images and time.monotonic() < deadline:
+            QTest.qWait(50)
 
 
 def explanations(window, width: int, height: int):

@@ -46,6 +46,7 @@ from ui.experiments.lr_finder_dialog import install as install_lr_finder
 from ui.training.menu import install as install_training
 from ui.prediction.menu import install as install_prediction
 from ui.experiments.sweep_menu import install as install_sweep
+from ui.data.augment_editor import install as install_augment
 from ui.insight.profile import install as install_profile
 from ui.menus import build_actions
 from ui.start_page import StartPage
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
         self.lr_finder = install_lr_finder(self)  # Training > Find Learning Rate... (ui.experiments.lr_finder_dialog)
         self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
         self.sweep = install_sweep(self)  # the Sweep dock, View > Sweep..., "Sweep this value..." (ui.experiments)
+        self.augment = install_augment(self)  # the Augmentation dock: pipelines and their preview (ui.data)
         self.profiler = install_profile(self)  # View > Profile Layers; the cost figures on (ui.insight.profile)
         self._update_title()
         self._restore_settings()

@@ -409,3 +409,38 @@ def draws(steps: list, x: torch.Tensor, n: int = 8, seed: int = 0, where: str = 
             out.append(y)
     return out
 
+
+
+# starting values of the arguments a transform requires (size-like ones come from the image)
+STARTING: dict[str, dict[str, Any]] = {
+    "RandomRotation": {"degrees": 15}, "RandomAffine": {"degrees": 10, "translate": [0.1, 0.1]},
+    "Pad": {"padding": 2}, "RandomPosterize": {"bits": 4}, "RandomSolarize": {"threshold": 0.5},
+    "RandomAdjustSharpness": {"sharpness_factor": 2.0}, "GaussianBlur": {"kernel_size": 3},
+    "ColorJitter": {"brightness": 0.2, "contrast": 0.2},
+}
+
+
+def new_step(name: str, size: tuple[int, int] | None = None, channels: int = 3) -> dict:
+    """A step of ``name`` with starting values for what it requires: ``size`` arguments the
+    image's own (height, width), crops three quarters of it, Normalize 0.5 per channel."""
+    kind = catalog()[name]
+    args = dict(STARTING.get(name, {}))
+    if "size" in {p.name for p in kind.params if p.required}:
+        h, w = size or (32, 32)
+        args["size"] = [max(1, h * 3 // 4), max(1, w * 3 // 4)] if name in ("CenterCrop", "RandomCrop") else [h, w]
+    if name == "Normalize":
+        args = {"mean": [0.5] * channels, "std": [0.5] * channels}
+    return {"type": name, "args": args} if args else {"type": name}
+
+
+def step_text(step: dict) -> str:
+    """One line for a step: 'RandomRotation  degrees=15, fill=0'."""
+    args = step.get("args") or {}
+    shown_args = ", ".join(f"{k}={_short(v)}" for k, v in args.items())
+    return f"{step.get('type')}  {shown_args}".rstrip()
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_short(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,141 @@
+"""The Augmentation dock (issue 15 §2): add a step from the catalog, the live preview's 8 draws,
+arguments through the inspector's fields (a refused value said, not applied), reorder by drag
+(the model's drop and a real mouse drag), undo and redo on the document's stack, save and reopen,
+and a run that trains with the pipeline."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+
+from workbench.project import project_file as projects
+
+from ui.data.augment_steps import MIME
+
+from window_helpers import deliver_drop, short_runs, wait_end
+
+ROTATE = {"type": "RandomRotation", "args": {"degrees": 15}}
+
+
+def open_dock(qtbot, window):
+    dock = window.docks["Augmentation"]
+    dock.show()
+    dock.raise_()
+    editor = window.augment
+    qtbot.waitUntil(editor.isVisible)
+    editor.redraw()
+    editor.preview.wait()
+    return editor
+
+
+def drawn(editor):
+    editor.redraw()
+    editor.preview.wait()
+    return editor.preview.images
+
+
+def test_add_rotation_shows_8_different_draws_and_undo_takes_it_out(qtbot, window):
+    editor = open_dock(qtbot, window)
+    assert window.doc.project.data.augment_train == []
+    assert len(editor.preview.images) == 9  # the sample and 8 draws of the empty pipeline
+    plain = editor.preview.images
+    assert all(np.array_equal(plain[0], d) for d in plain[1:])
+    editor.add("RandomRotation")
+    assert window.doc.project.data.augment_train == [ROTATE]
+    assert window.doc.undo_stack.undoText() == "Add RandomRotation to the train pipeline"
+    assert editor.model.rowCount() == 1 and editor.model.index(0).data() == "1. RandomRotation  degrees=15"
+    editor.set_arg(0, "degrees", 180)  # a digit is 8x8: small turns can land on the same pixels
+    editor.set_arg(0, "interpolation", "bilinear")
+    assert editor.model.index(0).data() == "1. RandomRotation  degrees=180, interpolation=bilinear"
+    images = drawn(editor)
+    assert len(images) == 9 and len({d.tobytes() for d in images[1:]}) == 8  # 8 draws that differ
+    assert editor.preview.note.text().startswith("The first example (8x8) and 8 draws")
+    assert [editor.preview.tiles[i].pixmap().isNull() for i in range(9)] == [False] * 9
+    turned = {"type": "RandomRotation", "args": {"degrees": 180, "interpolation": "bilinear"}}
+    assert window.doc.project.data.augment_train == [turned]
+    for _ in range(3):  # the two argument edits (each one step), then the addition
+        window.doc.undo_stack.undo()
+    assert window.doc.project.data.augment_train == [] and editor.model.rowCount() == 0
+    window.doc.undo_stack.redo()
+    assert window.doc.project.data.augment_train == [ROTATE] and editor.model.rowCount() == 1
+
+
+def test_arguments_edit_through_the_fields_and_a_refused_value_is_said_not_applied(qtbot, window):
+    editor = open_dock(qtbot, window)
+    editor.add("GaussianBlur")
+    field = editor.fields["kernel_size"]
+    field.widget.setText("4")
+    field.widget.textEdited.emit("4")
+    assert window.doc.project.data.augment_train == [{"type": "GaussianBlur", "args": {"kernel_size": 3}}]
+    assert editor.form_problem.text().startswith("data.augment_train[0] (GaussianBlur): Kernel size value should "
+                                                 "be an odd")
+    field.widget.setText("5, 5")
+    field.widget.textEdited.emit("5, 5")
+    assert window.doc.project.data.augment_train == [{"type": "GaussianBlur", "args": {"kernel_size": [5, 5]}}]
+    assert editor.form_problem.text() == ""
+    sigma = editor.fields["sigma"]
+    sigma.widget.setText("abc")
+    sigma.widget.textEdited.emit("abc")
+    assert "sigma must be numbers" in editor.form_problem.text()
+    window.doc.undo_stack.undo()
+    assert window.doc.project.data.augment_train == [{"type": "GaussianBlur", "args": {"kernel_size": 3}}]
+
+
+def test_hue_on_greyscale_digits_is_named_in_the_preview_and_the_training_panel(qtbot, window):
+    editor = open_dock(qtbot, window)
+    editor.add("ColorJitter")
+    editor.set_arg(0, "hue", 0.1)
+    drawn(editor)
+    assert editor.preview.note.text().startswith("data.augment_train[0] (ColorJitter): hue needs colour images")
+    assert editor.model.problem_row == 0
+    panel = window.training.panel
+    panel.probe.wait()
+    assert "data.augment_train[0] (ColorJitter): hue needs colour images" in panel.fit_problem()
+
+
+def test_reorder_by_drop_and_by_a_real_drag_are_undoable(qtbot, window):
+    editor = open_dock(qtbot, window)
+    for name in ("RandomRotation", "RandomHorizontalFlip", "RandomErasing"):
+        editor.list.setCurrentIndex(editor.model.index(editor.model.rowCount() - 1, 0))
+        editor.add(name)
+    types = lambda: [s["type"] for s in window.doc.project.data.augment_train]  # noqa: E731
+    assert types() == ["RandomRotation", "RandomHorizontalFlip", "RandomErasing"]
+    model = editor.model
+    mime = model.mimeData([model.index(2, 0)])
+    assert mime.hasFormat(MIME)
+    assert model.dropMimeData(mime, Qt.DropAction.MoveAction, 0, 0, model.index(-1, 0).parent()) is False
+    assert types() == ["RandomErasing", "RandomRotation", "RandomHorizontalFlip"]
+    assert window.doc.undo_stack.undoText() == "Move RandomErasing to place 1 of the train pipeline"
+    window.doc.undo_stack.undo()
+    assert types() == ["RandomRotation", "RandomHorizontalFlip", "RandomErasing"]
+    # drag events delivered to the list's viewport, as Qt delivers them: the first row dropped below the last
+    view = editor.list
+    below_last = QPoint(10, view.visualRect(model.index(2, 0)).bottom() - 1)
+    deliver_drop(view, model.mimeData([model.index(0, 0)]), below_last, Qt.DropAction.MoveAction)
+    assert types() == ["RandomHorizontalFlip", "RandomErasing", "RandomRotation"]
+    assert model.rowCount() == 3  # the view removed nothing itself
+    window.doc.undo_stack.undo()
+    assert types() == ["RandomRotation", "RandomHorizontalFlip", "RandomErasing"]
+
+
+def test_the_pipelines_are_saved_and_reopened_and_a_run_trains_with_them(qtbot, window, tmp_path):
+    editor = open_dock(qtbot, window)
+    editor.add("RandomRotation")
+    editor.show_pipeline("eval")
+    editor.add("CenterCrop")
+    editor.set_arg(0, "size", 8)
+    assert window.doc.project.data.augment_eval == [{"type": "CenterCrop", "args": {"size": 8}}]
+    path = tmp_path / "aug.wbproj"
+    window.doc.save(path)
+    saved = json.loads(path.read_text())
+    assert saved["version"] == 3 and saved["data"]["augment_train"] == [ROTATE]
+    again = projects.load(path)
+    assert again.data.augment_train == [ROTATE] and again.data.augment_eval == [{"type": "CenterCrop",
+                                                                                 "args": {"size": 8}}]
+    window.open_file(str(path))
+    assert editor.steps("train") == [ROTATE]
+    dock = short_runs(window, tmp_path, epochs=1)
+    dock.panel.start_button.click()
+    end = wait_end(qtbot, dock)
+    assert type(end).__name__ == "FinishedEvent", end
