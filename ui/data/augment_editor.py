@@ -79,6 +79,8 @@ class AugmentEditor(QWidget):
         self.list.setAcceptDrops(True)
         self.list.setDropIndicatorShown(True)
         self.list.setMinimumSize(160, 60)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)  # the whole line is in the tooltip
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.selectionModel().currentChanged.connect(lambda *_: self._show_form())
         self.add_button = QToolButton(objectName="augment_add", text="Add")
         self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)

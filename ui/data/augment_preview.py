@@ -27,6 +27,7 @@ from ui.common.workers import Worker, start_worker
 
 DRAWS = 8
 COLUMNS = 5  # the sample and 4 draws, then 5 draws
+MIN_SIDE, MAX_SIDE = 56, 160  # a tile's side in pixels
 SOURCE_FIELDS = ("source", "path", "target", "image_size", "grayscale", "fake_size", "fake_shape", "fake_classes",
                  "download")
 
@@ -73,15 +74,16 @@ class AugmentPreview(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.side = 72
+        self.side = 72  # follows the room the dock gives (resizeEvent), MIN_SIDE to MAX_SIDE
         self.tiles: list[QLabel] = []
         grid = QGridLayout()
         grid.setSpacing(4)
+        grid.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         for i in range(DRAWS + 1):
             tile = QLabel(objectName=f"augment_tile_{i}", alignment=Qt.AlignmentFlag.AlignCenter)
             tile.setFixedSize(self.side, self.side)
-            tile.setStyleSheet(f"border: 1px solid {theme.FRAME};")
-            tile.setToolTip("the example before augmentation" if i == 0 else f"draw {i}")
+            tile.setStyleSheet(f"border: {2 if i == 0 else 1}px solid {theme.FOCUS if i == 0 else theme.FRAME};")
+            tile.setToolTip("the first example, before augmentation" if i == 0 else f"draw {i} of the pipeline")
             grid.addWidget(tile, i // COLUMNS, i % COLUMNS)
             self.tiles.append(tile)
         self.note = QLabel("Reading the data…", objectName="augment_preview_note", wordWrap=True)
@@ -99,6 +101,18 @@ class AugmentPreview(QWidget):
         self._job: Worker | None = None
         self._next: tuple | None = None
         self._closed = False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        rows = (DRAWS + COLUMNS) // COLUMNS
+        room = min((self.width() - 4 * (COLUMNS - 1)) // COLUMNS, (self.height() - 48) // rows)
+        side = max(MIN_SIDE, min(MAX_SIDE, room))
+        if side != self.side:
+            self.side = side
+            for i, tile in enumerate(self.tiles):
+                tile.setFixedSize(side, side)
+                if i < len(self.images):
+                    tile.setPixmap(image_pixmap(self.images[i], side - 2))
 
     def request(self, settings: DataSettings, steps: list, where: str) -> None:
         if self._closed:

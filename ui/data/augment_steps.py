@@ -42,7 +42,7 @@ class StepsModel(QAbstractListModel):
             return f"{index.row() + 1}. {augment.step_text(step)}"
         if role == Qt.ItemDataRole.ToolTipRole:
             kind = augment.catalog().get(step.get("type"))
-            return kind.help if kind else None
+            return augment.step_text(step) + (f"\n{kind.help}" if kind else "")
         if role == Qt.ItemDataRole.ForegroundRole and index.row() == self.problem_row:
             return QColor(theme.ERROR)
         return None
