@@ -5,15 +5,23 @@ and a run that trains with the pipeline."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from workbench.project import project_file as projects
 
 from ui.data.augment_steps import MIME
 
+from test_ui_real_drag import xvfb_display  # noqa: F401 (the fixture)
 from window_helpers import deliver_drop, short_runs, wait_end
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ROTATE = {"type": "RandomRotation", "args": {"degrees": 15}}
 
@@ -94,7 +102,7 @@ def test_hue_on_greyscale_digits_is_named_in_the_preview_and_the_training_panel(
     assert "data.augment_train[0] (ColorJitter): hue needs colour images" in panel.fit_problem()
 
 
-def test_reorder_by_drop_and_by_a_real_drag_are_undoable(qtbot, window):
+def test_reorder_by_a_drop_on_the_model_and_drop_events_on_the_list_is_undoable(qtbot, window):
     editor = open_dock(qtbot, window)
     for name in ("RandomRotation", "RandomHorizontalFlip", "RandomErasing"):
         editor.list.setCurrentIndex(editor.model.index(editor.model.rowCount() - 1, 0))
@@ -139,3 +147,68 @@ def test_the_pipelines_are_saved_and_reopened_and_a_run_trains_with_them(qtbot, 
     dock.panel.start_button.click()
     end = wait_end(qtbot, dock)
     assert type(end).__name__ == "FinishedEvent", end
+
+
+REAL_DRAG = r'''
+import json, sys, time
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from workbench.project import templates
+from ui.main_window import MainWindow
+from ui.startup import configure_app
+
+app = QApplication([])
+configure_app(app)
+project = templates.load("digits_cnn")
+project.set_setting("data.augment_train", [{"type": t} for t in ("RandomHorizontalFlip", "RandomVerticalFlip",
+                                                                 "RandomErasing")])
+w = MainWindow(project=project)
+w.resize(1200, 800)
+w.move(0, 0)
+w.show()
+w.activateWindow()
+w.docks["Augmentation"].show()
+w.docks["Augmentation"].raise_()
+QTest.qWaitForWindowExposed(w)
+QTest.qWait(300)
+view = w.augment.list
+left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+QTimer.singleShot(15000, app.quit)  # never hang
+start = view.visualRect(view.model().index(0, 0)).center()
+target = QPoint(start.x(), view.visualRect(view.model().index(2, 0)).bottom() - 2)
+
+
+def finish():
+    QTest.mouseMove(view.viewport(), target + QPoint(0, 1))
+    QTest.qWait(100)
+    QTest.mouseMove(view.viewport(), target)
+    QTest.qWait(100)
+    QTest.mouseRelease(view.viewport(), left, none, target)
+QTimer.singleShot(400, finish)
+QTest.mousePress(view.viewport(), left, none, start)
+clock = time.monotonic()
+for step in range(1, 6):
+    QTest.mouseMove(view.viewport(), start + QPoint(2 * step, 6 * step))
+blocked = time.monotonic() - clock
+QTest.qWait(200)
+print("RESULT " + json.dumps({"platform": app.platformName(), "blocked_s": blocked,
+                              "after": [s["type"] for s in w.doc.project.data.augment_train],
+                              "rows": w.augment.model.rowCount(), "undo": w.doc.undo_stack.undoText()}), flush=True)
+w.augment.shutdown()
+'''
+
+
+@pytest.mark.xvfb
+def test_a_real_drag_reorders_the_steps(xvfb_display, tmp_path):  # noqa: F811 (the imported fixture)
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
+    env.update(DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb", WORKBENCH_SETTINGS=str(tmp_path / "s.ini"),
+               PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", REAL_DRAG], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"child failed (exit {run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}"
+    result = json.loads(lines[0][len("RESULT "):])
+    assert result["platform"] == "xcb" and result["blocked_s"] >= 0.3, result  # a real QDrag ran its loop
+    assert result["after"] == ["RandomVerticalFlip", "RandomErasing", "RandomHorizontalFlip"], result
+    assert result["rows"] == 3 and result["undo"] == "Move RandomHorizontalFlip to place 3 of the train pipeline"
