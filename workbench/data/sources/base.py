@@ -4,7 +4,9 @@ Every reader (one module per source family beside this one, listed in ``registry
 returns one of two kinds of source: ``TensorSource`` (everything fits in memory as tensors:
 scikit-learn data, CSV tables, MNIST-format files) or ``LazySource`` (files read per example
 through a torchvision dataset: image folders, FakeData). ``workbench.data.bundle`` splits a
-source and asks it for its train / validation datasets (``make_datasets``).
+source and asks it for its train / validation datasets (``make_datasets``); both kinds apply the
+project's augmentation pipelines there (workbench.data.augment): data.augment_train to training
+examples only, data.augment_eval to validation ones.
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ class TensorSource:
     is_image: bool = False
     val_x: torch.Tensor | None = None  # a validation part the source defines itself
     val_y: torch.Tensor | None = None
-    flip_ok: bool = True  # horizontal flips are a fair augmentation (not for digits; the window's hint)
+    flip_ok: bool = True  # horizontal flips are a fair augmentation (not for digits; as project_file._v2_to_v3)
     pixel_max: float = 1.0  # images: the value of a white pixel in x (scikit-learn's digits: 16)
     feature_names: list[str] | None = None  # tables: one name per input value (CSV columns, one-hot "col=value")
 
