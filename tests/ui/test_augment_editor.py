@@ -212,3 +212,17 @@ def test_a_real_drag_reorders_the_steps(xvfb_display, tmp_path):  # noqa: F811 (
     assert result["platform"] == "xcb" and result["blocked_s"] >= 0.3, result  # a real QDrag ran its loop
     assert result["after"] == ["RandomVerticalFlip", "RandomErasing", "RandomHorizontalFlip"], result
     assert result["rows"] == 3 and result["undo"] == "Move RandomHorizontalFlip to place 3 of the train pipeline"
+
+
+def test_typing_an_argument_keeps_the_field_and_its_focus(qtbot, window):
+    editor = open_dock(qtbot, window)
+    editor.add("RandomRotation")
+    window.activateWindow()
+    field = editor.fields["degrees"]
+    field.widget.setFocus()
+    field.widget.selectAll()
+    qtbot.keyClicks(field.widget, "40")
+    assert editor.fields["degrees"] is field and field.widget.text() == "40"
+    assert window.doc.project.data.augment_train == [{"type": "RandomRotation", "args": {"degrees": 40.0}}]
+    window.doc.undo_stack.undo()  # "4" then "40" merged into one step
+    assert window.doc.project.data.augment_train == [ROTATE] and field.widget.text() == "15"

@@ -102,6 +102,7 @@ class AugmentEditor(QWidget):
         self.form = QFormLayout(self.form_host)
         self.form.setContentsMargins(0, 0, 0, 0)
         self.fields: dict[str, Field] = {}
+        self._form_key: tuple | None = None  # (pipeline, row, type) the form shows
         self.form_problem = QLabel(objectName="augment_form_problem", wordWrap=True)
         self.form_problem.setStyleSheet(f"color: {theme.ERROR};")
         self.form_problem.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -231,6 +232,14 @@ class AugmentEditor(QWidget):
     # ------------------------------------------------------------ the form of the selected step
     def _show_form(self) -> None:
         row = self.current_row()
+        step = self.model.steps[row] if row is not None else None
+        key = (self.which, row, step.get("type")) if step else None
+        if key is not None and key == self._form_key and self.fields:  # the same step: new values, same widgets
+            args = step.get("args") or {}
+            for name, field in self.fields.items():
+                field.show_value(args.get(name, UNSET))  # a field being typed in keeps its text
+            return
+        self._form_key = key
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields = {}
