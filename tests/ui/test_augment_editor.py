@@ -226,3 +226,15 @@ def test_typing_an_argument_keeps_the_field_and_its_focus(qtbot, window):
     assert window.doc.project.data.augment_train == [{"type": "RandomRotation", "args": {"degrees": 40.0}}]
     window.doc.undo_stack.undo()  # "4" then "40" merged into one step
     assert window.doc.project.data.augment_train == [ROTATE] and field.widget.text() == "15"
+
+
+def test_the_preview_follows_the_data_source_chosen_in_the_training_panel(qtbot, window):
+    editor = open_dock(qtbot, window)
+    assert editor.preview.image_size == (8, 8) and editor.preview.channels == 1  # digits
+    editor.add("ColorJitter")
+    window.training.panel.form.set_value("data", "source", "fake")  # an undoable settings edit elsewhere
+    qtbot.waitUntil(lambda: editor.preview.image_size == (32, 32), timeout=30_000)
+    editor.preview.wait()
+    assert editor.preview.channels == 3 and len(editor.preview.images) == 9
+    assert editor.preview.images[0].shape == (32, 32, 3)
+    assert editor.preview.note.text().startswith("The first example (32x32) and 8 draws")
