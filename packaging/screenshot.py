@@ -168,6 +168,13 @@ def bring_forward(window, name: str) -> None:
         QTest.qWait(50)  # the Data dock's scan, then its first page of samples
     if name == "Data":
         window.data.wait()
+    if name == "Augmentation":  # its first step selected, and the preview drawn
+        editor = window.augment
+        if editor.model.rowCount():
+            editor.select(0)
+        editor.redraw()
+        while not editor.preview.images and time.monotonic() < deadline:
+            QTest.qWait(50)
 
 
 def explanations(window, width: int, height: int):

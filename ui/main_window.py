@@ -48,6 +48,7 @@ from ui.training.menu import install as install_training
 from ui.prediction.menu import install as install_prediction
 from ui.experiments.sweep_menu import install as install_sweep
 from ui.data.data_dock import install as install_data
+from ui.data.augment_editor import install as install_augment
 from ui.insight.profile import install as install_profile
 from ui.menus import build_actions
 from ui.start_page import StartPage
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
         self.prediction = install_prediction(self)  # the Prediction dock, View > Predict... (ui.prediction.menu)
         self.sweep = install_sweep(self)  # the Sweep dock, View > Sweep..., "Sweep this value..." (ui.experiments)
         self.data = install_data(self)  # the Data dock: samples, class balance, statistics, problems (ui.data)
+        self.augment = install_augment(self)  # the Augmentation dock: pipelines and their preview (ui.data)
         self.profiler = install_profile(self)  # View > Profile Layers; the cost figures on (ui.insight.profile)
         self._update_title()
         self._restore_settings()

@@ -143,7 +143,9 @@ def test_image_folder_reads_classes_and_sizes(tmp_path):
     assert b.task.train_size == 8 and b.task.val_size == 4
     batches = all_batches(b.loader("train"))
     assert all(x.shape[1:] == (3, 10, 12) for x, _ in batches)  # the odd-sized image is resized
-    grey = load(source="image_folder", path=str(root), grayscale=True, image_size=[8, 8], augment=True)
+    grey = load(source="image_folder", path=str(root), grayscale=True, image_size=[8, 8],
+                augment_train=[{"type": "RandomAffine", "args": {"degrees": 0, "translate": [0.125, 0.125]}},
+                               {"type": "RandomHorizontalFlip"}])
     assert grey.task.input_shape == (1, 8, 8)
     assert next(iter(grey.loader("train")))[0].shape[1:] == (1, 8, 8)
 

@@ -18,13 +18,17 @@ SAVED_V1 = {
                  "tensorboard": False, "optimizer": {"type": "SGD", "lr": 0.05, "nesterov": True},
                  "schedule": {"type": "onecycle", "max_lr": 0.5}},
 }
-# the same in version 2: torch's scheduler names, and version 1's own defaults (momentum 0.9) written out
+# the same in version 2 and 3: torch's scheduler names, and version 1's own defaults (momentum 0.9) written out
 SAVED = json.loads(json.dumps(SAVED_V1))
+# version 3: data.augment true is the same as a training pipeline (digits: shifts, no flips)
+SAVED["data"] = {"source": "digits", "val_fraction": 0.2, "batch_size": 64, "image_size": [16, 16],
+                 "split_seed": 3,
+                 "augment_train": [{"type": "RandomAffine", "args": {"degrees": 0, "translate": [0.125, 0.125]}}]}
 SAVED["training"]["optimizer"] = {"type": "SGD", "lr": 0.05, "momentum": 0.9, "nesterov": True}
 SAVED["training"]["schedule"] = {"type": "OneCycleLR", "max_lr": 0.5}
 
 
-def doc(version=2, **sections):
+def doc(version=3, **sections):
     return {"format": "model-workbench/project", "version": version, "name": "S",
             "model": {"input": {"shape": [64]},
                       "layers": [{"id": "fc", "type": "Linear", "args": {"out_features": 10}}]},
@@ -35,8 +39,8 @@ def test_sections_load_as_typed_settings_with_defaults_filled_in():
     proj = project.from_json(doc(**json.loads(json.dumps(SAVED))))
     d, t = proj.data, proj.training
     assert isinstance(d, DataSettings) and isinstance(t, TrainingSettings)
-    assert (d.source, d.batch_size, d.image_size, d.augment, d.split_seed, d.num_workers) == \
-        ("digits", 64, [16, 16], True, 3, 0)
+    assert (d.source, d.batch_size, d.image_size, d.augment_train, d.split_seed, d.num_workers) == \
+        ("digits", 64, [16, 16], SAVED["data"]["augment_train"], 3, 0)
     assert isinstance(t.optimizer, OptimizerSettings) and isinstance(t.schedule, ScheduleSettings)
     assert (t.loss, t.epochs, t.grad_clip, t.tensorboard, t.log_every) == ("CrossEntropyLoss", 15, 1.0, False, 10)
     assert (t.optimizer.type, t.optimizer.lr, t.optimizer.nesterov, t.optimizer.momentum) == ("SGD", 0.05, True, 0.9)
@@ -60,10 +64,10 @@ def test_saving_writes_the_sections_back_exactly_and_leaves_defaults_out(tmp_pat
         assert project.loads(proj.dumps()).dumps() == proj.dumps()
 
 
-def test_a_version_1_file_migrates_to_the_version_2_form():
+def test_a_version_1_file_migrates_to_the_version_3_form():
     proj = project.from_json(doc(version=1, **json.loads(json.dumps(SAVED_V1))))
     out = proj.to_json()
-    assert out["version"] == 2
+    assert out["version"] == 3
     assert json.dumps({"data": out["data"], "training": out["training"]}) == json.dumps(SAVED)
     assert proj.training == project.from_json(doc(**json.loads(json.dumps(SAVED)))).training
 
@@ -83,8 +87,8 @@ def test_every_problem_is_reported_with_its_json_path():
                                        "with Browse next to Path in the Training panel, or set data.path in the "
                                        "project file")
     assert problems["$.data.batch_size"] == "batch_size must be >= 1, got 0"
-    assert problems["$.data.colour"].startswith("unknown key (allowed: augment, batch_size, columns, custom_class, "
-                                                "custom_file, custom_kwargs, download,")
+    assert problems["$.data.colour"].startswith("unknown key (allowed: augment_eval, augment_train, batch_size, "
+                                                "columns, custom_class, custom_file, custom_kwargs, download,")
     assert problems["$.training.device"] == "must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"
     assert "LBFGS needs a closure" in problems["$.training.optimizer.type"]
     assert problems["$.training.schedule"] == "must be an object"
@@ -115,6 +119,7 @@ def test_params_describe_each_value_for_the_form():
     assert list(TrainingSettings.sections()) == ["optimizer", "schedule", "loss_options", "early_stopping"]
     lr = next(p for p in OptimizerSettings.params() if p.name == "lr")
     assert (lr.kind, lr.default, lr.min, lr.max) == ("float", 1e-3, 0.0, 100.0)
-    fields = [f.name for f in dataclasses.fields(DataSettings)]
+    pipelines = ("augment_train", "augment_eval")  # lists of steps, edited in the Augmentation dock
+    fields = [f.name for f in dataclasses.fields(DataSettings) if f.name not in pipelines]
     assert [p.name for p in DataSettings.params()] == fields
     assert all(getattr(DataSettings(), p.name) == p.default for p in DataSettings.params())

@@ -66,6 +66,12 @@ def parse_text(param: Param, text: str):
             return param.check(int(text) if param.kind == "int" else float(text))
         except ValueError:
             return None, f"{param.name} must be a {'whole ' if param.kind == 'int' else ''}number, got {text!r}"
+    if param.kind == "floats":
+        try:
+            numbers = [float(p) for p in re.split(r"[\s,()\[\]]+", text) if p]
+        except ValueError:
+            return None, f"{param.name} must be numbers like 0.5 or 0.1, 0.9; got {text!r}"
+        return param.check(numbers[0] if len(numbers) == 1 else numbers)
     parts = [p for p in re.split(r"[\s,x×()\[\]]+", text) if p]
     try:
         numbers = [int(p) for p in parts]
@@ -326,6 +332,6 @@ class TextField(Field):
 
 
 def make_field(param: Param) -> Field:
-    if param.infer is not None or param.nullable or param.kind in ("ints", "shape", "str", "json"):
+    if param.infer is not None or param.nullable or param.kind in ("ints", "floats", "shape", "str", "json"):
         return TextField(param)
     return {"bool": BoolField, "choice": ChoiceField, "int": IntField, "float": FloatField}[param.kind](param)

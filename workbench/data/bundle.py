@@ -3,7 +3,9 @@
 ``load_data(settings)`` reads the source a project's ``DataSettings`` name (see
 workbench.data.sources.registry), splits it deterministically from
 ``split_seed`` (stratified by class), normalises with statistics of the training part only,
-and returns a ``DataBundle``. The bundle's ``task`` says what the data implies: classes,
+runs the augmentation pipelines once on the first examples (workbench.data.augment: a step that
+cannot apply is named here, and a pipeline that resizes sets the input shape), and returns a
+``DataBundle``. The bundle's ``task`` says what the data implies: classes,
 input shape and dtype, the default loss. ``check_fit`` refuses a model whose input or
 output does not fit the task, naming the layer and the fix.
 
@@ -20,6 +22,7 @@ from typing import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from workbench.data import augment
 from workbench.data.sources import registry as sources
 from workbench.data.sources.base import LazySource, TensorData
 from workbench.errors import LayerError, SpecError, WorkbenchError
@@ -189,9 +192,12 @@ def _split(raw, settings: DataSettings) -> DataBundle:
                              f"{settings.val_fraction:g}; lower val_fraction or add examples")
     train, val, stats = raw.make_datasets(train_idx, val_idx, settings)
     val_size = len(val) if val is not None else 0
+    shape = tuple(raw.input_shape)
+    if settings.augment_train or settings.augment_eval:  # each step meets the data now, not mid-run
+        shape = augment.input_shape(train, val if val_size else None) or shape
     task = Task(
         kind="classification" if raw.class_names is not None else "regression",
-        input_shape=tuple(raw.input_shape), input_dtype=raw.input_dtype,
+        input_shape=shape, input_dtype=raw.input_dtype,
         num_classes=len(raw.class_names) if raw.class_names is not None else None,
         class_names=tuple(raw.class_names or ()), is_image=raw.is_image,
         default_loss="CrossEntropyLoss" if raw.class_names is not None else "MSELoss",

@@ -198,7 +198,7 @@ class HealthRules:
                                      "examples by heart",
                                      "use best.ckpt (the best epoch) and train fewer epochs, add Dropout or "
                                      "weight decay (training.optimizer.weight_decay), or use more data or "
-                                     "augmentation (data.augment)"))
+                                     "augmentation (data.augment_train)"))
         out += self._update("overfitting", [None], found)
         return out
 

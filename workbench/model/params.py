@@ -33,9 +33,10 @@ class Param:
     """One constructor argument of a layer kind.
 
     kind is one of ``int``, ``float``, ``bool``, ``choice``, ``ints`` (an int or a list of
-    ``dims`` ints, e.g. kernel_size), ``shape`` (a list of positive ints), ``floats`` (a
-    non-empty list of finite numbers, each within the bounds), ``str``, ``json`` (a JSON object
-    of keyword arguments: a Custom layer's ``kwargs``).
+    ``dims`` ints, e.g. kernel_size), ``floats`` (a number or a list of ``dims`` numbers, any
+    length when ``dims`` is 0: a rotation range, per-channel means), ``shape`` (a list of
+    positive ints), ``str``, ``json`` (a JSON object of keyword arguments: a Custom layer's
+    ``kwargs``).
     ``infer`` derives the value from the input shape (no batch dim) when it is omitted.
     ``mapping`` (settings only, e.g. data.columns) is an object of name: one of ``choices``.
     """
@@ -129,17 +130,18 @@ class Param:
         return v, err
 
     def _check_floats(self, v):
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = [v]
-        if not isinstance(v, (list, tuple)) or not v:
-            return None, f"{self.name} must be a non-empty list of numbers, got {shown(v)}"
-        out = []
-        for item in v:
-            item, err = self._check_float(item)
-            if err:
-                return None, err
-            out.append(item)
-        return tuple(out), None
+        if isinstance(v, (list, tuple)):
+            if not v or (self.dims and len(v) != self.dims):
+                many = f"{self.dims}" if self.dims else "one or more"
+                return None, f"{self.name} must be a number or a list of {many} numbers, got {shown(v)}"
+            out = []
+            for item in v:
+                item, err = self._check_float(item)
+                if err:
+                    return None, err
+                out.append(item)
+            return out, None
+        return self._check_float(v)
 
     def _check_shape(self, v):
         if isinstance(v, int) and not isinstance(v, bool):

@@ -28,7 +28,8 @@ from workbench.project.search_space import SearchSpace
 from workbench.project.settings import OLD_SCHEDULES, DataSettings, TrainingSettings
 
 FORMAT = "model-workbench/project"
-VERSION = 2  # 2: every torch.optim optimiser, scheduler and loss with its own arguments (see _v1_to_v2)
+VERSION = 3  # 2: every torch.optim optimiser, scheduler and loss with its own arguments (see _v1_to_v2);
+# 3: augmentation pipelines data.augment_train / data.augment_eval in place of data.augment (see _v2_to_v3)
 SUFFIX = ".wbproj"
 MAX_NAME = 200  # characters in a project name (the window title shows it)
 MAX_FILE_BYTES = 64 << 20  # far above any real project (a model spec and settings are a few kB)
@@ -81,7 +82,28 @@ def _v1_to_v2(doc: dict) -> dict:
 
 
 # version n -> function turning a version-n document into version n+1
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+def _v2_to_v3(doc: dict) -> dict:
+    """Version 2's ``data.augment: true`` (random shifts of up to an eighth of the image, zero
+    filled, and horizontal flips except for handwritten digits) becomes the same as a training
+    pipeline: RandomAffine(degrees=0, translate=(1/8, 1/8)) and RandomHorizontalFlip;
+    ``augment: false`` is no pipeline."""
+    data = doc.get("data")
+    if not isinstance(data, dict) or "augment" not in data:
+        return doc
+    data = dict(data)
+    on = data.pop("augment")
+    if on is True and "augment_train" not in data:
+        steps: list[dict] = [{"type": "RandomAffine", "args": {"degrees": 0, "translate": [0.125, 0.125]}}]
+        if data.get("source", "digits") not in ("digits", "mnist"):
+            steps.append({"type": "RandomHorizontalFlip"})
+        data["augment_train"] = steps
+    elif not isinstance(on, bool):
+        data["augment"] = on  # not a version-2 value: reported as an unknown key
+    doc["data"] = data
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 @dataclass

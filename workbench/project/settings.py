@@ -221,6 +221,31 @@ def _params(cls: type[Settings]) -> tuple[Param, ...]:
     return tuple(Param(f.name, **f.metadata[_PARAM]) for f in dataclasses.fields(cls) if _PARAM in f.metadata)
 
 
+MAX_STEPS = 100  # steps in one augmentation pipeline
+
+
+def check_steps(value: Any, name: str) -> tuple[Any, str | None]:
+    """An augmentation pipeline's form: a list of {"type": text, "args": {...}} (the data layer,
+    workbench.data.augment, checks the types and arguments)."""
+    if not isinstance(value, list):
+        return None, f"{name} must be a list of steps like {{\"type\": \"RandomHorizontalFlip\"}}, got {shown(value)}"
+    if len(value) > MAX_STEPS:
+        return None, f"{name} has {len(value)} steps; at most {MAX_STEPS}"
+    out = []
+    for i, step in enumerate(value):
+        if not isinstance(step, dict) or not isinstance(step.get("type"), str) or not step["type"]:
+            return None, f"{name}[{i}] must be an object with a type, e.g. {{\"type\": \"RandomHorizontalFlip\"}}, " \
+                         f"got {shown(step)}"
+        extra = sorted(set(step) - {"type", "args"})
+        if extra:
+            return None, f"{name}[{i}] ({step['type']}): unknown key {extra[0]!r} (a step holds type and args)"
+        args = step.get("args", {})
+        if not isinstance(args, dict):
+            return None, f"{name}[{i}] ({step['type']}): args must be an object, got {shown(args)}"
+        out.append({"type": step["type"], "args": dict(args)} if args else {"type": step["type"]})
+    return out, None
+
+
 @dataclass(frozen=True)
 class DataSettings(Settings):
     """The project's ``data`` section: where the examples come from and how they are fed."""
@@ -241,7 +266,6 @@ class DataSettings(Settings):
                                            nullable=True)
     grayscale: bool = setting("bool", False, "convert images to one channel")
     normalize: bool = setting("bool", True, "standardise inputs (per channel for images, per column for tables)")
-    augment: bool = setting("bool", False, "random flips and crops for image training data")
     download: bool = setting("bool", False, "allow torchvision to download MNIST-style data (needs internet)")
     split_seed: int = setting("int", 0, "seed of the train / validation split", min=0, max=MAX_SEED)
     fake_size: int = setting("int", 512, "examples FakeData generates", min=2)
@@ -270,6 +294,13 @@ class DataSettings(Settings):
                                        nullable=True)
     custom_kwargs: dict | None = setting("json", None, "keyword arguments for data.custom_class (a JSON object)",
                                          nullable=True)
+    # augmentation pipelines (issue 15 §2): ordered torchvision.transforms.v2 steps; their arguments
+    # are checked by workbench.data.augment when the data loads (only their form here)
+    augment_train: list = field(default_factory=list, metadata={_CUSTOM: (
+        check_steps, "transforms applied to training images, in order, e.g. "
+        "[{\"type\": \"RandomRotation\", \"args\": {\"degrees\": 15}}]")})
+    augment_eval: list = field(default_factory=list, metadata={_CUSTOM: (
+        check_steps, "transforms applied to validation and test images, in order")})
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:

@@ -4,7 +4,9 @@ Every reader (one module per source family beside this one, listed in ``registry
 returns one of two kinds of source: ``TensorSource`` (everything fits in memory as tensors:
 scikit-learn data, CSV tables, MNIST-format files) or ``LazySource`` (files read per example
 through a torchvision dataset: image folders, FakeData). ``workbench.data.bundle`` splits a
-source and asks it for its train / validation datasets (``make_datasets``).
+source and asks it for its train / validation datasets (``make_datasets``); both kinds apply the
+project's augmentation pipelines there (workbench.data.augment): data.augment_train to training
+examples only, data.augment_eval to validation ones.
 """
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
+from workbench.data import augment
 from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
 
@@ -29,6 +31,8 @@ def chosen_stats(settings: DataSettings, mean: list[float], std: list[float],
     defaults). A list of the wrong length is a WorkbenchError naming the setting."""
     out = []
     for name, given, own in (("mean", settings.mean, mean), ("std", settings.std, std)):
+        if isinstance(given, (int, float)):  # a "floats" setting may be one number
+            given = [given]
         if given is not None and len(given) != len(own):
             raise WorkbenchError(f"data.{name} has {len(given)} value(s) but the data has {len(own)} {what}; "
                                  f"rescan in the Data dock and use its figures, or clear data.{name}")
@@ -60,26 +64,6 @@ class TensorData(Dataset):
         return x, self.y[idx]
 
 
-class ShiftFlip:
-    """Batch augmentation for in-memory images: random shifts of up to ``pad`` pixels
-    (zero-padded crops) and, when ``flip``, random horizontal flips."""
-
-    def __init__(self, pad: int, flip: bool = True):
-        self.pad, self.flip = pad, flip
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        p = self.pad
-        padded = F.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (b,)).tolist()
-        dx = torch.randint(0, 2 * p + 1, (b,)).tolist()
-        out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
-        if self.flip:
-            mask = torch.rand(b) < 0.5
-            out[mask] = out[mask].flip(-1)
-        return out
-
-
 @dataclass
 class TensorSource:
     """Inputs ``x`` (N, *shape) float32 and targets ``y`` (N,) long or (N, 1) float in memory."""
@@ -91,7 +75,7 @@ class TensorSource:
     is_image: bool = False
     val_x: torch.Tensor | None = None  # a validation part the source defines itself
     val_y: torch.Tensor | None = None
-    flip_ok: bool = True  # horizontal flips are a fair augmentation (not for digits)
+    flip_ok: bool = True  # horizontal flips are a fair augmentation (not for digits; as project_file._v2_to_v3)
     pixel_max: float = 1.0  # images: the value of a white pixel in x (scikit-learn's digits: 16)
     feature_names: list[str] | None = None  # tables: one name per input value (CSV columns, one-hot "col=value")
     input_dtype: str = "float32"  # "int64": token ids (a custom Dataset's whole-number inputs)
@@ -123,7 +107,13 @@ class TensorSource:
         else:
             vi = torch.as_tensor(val_idx, dtype=torch.long)
             xv, yv = self.x[vi].contiguous(), self.y[vi].contiguous()
+        train_steps, eval_steps = augment.pipelines(settings)
+        if (len(train_steps) or len(eval_steps)) and not (self.is_image and xt.dim() == 4):
+            where = "data.augment_train" if len(train_steps) else "data.augment_eval"
+            raise WorkbenchError(f"{where}: {self.name} holds tables, not images; augmentation applies to "
+                                 "images (clear the pipeline)")
         stats: dict = {}
+        mean = std = None
         if settings.normalize:
             dims = (0, 2, 3) if self.is_image and xt.dim() == 4 else (0,)
             mean = xt.mean(dim=dims, keepdim=True)
@@ -132,12 +122,16 @@ class TensorSource:
             mean, std = (torch.tensor(v, dtype=xt.dtype).reshape(mean.shape)
                          for v in chosen_stats(settings, mean.flatten().tolist(), std.flatten().tolist(),
                                                "channels" if dims != (0,) else "input values"))
-            xt, xv = (xt - mean) / std, (xv - mean) / std
             stats = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
-        augment = None
-        if settings.augment and self.is_image and xt.dim() == 4:
-            augment = ShiftFlip(max(1, xt.shape[-1] // 8), flip=self.flip_ok)
-        return TensorData(xt, yt, augment), (TensorData(xv, yv) if len(yv) else None), stats
+        own = train_steps.normalize_at is not None  # the pipelines normalise themselves
+        if own:
+            stats = augment.normalize_stats(train_steps)
+
+        def dataset(x, y, steps):  # a pipeline draws per example; without one the values are scaled once
+            if len(steps):
+                return TensorData(x, y, augment.PerExample(steps, self.pixel_max, mean, std))
+            return TensorData((x - mean) / std if mean is not None and not own else x, y)
+        return dataset(xt, yt, train_steps), (dataset(xv, yv, eval_steps) if len(yv) else None), stats
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Image sources read file by file through torchvision: folders of images (ImageFolder, one
-subfolder per class) and torchvision's FakeData; plus the transforms they use."""
+subfolder per class) and torchvision's FakeData. Their transforms (resize, the project's
+augmentation pipelines, normalisation) come from workbench.data.augment."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 
 from workbench import fileio
+from workbench.data import augment
 from workbench.data.sources.base import IMAGENET_MEAN, IMAGENET_STD, LazySource, chosen_stats
 from workbench.errors import WorkbenchError
 from workbench.project.settings import DataSettings
@@ -53,22 +55,9 @@ class ImageReader:
             raise WorkbenchError(f"cannot read image {path}: {exc}; remove or replace the file") from None
 
 
-def _transforms(size: tuple[int, int], channels: int, settings: DataSettings, flip: bool):
-    from torchvision import transforms as T
-    from torchvision.transforms import v2
-
+def _transforms(size: tuple[int, int], channels: int, settings: DataSettings):
     mean, std = chosen_stats(settings, *((IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,), (0.5,))))
-    # ToImage + ToDtype take the reader's uint8 tensors and PIL images alike (ToTensor takes PIL only)
-    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)] + ([T.Normalize(mean, std)] if settings.normalize
-                                                                    else [])
-    head = [T.Resize(size)]
-    if channels == 1:
-        head.append(T.Grayscale(1))
-    aug = []
-    if settings.augment:
-        aug = [T.RandomCrop(size, padding=max(1, min(size) // 8))] + ([T.RandomHorizontalFlip()] if flip else [])
-    stats = {"mean": list(mean), "std": list(std)} if settings.normalize else {}
-    return T.Compose(head + aug + tail), T.Compose(head + tail), stats
+    return augment.image_transforms(size, channels, settings, mean, std)  # resize, the pipelines, normalise
 
 
 def read_image_folder(settings: DataSettings) -> LazySource:
@@ -88,7 +77,7 @@ def read_image_folder(settings: DataSettings) -> LazySource:
     sizes = scan_images([p for p, _ in ds.samples], mode)
     size = tuple(settings.image_size) if settings.image_size else sizes[0]
     channels = 1 if settings.grayscale else 3
-    train_tf, val_tf, stats = _transforms(size, channels, settings, flip=True)
+    train_tf, val_tf, stats = _transforms(size, channels, settings)
     return LazySource(f"image folder {root}", ds, list(ds.classes), (channels, *size), train_tf, val_tf,
                       targets=torch.as_tensor(ds.targets, dtype=torch.long), stats=stats)
 
@@ -142,6 +131,6 @@ def read_fake(settings: DataSettings) -> LazySource:
     channels = 1 if settings.grayscale else shape[0]
     if channels == 3 and shape[0] == 1:
         raise WorkbenchError("FakeData with 1 channel cannot be read as RGB; set fake_shape to 3 channels")
-    train_tf, val_tf, stats = _transforms(size, channels, settings, flip=True)
+    train_tf, val_tf, stats = _transforms(size, channels, settings)
     names = [str(i) for i in range(settings.fake_classes)]
     return LazySource(f"FakeData {list(shape)}", ds, names, (channels, *size), train_tf, val_tf, stats=stats)
