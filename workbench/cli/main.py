@@ -1,11 +1,11 @@
-"""Headless commands: ``workbench summary|templates|new|catalog|train|export|sweep|lr-find|explain``.
+"""Headless commands: ``workbench summary|templates|new|catalog|train|export|sweep|lr-find|explain|evaluate``.
 
 Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
 input (a mistyped command too, with its close matches: ``unknown_command``, which the window
 launcher asks as well); never a traceback for a user mistake. Text from a project file is
 printed through ``common.printable``, so no file can send escape sequences to the terminal.
-``train``, ``export``, ``sweep``, ``lr-find`` and ``explain`` live in their own modules
-(workbench/cli/train.py, export.py, sweep.py, lr_find.py, explain.py); what they share with the
+``train``, ``export``, ``sweep``, ``lr-find``, ``explain`` and ``evaluate`` live in their own modules
+(workbench/cli/train.py, export.py, sweep.py, lr_find.py, explain.py, evaluate.py); what they share with the
 commands here is in workbench/cli/common.py.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from workbench import fileio
-from workbench.cli import explain as explain_command, export as export_command, lr_find as lr_find_command, \
-    sweep as sweep_command, train as train_command
+from workbench.cli import evaluate as evaluate_command, explain as explain_command, export as export_command, \
+    lr_find as lr_find_command, sweep as sweep_command, train as train_command
 from workbench.cli.common import load_project, one_line, printable
 from workbench.errors import WorkbenchError
 
@@ -30,6 +30,7 @@ EXTERNAL = {
     "sweep": (sweep_command, "search settings and layer arguments with Optuna (trials on a shared study)"),
     "lr-find": (lr_find_command, "suggest a learning rate (range test) and write the loss curve as CSV"),
     "explain": (explain_command, "explain a validation sample's prediction as a PNG (Grad-CAM, integrated gradients)"),
+    "evaluate": (evaluate_command, "test metrics of a checkpoint: per-class precision / recall / F1, confusion matrix"),
 }
 COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
 
