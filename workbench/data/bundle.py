@@ -198,20 +198,13 @@ def load_data(settings: DataSettings | dict, *, allow_download: bool | None = No
 
 def _split(raw, settings: DataSettings) -> DataBundle:
     n = raw.size
-    val_file = read_other(raw, settings, settings.val_path) if settings.val_path else None
-    test_file = read_other(raw, settings, settings.test_path) if settings.test_path else None
-    if raw.val is not None or val_file is not None:  # the source's own validation part (MNIST's test files), a file
-        train_idx, val_idx = list(range(n)), []
-    else:
-        train_idx, val_idx = split_indices(raw.split_targets(), settings.val_fraction, settings.split_seed,
-                                           stratify=raw.stratify)
-    test_idx: list[int] = []
-    if test_file is None and settings.test_fraction > 0 and train_idx:
-        train_idx, test_idx = _carve_test(raw, train_idx, settings)
+    train_idx, val_idx, test_idx = split_parts(raw, settings)
     if not train_idx:
         raise WorkbenchError(f"{raw.name}: {n} examples leave none for training with val_fraction "
                              f"{settings.val_fraction:g} and test_fraction {settings.test_fraction:g}; lower them "
                              "or add examples")
+    val_file = read_other(raw, settings, settings.val_path, train_idx) if settings.val_path else None
+    test_file = read_other(raw, settings, settings.test_path, train_idx) if settings.test_path else None
     source, (val_pos, test_pos) = _appended(raw, [val_file, test_file])
     if val_file is not None:
         val_idx = val_pos
@@ -239,6 +232,22 @@ def _split(raw, settings: DataSettings) -> DataBundle:
                       feature_names=tuple(getattr(raw, "feature_names", None) or ()))
 
 
+def split_parts(raw, settings: DataSettings) -> tuple[list[int], list[int], list[int]]:
+    """Positions in the ``data.path`` source of the training, validation and test examples, as
+    ``load_data`` splits them. Validation: none where the source has its own validation part
+    (MNIST's test files) or data.val_path names a file; test: none unless data.test_fraction
+    (data.test_path's examples come from that file)."""
+    if raw.val is not None or settings.val_path:
+        train_idx, val_idx = list(range(raw.size)), []
+    else:
+        train_idx, val_idx = split_indices(raw.split_targets(), settings.val_fraction, settings.split_seed,
+                                           stratify=raw.stratify)
+    test_idx: list[int] = []
+    if not settings.test_path and settings.test_fraction > 0 and train_idx:
+        train_idx, test_idx = _carve_test(raw, train_idx, settings)
+    return train_idx, val_idx, test_idx
+
+
 def _carve_test(raw, train_idx: list[int], settings: DataSettings) -> tuple[list[int], list[int]]:
     """The test part taken out of the training indices: ``test_fraction`` of all examples
     (per class when stratified), seeded by ``split_seed``; the validation part is untouched."""
@@ -248,10 +257,11 @@ def _carve_test(raw, train_idx: list[int], settings: DataSettings) -> tuple[list
     return [train_idx[i] for i in keep], [train_idx[i] for i in held]
 
 
-def read_other(raw, settings: DataSettings, path: str):
+def read_other(raw, settings: DataSettings, path: str, train_idx: list[int]):
     """A separate validation or test file / folder, read by the source that read ``data.path``
     with the same settings. Its classes are matched to ``raw``'s by name in ``_appended``.
-    (A CSV source that can encode a second file with the first file's encoders slots in here.)"""
+    (A CSV source that encodes a second file with the first file's encoders, filling missing
+    cells from the training rows ``train_idx``, slots in here.)"""
     return sources.read(replace(settings, path=path, val_path=None, test_path=None))
 
 
