@@ -35,7 +35,7 @@ def run(args) -> int:
     from workbench.training import evaluation
 
     proj = load_project(args.file)
-    report = evaluation.evaluate_weights(proj, args.weights, args.split)
+    report = evaluation.evaluate_weights(proj.model, proj.data, args.weights, args.split, proj.training.loss)
     if args.json is not None:
         if fileio.is_dir(args.json):
             raise WorkbenchError(f"{args.json} is a folder; give --json a file name")

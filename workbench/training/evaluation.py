@@ -26,6 +26,8 @@ from torch import nn
 
 from workbench.data.bundle import DataBundle, Task, load_data
 from workbench.errors import WorkbenchError
+from workbench.model.spec import ModelSpec
+from workbench.project.settings import DataSettings
 from workbench.training.predict import model_from_weights, probabilities
 
 SPLITS = ("test", "val")
@@ -220,12 +222,13 @@ def evaluate(model: nn.Module, bundle: DataBundle, split: str | None = None, los
     return report(y, scores, bundle.task, split)
 
 
-def evaluate_weights(project, weights: str | Path, split: str | None = None,
-                     bundle: DataBundle | None = None) -> Report:
-    """The report of a project's model holding a checkpoint's or weights file's tensors (every
-    key must fit; read weights-only), on CPU. ``bundle``: the project's data, when loaded."""
-    bundle = bundle if bundle is not None else load_data(project.data)
+def evaluate_weights(spec: ModelSpec, data: DataSettings, weights: str | Path, split: str | None = None,
+                     loss: str | None = None, bundle: DataBundle | None = None) -> Report:
+    """The report of a project's model (``spec``) holding a checkpoint's or weights file's
+    tensors (every key must fit; read weights-only) on its data, on CPU. ``loss``: the
+    training loss ("auto" / None: the data's default); ``bundle``: the data, when loaded."""
+    bundle = bundle if bundle is not None else load_data(data)
     split = split or default_split(bundle)
     bundle.split(split)  # before the weights: a missing test split is said first
-    model = model_from_weights(project.model, weights)
-    return evaluate(model, bundle, split, project.training.loss, "cpu")
+    model = model_from_weights(spec, weights)
+    return evaluate(model, bundle, split, loss, "cpu")
