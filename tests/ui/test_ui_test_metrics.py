@@ -130,3 +130,34 @@ def test_the_page_fits_a_small_tab(qtbot, size):
     view = panel.metrics
     assert view.table.isVisible() and view.figures.isVisible()
     assert view.table.width() > 150 and view.figures.width() > 150
+
+
+def test_the_test_share_and_separate_files_are_set_beside_validation(qtbot, window, tmp_path, monkeypatch):
+    from ui.training import split_dialog
+
+    form = window.training.panel.form
+    project = window.doc.project
+    qtbot.mouseClick(form.findChild(type(form.arg_buttons["optimizer"]), "split_settings"), Qt.MouseButton.LeftButton)
+    dialog = form.split_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert not dialog.fields["val_path"].widget.isEnabled()  # digits reads no file
+    assert "reads no file" in dialog.note.text()
+    spin = dialog.fields["test_fraction"].widget
+    spin.setValue(0.2)
+    spin.editingFinished.emit()
+    qtbot.waitUntil(lambda: project.data.test_fraction == 0.2, timeout=2_000)
+    window.doc.undo_stack.undo()
+    assert project.data.test_fraction == 0.0 and spin.value() == 0.0  # undone, and the dialog shows it
+    window.doc.undo_stack.redo()
+    # a CSV project takes separate files, picked with Browse
+    (tmp_path / "t.csv").write_text("a,b,y\n1,2,x\n3,4,z\n")
+    project.set_setting("data.source", "csv")
+    project.set_setting("data.path", str(tmp_path / "t.csv"))
+    dialog.refresh()
+    assert dialog.fields["test_path"].widget.isEnabled()
+    monkeypatch.setattr(split_dialog, "choose_split_path", lambda *a: str(tmp_path / "test.csv"))
+    qtbot.mouseClick(dialog.browse["test_path"], Qt.MouseButton.LeftButton)
+    assert project.data.test_path == str(tmp_path / "test.csv") and project.data.test_fraction == 0.0
+    assert not spin.isEnabled()  # the file is the test part
+    assert window.doc.undo_stack.undoText() == f"Set data.test_path to {tmp_path / 'test.csv'}"
+    dialog.close()

@@ -291,7 +291,7 @@ class TrainingDock(QWidget):
             self.panel.show_failure(end.message, bool(end.detail))
             self._failure = end
         if isinstance(end, ev.FinishedEvent) and end.evaluation:  # the final model's test metrics
-            self.evaluation.show_report(end.evaluation, f"run {Path(end.run_dir).name}, the model it ended with")
+            self.evaluation.show_report(end.evaluation, f"run {Path(end.run_dir).name} (final weights)")
         self.main_window.say(self._end_text(end), 15000)
         run.deleteLater()
 

@@ -255,6 +255,11 @@ class SampleTiles(QWidget):
                 tile.setFixedSize(tile.sizeHint())  # tiles keep their size; more of them fit a wide panel
             self.tiles.append(tile)
         self._place()
+        # lay the tiles out now: inside the page tabs the scroll area would give them their height
+        # only a few event-loop rounds later, drawing them over each other until then
+        need = self._layout.totalMinimumSize().height()
+        if self.height() < need:
+            self.resize(self.width(), need)
 
     def _place(self) -> None:
         """As many columns as fit the width (tiles wrap instead of scrolling sideways)."""
@@ -320,13 +325,12 @@ class EvaluationPanel(QWidget):
         self.evaluate_button.clicked.connect(lambda: self.evaluate_checkpoint())
         self.status = QLabel("", objectName="muted")
         self.status.setWordWrap(True)
-        tools = QHBoxLayout()
-        tools.addWidget(self.evaluate_button)
-        tools.addWidget(self.status, 1)
+        self.status.hide()
+        self.metrics.add_tool(self.evaluate_button)
         test_page = QWidget()
         test_layout = QVBoxLayout(test_page)
         test_layout.setContentsMargins(0, 2, 0, 0)
-        test_layout.addLayout(tools)
+        test_layout.addWidget(self.status)
         test_layout.addWidget(self.metrics, 1)
         self.pages = QTabWidget(objectName="evaluationPages")
         self.pages.setDocumentMode(True)
@@ -357,7 +361,7 @@ class EvaluationPanel(QWidget):
         if isinstance(report, dict):
             report = evaluation.Report.from_dict(report)
         self.metrics.set_report(report, source)
-        self.status.setText("")
+        self.say("")
         self.pages.setCurrentIndex(1)
 
     def evaluate_checkpoint(self, path: str | None = None) -> None:
@@ -372,10 +376,10 @@ class EvaluationPanel(QWidget):
         if not path:
             return
         if self._job is not None and self._job.job_running():
-            self.status.setText("An evaluation is running; wait for it to finish.")
+            self.say("An evaluation is running; wait for it to finish.")
             return
         self.pages.setCurrentIndex(1)
-        self.status.setText(f"Evaluating {os.path.basename(path)}…")
+        self.say(f"Evaluating {os.path.basename(path)}…")
         self.evaluate_button.setEnabled(False)
         name = os.path.basename(path)
         self._job = start_worker(evaluation.evaluate_weights, self._window.doc.spec.copy(), project.data, path,
@@ -385,8 +389,14 @@ class EvaluationPanel(QWidget):
 
     def _evaluation_failed(self, exc: Exception) -> None:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        self.status.setText(f"<span style='color:{theme.BAD}'>Cannot evaluate: {text}</span>")
+        self.say(f"<span style='color:{theme.BAD}'>Cannot evaluate: {text}</span>")
         self.status.setToolTip(str(exc))
+
+    def say(self, text: str) -> None:
+        """A line above the test metrics (progress, an error); empty hides it."""
+        self.status.setText(text)
+        self.status.setToolTip("")
+        self.status.setVisible(bool(text))
 
     def _evaluation_done(self) -> None:
         self.evaluate_button.setEnabled(True)
@@ -438,5 +448,5 @@ class EvaluationPanel(QWidget):
         self.matrix.set_matrix([], [])
         self.samples.set_grid(None)
         self.metrics.clear()
-        self.status.setText("")
+        self.say("")
         self.pages.setCurrentIndex(0)

@@ -47,25 +47,41 @@ class MetricsView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)  # compact rows
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # names elide instead
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in range(1, len(COLUMNS)):
-            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the names take what the figures leave
         self.matrix = matrix
         self.roc = _plot("false positive rate", "true positive rate")
         self.pr = _plot("recall", "precision")
         self.scatter = _plot("true value", "predicted value")
         self.figures = QTabWidget(objectName="metricFigures")
         self.figures.setDocumentMode(True)
+        self.figures.setTabBarAutoHide(True)  # one figure (many classes): no tab bar over it
+        self.top = QHBoxLayout()
+        self.top.setContentsMargins(0, 0, 0, 0)
+        self.top.addWidget(self.heading, 1)
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
-        body.addWidget(self.table, 2)
-        body.addWidget(self.figures, 3)
+        body.addWidget(self.table, 1)
+        body.addWidget(self.figures)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.heading)
+        layout.addLayout(self.top)
         layout.addLayout(body, 1)
         self.clear()
+
+    def add_tool(self, widget: QWidget) -> None:
+        """Put a control (the panel's Evaluate Checkpoint… button) at the end of the heading row."""
+        self.top.addWidget(widget)
+
+    def resizeEvent(self, event) -> None:
+        """The figures stay about square (as tall as the page allows, at most half its width);
+        the table gets the rest."""
+        super().resizeEvent(event)
+        side = self.height() - self.heading.sizeHint().height() - 8
+        self.figures.setFixedWidth(max(160, min(side + 40, int(self.width() * 0.5))))
 
     def clear(self, text: str = "No test metrics yet: they come at the end of a run (on the test split, or the "
                                  "validation split where there is none), or from Evaluate Checkpoint…") -> None:
