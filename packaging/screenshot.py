@@ -119,7 +119,8 @@ def train_until(window, args: argparse.Namespace) -> None:
     to_end = args.explain or args.tab == "test-metrics"
     epochs = args.train if to_end else max(args.train + 5, window.doc.project.training.epochs)
     window.doc.project.set_setting("training.epochs", epochs)
-    if args.tab == "test-metrics" and not window.doc.project.data.test_fraction and not window.doc.project.data.test_path:
+    data = window.doc.project.data
+    if args.tab == "test-metrics" and not data.test_fraction and not data.test_path:
         window.doc.project.set_setting("data.test_fraction", 0.2)
     dock.panel.probe.wait()
     if not dock.start():

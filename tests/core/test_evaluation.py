@@ -107,7 +107,8 @@ def test_a_bad_separate_file_is_named(tmp_path):
     base = {"source": "csv", "path": str(tmp_path / "train.csv")}
     with pytest.raises(WorkbenchError, match="data.test_path: class 'zebra' is not among data.path's classes"):
         load_data({**base, "test_path": str(tmp_path / "other.csv")})
-    with pytest.raises(WorkbenchError, match=r"data.val_path: its examples have shape \[3\] but data.path's have \[2\]"):
+    wide = r"data.val_path: its examples have shape \[3\] but data.path's have \[2\]"
+    with pytest.raises(WorkbenchError, match=wide):
         load_data({**base, "val_path": str(tmp_path / "wide.csv")})
     with pytest.raises(WorkbenchError, match="missing.csv"):
         load_data({**base, "val_path": str(tmp_path / "missing.csv")})

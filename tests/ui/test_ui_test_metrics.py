@@ -58,7 +58,7 @@ def test_a_run_with_a_test_split_shows_its_per_class_metrics_and_any_checkpoint_
     assert view.report.confusion == metrics.confusion_matrix(
         bundle.test.y.numpy(), dock.live_model(bundle.test.x).argmax(dim=1).numpy()).tolist()
     assert view.matrix.matrix.sum() == len(bundle.test)  # the test split's matrix, beside the table
-    assert [view.figures.tabText(i) for i in range(view.figures.count())] == ["Confusion matrix"]  # ten classes
+    assert [view.figures.tabText(i) for i in range(view.figures.count())] == ["Matrix"]  # ten classes
 
     # Evaluate Checkpoint…: the run's last.ckpt holds the same weights, read on a worker
     last = str(Path(end.run_dir) / "last.ckpt")
@@ -93,8 +93,9 @@ def test_binary_curves_and_regression_figures(qtbot):
     view = panel.metrics
     tabs = [view.figures.tabText(i) for i in range(view.figures.count())]
     auc, ap = metrics.roc_auc_score(y, p1), metrics.average_precision_score(y, p1)
-    assert tabs == ["Confusion matrix", f"ROC (AUC {auc:.3f})", f"Precision-recall (AP {ap:.3f})"]
+    assert tabs == ["Matrix", "ROC", "PR"]
     assert text_of(view.heading).startswith("Validation split (the data has no test split) · 200 examples")
+    assert f"ROC AUC {auc:.3f} · AP {ap:.3f} (positive: dog)" in text_of(view.heading)
     curve = view.roc.getPlotItem().listDataItems()[-1]
     fpr, tpr, _ = metrics.roc_curve(y, p1)
     assert np.allclose(curve.xData, fpr) and np.allclose(curve.yData, tpr)

@@ -255,8 +255,10 @@ class SampleTiles(QWidget):
                 tile.setFixedSize(tile.sizeHint())  # tiles keep their size; more of them fit a wide panel
             self.tiles.append(tile)
         self._place()
-        # lay the tiles out now: inside the page tabs the scroll area would give them their height
-        # only a few event-loop rounds later, drawing them over each other until then
+        # lay the tiles out now: a layout shows new children a few event-loop rounds later (inside the
+        # page tabs the scroll area only then gave them their height, drawing them over each other)
+        for tile in self.tiles:
+            tile.show()
         need = self._layout.totalMinimumSize().height()
         if self.height() < need:
             self.resize(self.width(), need)

@@ -97,6 +97,9 @@ class MetricsView(QWidget):
         self.report = report
         what = SPLIT_WORDS.get(report.split, report.split)
         acc = f" · accuracy {report.accuracy:.4f}" if report.accuracy is not None else ""
+        if report.roc is not None and report.pr is not None:
+            positive = report.class_names[1] if len(report.class_names) > 1 else "1"
+            acc += f" · ROC AUC {report.roc.area:.3f} · AP {report.pr.area:.3f} (positive: {positive})"
         note = f" · <span style='color:{theme.WARNING}'>{report.note}</span>" if report.note else ""
         self.heading.setText(f"<b>{what}</b> · {report.size:,} examples{acc} · {source}{note}")
         self.figures.clear()
@@ -120,21 +123,22 @@ class MetricsView(QWidget):
         if r.accuracy is not None:
             self._set_row(len(rows), ["accuracy", "", "", f"{r.accuracy:.3f}", f"{r.size:,}"], True)
         self.matrix.set_matrix(r.confusion, r.class_names)
-        self.figures.addTab(self.matrix, "Confusion matrix")
+        self.figures.addTab(self.matrix, "Matrix")
+        self.figures.setTabToolTip(0, "The confusion matrix: rows are the true class, columns the predicted one")
         if r.roc is not None and r.pr is not None:
-            positive = r.class_names[1] if len(r.class_names) > 1 else "1"
             self.roc.clear()
             self.roc.plot([0, 1], [0, 1], pen=pg.mkPen(theme.PLOT_GRID, width=1, style=Qt.PenStyle.DashLine))
             self.roc.plot(r.roc.x, r.roc.y, pen=pg.mkPen(theme.PLOT_SMOOTH, width=2))
-            self.roc.setTitle(f"ROC · AUC {r.roc.area:.3f} (positive: {positive})", size="9pt")
             self.pr.clear()
             self.pr.plot(r.pr.x, r.pr.y, pen=pg.mkPen(theme.PLOT_VAL, width=2))
-            self.pr.setTitle(f"Precision-recall · AP {r.pr.area:.3f}", size="9pt")
             for plot in (self.roc, self.pr):
                 plot.setXRange(0, 1, padding=0.02)
                 plot.setYRange(0, 1, padding=0.02)
-            self.figures.addTab(self.roc, f"ROC (AUC {r.roc.area:.3f})")
-            self.figures.addTab(self.pr, f"Precision-recall (AP {r.pr.area:.3f})")
+            self.figures.addTab(self.roc, "ROC")
+            self.figures.setTabToolTip(1, f"ROC curve of the positive class {r.class_names[1]!r}: AUC {r.roc.area:.4f}")
+            self.figures.addTab(self.pr, "PR")
+            self.figures.setTabToolTip(2, f"Precision-recall curve of the positive class {r.class_names[1]!r}: "
+                                          f"average precision {r.pr.area:.4f}")
 
     # ------------------------------------------------------------ regression
     def _regression(self, r: Report) -> None:
@@ -152,8 +156,9 @@ class MetricsView(QWidget):
             self.scatter.plot([lo, hi], [lo, hi], pen=pg.mkPen(theme.PLOT_GRID, width=1, style=Qt.PenStyle.DashLine))
             self.scatter.plot(xs, ys, pen=None, symbol="o", symbolSize=5, symbolPen=None,
                               symbolBrush=pg.mkBrush(*theme.PLOT_SMOOTH[:3], 140))
-        self.scatter.setTitle("predicted against true (on the dashed line: exact)", size="9pt")
         self.figures.addTab(self.scatter, "Predicted vs true")
+        self.figures.setTabToolTip(0, "Each example's predicted value against its true one; on the dashed line the "
+                                      "prediction is exact")
 
     def _set_row(self, i: int, cells: list[str], total: bool) -> None:
         for c, text in enumerate(cells):

@@ -6,8 +6,9 @@ workbench.data.sources.registry), splits it deterministically from
 and returns a ``DataBundle``. A test part (``data.test_fraction``, carved from what the
 validation split leaves for training, so validation stays as it was) or separate validation /
 test files (``data.val_path`` / ``data.test_path``, read as ``data.path`` is, classes matched by
-name, normalised with the training part's statistics) never enter training or validation. The bundle's ``task`` says what the data implies: classes,
-input shape and dtype, the default loss. ``check_fit`` refuses a model whose input or
+name, normalised with the training part's statistics) never enter training or validation.
+The bundle's ``task`` says what the data implies: classes, input shape and dtype,
+the default loss. ``check_fit`` refuses a model whose input or
 output does not fit the task, naming the layer and the fix.
 
 Batches come from ``EpochBatches``: the order is a pure function of (seed, epoch), a run can
@@ -290,9 +291,10 @@ def _class_lut(raw, other, path: str) -> list[int] | None:
     ours = {name: i for i, name in enumerate(raw.class_names)}
     unknown = [name for name in other.class_names if name not in ours]
     if unknown:
+        more = ", ..." if len(raw.class_names) > 10 else ""
         raise WorkbenchError(f"{path}: class {unknown[0]!r} is not among data.path's classes "
-                             f"({', '.join(map(repr, raw.class_names[:10]))}{', ...' if len(raw.class_names) > 10 else ''})"
-                             "; the model can only learn the classes it trains on")
+                             f"({', '.join(map(repr, raw.class_names[:10]))}{more}); the model can only learn the "
+                             "classes it trains on")
     return [ours[name] for name in other.class_names]
 
 
