@@ -10,7 +10,8 @@ frozen and the second selected, so the inspector, the history and the frozen mar
 ``--train N`` presses Train and takes the picture mid-run after N epochs (the --freeze layer
 is then frozen during the run, after the first epoch, so its mark shows in the plot);
 ``--tab evaluation`` shows the confusion matrix and samples instead of the plots, ``--tab health``
-the per-layer health strips.
+the per-layer health strips, ``--tab test-metrics`` trains N epochs to the end with a test split
+(data.test_fraction 0.2 unless the project has one) and shows the Evaluation tab's Test metrics.
 ``--explain`` trains N epochs to the end, clicks the largest mistake cell of the confusion
 matrix and its first sample, and pictures the explanations window at the given size.
 ``--profile`` runs View > Profile Layers first (the Latency column's bars); ``--cost-columns
@@ -139,12 +140,19 @@ def train_until(window, args: argparse.Namespace) -> None:
 
     dock = window.training
     window.doc.project.path = Path(os.environ["WORKBENCH_RUNS"]) / "digits.wbproj"
-    epochs = args.train if args.explain else max(args.train + 5, window.doc.project.training.epochs)
+    to_end = args.explain or args.tab == "test-metrics"
+    epochs = args.train if to_end else max(args.train + 5, window.doc.project.training.epochs)
     window.doc.project.set_setting("training.epochs", epochs)
+    data = window.doc.project.data
+    if args.tab == "test-metrics" and not data.test_fraction and not data.test_path:
+        window.doc.project.set_setting("data.test_fraction", 0.2)
     dock.panel.probe.wait()
     if not dock.start():
         raise SystemExit("error: training did not start: " + dock.panel.status.text())
-    dock.tabs.setCurrentIndex(("plots", "evaluation", "health").index(args.tab))
+    dock.tabs.setCurrentIndex({"plots": 0, "evaluation": 1, "health": 2, "test-metrics": 1}[args.tab])
+    if args.tab == "test-metrics":
+        while dock.run is not None:
+            QTest.qWait(20)
     frozen = False
     while dock.run is not None and (dock.series is None or len(dock.series.epoch_no) < args.train):
         QTest.qWait(20)
@@ -240,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dock", default="", help="a dock to bring forward (Sweep, Prediction, Data)")
     parser.add_argument("--explain", action="store_true", help="with --train N: the explanations window "
                         "of the largest mistake cell after the run")
-    parser.add_argument("--tab", choices=("plots", "evaluation", "health"), default="plots",
-                        help="training tab to show")
+    parser.add_argument("--tab", choices=("plots", "evaluation", "health", "test-metrics"), default="plots",
+                        help="training tab to show (test-metrics: with --train N, the run's end and its test metrics)")
     parser.add_argument("--profile", action="store_true", help="run View > Profile Layers first (not with --train)")
     parser.add_argument("--cost-columns", choices=("auto", "shown"), default="auto",
                         help="the stack's cost columns as room allows, or all shown")

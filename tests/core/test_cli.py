@@ -135,7 +135,8 @@ def launcher(*args, cwd):
 
 
 @pytest.mark.parametrize("typo,hint", [("sumary", "did you mean 'summary'?"), ("exprot", "did you mean 'export'?"),
-                                       ("evaulate", "commands: summary, templates, new, catalog, train, export")])
+                                       ("evaulate", "did you mean 'evaluate'?"),  # a command since issue 15
+                                       ("frobnicate", "commands: summary, templates, new, catalog, train, export")])
 def test_a_mistyped_command_is_named_with_close_matches(tmp_path, typo, hint):
     window, module = launcher(typo, "x", cwd=tmp_path), run(typo, "x", cwd=tmp_path)
     for result in (window, module):

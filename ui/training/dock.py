@@ -290,6 +290,8 @@ class TrainingDock(QWidget):
         if isinstance(end, ev.FailedEvent):
             self.panel.show_failure(end.message, bool(end.detail))
             self._failure = end
+        if isinstance(end, ev.FinishedEvent) and end.evaluation:  # the final model's test metrics
+            self.evaluation.show_report(end.evaluation, f"run {Path(end.run_dir).name} (final weights)")
         self.main_window.say(self._end_text(end), 15000)
         run.deleteLater()
 
@@ -429,6 +431,7 @@ class TrainingDock(QWidget):
             self.run.wait(120.0)
         self.gauges.shutdown()
         self.panel.shutdown()
+        self.evaluation.shutdown()
         if self._overlay_job is not None:
             self._overlay_job.quit()
             self._overlay_job.wait(10.0)

@@ -1,5 +1,9 @@
-"""After each epoch: the confusion matrix as an image and validation samples with their
-predicted and true labels, worst mistakes first.
+"""The Evaluation tab. "Last epoch": after each epoch, the confusion matrix as an image and
+validation samples with their predicted and true labels, worst mistakes first. "Test
+metrics": at the end of a run (``FinishedEvent.evaluation``) and for any checkpoint chosen with
+Evaluate Checkpoint… (``workbench.training.evaluation.evaluate_weights`` on a worker thread,
+with a copy of the project's model and data settings), the per-class table, averages,
+confusion matrix and the binary curves or regression figures (``metrics_view.MetricsView``).
 
 The matrix is painted from ``EpochEvent.confusion`` (rows: true class, columns: predicted),
 each row shaded by the share of that class (so a rare class's mistakes stand out as much
@@ -14,13 +18,17 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QTabWidget, QVBoxLayout, QWidget)
 
+from workbench.training import evaluation
 from workbench.training.samples import SampleGrid
 
 from ui.common import theme
 from ui.common.pictures import image_pixmap
+from ui.common.workers import Worker, start_worker
 from ui.insight.explanations_window import ExplanationsWindow
+from ui.training.metrics_view import MetricsView
 
 TILE = 56  # sample image side on screen, pixels
 TEXT_TILE_WIDTH = 180  # a table row's values wrap in a tile this wide
@@ -247,6 +255,13 @@ class SampleTiles(QWidget):
                 tile.setFixedSize(tile.sizeHint())  # tiles keep their size; more of them fit a wide panel
             self.tiles.append(tile)
         self._place()
+        # lay the tiles out now: a layout shows new children a few event-loop rounds later (inside the
+        # page tabs the scroll area only then gave them their height, drawing them over each other)
+        for tile in self.tiles:
+            tile.show()
+        need = self._layout.totalMinimumSize().height()
+        if self.height() < need:
+            self.resize(self.width(), need)
 
     def _place(self) -> None:
         """As many columns as fit the width (tiles wrap instead of scrolling sideways)."""
@@ -271,6 +286,14 @@ def _name(names: list[str], index: int) -> str:
     return names[index] if 0 <= index < len(names) else str(index)
 
 
+def choose_checkpoint(parent, folder: str) -> str | None:
+    """Ask for a checkpoint or weights file to evaluate (tests replace this)."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Evaluate a checkpoint", folder,
+                                          "Checkpoints and weights (*.ckpt *.pth *.pt *.safetensors *.bin);;"
+                                          "All files (*)")
+    return path or None
+
+
 class EvaluationPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -278,6 +301,7 @@ class EvaluationPanel(QWidget):
         self._epoch: int | None = None  # the epoch the matrix is of
         self._window = None  # the main window, for the explanations of a cell (attach)
         self.explanations: ExplanationsWindow | None = None
+        self._job: Worker | None = None  # Evaluate Checkpoint's worker
         self.title = QLabel("No evaluation yet: it appears after each epoch.", objectName="evalTitle")
         self.title.setWordWrap(True)
         self.matrix = ConfusionMatrix()
@@ -290,10 +314,33 @@ class EvaluationPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.matrix)
         row.addWidget(scroll, 1)
+        epoch_page = QWidget()
+        epoch_layout = QVBoxLayout(epoch_page)
+        epoch_layout.setContentsMargins(0, 2, 0, 0)
+        epoch_layout.addWidget(self.title)
+        epoch_layout.addLayout(row, 1)
+        self.metrics = MetricsView(ConfusionMatrix())  # a matrix of its own: the test split's
+        self.evaluate_button = QPushButton("Evaluate Checkpoint…")
+        self.evaluate_button.setToolTip("Test metrics of a checkpoint or weights file of this model: per-class "
+                                        "precision, recall and F1, the confusion matrix, ROC / PR curves for two "
+                                        "classes (the same as `workbench evaluate`)")
+        self.evaluate_button.clicked.connect(lambda: self.evaluate_checkpoint())
+        self.status = QLabel("", objectName="muted")
+        self.status.setWordWrap(True)
+        self.status.hide()
+        self.metrics.add_tool(self.evaluate_button)
+        test_page = QWidget()
+        test_layout = QVBoxLayout(test_page)
+        test_layout.setContentsMargins(0, 2, 0, 0)
+        test_layout.addWidget(self.status)
+        test_layout.addWidget(self.metrics, 1)
+        self.pages = QTabWidget(objectName="evaluationPages")
+        self.pages.setDocumentMode(True)
+        self.pages.addTab(epoch_page, "Last epoch")
+        self.pages.addTab(test_page, "Test metrics")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.title)
-        layout.addLayout(row, 1)
+        layout.addWidget(self.pages, 1)
         self.matrix.cellClicked.connect(self.open_cell)
 
     def attach(self, window) -> None:
@@ -309,10 +356,63 @@ class EvaluationPanel(QWidget):
         self.explanations.show_cell(true, predicted, self.matrix.names, int(self.matrix.matrix[true, predicted]),
                                     self._epoch)
 
+    # ------------------------------------------------------------ test metrics
+    def show_report(self, report: dict | evaluation.Report, source: str) -> None:
+        """Show a report (``FinishedEvent.evaluation`` or an ``evaluation.Report``) on the Test
+        metrics page and bring that page forward."""
+        if isinstance(report, dict):
+            report = evaluation.Report.from_dict(report)
+        self.metrics.set_report(report, source)
+        self.say("")
+        self.pages.setCurrentIndex(1)
+
+    def evaluate_checkpoint(self, path: str | None = None) -> None:
+        """Ask for a checkpoint (unless given) and evaluate it on a worker with a copy of the
+        project's model and data settings; the answer shows on the Test metrics page."""
+        if self._window is None:
+            return
+        project = self._window.doc.project
+        if path is None:
+            runs = [r["dir"] for r in reversed(project.runs) if r.get("dir")]
+            path = choose_checkpoint(self, runs[0] if runs else str(project.run_folder()))
+        if not path:
+            return
+        if self._job is not None and self._job.job_running():
+            self.say("An evaluation is running; wait for it to finish.")
+            return
+        self.pages.setCurrentIndex(1)
+        self.say(f"Evaluating {os.path.basename(path)}…")
+        self.evaluate_button.setEnabled(False)
+        name = os.path.basename(path)
+        self._job = start_worker(evaluation.evaluate_weights, self._window.doc.spec.copy(), project.data, path,
+                                 None, project.training.loss, name="evaluate-checkpoint",
+                                 returned=lambda report: self.show_report(report, f"checkpoint {name}"),
+                                 errored=self._evaluation_failed, finished=self._evaluation_done)
+
+    def _evaluation_failed(self, exc: Exception) -> None:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.say(f"<span style='color:{theme.BAD}'>Cannot evaluate: {text}</span>")
+        self.status.setToolTip(str(exc))
+
+    def say(self, text: str) -> None:
+        """A line above the test metrics (progress, an error); empty hides it."""
+        self.status.setText(text)
+        self.status.setToolTip("")
+        self.status.setVisible(bool(text))
+
+    def _evaluation_done(self) -> None:
+        self.evaluate_button.setEnabled(True)
+
+    def shutdown(self) -> None:
+        """The window closes: the evaluation worker must not outlive it."""
+        if self._job is not None:
+            self._job.quit()
+            self._job.wait()
+
     def resizeEvent(self, event) -> None:
         """The matrix stays square (as tall as the panel allows); the samples get the rest."""
         super().resizeEvent(event)
-        side = self.height() - self.title.sizeHint().height() - 16
+        side = self.height() - self.title.sizeHint().height() - 40
         self.matrix.setFixedWidth(max(90, min(side, int(self.width() * 0.5))))
 
     def show_epoch(self, epoch: int, val_acc: float | None, confusion: list[list[int]], names: list[str],
@@ -349,3 +449,6 @@ class EvaluationPanel(QWidget):
         self.title.setText("No evaluation yet: it appears after each epoch.")
         self.matrix.set_matrix([], [])
         self.samples.set_grid(None)
+        self.metrics.clear()
+        self.say("")
+        self.pages.setCurrentIndex(0)

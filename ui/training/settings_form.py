@@ -23,7 +23,8 @@ For a source that needs a file or folder, Path says which to pick (not "default"
 Target column box lists the columns of the file's header, read on a background thread
 (``workbench.data.sources.tables.columns``), and also takes a typed name; its "…" button opens
 ``ui.training.csv_columns.CsvColumnsDialog`` (column types, target, task, missing cells). ``shutdown()`` awaits
-that read (the panel calls it).
+that read (the panel calls it). The "…" beside Validation opens ``ui.training.split_dialog``: the
+test share (data.test_fraction) and separate validation / test files.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from ui.common.workers import Worker, start_worker
 from ui.document.commands import UNSET, SetValue
 from ui.editor.fields import Field, format_value, make_field
 from ui.training.csv_columns import CsvColumnsDialog
+from ui.training.split_dialog import SplitDialog
 
 SECTIONS = {"data": DataSettings.params(), "training": TrainingSettings.params(),
             "optimizer": OptimizerSettings.params(), "schedule": ScheduleSettings.params(),
@@ -148,6 +150,7 @@ class SettingsForm(QWidget):
         self.arg_buttons: dict[str, QToolButton] = {}
         self.arguments: ArgumentsDialog | None = None  # the open Args... form
         self.csv_columns: CsvColumnsDialog | None = None  # the open CSV Columns… dialog
+        self.split_dialog: SplitDialog | None = None  # the open test split and separate files dialog
         self.columns: list[str] = []  # the CSV header's column names (read off the UI thread)
         self._columns_of: str | None = None  # the CSV file they were read from (or are being read from)
         self._header_job: Worker | None = None
@@ -231,6 +234,17 @@ class SettingsForm(QWidget):
             line.setContentsMargins(0, 0, 0, 0)
             line.addWidget(widget, 1)
             line.addWidget(browse)
+            widget = holder
+        if key == ("data", "val_fraction"):  # test split and separate validation / test files (evaluation)
+            button = QToolButton(objectName="split_settings", text="…")
+            button.setToolTip("Test split and separate validation / test files")
+            button.clicked.connect(lambda _=False: self.edit_split())
+            holder = QWidget()
+            line = QHBoxLayout(holder)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.setSpacing(2)
+            line.addWidget(widget, 1)
+            line.addWidget(button)
             widget = holder
         if key == ("data", "batch_size"):  # the largest batch that fits, from the memory forecast
             self.batch_fit = QLabel(objectName="batchFit")
@@ -407,6 +421,14 @@ class SettingsForm(QWidget):
     def _csv_columns_closed(self, dialog) -> None:
         if self.csv_columns is dialog:
             self.csv_columns = None
+
+    def edit_split(self) -> SplitDialog:
+        """Open the test split and separate files dialog (the "…" beside Validation)."""
+        if self.split_dialog is not None:
+            self.split_dialog.close()
+        self.split_dialog = SplitDialog(self)
+        self.split_dialog.show()
+        return self.split_dialog
 
     def _arguments_closed(self, dialog) -> None:
         if self.arguments is dialog:

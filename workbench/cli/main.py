@@ -1,14 +1,15 @@
-"""Headless commands: ``workbench summary|templates|new|catalog|train|export|sweep|lr-find|explain|expand``.
+"""Headless commands: ``workbench summary|templates|new|catalog|train|export|sweep|lr-find|explain|expand|evaluate``.
 
 Also ``python -m workbench ...``. Exit 0 on success, 2 with one ``error: ...`` line on bad
 input (a mistyped command too, with its close matches: ``unknown_command``, which the window
 launcher asks as well); never a traceback for a user mistake. Text from a project file is
 printed through ``common.printable``, so no file can send escape sequences to the terminal.
-``train``, ``export``, ``sweep``, ``lr-find``, ``explain`` and ``expand`` live in their own modules
-(workbench/cli/train.py, export.py, sweep.py, lr_find.py, explain.py, expand.py); what they share
-with the commands here is in workbench/cli/common.py. Every command that loads a project takes
-``--trust-code``: without it a project naming Python files (Custom layers, a custom Dataset) is
-refused with one ``error:`` line naming the files, before anything of them runs.
+``train``, ``export``, ``sweep``, ``lr-find``, ``explain``, ``expand`` and ``evaluate`` live in their
+own modules (workbench/cli/train.py, export.py, sweep.py, lr_find.py, explain.py, expand.py,
+evaluate.py); what they share with the commands here is in workbench/cli/common.py. Every command
+that loads a project takes ``--trust-code``: without it a project naming Python files (Custom
+layers, a custom Dataset) is refused with one ``error:`` line naming the files, before anything of
+them runs.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import sys
 from pathlib import Path
 
 from workbench import fileio
-from workbench.cli import expand as expand_command, explain as explain_command, export as export_command, \
-    lr_find as lr_find_command, sweep as sweep_command, train as train_command
+from workbench.cli import evaluate as evaluate_command, expand as expand_command, explain as explain_command, \
+    export as export_command, lr_find as lr_find_command, sweep as sweep_command, train as train_command
 from workbench.cli.common import load_project, one_line, printable, trust_code
 from workbench.errors import WorkbenchError
 
@@ -33,6 +34,7 @@ EXTERNAL = {
     "lr-find": (lr_find_command, "suggest a learning rate (range test) and write the loss curve as CSV"),
     "explain": (explain_command, "explain a validation sample's prediction as a PNG (Grad-CAM, integrated gradients)"),
     "expand": (expand_command, "expand a torchvision backbone layer into editable layers (written to the project)"),
+    "evaluate": (evaluate_command, "test metrics of a checkpoint: per-class precision / recall / F1, confusion matrix"),
 }
 COMMANDS = ("summary", "templates", "new", "catalog", *EXTERNAL)
 

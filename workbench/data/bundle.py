@@ -5,8 +5,12 @@ workbench.data.sources.registry), splits it deterministically from
 ``split_seed`` (stratified by class), normalises with statistics of the training part only,
 runs the augmentation pipelines once on the first examples (workbench.data.augment: a step that
 cannot apply is named here, and a pipeline that resizes sets the input shape), and returns a
-``DataBundle``. The bundle's ``task`` says what the data implies: classes,
-input shape and dtype, the default loss. ``check_fit`` refuses a model whose input or
+``DataBundle``. A test part (``data.test_fraction``, carved from what the validation split
+leaves for training, so validation stays as it was) or separate validation / test files
+(``data.val_path`` / ``data.test_path``, read as ``data.path`` is, classes matched by name,
+normalised with the training part's statistics) never enter training or validation.
+The bundle's ``task`` says what the data implies: classes, input shape and dtype,
+the default loss. ``check_fit`` refuses a model whose input or
 output does not fit the task, naming the layer and the fix.
 
 Batches come from ``EpochBatches``: the order is a pure function of (seed, epoch), a run can
@@ -20,10 +24,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from workbench.data import augment
-from workbench.data.sources import registry as sources
+from workbench.data.sources import registry as sources, tables
 from workbench.data.sources.base import LazySource, TensorData
 from workbench.errors import LayerError, SpecError, WorkbenchError
 from workbench.model import build, remedies, shapes
@@ -48,6 +52,7 @@ class Task:
     description: str = ""
     train_size: int = 0
     val_size: int = 0
+    test_size: int = 0
 
     @property
     def is_classification(self) -> bool:
@@ -127,6 +132,8 @@ class DataBundle:
     settings: DataSettings
     train_index: list[int] = field(default_factory=list)  # positions in the source, for display
     val_index: list[int] = field(default_factory=list)
+    test: Dataset | None = None  # the test part (data.test_fraction or data.test_path): never trained on
+    test_index: list[int] = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # normalisation used, as plain lists
     # how an image from elsewhere (workbench.training.predict) becomes an input as validation
     # inputs are made: a source read file by file gives its validation transform (PIL image ->
@@ -137,10 +144,9 @@ class DataBundle:
 
     def loader(self, split: str = "train", *, seed: int = 0, rank: int = 0, world_size: int = 1,
                device: torch.device | str | None = None) -> DataLoader:
-        """A DataLoader whose ``batch_sampler`` is an ``EpochBatches`` (call its set_epoch)."""
-        ds = self.train if split == "train" else self.val
-        if ds is None:
-            raise WorkbenchError("there is no validation data (data.val_fraction is 0)")
+        """A DataLoader whose ``batch_sampler`` is an ``EpochBatches`` (call its set_epoch);
+        ``split`` is "train", "val" or "test"."""
+        ds = self.split(split)
         bs = self.settings.batch_size
         batches = EpochBatches(len(ds), bs, shuffle=split == "train", seed=seed, rank=rank,
                                world_size=world_size, drop_single=split == "train", pad=split == "train")
@@ -151,6 +157,17 @@ class DataBundle:
                           persistent_workers=workers > 0 and self.settings.persistent_workers,
                           worker_init_fn=_worker_init if workers else None,
                           generator=torch.Generator().manual_seed(seed))
+
+    def split(self, name: str) -> Dataset:
+        """The dataset of a split ("train", "val" or "test"); WorkbenchError when it is empty."""
+        ds = {"train": self.train, "val": self.val, "test": self.test}.get(name)
+        if ds is None and name == "val":
+            raise WorkbenchError("there is no validation data (data.val_fraction is 0 and no data.val_path)")
+        if ds is None and name == "test":
+            raise WorkbenchError("there is no test data; set data.test_fraction (e.g. 0.2) or data.test_path")
+        if ds is None:
+            raise WorkbenchError(f"unknown split {name!r}; use train, val or test")
+        return ds
 
     def val_example(self, i: int):
         """The i-th validation example (input tensor, target) for display."""
@@ -186,38 +203,157 @@ def load_data(settings: DataSettings | dict, *, allow_download: bool | None = No
 
 def _split(raw, settings: DataSettings) -> DataBundle:
     n = raw.size
-    train_idx, val_idx = split_parts(raw, settings)
+    train_idx, val_idx, test_idx = split_parts(raw, settings)
     if not train_idx:
         raise WorkbenchError(f"{raw.name}: {n} examples leave none for training with val_fraction "
-                             f"{settings.val_fraction:g}; lower val_fraction or add examples")
-    train, val, stats = raw.make_datasets(train_idx, val_idx, settings)
+                             f"{settings.val_fraction:g} and test_fraction {settings.test_fraction:g}; lower them "
+                             "or add examples")
+    val_file = read_other(raw, settings, settings.val_path, train_idx) if settings.val_path else None
+    test_file = read_other(raw, settings, settings.test_path, train_idx) if settings.test_path else None
+    source, (val_pos, test_pos) = _appended(raw, [val_file, test_file])
+    if val_file is not None:
+        val_idx = val_pos
+    if test_file is not None:
+        test_idx = test_pos
+    train, val, stats = source.make_datasets(train_idx, val_idx, settings)
+    test = _own_val_dropped(source).make_datasets(train_idx, test_idx, settings)[1] if test_idx else None
     val_size = len(val) if val is not None else 0
     shape = tuple(raw.input_shape)
     if settings.augment_train or settings.augment_eval:  # each step meets the data now, not mid-run
         shape = augment.input_shape(train, val if val_size else None) or shape
+    test_size = len(test) if test is not None else 0
     task = Task(
         kind="classification" if raw.class_names is not None else "regression",
         input_shape=shape, input_dtype=raw.input_dtype,
         num_classes=len(raw.class_names) if raw.class_names is not None else None,
         class_names=tuple(raw.class_names or ()), is_image=raw.is_image,
         default_loss="CrossEntropyLoss" if raw.class_names is not None else "MSELoss",
-        description=f"{raw.name}: {len(train)} training / {val_size} validation examples",
-        train_size=len(train), val_size=val_size)
+        description=f"{raw.name}: {len(train)} training / {val_size} validation "
+                    f"{f'/ {test_size} test ' if test_size else ''}examples",
+        train_size=len(train), val_size=val_size, test_size=test_size)
     lazy = isinstance(raw, LazySource)
     return DataBundle(task, train, val if val_size else None, settings, train_idx,
-                      val_idx if raw.val is None else list(range(val_size)), stats,
+                      val_idx if raw.val is None else list(range(val_size)),
+                      test if test_size else None, test_idx, stats,
                       image_transform=raw.val_transform if lazy else None,
                       pixel_max=1.0 if lazy else float(getattr(raw, "pixel_max", 1.0)),
                       feature_names=tuple(getattr(raw, "feature_names", None) or ()))
 
 
-def split_parts(raw, settings: DataSettings) -> tuple[list[int], list[int]]:
-    """Positions in the source of the training and validation examples, as ``load_data`` splits
-    them (the Data browser counts its splits with this); none for validation where the source
-    has its own validation part (MNIST's test files)."""
-    if raw.val is not None:
-        return list(range(raw.size)), []
-    return split_indices(raw.split_targets(), settings.val_fraction, settings.split_seed, stratify=raw.stratify)
+def split_parts(raw, settings: DataSettings) -> tuple[list[int], list[int], list[int]]:
+    """Positions in the ``data.path`` source of the training, validation and test examples, as
+    ``load_data`` splits them. Validation: none where the source has its own validation part
+    (MNIST's test files) or data.val_path names a file; test: none unless data.test_fraction
+    (data.test_path's examples come from that file)."""
+    if raw.val is not None or settings.val_path:
+        train_idx, val_idx = list(range(raw.size)), []
+    else:
+        train_idx, val_idx = split_indices(raw.split_targets(), settings.val_fraction, settings.split_seed,
+                                           stratify=raw.stratify)
+    test_idx: list[int] = []
+    if not settings.test_path and settings.test_fraction > 0 and train_idx:
+        train_idx, test_idx = _carve_test(raw, train_idx, settings)
+    return train_idx, val_idx, test_idx
+
+
+def _carve_test(raw, train_idx: list[int], settings: DataSettings) -> tuple[list[int], list[int]]:
+    """The test part taken out of the training indices: ``test_fraction`` of all examples
+    (per class when stratified), seeded by ``split_seed``; the validation part is untouched."""
+    share = min(1.0, settings.test_fraction * raw.size / len(train_idx))
+    targets = raw.split_targets()[torch.as_tensor(train_idx, dtype=torch.long)]
+    keep, held = split_indices(targets, share, settings.split_seed, stratify=raw.stratify)
+    return [train_idx[i] for i in keep], [train_idx[i] for i in held]
+
+
+def read_other(raw, settings: DataSettings, path: str, train_idx: list[int]):
+    """A separate validation or test file / folder, read by the source that read ``data.path``
+    with the same settings. Its classes are matched to ``raw``'s by name in ``_appended``.
+    A CSV file is read with the first file's column types, categories, classes and the training
+    rows' (``train_idx``) fill values (``tables.read_like``), so its classes are raw's already."""
+    if isinstance(raw, tables.TableSource):
+        x, y = tables.read_like(path, raw, train_idx)
+        return replace(raw, x=x, y=y, val_x=None, val_y=None)
+    return sources.read(replace(settings, path=path, val_path=None, test_path=None))
+
+
+class Relabelled(Dataset):
+    """(input, target) pairs of another file's dataset with its class indices mapped to ours."""
+
+    def __init__(self, base: Dataset, lut: list[int]):
+        self.base, self.lut = base, lut
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        return x, self.lut[int(y)]
+
+
+def _class_lut(raw, other, path: str) -> list[int] | None:
+    """Map ``other``'s class indices to ``raw``'s by name (None: regression)."""
+    if (raw.class_names is None) != (other.class_names is None):
+        what = "classes" if raw.class_names is not None else "a number to predict"
+        raise WorkbenchError(f"{path}: its target is not like data.path's, which has {what}; use a file of the "
+                             "same kind (data.task applies to both)")
+    if raw.class_names is None:
+        return None
+    ours = {name: i for i, name in enumerate(raw.class_names)}
+    unknown = [name for name in other.class_names if name not in ours]
+    if unknown:
+        more = ", ..." if len(raw.class_names) > 10 else ""
+        raise WorkbenchError(f"{path}: class {unknown[0]!r} is not among data.path's classes "
+                             f"({', '.join(map(repr, raw.class_names[:10]))}{more}); the model can only learn the "
+                             "classes it trains on")
+    return [ours[name] for name in other.class_names]
+
+
+def _appended(raw, others: list) -> tuple[object, list[list[int]]]:
+    """``raw`` with each of ``others`` (separate files; None: absent) appended after its
+    examples, and the positions each one's examples got."""
+    source, positions, end = raw, [], raw.size
+    for other, path in zip(others, ("data.val_path", "data.test_path")):
+        if other is None:
+            positions.append([])
+            continue
+        if not other.size:
+            raise WorkbenchError(f"{path}: the file holds no examples")
+        lut = _class_lut(raw, other, path)
+        source = _joined(source, other, lut, path)
+        positions.append(list(range(end, end + other.size)))
+        end += other.size
+    return source, positions
+
+
+def _joined(source, other, lut: list[int] | None, path: str):
+    """One source holding ``source``'s examples, then ``other``'s (targets in ``source``'s classes)."""
+    if isinstance(source, LazySource) != isinstance(other, LazySource):
+        raise WorkbenchError(f"{path}: read as another kind of data than data.path")
+    if isinstance(source, LazySource):
+        base = other.base if lut is None else Relabelled(other.base, lut)
+        targets = None
+        if source.targets is not None and other.targets is not None:
+            targets = torch.cat([source.targets, torch.as_tensor(lut)[other.targets]])
+        return replace(source, base=ConcatDataset([source.base, base]), targets=targets)
+    x, y = other.x, other.y
+    if tuple(x.shape[1:]) != tuple(source.x.shape[1:]):
+        raise WorkbenchError(f"{path}: its examples have shape {list(x.shape[1:])} but data.path's have "
+                             f"{list(source.x.shape[1:])}; the files must hold the same columns (or image size)")
+    names_then, names_now = source.feature_names, getattr(other, "feature_names", None)
+    if names_then and names_now and list(names_then) != list(names_now):
+        first = next(a for a, b in zip(names_then, names_now) if a != b)
+        raise WorkbenchError(f"{path}: its columns encode differently from data.path's (input {first!r} differs); "
+                             "the files must hold the same columns and values")
+    if lut is not None:
+        y = torch.as_tensor(lut, dtype=y.dtype)[y]
+    return replace(_own_val_dropped(source), x=torch.cat([source.x, x.to(source.x.dtype)]),
+                   y=torch.cat([source.y, y.to(source.y.dtype)]))
+
+
+def _own_val_dropped(source):
+    """The source without the validation part it defines itself (MNIST's test files), so its
+    ``make_datasets`` makes the second dataset from the indices it is given."""
+    return replace(source, val_x=None, val_y=None) if getattr(source, "val_x", None) is not None else source
 
 
 def split_indices(targets: torch.Tensor, val_fraction: float, seed: int,

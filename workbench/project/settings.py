@@ -301,6 +301,13 @@ class DataSettings(Settings):
         "[{\"type\": \"RandomRotation\", \"args\": {\"degrees\": 15}}]")})
     augment_eval: list = field(default_factory=list, metadata={_CUSTOM: (
         check_steps, "transforms applied to validation and test images, in order")})
+    # test split and separate validation / test files (evaluation)
+    test_fraction: float = setting("float", 0.0, "share of examples held out for the test metrics (never trained "
+                                   "or validated on)", min=0.0, max=0.9)
+    val_path: str | None = setting("str", None, "a separate validation file or folder, read as data.path is "
+                                   "(replaces val_fraction)", nullable=True)
+    test_path: str | None = setting("str", None, "a separate test file or folder, read as data.path is "
+                                    "(instead of test_fraction)", nullable=True)
 
     @classmethod
     def check_values(cls, values: dict[str, Any], path: str, problems: list[Problem]) -> None:
@@ -312,6 +319,18 @@ class DataSettings(Settings):
                 if not values.get(name):
                     problems.append(Problem(f"{path}.{name}", "the 'custom' source needs data.custom_file (a Python "
                                             "file) and data.custom_class (a Dataset class in it)"))
+        # test split and separate validation / test files (evaluation)
+        for name in ("val_path", "test_path"):
+            if values.get(name) and source not in PATH_SOURCES:
+                problems.append(Problem(f"{path}.{name}", f"the {source} source reads no file, so it cannot read a "
+                                        f"separate one; remove {name} or use test_fraction"))
+        test = values.get("test_fraction", 0.0)
+        if test and values.get("test_path"):
+            problems.append(Problem(f"{path}.test_fraction", "set either test_fraction or test_path, not both"))
+        elif test and not values.get("val_path") and test + values.get("val_fraction", 0.2) >= 0.95:
+            problems.append(Problem(f"{path}.test_fraction", f"val_fraction + test_fraction is "
+                                    f"{test + values.get('val_fraction', 0.2):g}, which leaves almost nothing "
+                                    "to train on; keep the sum below 0.95"))
 
 
 def custom(check, help: str, default: Any = None) -> Any:

@@ -27,6 +27,10 @@ early at epoch N (best at M)" in its FinishedEvent and run record. ``restore_bes
 epoch's weights back in the model at the end (kept in memory, or read from best.ckpt after a
 resume): the window's Export and Prediction use them; ``last.ckpt`` keeps the run's end.
 
+At the end of a finished run the main process evaluates the model it ends with on the test part
+(validation where there is none; evaluation.py, scikit-learn's metrics) and puts the report in
+the FinishedEvent (``evaluation``), so metrics.jsonl holds it.
+
 Losses stay on the device and are read every ``log_every`` steps in one transfer (one
 host sync instead of one per step); each step still gets its own ``StepEvent``.
 """
@@ -48,7 +52,7 @@ from workbench import fileio
 from workbench.data import bundle as data
 from workbench.errors import WorkbenchError
 from workbench.model import build
-from workbench.training import checkpoint, forecast, memory, optim
+from workbench.training import checkpoint, evaluation, forecast, memory, optim
 from workbench.training import events as ev
 from workbench.training.controls import Controls, Freeze, Request, controllable_paths, freeze, train_mode
 from workbench.training.loop import (GoodWeights, NonFiniteLoss, Parallel, StepRunner, StepWatch, evaluate,
@@ -575,7 +579,18 @@ class Engine:
         restored = self._restore_best(best)
         return self.emit(ev.FinishedEvent(self.step, epoch, b.val_acc, b.val_loss, b.epoch,
                                           self._elapsed(), str(self.run_dir), str(best) if best.exists() else None,
-                                          message, restored))
+                                          message, restored, self._evaluation()))
+
+    def _evaluation(self) -> dict | None:
+        """The final model's test metrics (validation where there is no test part), main
+        process only; a failure is logged and leaves the run finished."""
+        if not self.parallel.is_main or (self.data.test is None and self.data.val is None):
+            return None
+        try:
+            return evaluation.evaluate(self.model, self.data, loss=self.loss_name, device=self.device).to_dict()
+        except Exception:  # noqa: BLE001 - the training is done; its metrics must not turn it into a failure
+            _logger.exception("the final evaluation failed")
+            return None
 
     def _restore_best(self, best: Path) -> int | None:
         """early_stopping.restore_best: put the best epoch's weights into the model (kept in

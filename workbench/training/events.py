@@ -130,6 +130,9 @@ class FinishedEvent(Event):
     checkpoint: str | None
     message: str = ""  # "stopped early at epoch N (best at M)" when early stopping ended the run
     restored_epoch: int | None = None  # the model holds this epoch's weights (early_stopping.restore_best)
+    # the final model's test metrics (validation where there is no test part): evaluation.Report.to_dict();
+    # None where there is neither, or in a process other than the main one under torchrun
+    evaluation: dict | None = None
 
 
 @dataclass
