@@ -105,11 +105,15 @@ def test_a_bad_separate_file_is_named(tmp_path):
     write_csv(tmp_path / "other.csv", [(1, 2, "zebra"), (2, 3, "a")])
     write_csv(tmp_path / "wide.csv", [(1, 2, 3, "a"), (2, 3, 4, "b")], header=("a", "b", "c", "label"))
     base = {"source": "csv", "path": str(tmp_path / "train.csv")}
-    with pytest.raises(WorkbenchError, match="data.test_path: class 'zebra' is not among data.path's classes"):
+    # a CSV is read with data.path's encoders (tables.read_like): columns by name, classes by name
+    with pytest.raises(WorkbenchError, match=r"data.test_path: .*other.csv line 2: target column 'label' holds "
+                                             r"'zebra', a class train.csv does not have \(a, b\)"):
         load_data({**base, "test_path": str(tmp_path / "other.csv")})
-    wide = r"data.val_path: its examples have shape \[3\] but data.path's have \[2\]"
-    with pytest.raises(WorkbenchError, match=wide):
-        load_data({**base, "val_path": str(tmp_path / "wide.csv")})
+    write_csv(tmp_path / "narrow.csv", [(1, "a"), (2, "b")], header=("a", "label"))
+    with pytest.raises(WorkbenchError, match=r"data.val_path: .*narrow.csv: no column 'b', which train.csv has"):
+        load_data({**base, "val_path": str(tmp_path / "narrow.csv")})
+    wide = load_data({**base, "val_path": str(tmp_path / "wide.csv")})  # an extra column is not read
+    assert wide.task.input_shape == (2,) and wide.task.val_size == 2
     with pytest.raises(WorkbenchError, match="missing.csv"):
         load_data({**base, "val_path": str(tmp_path / "missing.csv")})
 

@@ -271,7 +271,11 @@ def read_other(raw, settings: DataSettings, path: str, train_idx: list[int]):
     A CSV file is read with the first file's column types, categories, classes and the training
     rows' (``train_idx``) fill values (``tables.read_like``), so its classes are raw's already."""
     if isinstance(raw, tables.TableSource):
-        x, y = tables.read_like(path, raw, train_idx)
+        which = "data.val_path" if path == settings.val_path else "data.test_path"
+        try:
+            x, y = tables.read_like(path, raw, train_idx)
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"{which}: {exc}") from None
         return replace(raw, x=x, y=y, val_x=None, val_y=None)
     return sources.read(replace(settings, path=path, val_path=None, test_path=None))
 
