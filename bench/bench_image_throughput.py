@@ -3,7 +3,8 @@ torchvision ``ImageFolder`` + ``DataLoader`` with the same transforms, workers a
 
 The folder (default 20,000 JPEGs, 10 classes, 64x64) is generated once and cached under the
 temp folder, keyed by its parameters. Ours: ``load_data`` of an ``image_folder`` source (its
-one-off scan of every file is set-up, not timed) and ``DataBundle.loader`` (PIL decoding, ``pin_memory`` on CUDA, persistent workers). Plain: what a
+one-off scan of every file is set-up, not timed) and ``DataBundle.loader``
+(PIL decoding, ``pin_memory`` on CUDA, persistent workers). Plain: what a
 person writes by hand: ``ImageFolder`` with PIL's loader, ``Resize`` + ``ToTensor`` +
 ``Normalize``, ``DataLoader(shuffle=True, num_workers=W, pin_memory=cuda,
 persistent_workers=W > 0)``. One process runs the two alternately, pass after pass over the
