@@ -290,7 +290,9 @@ class StartPage(QWidget):
         recent_box.addStretch(1)
 
         # new projects
-        self.new = EntryList("newList", 12, detail_lines=2)
+        # one line of description each (the whole of it in the tooltip): with the block templates
+        # (Inception, DenseNet, SE, U-Net) two lines each no longer fitted a 1024x700 window
+        self.new = EntryList("newList", 12, detail_lines=1)
         self.new.chosen.connect(lambda item: self.newRequested.emit(item.data(KEY)))
         self._fill_templates()
         new_box = QVBoxLayout()
@@ -323,7 +325,7 @@ class StartPage(QWidget):
         column.setMaximumWidth(MAX_WIDTH)
         inner = QVBoxLayout(column)
         inner.setContentsMargins(0, 0, 0, 0)
-        inner.setSpacing(18)
+        inner.setSpacing(14)
         inner.addLayout(head)
         inner.addWidget(self.message)
         inner.addLayout(self.columns)
@@ -335,7 +337,7 @@ class StartPage(QWidget):
         centred.addWidget(column, 100)
         centred.addStretch(1)
         upright = QVBoxLayout(body)  # a tall page keeps the column in its upper third
-        upright.setContentsMargins(32, 28, 32, 24)
+        upright.setContentsMargins(32, 20, 32, 16)
         upright.addStretch(1)
         upright.addLayout(centred)
         upright.addStretch(3)

@@ -294,6 +294,8 @@ def test_every_catalog_layer_kind_rebuilds_from_generated_source():
             continue
         if kind.name in skipped:  # test_backbones_all checks every backbone's generated source on meta
             continue
+        if kind.name == "Custom":  # needs a user's file: test_user_code exports one to every format
+            continue
         layer = L("layer", kind.name, kind.starter_args())
         for shape, dtype in candidates:
             spec = ModelSpec(shape, [layer], input_dtype=dtype)
@@ -311,4 +313,4 @@ def test_every_catalog_layer_kind_rebuilds_from_generated_source():
         with torch.no_grad():
             torch.testing.assert_close(rebuilt(x), model(x), msg=kind.name)
         tried += 1
-    assert tried == len(catalog.KINDS) - len(catalog.NESTING) - len(skipped)
+    assert tried == len(catalog.KINDS) - len(catalog.NESTING) - len(skipped) - 1  # - 1: Custom

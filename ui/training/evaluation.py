@@ -71,7 +71,7 @@ class ConfusionMatrix(QWidget):
         self.matrix: np.ndarray | None = None
         self.names: list[str] = []
         self.image: QImage | None = None
-        self.setMinimumSize(90, 90)
+        self.setMinimumSize(90, 56)  # small: the Last epoch / Test metrics tabs sit above it in the Training dock
         self.setMouseTracking(True)
 
     def set_matrix(self, matrix: list[list[int]], names: list[str]) -> None:

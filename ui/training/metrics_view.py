@@ -29,7 +29,7 @@ def _plot(x_label: str, y_label: str) -> pg.PlotWidget:
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.3)
     plot.setMenuEnabled(False)
-    plot.setMinimumSize(120, 120)
+    plot.setMinimumSize(90, 60)  # the Training dock keeps its minimum height (the window 755x484)
     return plot
 
 
