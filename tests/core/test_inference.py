@@ -194,3 +194,15 @@ def test_settings_that_do_nothing_get_advice_not_a_torch_warning(recwarn):
     assert not [w for w in recwarn if "dropout" in str(w.message)]
     deeper = _spec((7, 5), L("rnn", "LSTM", {"hidden_size": 4, "dropout": 0.5, "num_layers": 2}))
     assert build.infer(deeper).layers[0].advice == []
+
+
+def test_zero_and_constant_padding_need_the_dims_they_pad_besides_the_batch():
+    """ZeroPad2d on (1,) padded the batch (2 -> 4 examples) inside a Residual: found by the stack fuzzer in CI."""
+    b = build
+    for kind, shape in (("ZeroPad2d", (1,)), ("ZeroPad3d", (2, 3)), ("ConstantPad2d", (5,))):
+        args = {"padding": 1, **({"value": 0.0} if kind.startswith("Constant") else {})}
+        spec = ModelSpec(shape, [L("res", "Residual", {"projection": "auto"}, layers=[L("p", kind, args)])])
+        info = b.infer(spec)
+        assert not info.ok and "'p'" in str(info.error) and "besides the batch" in str(info.error)
+    ok = b.infer(ModelSpec((1, 8, 8), [L("p", "ZeroPad2d", {"padding": 1})]))
+    assert ok.ok and ok.layers[0].out_shape == (1, 10, 10)

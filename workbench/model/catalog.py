@@ -381,6 +381,14 @@ _ANY_SPATIAL = ((2, 3, 4), "(channels, length), (channels, height, width) or " +
 _WINDOW = ("kernel_size", "stride")
 
 
+def _pads_last(d: int) -> dict:
+    """Zero and constant padding pad the last ``d`` dims of any input, but an input with fewer
+    than ``d`` dims besides the batch would have the batch padded (the fuzz test found ZeroPad2d
+    on (1,) growing the batch from 2 to 4)."""
+    return {"ranked": True, "ranks": tuple(range(d, 5)),
+            "rank_hint": f"{d} to 4 dimensions besides the batch, e.g. {_RANK[d][1]}"}
+
+
 def _nn(name: str, category: str, dims: int | None = None, *, shape=None, ranked: bool = True, ranks=None,
         rank_hint: str = "", key_args: tuple[str, ...] = (), skip: tuple[str, ...] = (), over: dict | None = None,
         starter: dict | None = None, params: tuple[Param, ...] | None = None, factory=None, help: str = "",
@@ -474,10 +482,11 @@ def torch_kinds() -> tuple[LayerKind, ...]:
         _nn("Fold", "Reshape", 2, ranks=(2,), rank_hint="(channels x kernel positions, blocks)",
             key_args=("output_size", "kernel_size"), starter={"output_size": [4, 4], "kernel_size": 2}),
         _nn("Unfold", "Reshape", 2, key_args=_WINDOW, starter={"kernel_size": 2}),
-        *(_nn(f"{kind}Pad{d}d", "Reshape", d, ranked=kind not in ("Zero", "Constant"), key_args=("padding",),
-              starter={"padding": 1}) for kind in ("Zero", "Reflection", "Replication", "Circular") for d in (1, 2, 3)),
-        *(_nn(f"ConstantPad{d}d", "Reshape", d, ranked=False, key_args=("padding", "value"),
-              starter={"padding": 1, "value": 0.0}) for d in (1, 2, 3)),
+        *(_nn(f"{kind}Pad{d}d", "Reshape", d, key_args=("padding",), starter={"padding": 1},
+              **({} if kind not in ("Zero", "Constant") else _pads_last(d)))
+          for kind in ("Zero", "Reflection", "Replication", "Circular") for d in (1, 2, 3)),
+        *(_nn(f"ConstantPad{d}d", "Reshape", d, key_args=("padding", "value"),
+              starter={"padding": 1, "value": 0.0}, **_pads_last(d)) for d in (1, 2, 3)),
         # Sequence
         _nn("RNN", "Sequence", help="Elman recurrent network (tanh or ReLU) over a (length, features) sequence.",
             params=_RECURRENT_PARAMS[:2] + (_p("nonlinearity", "choice", "tanh", "tanh or relu between steps",
