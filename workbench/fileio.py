@@ -3,7 +3,7 @@ read-only folders and full disks; a failed write leaves the old file untouched.
 
 Temporary names carry the writing process's id (``.<name>.<pid>.<random>.tmp<suffix>``), so a
 later run can tell a temp file orphaned by a killed process from one being written right now
-(``clean_stale_temps``). ``regular_file`` refuses FIFOs, devices and folders before anything
+(``clean_stale_temps``). ``regular_file`` (and ``open_regular``) refuse FIFOs, devices and folders before anything
 opens them (opening a FIFO blocks forever)."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from workbench.errors import WorkbenchError
 
@@ -192,10 +192,35 @@ def regular_file(path: Path | str, what: str = "file") -> Path:
         raise WorkbenchError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if stat.S_ISREG(mode):
         return path
+    raise _not_regular(mode, path, what)
+
+
+def open_regular(path: str, what: str = "file") -> BinaryIO:
+    """``path`` opened for reading in binary if it is a regular file (or a link to one), in one
+    open and one fstat: the check ``regular_file`` makes, for readers that open many files (an
+    image folder's every example). The open does not block on a FIFO (O_NONBLOCK, which a
+    regular file ignores). Errors are WorkbenchErrors as ``regular_file``'s."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise WorkbenchError(f"{what} {path} does not exist") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise WorkbenchError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(mode, path, what)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_regular(mode: int, path: Path | str, what: str) -> WorkbenchError:
     kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             else "not a regular file")
-    raise WorkbenchError(f"{what} {path} is {kind}, not a regular file; give the path of a file")
+    return WorkbenchError(f"{what} {path} is {kind}, not a regular file; give the path of a file")
 
 
 def _mode(path: Path | str) -> int | None:

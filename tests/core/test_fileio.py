@@ -73,6 +73,25 @@ def test_regular_file_refuses_fifos_folders_and_missing_paths(tmp_path):
     assert fileio.regular_file(f) == f
 
 
+def test_open_regular_reads_files_and_refuses_fifos_folders_and_missing_paths_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    open_files = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(WorkbenchError, match=r"image .*pipe\.jpg is a FIFO"):
+        fileio.open_regular(str(fifo), "image")
+    with pytest.raises(WorkbenchError, match="is a folder"):
+        fileio.open_regular(str(tmp_path), "image")
+    with pytest.raises(WorkbenchError, match=r"image .*nope\.jpg does not exist"):
+        fileio.open_regular(str(tmp_path / "nope.jpg"), "image")
+    with pytest.raises(WorkbenchError, match="cannot read image"):
+        fileio.open_regular("a\0b.jpg", "image")
+    assert len(os.listdir("/proc/self/fd")) == open_files  # a refused FIFO or folder is closed again
+    f = tmp_path / "ok.jpg"
+    f.write_bytes(b"\xff\xd8 pixels")
+    with fileio.open_regular(str(f), "image") as fh:
+        assert fh.read() == b"\xff\xd8 pixels"
+
+
 @pytest.mark.parametrize("name", ["x" * 5000, "a\0b"], ids=["name-too-long", "nul-byte"])
 def test_impossible_paths_are_refused_by_every_loader(tmp_path, name):
     """Python 3.11's Path.exists() raises OSError for a name too long (found by the export CLI

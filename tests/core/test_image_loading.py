@@ -69,3 +69,29 @@ def test_batches_repeat_exactly_with_no_workers(tmp_path):
     assert len(tail) == len(full) - 2
     for (xa, ya), (xb, yb) in zip(full[2:], tail):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+@pytest.mark.parametrize("channels,side", [(3, 12), (3, 16), (1, 12)], ids=["rgb", "rgb-resized", "grey"])
+def test_an_image_with_no_pipeline_steps_gives_the_numbers_of_the_v2_steps_and_of_totensor(tmp_path, channels, side):
+    """A PIL image with no augmentation takes a shorter path to the tensor (bench_image_throughput);
+    it must give exactly what resize + ToImage + ToDtype + Normalize give, and what a plain
+    Resize + ToTensor + Normalize gives."""
+    from torchvision import transforms as T
+    from torchvision.transforms import v2
+
+    from workbench.data import augment
+
+    root = folder(tmp_path)
+    img = Image.open(next(root.glob("cat/*.jpg"))).convert("L" if channels == 1 else "RGB")
+    mean, std = ([0.5], [0.25]) if channels == 1 else ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    pipeline, _ = augment.pipelines(load_data({"source": "image_folder", "path": str(root)}).settings)
+    assert not len(pipeline)
+    got = augment.FileImage((side, side), channels, pipeline, (mean, std))(img)
+    steps = v2.Compose([v2.Resize([side, side], antialias=True), v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+                        v2.Normalize(mean, std)])
+    assert torch.equal(got, steps(img).as_subclass(torch.Tensor))
+    plain = T.Compose([T.Resize((side, side)), T.ToTensor(), T.Normalize(mean, std)])(img)
+    assert got.shape == (channels, side, side) and torch.allclose(got, plain, atol=1e-6)
+    unnormalised = augment.FileImage((side, side), channels, pipeline, None)(img)
+    assert torch.equal(unnormalised, v2.Compose(steps.transforms[:3])(img).as_subclass(torch.Tensor))
+    assert torch.allclose(unnormalised, T.Compose([T.Resize((side, side)), T.ToTensor()])(img), atol=1e-6)

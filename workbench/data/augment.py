@@ -330,10 +330,21 @@ class FileImage:
 
     def __init__(self, size: tuple[int, int], channels: int, pipeline: "Pipeline", norm: tuple | None):
         self.size, self.channels, self.pipeline, self.norm = list(size), channels, pipeline, norm
+        # With no pipeline steps, a PIL image already in the source's mode goes to a tensor in a
+        # few torch calls (as ToTensor + Normalize do), with the same numbers as the steps below.
+        self._direct_mode = None if len(pipeline) else ("L" if channels == 1 else "RGB")
+        self._mean = self._std = None
+        if norm is not None and all(norm[1]):  # a zero std is left to v2's own error
+            self._mean = torch.as_tensor(norm[0], dtype=torch.float32).view(-1, 1, 1)
+            self._std = torch.as_tensor(norm[1], dtype=torch.float32).view(-1, 1, 1)
+        elif norm is not None:
+            self._direct_mode = None
 
     def __call__(self, img) -> torch.Tensor:
         from torchvision.transforms.v2 import functional as F
 
+        if getattr(img, "mode", None) == self._direct_mode:
+            return self._direct(img)
         img = F.resize(img, self.size, antialias=True)
         if self.channels == 1:
             img = F.rgb_to_grayscale(img, num_output_channels=1)  # PIL or tensor, as v2.Grayscale(1)
@@ -344,6 +355,22 @@ class FileImage:
         if self.norm is not None:
             x = F.normalize(x, *self.norm)
         return x.as_subclass(torch.Tensor)
+
+    def _direct(self, img) -> torch.Tensor:
+        """A PIL image in the source's mode, with no pipeline: resized only when its size differs
+        (PIL's resize to the same size is a copy), 8-bit to float 0..1 as ``v2.ToDtype(scale=True)``
+        does (``mul_(1 / 255)``), then ``(x - mean) / std`` as ``v2.Normalize`` does."""
+        import numpy as np
+        from torchvision.transforms.v2 import functional as F
+
+        height, width = self.size
+        if img.size != (width, height):
+            img = F.resize(img, self.size, antialias=True)
+        x = torch.from_numpy(np.array(img, copy=True)).view(height, width, -1).permute(2, 0, 1).contiguous()
+        x = x.to(torch.float32).mul_(1.0 / 255)
+        if self._mean is not None:
+            x.sub_(self._mean).div_(self._std)
+        return x
 
     def __repr__(self) -> str:
         return f"FileImage(size={self.size}, channels={self.channels}, steps={len(self.pipeline)}, norm={self.norm})"

@@ -36,8 +36,7 @@ class ImageReader:
         from PIL import Image
 
         try:
-            fileio.regular_file(path, "image")  # a FIFO would block the open forever
-            with open(path, "rb") as fh:
+            with fileio.open_regular(path, "image") as fh:  # a FIFO would block a plain open forever
                 return Image.open(fh).convert(self.mode)
         except WorkbenchError:
             raise
