@@ -295,3 +295,27 @@ def test_an_argument_edit_repaints_only_the_rows_it_changed(window, qtbot):
 
 def shape_at(model, row: int) -> str:
     return model.index(row, SHAPE).data()
+
+
+def test_rows_in_a_frozen_block_show_a_locked_box_that_follows_moves_and_undo(window):
+    """A layer inside a frozen Residual is frozen with it: its Freeze cell is checked, locked and
+    names the block, from the moment it is dropped in until it is moved out or the block thaws."""
+    from ui.editor.stack_cells import freeze_box
+
+    doc, model = window.doc, window.stack.stack_model
+    doc.insert_layers([LayerSpec("block", "Residual", layers=[LayerSpec("inner", "Conv2d", {"out_channels": 32,
+                                                                                          "padding": 1})])],
+                      None, 3, "add block")
+    node = lambda layer_id: doc.spec.find(layer_id)  # noqa: E731
+    assert freeze_box(doc, node("inner")) == "box"
+    doc.set_frozen("block", True)
+    assert freeze_box(doc, node("inner")) == "locked"
+    assert "Frozen with the block 'block'" in model.index_of("inner", FROZEN).data(Qt.ItemDataRole.ToolTipRole)
+    doc.move(["conv2"], "block", None)  # into the frozen block: locked at once
+    assert freeze_box(doc, node("conv2")) == "locked"
+    doc.undo_stack.undo()  # out again
+    assert freeze_box(doc, node("conv2")) == "box"
+    doc.set_frozen("block", False)
+    assert freeze_box(doc, node("inner")) == "box"
+    doc.undo_stack.undo()
+    assert freeze_box(doc, node("inner")) == "locked"
