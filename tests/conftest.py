@@ -1,6 +1,7 @@
 """Test set-up: Qt offscreen unless a test asks otherwise; small torch thread pools; no
-downloads; a guard that fails any test leaving a QThread running; project data that both
-the core and the window tests use; and the bench/ scripts, run in their quick mode."""
+downloads; ``@pytest.mark.cuda`` tests skipped where there is no CUDA device; a guard that fails
+any test leaving a QThread running; project data that both the core and the window tests use;
+and the bench/ scripts, run in their quick mode."""
 from __future__ import annotations
 
 import ast
@@ -36,6 +37,17 @@ try:
     QThread.start = _tracking_start
 except ImportError:  # core-only environments
     QThread = None
+
+
+def pytest_collection_modifyitems(config, items):
+    """The one skip condition of ``@pytest.mark.cuda`` tests: no CUDA device here.
+    ``torch.cuda.is_available()`` asks the driver for a count; it creates no context."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,6 @@ import torch
 
 from workbench.training import memory
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
 def test_cpu_reading_sees_process_and_system_memory():
     r = memory.read()
     assert 0 < r.process_rss <= r.process_peak
@@ -72,7 +69,7 @@ def test_polling_a_process_that_uses_one_gpu_of_several_leaves_the_others_alone(
     assert read == [0, 0, 2]
 
 
-@needs_cuda
+@pytest.mark.cuda
 def test_real_cuda_allocation_shows_in_the_reading():
     x = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")
     r = memory.read(["cuda:0"])
