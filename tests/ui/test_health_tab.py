@@ -51,6 +51,20 @@ def test_strips_are_layers_by_samples_with_the_chosen_metric(qtbot):
     assert math.isnan(np.array(view.columns["grad_norm"])[0, 1])
 
 
+def test_samples_that_arrive_while_the_tab_is_hidden_are_drawn_when_it_shows(qtbot):
+    view = HealthView()
+    qtbot.addWidget(view)
+    view.resize(700, 300)
+    for step in (1, 51):
+        view.add(sample(step))
+    assert view.image.image is None  # hidden: nothing drawn yet (the training keeps the CPU)
+    view.show()
+    assert view.image.image.shape == (3, 2)
+    assert "3 layers, 2 samples at steps 1..51" in view.note.text()
+    view.add(sample(101))  # shown: drawn at once
+    assert view.image.image.shape == (3, 3)
+
+
 def test_a_new_run_starts_the_strips_over(qtbot):
     view = HealthView()
     qtbot.addWidget(view)

@@ -82,6 +82,7 @@ class HealthView(QWidget):
 
     # ------------------------------------------------------------ data
     def clear(self) -> None:
+        self._stale = False
         self.layers, self.steps = [], []
         self.columns = {column: [] for _, column, _, _ in METRICS}
         self.image.clear()
@@ -96,7 +97,15 @@ class HealthView(QWidget):
         self.steps.append(event.step)
         for _, column, _, _ in METRICS:
             self.columns[column].append([MISSING if v is None else v for v in getattr(event, column)])
-        self.redraw()
+        if self.isVisible():
+            self.redraw()
+        else:  # another tab is up: drawn when this one shows (a hidden redraw costs the training's CPU)
+            self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.redraw()
 
     def metric(self) -> tuple[str, str, bool, tuple[float, float] | None]:
         return METRICS[max(0, self.chooser.currentIndex())]
@@ -113,6 +122,7 @@ class HealthView(QWidget):
 
     # ------------------------------------------------------------ drawing
     def redraw(self) -> None:
+        self._stale = False
         title, column, log, fixed = self.metric()
         if not self.steps:
             return
