@@ -258,6 +258,24 @@ def test_cli_prints_the_table_and_writes_json(digits_project, tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"validation split: {len(engine.data.val)} examples")
 
 
+def test_workbench_train_prints_the_final_models_test_metrics_where_there_is_a_test_split(tmp_path, capsys):
+    from workbench.project import project_file
+
+    proj = templates.load("digits_mlp")
+    proj.data = replace(proj.data, test_fraction=0.2)
+    proj.training = replace(proj.training, epochs=1)
+    project_file.save(proj, tmp_path / "t.wbproj")
+    assert main(["train", str(tmp_path / "t.wbproj"), "--out", str(tmp_path / "run"), "-q"]) == 0
+    printed = capsys.readouterr().out
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["evaluation"]
+    assert f"final weights on the test split: {logged['size']} examples" in printed
+    assert "macro avg" in printed and f"accuracy {logged['accuracy']:.4f}" in printed
+    proj.data = replace(proj.data, test_fraction=0.0)  # validation only: the summary line says it all
+    project_file.save(proj, tmp_path / "v.wbproj")
+    assert main(["train", str(tmp_path / "v.wbproj"), "--out", str(tmp_path / "run2"), "-q"]) == 0
+    assert "test split" not in capsys.readouterr().out
+
+
 def test_cli_bad_input_exits_2_with_one_error_line(digits_project, tmp_path, capsys):
     path, ckpt, _ = digits_project
     other = build.build_model(templates.load("digits_cnn").model)

@@ -158,6 +158,8 @@ def _train(args, proj, par) -> int:
     if isinstance(end, ev.FinishedEvent):
         if main:
             print(summary(end))
+            for line in test_lines(end):
+                print(printable(line))
         return 0
     if isinstance(end, ev.StoppedEvent):
         if main:
@@ -185,6 +187,17 @@ def summary(end: ev.FinishedEvent) -> str:
     held = f"; the model holds epoch {end.restored_epoch}'s weights (best.ckpt)" if end.restored_epoch else ""
     return (f"finished {end.epochs} epochs ({end.step} steps) in {clock(end.seconds)}{early}: {best}{held}; "
             f"run folder {end.run_dir}")
+
+
+def test_lines(end: ev.FinishedEvent) -> list[str]:
+    """The final model's test metrics as ``workbench evaluate`` prints them, where the data has a
+    test part (with only validation data the summary line already gives its best figure)."""
+    if not end.evaluation or end.evaluation.get("split") != "test":
+        return []
+    from workbench.training import evaluation
+
+    report = evaluation.Report.from_dict(end.evaluation)
+    return [f"final weights on the {report.lines()[0]}", *report.lines()[1:]]
 
 
 def _save_record(proj, record: dict | None) -> None:
