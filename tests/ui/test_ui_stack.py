@@ -319,3 +319,15 @@ def test_rows_in_a_frozen_block_show_a_locked_box_that_follows_moves_and_undo(wi
     assert freeze_box(doc, node("inner")) == "box"
     doc.undo_stack.undo()
     assert freeze_box(doc, node("inner")) == "locked"
+
+
+def test_the_layer_column_widens_for_a_longer_name_once_edits_pause(window, qtbot):
+    from ui.editor.stack_view import FIT_AFTER_EDIT_MS
+
+    view = window.stack
+    long_name = "a_much_longer_layer_name_than_before"
+    need = view.fontMetrics().horizontalAdvance(long_name)
+    assert view.columnWidth(ID) < need
+    window.doc.rename("fc", long_name)
+    assert view.columnWidth(ID) < need  # not inside the edit's own frame
+    qtbot.waitUntil(lambda: view.columnWidth(ID) >= need, timeout=FIT_AFTER_EDIT_MS + 2000)

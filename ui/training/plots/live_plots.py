@@ -37,7 +37,9 @@ from ui.training.plots.level_of_detail import Peaks, visible_range
 from ui.training.plots.overlay import Overlay
 from ui.training.plots.steady_range import Follow, SparseAxis, bounds
 
-REDRAW_MS = 333  # at most 3 Hz: at 5 Hz the plots took 3.7% of a core during a digits run in the window (2 cores), at 3 Hz ~1.7%: every point of the UI thread is taken from the training
+# at most 3 Hz: at 5 Hz the plots took 3.7% of a core during a digits run in the window (2 cores),
+# at 3 Hz ~1.7%; every point of the UI thread's time is taken from the training
+REDRAW_MS = 333
 BUDGET = 0.05  # share of the UI thread the plots may take: slower frames come less often
 SYMBOLS_UP_TO = 60  # epochs: more points than that draw as a plain line (symbols cost per point)
 AXIS_NAMES = {"step": "Step", "epoch": "Epoch", "time": "Wall time"}
