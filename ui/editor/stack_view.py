@@ -14,7 +14,8 @@ with nothing selected the inspector shows the model input, so Delete removes wha
 Columns are sized from their contents (``fit_columns``): every column gets what its widest
 text needs; a narrow view takes the room from Arguments first (it elides, the tooltip has
 them all), then Type, then Layer, so Output shape, Params and Freeze stay in view; a wide
-view shares the extra room among the text columns.
+view shares the extra room among the text columns. After an edit they re-fit once edits pause
+(``FIT_AFTER_EDIT_MS``), outside the edit's frame.
 
 The cost columns (MACs, Memory, Latency: ``ProjectDocument.costs``) come after Freeze. The
 header's context menu shows or hides each (remembered in the settings, ``remember_columns``);
