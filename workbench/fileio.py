@@ -186,10 +186,8 @@ def regular_file(path: Path | str, what: str = "file") -> Path:
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise WorkbenchError(f"{what} {path} does not exist") from None
     except OSError as exc:
-        raise WorkbenchError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise _unreadable(exc, path, what) from None
     if stat.S_ISREG(mode):
         return path
     raise _not_regular(mode, path, what)
@@ -202,10 +200,8 @@ def open_regular(path: str, what: str = "file") -> BinaryIO:
     regular file ignores). Errors are WorkbenchErrors as ``regular_file``'s."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise WorkbenchError(f"{what} {path} does not exist") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
-        raise WorkbenchError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise _unreadable(exc, path, what) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -214,6 +210,12 @@ def open_regular(path: str, what: str = "file") -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _unreadable(exc: OSError | ValueError, path: Path | str, what: str) -> WorkbenchError:
+    if isinstance(exc, FileNotFoundError):
+        return WorkbenchError(f"{what} {path} does not exist")
+    return WorkbenchError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}")
 
 
 def _not_regular(mode: int, path: Path | str, what: str) -> WorkbenchError:

@@ -95,3 +95,22 @@ def test_an_image_with_no_pipeline_steps_gives_the_numbers_of_the_v2_steps_and_o
     unnormalised = augment.FileImage((side, side), channels, pipeline, None)(img)
     assert torch.equal(unnormalised, v2.Compose(steps.transforms[:3])(img).as_subclass(torch.Tensor))
     assert torch.allclose(unnormalised, T.Compose([T.Resize((side, side)), T.ToTensor()])(img), atol=1e-6)
+
+
+def test_with_pipeline_steps_a_tensor_or_pil_image_takes_the_steps(tmp_path):
+    """Only a PIL image with no steps takes the short path; a uint8 tensor (the Prediction dock)
+    or any image with steps goes through the pipeline."""
+    from workbench.data import augment
+    from workbench.project.settings import DataSettings
+
+    problems: list = []
+    section = {"source": "image_folder", "path": str(tmp_path),
+               "augment_eval": [{"type": "CenterCrop", "args": {"size": 8}}]}
+    settings = DataSettings.from_json(section, "$.data", problems)
+    assert not problems
+    _, crop = augment.pipelines(settings)
+    image = augment.FileImage((12, 10), 3, crop, ([0.5] * 3, [0.5] * 3))
+    pil = Image.open(next(folder(tmp_path).glob("cat/*.jpg"))).convert("RGB")
+    as_tensor = torch.as_tensor(np.array(pil)).permute(2, 0, 1).contiguous()
+    assert tuple(image(pil).shape) == tuple(image(as_tensor).shape) == (3, 8, 8)
+    assert torch.allclose(image(pil), image(as_tensor), atol=0.01)

@@ -196,8 +196,8 @@ def test_lines(end: ev.FinishedEvent) -> list[str]:
         return []
     from workbench.training import evaluation
 
-    report = evaluation.Report.from_dict(end.evaluation)
-    return [f"final weights on the {report.lines()[0]}", *report.lines()[1:]]
+    title, *table = evaluation.Report.from_dict(end.evaluation).lines()
+    return [f"final weights on the {title}", *table]
 
 
 def _save_record(proj, record: dict | None) -> None:

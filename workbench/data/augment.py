@@ -341,9 +341,10 @@ class FileImage:
             self._direct_mode = None
 
     def __call__(self, img) -> torch.Tensor:
+        from PIL import Image
         from torchvision.transforms.v2 import functional as F
 
-        if getattr(img, "mode", None) == self._direct_mode:
+        if self._direct_mode is not None and isinstance(img, Image.Image) and img.mode == self._direct_mode:
             return self._direct(img)
         img = F.resize(img, self.size, antialias=True)
         if self.channels == 1:
