@@ -379,3 +379,36 @@ def test_settings_form_edits_replace_the_settings_and_undo_redo(qtbot, window):
     doc.undo_stack.redo()
     assert doc.project.training.optimizer.lr == 0.02
     assert doc.project.to_json()["training"]["optimizer"]["lr"] == 0.02
+
+
+def test_the_open_window_keeps_its_start_up_objects_out_of_full_collections(qtbot, isolated_settings):
+    """A full collection holds the GIL while it walks every object: with the window's start-up
+    objects frozen it walks only what came after, and closing the window hands them back, so a
+    cycle that was alive at start-up and dropped later is still collected."""
+    import gc
+    import weakref
+
+    from ui.main_window import MainWindow
+
+    gc.unfreeze()  # a window some other test left open
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.me = cycle
+    dropped = weakref.ref(cycle)
+    window = MainWindow(project=templates.load("digits_cnn"))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > 0)
+    assert gc.get_freeze_count() > 100_000  # the modules, the widgets, the project
+    assert len(gc.get_objects()) < gc.get_freeze_count() / 10  # what a full collection now walks
+    del cycle
+    gc.collect()
+    assert dropped() is not None  # frozen: out of the collector's reach while the window is open
+    window.doc.undo_stack.setClean()
+    window.close()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert dropped() is None
