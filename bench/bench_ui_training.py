@@ -8,8 +8,9 @@ nothing to hide behind but the GIL (goal there: ratio <= 1.02).
 Rounds pair a headless run with a window run in one process, in alternating order, so both
 sides of a round see the same machine load: on the shared 2-core machine the same headless run
 measures anywhere from 6,000 to 9,000 samples/s from one process or minute to the next, so only
-paired figures compare. Headless: ``Engine(project).run()`` as ``workbench train`` runs it, on a
-fresh thread while the main thread waits (its OpenMP team ends with the thread, as it would
+paired figures compare. Headless: ``Engine(project).run()`` with the health handlers (sampling
+every ``training.health_every`` steps), as ``workbench train`` runs it, on a fresh thread
+while the main thread waits (its OpenMP team ends with the thread, as it would
 with a process; a long-lived trained thread's team would throttle the window's). Window: the
 real MainWindow (Qt offscreen platform unless QT_QPA_PLATFORM says otherwise), Start pressed
 through the Training dock, live plots, evaluation and memory gauges running, while a 10 ms
@@ -43,6 +44,7 @@ import torch  # noqa: E402
 from PySide6.QtCore import QEvent, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from workbench.insight import health  # noqa: E402
 from workbench.training import events as ev  # noqa: E402
 from workbench.project import templates  # noqa: E402
 from workbench.training.engine import Engine  # noqa: E402
@@ -67,11 +69,12 @@ def project(case: str, epochs: int, folder: Path, quick: bool = False):
 
 
 def headless(case: str, epochs: int, folder: Path, quick: bool) -> tuple[list[float], int]:
-    """``Engine(project).run()`` with nothing else going on, as ``workbench train`` does, on a fresh
-    thread while the main thread waits: its OpenMP team ends with it, as it would with a process."""
+    """``Engine(project).run()`` with its health handlers and nothing else going on, as ``workbench
+    train`` does, on a fresh thread while the main thread waits: its OpenMP team ends with it, as
+    it would with a process."""
     seconds: list[float] = []
-    engine = Engine(project(case, epochs, folder, quick), handlers=[lambda e: isinstance(e, ev.EpochEvent)
-                                                                    and seconds.append(e.seconds)])
+    engine = Engine(project(case, epochs, folder, quick),
+                    handlers=[*health.handlers(), lambda e: isinstance(e, ev.EpochEvent) and seconds.append(e.seconds)])
     ends: list = []
     thread = threading.Thread(target=lambda: ends.append(engine.run()), name="headless")
     thread.start()
