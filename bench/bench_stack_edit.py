@@ -69,7 +69,7 @@ def main() -> None:
     from ui.document.project_document import ProjectDocument
     from ui.main_window import MainWindow
 
-    from ui.training.engine_bridge import warm_up_optimizers
+    from ui.training.engine_bridge import warm_up_imports
 
     doc = ProjectDocument(projects.new("bench", stack(n_layers)))
     layer_id = f"fc{n_layers // 2}"
@@ -94,7 +94,7 @@ def main() -> None:
     window = open_window()
     results["startup"] = timed(edit_in(window), edits)
     window.training.panel.probe.wait()  # the start-up work ends: steady state from here
-    warm_up_optimizers().join()
+    warm_up_imports().join()
     app.processEvents()
     results["window"] = timed(edit_in(window), edits)
     results["full"] = timed(edit_in(window, full=True), edits)

@@ -27,7 +27,7 @@ from workbench.errors import WorkbenchError
 from ui.insight.health_view import AlertBanners, HealthView
 from ui.training.plots import overlay as run_overlay
 from ui.common.workers import Worker, start_worker
-from ui.training.engine_bridge import TrainingRun, run_settings, warm_up_optimizers
+from ui.training.engine_bridge import TrainingRun, run_settings, warm_up_imports
 from ui.training.evaluation import EvaluationPanel
 from ui.training.gauges import MemoryGauges
 from ui.training.plots.series import RunSeries
@@ -84,7 +84,7 @@ class TrainingDock(QWidget):
         self.live_structure: str | None = None
         self.last_end: ev.Event | None = None
         self._failure: ev.FailedEvent | None = None  # the last failed run, for its details
-        warm_up_optimizers()
+        warm_up_imports()
         self.panel = TrainingPanel(self.doc)
         self.plots = LivePlots()
         self.evaluation = EvaluationPanel()

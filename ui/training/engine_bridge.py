@@ -15,6 +15,7 @@ thread-safe ``controls``; it applies them between two steps.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -41,19 +42,23 @@ _warm_lock = threading.Lock()
 _warm_thread: threading.Thread | None = None
 
 
-def warm_up_optimizers() -> threading.Thread:
-    """Import torch._dynamo on a plain thread now (once per process): the first
-    ``torch.optim`` optimiser imports it (~1.2 s of Python that holds the GIL), which froze
-    the window for ~200 ms when it happened in the engine thread at the first Start."""
+def warm_up_imports() -> threading.Thread:
+    """Import on a plain thread now (once per process) what the first run would import in the
+    engine thread, where a module's import holds the GIL for stretches the window cannot use:
+    torch._dynamo, which the first ``torch.optim`` optimiser imports (~1.2 s of Python; it froze
+    the window for ~200 ms at the first Start), and the run log's TensorBoard writer and
+    scikit-learn's metrics (~140 ms together under ``-X importtime``; a 70 ms heartbeat gap at
+    one first Start of three)."""
     global _warm_thread
     with _warm_lock:
         if _warm_thread is None:
             def work():
-                try:
-                    import torch._dynamo  # noqa: F401
-                except Exception:  # an optional speed-up: a failure here shows at the first Start
-                    _logger.debug("torch._dynamo warm-up failed", exc_info=True)
-            _warm_thread = threading.Thread(target=work, name="workbench-optim-warm-up", daemon=True)
+                for name in ("torch._dynamo", "torch.utils.tensorboard.writer", "sklearn.metrics"):
+                    try:
+                        importlib.import_module(name)
+                    except Exception:  # optional here: a real failure shows where the run needs it
+                        _logger.debug("warming up %s failed", name, exc_info=True)
+            _warm_thread = threading.Thread(target=work, name="workbench-import-warm-up", daemon=True)
             _warm_thread.start()
         return _warm_thread
 
