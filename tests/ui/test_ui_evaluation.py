@@ -99,3 +99,34 @@ def test_collect_evaluates_the_epochs_mistakes_and_spread_samples(tmp_path):
     assert all(s.image is not None and s.image.shape == (8, 8) for s in grid.samples)
     true_labels = [int(engine.data.val[s.index][1]) for s in grid.samples]
     assert true_labels == [s.true for s in grid.samples]
+
+
+def test_collect_reads_the_validation_pass_verdicts_without_predicting_again(tmp_path):
+    """The sample grid costs the training thread no second forward pass: its predictions are the
+    epoch's validation pass's, the same as predicting those examples afresh."""
+    import torch
+
+    from workbench.training.optim import predict
+
+    proj = templates.load("digits_cnn")
+    proj.training = replace(proj.training, epochs=2, tensorboard=False)
+    grids, forwards = [], []
+    engine = None
+
+    def on_event(e):
+        if isinstance(e, ev.EpochEvent):
+            hook = engine.model.register_forward_hook(lambda *_: forwards.append(1))
+            try:
+                grids.append(collect(engine, e, n=12))
+            finally:
+                hook.remove()
+            with torch.no_grad():  # the truth: those examples predicted now, by the same weights
+                x = torch.stack([torch.as_tensor(engine.data.val_example(s.index)[0]) for s in grids[-1].samples])
+                pred, conf = predict(engine.model(x), engine.loss_name)
+            grids[-1] = (grids[-1], pred.tolist(), conf.tolist())
+    engine = Engine(proj, run_dir=tmp_path / "r", handlers=[on_event])
+    assert isinstance(engine.run(), ev.FinishedEvent)
+    assert len(grids) == 2 and forwards == []
+    for grid, pred, conf in grids:
+        assert [s.predicted for s in grid.samples] == pred
+        assert [s.confidence for s in grid.samples] == pytest.approx(conf, abs=1e-5)

@@ -55,8 +55,8 @@ from workbench.model import build
 from workbench.training import checkpoint, evaluation, forecast, memory, optim
 from workbench.training import events as ev
 from workbench.training.controls import Controls, Freeze, Request, controllable_paths, freeze, train_mode
-from workbench.training.loop import (GoodWeights, NonFiniteLoss, Parallel, StepRunner, StepWatch, evaluate,
-                                    resolve_device)
+from workbench.training.loop import (Evaluation, GoodWeights, NonFiniteLoss, Parallel, StepRunner, StepWatch,
+                                    evaluate, resolve_device)
 from workbench.training.run_lock import RunLock
 from workbench.training.runlog import MetricsLog, TensorBoardLog
 from workbench.training.state import Best, RunShape, TrainingState, set_rng_state
@@ -104,6 +104,7 @@ class Engine:
         self.loader = self.val_loader = None
         self.steps_per_epoch = 0
         self.runner: StepRunner | None = None
+        self.last_validation: Evaluation | None = None  # the newest epoch's validation pass
         self.state: TrainingState | None = None
         self.keeper: GoodWeights | None = None
         self.watch: StepWatch | None = None  # looks inside every watch.every-th step (watch_steps)
@@ -501,6 +502,7 @@ class Engine:
             self._validating = False
             if result is None:
                 return "stop"
+        self.last_validation = result  # handlers of the EpochEvent read its predictions (samples.collect)
         metrics = {"val_loss": result.loss if result else None, "train_loss": train_loss,
                    "val_acc": result.acc if result else None}
         better = self._is_better(train_loss, result, metrics)

@@ -188,6 +188,10 @@ class Evaluation:
     per_class: list[float | None]
     confusion: list[list[int]]
     mistakes: list[tuple[int, int, int, float]]  # (index, true, predicted, confidence)
+    # every example's prediction and its confidence, on the CPU in the loader's order (one process,
+    # classes only): the window's sample grid reads its picks here instead of predicting them again
+    predicted: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
 
 
 def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str,
@@ -242,7 +246,8 @@ def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str
                 for c, i in zip(top.values.tolist(), top.indices.tolist()) if c >= 0]
     if parallel.world_size > 1:
         mistakes = sorted((m for part in parallel.gather(mistakes) for m in part), key=lambda m: -m[3])[:worst]
-    return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes)
+        return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes)
+    return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes, pred.cpu(), conf.float().cpu())
 
 
 def resolve_device(name: str | None) -> torch.device:

@@ -1,7 +1,9 @@
 """Validation samples with predicted and true labels, gathered in the engine thread.
 
 ``collect`` runs right after an epoch's validation (the engine hands its EpochEvent to the
-handlers there, with the model idle in eval mode; ``SampleCollector`` is that handler) and
+handlers there, with the model idle in eval mode; ``SampleCollector`` is that handler): it
+reads the picks' predictions from that pass (``engine.last_validation``), predicting them
+again only where the pass has none (several processes, a split that changed size), and
 returns plain data only: small uint8 images (or a short text for table rows), labels and
 confidences, worst mistakes first. The window draws it; no tensor and no Qt object crosses
 the thread.
@@ -66,12 +68,17 @@ def collect(engine, event: ev.EpochEvent, n: int = 12) -> SampleGrid | None:
     if not picks:
         return None
     examples = [bundle.val_example(i) for i in picks]
-    x = torch.stack([torch.as_tensor(e[0]) for e in examples])
-    runner = engine.runner
-    with torch.no_grad(), runner.autocast():
-        out = runner.model(x.to(engine.device))
-    pred, conf = optim.predict(out, engine.loss_name)
-    conf, pred = conf.float().cpu().tolist(), pred.cpu().tolist()
+    seen = getattr(engine, "last_validation", None)
+    if seen is not None and seen.predicted is not None and len(seen.predicted) == len(bundle.val):
+        # the epoch's validation pass predicted every example already: the same verdicts, no second forward
+        pred, conf = seen.predicted[picks].tolist(), seen.confidence[picks].tolist()
+    else:
+        x = torch.stack([torch.as_tensor(e[0]) for e in examples])
+        runner = engine.runner
+        with torch.no_grad(), runner.autocast():
+            out = runner.model(x.to(engine.device))
+        pred, conf = optim.predict(out, engine.loss_name)
+        conf, pred = conf.float().cpu().tolist(), pred.cpu().tolist()
     samples = []
     for i, (idx, (xi, yi)) in enumerate(zip(picks, examples)):
         image, text = (to_image(xi), "") if task.is_image else (None, describe(xi))
