@@ -47,7 +47,7 @@ def warm_up_imports() -> threading.Thread:
     engine thread, where a module's import holds the GIL for stretches the window cannot use:
     torch._dynamo, which the first ``torch.optim`` optimiser imports (~1.2 s of Python; it froze
     the window for ~200 ms at the first Start), and the run log's TensorBoard writer and
-    scikit-learn's metrics (~140 ms together under ``-X importtime``; a 70 ms heartbeat gap at
+    scikit-learn's metrics (~150 ms together under ``-X importtime``; a 70 ms heartbeat gap at
     one first Start of three)."""
     global _warm_thread
     with _warm_lock:

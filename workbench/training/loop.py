@@ -188,7 +188,7 @@ class Evaluation:
     per_class: list[float | None]
     confusion: list[list[int]]
     mistakes: list[tuple[int, int, int, float]]  # (index, true, predicted, confidence)
-    # every example's prediction and its confidence, on the CPU in the loader's order (one process,
+    # every example's prediction and its confidence, on the device in the loader's order (one process,
     # classes only): the window's sample grid reads its picks here instead of predicting them again
     predicted: torch.Tensor | None = None
     confidence: torch.Tensor | None = None
@@ -247,7 +247,7 @@ def evaluate(runner: StepRunner, loader, num_classes: int | None, loss_name: str
     if parallel.world_size > 1:
         mistakes = sorted((m for part in parallel.gather(mistakes) for m in part), key=lambda m: -m[3])[:worst]
         return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes)
-    return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes, pred.cpu(), conf.float().cpu())
+    return Evaluation(loss_value, acc, per_class, matrix.tolist(), mistakes, pred, conf)
 
 
 def resolve_device(name: str | None) -> torch.device:

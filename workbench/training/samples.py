@@ -68,10 +68,10 @@ def collect(engine, event: ev.EpochEvent, n: int = 12) -> SampleGrid | None:
     if not picks:
         return None
     examples = [bundle.val_example(i) for i in picks]
-    seen = getattr(engine, "last_validation", None)
+    seen = engine.last_validation
     if seen is not None and seen.predicted is not None and len(seen.predicted) == len(bundle.val):
         # the epoch's validation pass predicted every example already: the same verdicts, no second forward
-        pred, conf = seen.predicted[picks].tolist(), seen.confidence[picks].tolist()
+        pred, conf = seen.predicted[picks].tolist(), seen.confidence[picks].float().tolist()
     else:
         x = torch.stack([torch.as_tensor(e[0]) for e in examples])
         runner = engine.runner
